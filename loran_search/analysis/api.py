@@ -1,0 +1,138 @@
+"""``write_report``: the one call that analyses a study and writes every output."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import BaseStorage
+
+    from loran_search.analysis.report import Analysis
+
+
+class ReportError(ValueError):
+    """A report cannot be written: unknown study, missing storage, bad format."""
+
+
+def open_storage(url: str | BaseStorage) -> str | BaseStorage:
+    """The Optuna storage behind ``url`` without ever creating one.
+
+    ``sqlite:///PATH`` must name an existing file (Optuna would silently create an empty one);
+    ``journal:PATH`` opens a journal file; any other URL (``postgresql://…``, ``mysql://…``) is
+    handed to Optuna unchanged. A storage object is returned as it is.
+
+    Raises:
+        ReportError: The SQLite or journal file does not exist.
+    """
+    if not isinstance(url, str):
+        return url
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+        if path and path != ":memory:" and not Path(path).exists():
+            raise ReportError(
+                f"No study database at {path} (storage {url}). Check the path (relative paths "
+                "are taken from the current directory), or run the study first: "
+                "`loran-search run FILE`."
+            )
+        return url
+    if url.startswith("journal:"):
+        import optuna
+
+        path = url[len("journal:") :]
+        if path.startswith("//"):
+            path = path[2:]
+        if not Path(path).exists():
+            raise ReportError(f"No journal file at {path} (storage {url}).")
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+    return url
+
+
+def load_study(storage: str | BaseStorage, study_name: str) -> optuna.Study:
+    """Load ``study_name`` from ``storage``.
+
+    Raises:
+        ReportError: No such study; the message lists the studies the storage holds.
+    """
+    import optuna
+
+    opened = open_storage(storage)
+    try:
+        return optuna.load_study(study_name=study_name, storage=opened)
+    except KeyError:
+        names = optuna.get_all_study_names(storage=opened)
+        where = storage if isinstance(storage, str) else type(storage).__name__
+        raise ReportError(
+            f"Study '{study_name}' is not in {where}. It holds: "
+            f"{', '.join(sorted(names)) or 'no study'}. Pass one of those with --study, or the "
+            "study YAML that created it."
+        ) from None
+
+
+def write_report(
+    *,
+    storage: str | BaseStorage,
+    study_name: str,
+    out_dir: str | Path,
+    formats: Collection[str] | None = None,
+    dashboard: bool = True,
+    artifact_dir: str | Path | None = None,
+    correction: str = "holm",
+    messages: list[str] | None = None,
+    analysis_out: list[Any] | None = None,
+) -> Path:
+    """Analyse a study and write its report.
+
+    Args:
+        storage: Storage URL (``sqlite:///…``, ``journal:…``, ``postgresql://…``) or object.
+        study_name: The study to analyse.
+        out_dir: Directory for the outputs (created).
+        formats: Subset of ``md``, ``html``, ``csv``, ``json``; ``None`` writes all.
+        dashboard: Save the summary as the study's note and the figures as study artifacts.
+        artifact_dir: Artifact store directory; default ``<out_dir>/artifacts``.
+        correction: Multiple-comparison correction, ``holm`` (default) or ``bh``.
+        messages: If given, receives one line per written file and dashboard action.
+        analysis_out: If given, receives the :class:`~loran_search.analysis.report.Analysis`.
+
+    Returns:
+        ``out_dir`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ReportError: Unknown study, missing storage file, unknown format or correction.
+    """
+    from loran_search.analysis.report import FORMATS, analyse, write_outputs
+    from loran_search.analysis.stats import CORRECTIONS
+
+    chosen = set(formats or FORMATS)
+    unknown = sorted(chosen - set(FORMATS))
+    if unknown:
+        raise ReportError(
+            f"Unknown report format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}."
+        )
+    if correction not in CORRECTIONS:
+        raise ReportError(
+            f"Unknown correction {correction!r}; choose from {', '.join(CORRECTIONS)}."
+        )
+    out = Path(out_dir)
+    study = load_study(storage, study_name)
+    analysis: Analysis = analyse(study, correction=correction)
+    written = write_outputs(analysis, out, chosen)
+    if messages is not None:
+        messages += [f"wrote {p}" for p in written]
+    if dashboard:
+        from loran_search.analysis.dashboard import publish
+
+        adir = Path(artifact_dir) if artifact_dir is not None else out / "artifacts"
+        uploads = [
+            p
+            for p in written
+            if p.suffix == ".png" or p.name in ("report.html", "configurations.csv")
+        ]
+        lines = publish(study, analysis, report_dir=out, artifact_dir=adir, files=uploads)
+        if messages is not None:
+            messages += lines
+    if analysis_out is not None:
+        analysis_out.append(analysis)
+    return out

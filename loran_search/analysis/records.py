@@ -1,0 +1,358 @@
+"""Read a study's trials into tidy tables, tolerant of older and partial trial records.
+
+The trial record is the contract of DESIGN.md: params ``activation``, ``rank`` and
+``<activation>.<param>``; user_attrs ``role``, ``activation_spec`` (``{name, family, params}``),
+``seed_metrics`` (``{"<seed>": {metric: value}}``), ``stability``
+(``{"<seed>": {diverged, grad_norm_max, loss_spikes, final_train_loss}}``), ``cost``
+(``{train_seconds, peak_memory_mb, trainable_params}``), ``failure``, ``record_version`` and
+``history`` (``{"<seed>": [{step, loss, grad_norm, lr, ...}]}``).
+
+Two tables come out:
+
+* ``trials``: one row per trial (state, role, activation, family, rank, resolved parameters,
+  configuration key, cost, failure, record version);
+* ``runs``: one row per (trial, seed) — the seed's metric and stability telemetry. This is the
+  unit every statistic is computed from.
+
+A *configuration* is ``(activation, rank, resolved parameters)``; trials that share it are grouped.
+Whatever is missing (an older record without ``seed_metrics``, a trial without ``role``) is
+inferred where it safely can be and otherwise left empty, and every such inference is written to
+``Records.notes`` so the report can say it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    import optuna
+
+BASELINE_ACTIVATION = "identity"
+RECORD_VERSION = 1
+_DIVERGENCE_WORDS = ("diverg", "nan", "inf", "overflow", "exploded")
+
+
+@dataclass
+class Records:
+    """Everything the analysis reads from one study.
+
+    Attributes:
+        study_name: Name of the study.
+        metric: Name of the task metric analysed (``accuracy``, ``rouge_l``, ...).
+        direction: ``maximize`` or ``minimize`` for that metric.
+        trials: One row per trial (see the module docstring).
+        runs: One row per (trial, seed).
+        histories: ``{trial_number: {seed: [history rows]}}`` from ``user_attrs["history"]``.
+        param_names: ``{activation: [parameter names]}`` seen in the study.
+        notes: Plain-language statements about missing or inferred data.
+    """
+
+    study_name: str
+    metric: str
+    direction: str
+    trials: pd.DataFrame
+    runs: pd.DataFrame
+    histories: dict[int, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    param_names: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def sign(self) -> float:
+        """``+1`` when larger metric values are better, ``-1`` when smaller ones are."""
+        return 1.0 if self.direction == "maximize" else -1.0
+
+
+def _float(value: Any) -> float:
+    """``value`` as a float; ``nan`` for ``None``, strings and other non-numbers."""
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _round_key(value: float) -> float:
+    """Round to 10 significant digits so that values that went through JSON still group."""
+    if not math.isfinite(value) or value == 0:
+        return value
+    return float(f"{value:.10g}")
+
+
+def format_value(value: float) -> str:
+    """A short human form of a parameter value (``1e-05``, ``0.003``, ``10000``)."""
+    if isinstance(value, int):
+        return str(value)
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e6:
+        return str(int(value))
+    return f"{value:.3g}"
+
+
+def config_label(activation: str, rank: Any, params: dict[str, float]) -> str:
+    """The display name of a configuration: ``sinter(amplitude=0.001, frequency=10000) r=8``."""
+    inner = ", ".join(f"{k}={format_value(v)}" for k, v in sorted(params.items()))
+    rank_s = "?" if rank is None or (isinstance(rank, float) and math.isnan(rank)) else rank
+    return f"{activation}({inner}) r={rank_s}"
+
+
+def _registry_family_and_params(
+    activation: str, raw: dict[str, float]
+) -> tuple[str | None, dict[str, float] | None]:
+    """Family and fully resolved parameters from the registry, or ``(None, None)`` if unknown."""
+    try:
+        from activations import get_spec
+
+        spec = get_spec(activation)
+    except Exception:
+        return None, None
+    try:
+        resolved = {k: float(v) for k, v in spec.resolve(**raw).items()}
+    except Exception:
+        resolved = None
+    return spec.family, resolved
+
+
+def _study_metric(study: optuna.Study, seed_metric_keys: Counter[str]) -> tuple[str, list[str]]:
+    notes: list[str] = []
+    metric = study.user_attrs.get("metric")
+    if isinstance(metric, str) and metric:
+        if seed_metric_keys and metric not in seed_metric_keys:
+            notes.append(
+                f"The study names metric '{metric}' but no seed_metrics hold it "
+                f"(found: {', '.join(sorted(seed_metric_keys))})."
+            )
+        return metric, notes
+    if not seed_metric_keys:
+        notes.append(
+            "No trial has seed_metrics (older record): the trial value is used as the metric."
+        )
+        return "value", notes
+    if len(seed_metric_keys) == 1:
+        return next(iter(seed_metric_keys)), notes
+    metric = seed_metric_keys.most_common(1)[0][0]
+    notes.append(
+        f"The study does not name its metric (study user_attr 'metric') and seed_metrics hold "
+        f"several ({', '.join(sorted(seed_metric_keys))}); '{metric}', the most frequent, is "
+        "analysed."
+    )
+    return metric, notes
+
+
+def _study_direction(study: optuna.Study) -> str:
+    direction = study.user_attrs.get("direction")
+    if isinstance(direction, list) and direction:
+        direction = direction[0]
+    if direction in ("maximize", "minimize"):
+        return str(direction)
+    return "minimize" if study.directions[0].name == "MINIMIZE" else "maximize"
+
+
+def load_records(study: optuna.Study) -> Records:
+    """Read every trial of ``study`` into :class:`Records`.
+
+    Args:
+        study: A loaded Optuna study following (or older than) the DESIGN.md trial record.
+
+    Returns:
+        The tidy tables; ``notes`` lists every inference made about missing data.
+    """
+    frozen = study.get_trials(deepcopy=False)
+    keys: Counter[str] = Counter()
+    for t in frozen:
+        sm = t.user_attrs.get("seed_metrics")
+        if isinstance(sm, dict):
+            for per_seed in sm.values():
+                if isinstance(per_seed, dict):
+                    keys.update(k for k, v in per_seed.items() if not isinstance(v, (dict, list)))
+    metric, notes = _study_metric(study, keys)
+    direction = _study_direction(study)
+
+    trial_rows: list[dict[str, Any]] = []
+    run_rows: list[dict[str, Any]] = []
+    histories: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    param_names: dict[str, set[str]] = {}
+    counts: Counter[str] = Counter()
+
+    for t in frozen:
+        ua = t.user_attrs
+        state = t.state.name
+        spec = ua.get("activation_spec") if isinstance(ua.get("activation_spec"), dict) else {}
+        activation = spec.get("name") or t.params.get("activation") or ua.get("activation")
+        if activation is None:
+            counts["no_activation"] += 1
+            activation = "unknown"
+        activation = str(activation)
+        raw = {
+            k.split(".", 1)[1]: _float(v)
+            for k, v in t.params.items()
+            if isinstance(k, str) and k.startswith(f"{activation}.")
+        }
+        family = spec.get("family")
+        params: dict[str, float]
+        if isinstance(spec.get("params"), dict):
+            params = {str(k): _float(v) for k, v in spec["params"].items()}
+        else:
+            counts["no_spec"] += 1
+            reg_family, resolved = _registry_family_and_params(activation, raw)
+            family = family or reg_family
+            params = resolved if resolved is not None else raw
+        if family is None:
+            family = _registry_family_and_params(activation, {})[0] or "unknown"
+        rank_raw = t.params.get("rank", ua.get("rank"))
+        rank = int(rank_raw) if rank_raw is not None and math.isfinite(_float(rank_raw)) else None
+        role = ua.get("role")
+        if role not in ("baseline", "candidate"):
+            counts["no_role"] += 1
+            role = "baseline" if activation == BASELINE_ACTIVATION else "candidate"
+        version = ua.get("record_version")
+        if version is None:
+            counts["old_version"] += 1
+        cost = ua.get("cost") if isinstance(ua.get("cost"), dict) else {}
+        failure = ua.get("failure")
+        params_key = tuple(sorted((k, _round_key(v)) for k, v in params.items()))
+        key = (activation, rank, params_key)
+        param_names.setdefault(activation, set()).update(params)
+
+        row: dict[str, Any] = {
+            "trial": t.number,
+            "state": state,
+            "role": role,
+            "activation": activation,
+            "family": str(family),
+            "rank": rank,
+            "key": key,
+            "config": config_label(activation, rank, dict(params_key)),
+            "params": dict(params_key),
+            "value": _float(t.value) if t.values is not None and len(t.values) == 1 else math.nan,
+            "failure": str(failure) if failure else None,
+            "record_version": version,
+            "train_seconds": _float(cost.get("train_seconds")),
+            "peak_memory_mb": _float(cost.get("peak_memory_mb")),
+            "trainable_params": _float(cost.get("trainable_params")),
+        }
+        trial_rows.append(row)
+
+        hist = ua.get("history")
+        if isinstance(hist, dict):
+            histories[t.number] = {
+                str(s): [h for h in rows if isinstance(h, dict)]
+                for s, rows in hist.items()
+                if isinstance(rows, list)
+            }
+
+        base = {k: row[k] for k in ("trial", "state", "role", "activation", "family", "rank")}
+        base.update(key=key, config=row["config"])
+        seed_metrics = ua.get("seed_metrics") if isinstance(ua.get("seed_metrics"), dict) else None
+        stability = ua.get("stability") if isinstance(ua.get("stability"), dict) else {}
+        seeds: list[str | None] = [str(s) for s in seed_metrics] if seed_metrics else []
+        seeds += [str(s) for s in stability if str(s) not in seeds]
+        value_run: str | None = None  # seed of the one run an older record's value stands for
+        if seed_metrics is None and state in ("COMPLETE", "FAIL", "PRUNED"):
+            counts["no_seed_metrics"] += 1
+            if state == "COMPLETE":
+                value_run = None if ua.get("seed") is None else str(ua.get("seed"))
+                if value_run not in seeds:
+                    seeds.append(value_run)
+        for seed in seeds:
+            if seed_metrics is not None:
+                per_metrics = seed_metrics.get(seed)
+                value = (
+                    _float(per_metrics.get(metric)) if isinstance(per_metrics, dict) else math.nan
+                )
+            else:
+                value = row["value"] if state == "COMPLETE" and seed == value_run else math.nan
+            stab = stability.get(seed) if seed is not None else None
+            has_stab = isinstance(stab, dict)
+            stab = stab if isinstance(stab, dict) else {}
+            diverged = stab.get("diverged")
+            run_rows.append(
+                {
+                    **base,
+                    "seed": seed,
+                    "metric": value,
+                    "has_stability": has_stab,
+                    "diverged": bool(diverged) if diverged is not None else None,
+                    "grad_norm_max": _float(stab.get("grad_norm_max")),
+                    "loss_spikes": _float(stab.get("loss_spikes")),
+                    "final_train_loss": _float(stab.get("final_train_loss")),
+                }
+            )
+        # A trial that failed because training diverged, without a per-seed flag saying so.
+        if state in ("FAIL", "PRUNED") and failure:
+            text = str(failure).lower()
+            flagged = any(bool((stability.get(s) or {}).get("diverged")) for s in stability)
+            if any(w in text for w in _DIVERGENCE_WORDS) and not flagged:
+                run_rows.append(
+                    {
+                        **base,
+                        "seed": None,
+                        "metric": math.nan,
+                        "has_stability": True,
+                        "diverged": True,
+                        "grad_norm_max": math.nan,
+                        "loss_spikes": math.nan,
+                        "final_train_loss": math.nan,
+                    }
+                )
+                counts["divergence_from_failure"] += 1
+
+    if counts["old_version"]:
+        notes.append(
+            f"{counts['old_version']} trial(s) carry no record_version (older records); missing "
+            "fields were inferred where possible and left empty otherwise."
+        )
+    if counts["no_seed_metrics"] and metric != "value":
+        notes.append(
+            f"{counts['no_seed_metrics']} finished trial(s) have no seed_metrics; their trial "
+            "value is used as one run (seed from user_attr 'seed', else unknown; a run of unknown "
+            "seed enters metric means, never paired gains)."
+        )
+    if counts["no_role"]:
+        notes.append(
+            f"{counts['no_role']} trial(s) have no role; 'identity' trials were taken as the "
+            "baseline, all others as candidates."
+        )
+    if counts["no_spec"]:
+        notes.append(
+            f"{counts['no_spec']} trial(s) have no activation_spec; parameters were resolved from "
+            "the trial params and the registry's defaults."
+        )
+    if counts["no_activation"]:
+        notes.append(f"{counts['no_activation']} trial(s) name no activation ('unknown').")
+    if counts["divergence_from_failure"]:
+        notes.append(
+            f"{counts['divergence_from_failure']} failed/pruned trial(s) report divergence only in "
+            "their failure reason; each counts as one diverged run of unknown seed."
+        )
+
+    trial_cols = [
+        "trial", "state", "role", "activation", "family", "rank", "key", "config", "params",
+        "value", "failure", "record_version", "train_seconds", "peak_memory_mb",
+        "trainable_params",
+    ]  # fmt: skip
+    run_cols = [
+        "trial", "state", "role", "activation", "family", "rank", "key", "config", "seed",
+        "metric", "has_stability", "diverged", "grad_norm_max", "loss_spikes",
+        "final_train_loss",
+    ]  # fmt: skip
+    trials = pd.DataFrame(trial_rows, columns=trial_cols)
+    runs = pd.DataFrame(run_rows, columns=run_cols)
+    # Keep ranks as Python ints (None when unknown) and seeds as strings, never floats.
+    for df, src in ((trials, trial_rows), (runs, run_rows)):
+        df["rank"] = pd.Series([r["rank"] for r in src], index=df.index, dtype=object)
+    runs["seed"] = pd.Series([r["seed"] for r in run_rows], index=runs.index, dtype=object)
+    return Records(
+        study_name=study.study_name,
+        metric=metric,
+        direction=direction,
+        trials=trials,
+        runs=runs,
+        histories=histories,
+        param_names={k: sorted(v) for k, v in param_names.items()},
+        notes=notes,
+    )

@@ -1,0 +1,156 @@
+"""Training stability per configuration and per family, and where along the amplitude it breaks.
+
+Every finished run (a trial's seed, whatever the trial's state — a diverged seed makes its trial
+FAIL or PRUNED, and those runs are exactly what stability is about) contributes its telemetry:
+
+* ``diverged_rate`` = diverged runs / runs with telemetry;
+* ``loss_spike_rate`` = runs with at least one loss spike / runs with telemetry;
+* ``unstable_rate`` = runs that diverged *or* spiked / runs with telemetry;
+* ``grad_norm_max`` = the largest gradient norm seen in any run;
+* seed spread = the standard deviation across seeds of the metric (``metric_std``).
+
+Sinter's slope is ``f'(x) = 1 + A·sin(ωx) + A·ω·x·cos(ωx)``, so ``A·ω`` (amplitude × frequency)
+is the calibration axis: the report shows stability against it and against the audit's Lipschitz
+bound ``sup |f'|`` on ``[-1, 1]``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+FINISHED = ("COMPLETE", "FAIL", "PRUNED")
+
+
+def run_stability(runs: pd.DataFrame) -> dict[str, float]:
+    """Stability rates of a set of runs (rows of ``Records.runs``).
+
+    Returns:
+        ``{n_stability_runs, diverged_rate, loss_spike_rate, unstable_rate, grad_norm_max}``;
+        rates are ``nan`` when no run has telemetry.
+    """
+    r = runs[runs["state"].isin(FINISHED) & runs["has_stability"].astype(bool)]
+    n = len(r)
+    if n == 0:
+        return {
+            "n_stability_runs": 0,
+            "diverged_rate": math.nan,
+            "loss_spike_rate": math.nan,
+            "unstable_rate": math.nan,
+            "grad_norm_max": math.nan,
+        }
+    diverged = r["diverged"].fillna(False).astype(bool).to_numpy()
+    spiked = r["loss_spikes"].fillna(0).to_numpy(dtype=float) > 0
+    gmax = r["grad_norm_max"].to_numpy(dtype=float)
+    return {
+        "n_stability_runs": n,
+        "diverged_rate": float(diverged.mean()),
+        "loss_spike_rate": float(spiked.mean()),
+        "unstable_rate": float((diverged | spiked).mean()),
+        "grad_norm_max": float(np.nanmax(gmax)) if np.isfinite(gmax).any() else math.nan,
+    }
+
+
+def family_stability(
+    runs: pd.DataFrame, configurations: pd.DataFrame, baselines: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Stability per family (the baseline family included, for reference).
+
+    Columns: ``family, n_configs, n_runs, diverged_rate, loss_spike_rate, unstable_rate,
+    grad_norm_max, grad_norm_median, seed_spread`` (mean ``metric_std`` of its configurations),
+    sorted most stable first (lowest unstable, then diverged rate, then median gradient norm).
+    """
+    rows: list[dict[str, Any]] = []
+    for family, fr in runs.groupby("family", sort=True):
+        st = run_stability(fr)
+        tele = fr[fr["state"].isin(FINISHED) & fr["has_stability"].astype(bool)]
+        g = tele["grad_norm_max"].to_numpy(dtype=float)
+        spread = math.nan
+        source = configurations
+        if family == "baseline" and baselines is not None and not baselines.empty:
+            source = baselines.assign(family="baseline")
+        if not source.empty and "family" in source:
+            s = source.loc[source["family"] == family, "metric_std"]
+            s = s[np.isfinite(s.to_numpy(dtype=float))]
+            spread = float(s.mean()) if len(s) else math.nan
+        rows.append(
+            {
+                "family": family,
+                "n_configs": int(fr["key"].nunique()),
+                "n_runs": st["n_stability_runs"],
+                "diverged_rate": st["diverged_rate"],
+                "loss_spike_rate": st["loss_spike_rate"],
+                "unstable_rate": st["unstable_rate"],
+                "grad_norm_max": st["grad_norm_max"],
+                "grad_norm_median": float(np.nanmedian(g)) if np.isfinite(g).any() else math.nan,
+                "seed_spread": spread,
+            }
+        )
+    out = pd.DataFrame(
+        rows,
+        columns=[
+            "family", "n_configs", "n_runs", "diverged_rate", "loss_spike_rate",
+            "unstable_rate", "grad_norm_max", "grad_norm_median", "seed_spread",
+        ],
+    )  # fmt: skip
+    if out.empty:
+        return out
+    return out.sort_values(
+        ["unstable_rate", "diverged_rate", "grad_norm_median"], na_position="last"
+    ).reset_index(drop=True)
+
+
+def amplitude_thresholds(configurations: pd.DataFrame, amp_col: str = "amplitude") -> list[dict]:
+    """Per activation with an amplitude: the smallest amplitude at which training diverged.
+
+    A configuration is *unstable* when at least one of its runs diverged. For each activation
+    the result says the first unstable amplitude ``a_u``, the largest amplitude with no
+    divergence, whether every configuration below ``a_u`` was stable, the ``A·ω`` at ``a_u``
+    when a frequency exists, and the first amplitude with loss spikes.
+
+    Returns:
+        One dict per activation: ``{activation, n_configs, amplitude_min, amplitude_max,
+        first_unstable, max_stable, clean_below, amp_freq_at_first_unstable, first_spiking,
+        unstable_above_share, max_stable_below}``.
+    """
+    if configurations.empty or amp_col not in configurations:
+        return []
+    out: list[dict] = []
+    for act, c in configurations.groupby("activation", sort=True):
+        c = c[np.isfinite(c[amp_col].to_numpy(dtype=float))]
+        c = c[np.isfinite(c["diverged_rate"].to_numpy(dtype=float))]
+        if c.empty:
+            continue
+        c = c.sort_values(amp_col)
+        amps = c[amp_col].to_numpy(dtype=float)
+        unstable = c["diverged_rate"].to_numpy(dtype=float) > 0
+        spiking = c["loss_spike_rate"].to_numpy(dtype=float) > 0
+        item: dict[str, Any] = {
+            "activation": act,
+            "n_configs": len(c),
+            "amplitude_min": float(amps.min()),
+            "amplitude_max": float(amps.max()),
+            "first_unstable": None,
+            "max_stable": float(amps[~unstable].max()) if (~unstable).any() else None,
+            "clean_below": True,
+            "amp_freq_at_first_unstable": None,
+            "first_spiking": float(amps[spiking].min()) if spiking.any() else None,
+            "unstable_above_share": None,
+            "max_stable_below": None,
+        }
+        if unstable.any():
+            i = int(np.flatnonzero(unstable)[0])
+            a_u = float(amps[i])
+            item["first_unstable"] = a_u
+            item["clean_below"] = not unstable[amps < a_u].any()
+            below = amps[(~unstable) & (amps < a_u)]
+            item["max_stable_below"] = float(below.max()) if below.size else None
+            above = amps >= a_u
+            item["unstable_above_share"] = float(unstable[above].mean())
+            if "amp_freq" in c and math.isfinite(float(c["amp_freq"].iloc[i])):
+                item["amp_freq_at_first_unstable"] = float(c["amp_freq"].iloc[i])
+        out.append(item)
+    return out
