@@ -192,6 +192,7 @@ class BoundActivation:
         return self.spec.name == "identity"
 
     def __call__(self, x: Tensor) -> Tensor:
+        """``f(x)``, element-wise."""
         return self.spec.fn(x, **self.params)
 
     def to_dict(self) -> dict[str, Any]:
@@ -346,7 +347,7 @@ def get_spec(name: str) -> ActivationSpec:
 
 
 def unknown_activation_message(name: str, where: str = "") -> str:
-    """The error text for an unknown activation ``name`` (``where`` locates it, e.g. a YAML path)."""
+    """The error for an unknown activation ``name`` (``where`` locates it, e.g. a YAML path)."""
     _ensure_builtins()
     candidates = list(dict.fromkeys([*_REGISTRY.specs, *sorted(families())]))
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
