@@ -20,8 +20,18 @@ torch), so ``loran-search validate`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 
 @dataclass
@@ -239,3 +249,814 @@ class ConfigError(ValueError):
         lines = [f"{len(errors)} error(s) in the study configuration:"]
         lines += [f"  {loc}: {msg}" for loc, msg in errors]
         super().__init__("\n".join(lines))
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and validation
+# ---------------------------------------------------------------------------------------------
+
+SECTIONS: dict[str, type] = {
+    "study": StudySection,
+    "model": ModelSection,
+    "task": TaskSection,
+    "adapter": AdapterSection,
+    "training": TrainingSection,
+    "search": SearchSection,
+}
+TOP_LEVEL_KEYS = ("imports", *SECTIONS)
+SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "nsga2")
+PRUNERS = ("none", "median", "hyperband", "successive_halving", "wilcoxon")
+SAVE_ADAPTERS = ("best", "all", "none")
+DIRECTIONS = ("maximize", "minimize")
+COST_OBJECTIVES = ("train_seconds", "peak_memory_mb", "trainable_params")
+GRID_KWARGS = ("seed", "shuffle")
+_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("study", "save_adapters"): SAVE_ADAPTERS,
+    ("model", "quantization"): ("nf4", "fp4", "int8", "none"),
+    ("model", "compute_dtype"): ("float32", "bfloat16", "float16"),
+    ("task", "type"): ("classification", "summarization"),
+    ("training", "schedule"): ("cosine", "linear", "constant"),
+}
+# (section, key) -> (minimum, inclusive?) for numeric fields, checked when present.
+_MINIMUM: dict[tuple[str, str], tuple[float, bool]] = {
+    ("study", "n_trials"): (0, True),
+    ("study", "heartbeat_interval"): (1, True),
+    ("task", "max_length"): (8, True),
+    ("task", "train_size"): (1, True),
+    ("task", "eval_size"): (1, True),
+    ("task", "max_new_tokens"): (1, True),
+    ("adapter", "alpha"): (0, False),
+    ("adapter", "dropout"): (0, True),
+    ("training", "max_steps"): (1, True),
+    ("training", "learning_rate"): (0, False),
+    ("training", "batch_size"): (1, True),
+    ("training", "grad_accum"): (1, True),
+    ("training", "warmup_steps"): (0, True),
+    ("training", "weight_decay"): (0, True),
+    ("training", "max_grad_norm"): (0, False),
+    ("training", "eval_every"): (0, True),
+    ("training", "divergence_factor"): (1, False),
+    ("training", "spike_factor"): (1, False),
+    ("training", "threads"): (1, True),
+}
+
+
+def _sampler_classes() -> dict[str, Any]:
+    import optuna
+
+    return {
+        "tpe": optuna.samplers.TPESampler,
+        "random": optuna.samplers.RandomSampler,
+        "cmaes": optuna.samplers.CmaEsSampler,
+        "gp": optuna.samplers.GPSampler,
+        "nsga2": optuna.samplers.NSGAIISampler,
+    }
+
+
+def _pruner_classes() -> dict[str, Any]:
+    import optuna
+
+    return {
+        "none": optuna.pruners.NopPruner,
+        "median": optuna.pruners.MedianPruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+        "wilcoxon": optuna.pruners.WilcoxonPruner,
+    }
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader that also reads ``1e-3`` as a float.
+
+    YAML 1.1 (PyYAML) reads ``1e-3`` as the *string* "1e-3" because its float pattern needs a
+    dot; study files and ``--set sinter.amplitude=1e-3`` would otherwise fail in surprising ways.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml_value(text: str) -> Any:
+    """Parse an override value as YAML (``1e-3`` → float, ``[8, 16]`` → list, ``x`` → str)."""
+    return yaml.load(text, Loader=_Loader)
+
+
+def training_key_kind(key: str) -> type | None:
+    """``int`` or ``float`` for a numeric ``training:`` key (searchable), else ``None``."""
+    hints = typing.get_type_hints(TrainingSection)
+    tp = hints.get(key)
+    if tp is None:
+        return None
+    args = set(typing.get_args(tp)) - {type(None)} or {tp}
+    if args == {int}:
+        return int
+    if args <= {int, float} and float in args:
+        return float
+    return None
+
+
+def _dotted(path: Sequence[Any]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _did_you_mean(word: Any, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+class _Context:
+    """Collects errors with their location: ``FILE:LINE dotted.path`` or ``--set KEY``."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: dict[tuple[Any, ...], int] = {}
+        self.overridden: dict[tuple[Any, ...], str] = {}
+        self.errors: list[tuple[str, str]] = []
+
+    def loc(self, path: Sequence[Any]) -> str:
+        path = tuple(path)
+        for i in range(len(path), 0, -1):
+            if path[:i] in self.overridden:
+                return f"--set {self.overridden[path[:i]]} ({_dotted(path)})"
+        for i in range(len(path), -1, -1):
+            if path[:i] in self.lines:
+                return f"{self.file}:{self.lines[path[:i]]} {_dotted(path)}"
+        return f"{self.file} {_dotted(path)}"
+
+    def err(self, path: Sequence[Any], message: str) -> None:
+        self.errors.append((self.loc(path), message))
+
+
+def _map_lines(node: yaml.Node, path: tuple[Any, ...], ctx: _Context) -> None:
+    """Record the 1-based line of every key and item; report duplicate keys."""
+    ctx.lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for knode, vnode in node.value:
+            key = knode.value
+            if key in seen:
+                ctx.errors.append(
+                    (
+                        f"{ctx.file}:{knode.start_mark.line + 1} {_dotted((*path, key))}",
+                        f"Duplicate key '{key}': YAML keeps only the last one. Remove one.",
+                    )
+                )
+            seen.add(key)
+            ctx.lines[(*path, key)] = knode.start_mark.line + 1
+            _map_lines(vnode, (*path, key), ctx)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _map_lines(item, (*path, i), ctx)
+
+
+def _override_path(key: str) -> tuple[str, ...]:
+    """Where ``--set key=…`` writes (see :func:`apply_overrides`)."""
+    parts = key.split(".")
+    if parts[0] in TOP_LEVEL_KEYS:
+        if parts[:2] == ["search", "params"] and len(parts) >= 4:
+            return ("search", "params", f"{parts[2]}.{parts[3]}", *parts[4:])
+        return tuple(parts)
+    if len(parts) >= 2:  # shorthand: <activation>.<param>[.<range key>] → search.params
+        return ("search", "params", f"{parts[0]}.{parts[1]}", *parts[2:])
+    raise ValueError(
+        f"`--set {key}=…`: '{key}' is neither a section key (section.key, sections: "
+        f"{', '.join(TOP_LEVEL_KEYS)}) nor an activation parameter (<activation>.<param>)."
+        f"{_did_you_mean(key, TOP_LEVEL_KEYS)}"
+    )
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str], ctx: _Context) -> None:
+    """Apply ``--set key.path=value`` overrides in place.
+
+    ``value`` is parsed as YAML (``1e-3``, ``[8, 16]``, ``{low: 1e-5, high: 1e-3}``, ``null``).
+    ``key.path`` is a dotted path from the top (``training.max_steps``,
+    ``study.sampler.name``). Shorthand: a path whose first part is not a section name is an
+    activation parameter, ``sinter.amplitude=1e-3`` meaning ``search.params.sinter.amplitude``
+    (a third part addresses a range key: ``sinter.amplitude.high=1e-2``).
+    """
+    for text in overrides:
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            ctx.errors.append(
+                (f"--set {text}", "Expected KEY=VALUE, e.g. --set training.max_steps=20.")
+            )
+            continue
+        try:
+            path = _override_path(key)
+            value = parse_yaml_value(raw)
+        except ValueError as err:
+            ctx.errors.append((f"--set {text}", str(err)))
+            continue
+        except yaml.YAMLError as err:
+            ctx.errors.append((f"--set {text}", f"The value is not valid YAML: {err}"))
+            continue
+        node: Any = data
+        ok = True
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part) if isinstance(node, dict) else None
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                ctx.errors.append(
+                    (
+                        f"--set {text}",
+                        f"Cannot set '{key}': {_dotted(path[: i + 1])} is "
+                        f"{type(child).__name__} {child!r}, not a mapping.",
+                    )
+                )
+                ok = False
+                break
+            node = child
+        if ok:
+            node[path[-1]] = value
+            ctx.overridden[tuple(path)] = key
+
+
+def _describe_type(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe_type(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_describe_type(typing.get_args(tp)[0]).removeprefix('a ')}s"
+    if origin is dict:
+        return "a mapping"
+    return {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        bool: "true or false",
+        type(None): "null",
+    }.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
+    """Check ``value`` against the annotation ``tp``; return (ok, converted value)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return True, value
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            ok, conv = _coerce(value, arg)
+            if ok:
+                return True, conv
+        return False, value
+    if tp is type(None):
+        return value is None, None
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if tp is str:
+        return isinstance(value, str), value
+    if origin is list:
+        if not isinstance(value, list):
+            return False, value
+        (arg,) = typing.get_args(tp)
+        out = []
+        for item in value:
+            ok, conv = _coerce(item, arg)
+            if not ok:
+                return False, value
+            out.append(conv)
+        return True, out
+    if origin is dict:
+        if not isinstance(value, dict):
+            return False, value
+        _, varg = typing.get_args(tp)
+        out_d = {}
+        for k, v in value.items():
+            ok, conv = _coerce(v, varg)
+            if not ok:
+                return False, value
+            out_d[k] = conv
+        return True, out_d
+    if dataclasses.is_dataclass(tp):
+        return isinstance(value, dict), value
+    return isinstance(value, tp), value
+
+
+_LIST_FIELDS_ACCEPT_SCALAR = {("study", "seeds"), ("search", "rank"), ("search", "activations")}
+
+
+def _check_fields(
+    section: str, raw: dict[str, Any], ctx: _Context, skip: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Unknown keys (with did-you-mean) and types of one section; returns converted values."""
+    cls = SECTIONS[section]
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        path = (section, key)
+        if key not in hints:
+            ctx.err(
+                path,
+                f"Unknown key '{key}' in `{section}:`.{_did_you_mean(key, list(hints))} "
+                f"Valid keys: {', '.join(hints)}.",
+            )
+            continue
+        if key in skip:
+            values[key] = value
+            continue
+        if (section, key) in _LIST_FIELDS_ACCEPT_SCALAR and not isinstance(value, list):
+            value = [value]
+        ok, conv = _coerce(value, hints[key])
+        if not ok:
+            ctx.err(path, f"`{key}` must be {_describe_type(hints[key])}, but got {value!r}.")
+            continue
+        values[key] = conv
+    for key, value in values.items():
+        if (section, key) in _CHOICES and value not in _CHOICES[(section, key)]:
+            opts = _CHOICES[(section, key)]
+            ctx.err(
+                (section, key),
+                f"`{key}` must be one of {', '.join(opts)}, but got {value!r}."
+                f"{_did_you_mean(value, opts)}",
+            )
+        if (section, key) in _MINIMUM and isinstance(value, (int, float)):
+            low, inclusive = _MINIMUM[(section, key)]
+            if value < low or (not inclusive and value == low):
+                rel = ">=" if inclusive else ">"
+                ctx.err((section, key), f"`{key}` must be {rel} {low}, but got {value!r}.")
+    return values
+
+
+def _check_component(
+    ctx: _Context,
+    path: tuple[str, ...],
+    spec: Any,
+    kind: str,
+    names: Sequence[str],
+    classes: dict[str, Any] | None,
+) -> str | None:
+    """Check ``{name: …, **kwargs}`` of a sampler or pruner; return the name when valid."""
+    import inspect
+
+    if not isinstance(spec, dict):
+        ctx.err(path, f"`{path[-1]}` must be a mapping like {{name: {names[0]}}}, got {spec!r}.")
+        return None
+    name = spec.get("name")
+    if name not in names:
+        ctx.err(
+            (*path, "name"),
+            f"Unknown {kind} {name!r}.{_did_you_mean(name, names)} Choose one of: "
+            f"{', '.join(names)}.",
+        )
+        return None
+    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    if classes is None:  # the grid sampler is ours: it enumerates the space (see search.study)
+        bad = sorted(set(kwargs) - set(GRID_KWARGS))
+        if bad:
+            ctx.err(
+                (*path, bad[0]),
+                f"The grid sampler takes no argument '{bad[0]}'."
+                f"{_did_you_mean(bad[0], GRID_KWARGS)} It takes: {', '.join(GRID_KWARGS)}.",
+            )
+            return None
+        return name
+    cls = classes[name]
+    sig = inspect.signature(cls)
+    try:
+        sig.bind(**kwargs)
+    except TypeError as err:
+        valid = [p for p in sig.parameters if p != "self"]
+        bad = next((k for k in kwargs if k not in sig.parameters), None)
+        where = (*path, bad) if bad else path
+        hint = _did_you_mean(bad, valid) if bad else ""
+        ctx.err(
+            where,
+            f"{cls.__name__} does not accept these arguments ({err}).{hint} It takes: "
+            f"{', '.join(valid)}.",
+        )
+        return None
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cls(**kwargs)
+    except Exception as err:
+        ctx.err(path, f"{cls.__name__}({kwargs}) cannot be built: {err}")
+        return None
+    return name
+
+
+_INLINE_REGISTERED: dict[str, tuple[str, str, str]] = {}
+
+
+def _register_inline(entry: dict[str, Any], path: tuple[Any, ...], ctx: _Context) -> str | None:
+    """Register an inline ``{name, expr, params, family}`` activation; return its name."""
+    allowed = ("name", "expr", "params", "family")
+    for key in entry:
+        if key not in allowed:
+            ctx.err(
+                (*path, key),
+                f"Unknown key '{key}' in an inline activation.{_did_you_mean(key, allowed)} An "
+                "inline activation takes name, expr, params, family.",
+            )
+            return None
+    name, expr = entry.get("name"), entry.get("expr")
+    params = entry.get("params") or {}
+    family = entry.get("family", "custom")
+    if not isinstance(name, str) or not name:
+        ctx.err((*path, "name"), "An inline activation needs `name:` (a string).")
+        return None
+    if not isinstance(expr, str) or not expr:
+        ctx.err((*path, "expr"), f"Inline activation '{name}' needs `expr:`, e.g. 'x + a*x'.")
+        return None
+    if not isinstance(params, dict) or not isinstance(family, str):
+        ctx.err(path, f"Inline activation '{name}': `params` must be a mapping, `family` a string.")
+        return None
+    from activations import ActivationError, registry
+
+    signature = (expr, repr(sorted(params.items(), key=str)), family)
+    existing = registry._REGISTRY.specs.get(name)
+    if existing is not None and _INLINE_REGISTERED.get(name) == signature:
+        return name
+    if existing is not None and name not in _INLINE_REGISTERED:
+        ctx.err(
+            (*path, "name"),
+            f"Inline activation '{name}' clashes with the registered activation '{name}' "
+            f"(module {existing.module}); choose another name.",
+        )
+        return None
+    try:
+        from activations import symbolic
+    except ImportError as err:
+        ctx.err(path, f"Inline formulas need activations.symbolic, which cannot be imported: {err}")
+        return None
+    try:
+        symbolic.register_formula(name, expr, params, family=family, force=existing is not None)
+    except symbolic.FormulaError as err:
+        col = getattr(err, "column", None)
+        at = f" (at column {col} of the formula)" if col else ""
+        ctx.err((*path, "expr"), f"Inline activation '{name}': {err}{at}")
+        return None
+    except (ActivationError, ValueError, TypeError) as err:
+        ctx.err(path, f"Inline activation '{name}': {err}")
+        return None
+    _INLINE_REGISTERED[name] = signature
+    return name
+
+
+def _check_search(
+    raw: dict[str, Any], study: dict[str, Any], sampler: str | None, ctx: _Context
+) -> dict[str, Any]:
+    """``search:``: activations, rank, params and training against the registry."""
+    from activations import ActivationError, get_spec, resolve_names
+    from loran_search.search.space import (
+        SpaceError,
+        expand_param_keys,
+        grid_needs_finite_message,
+        parse_dim,
+    )
+
+    values = _check_fields("search", raw, ctx, skip=("activations", "params", "training"))
+    acts_raw = values.get("activations", ["sinter"])
+    if not isinstance(acts_raw, list):
+        acts_raw = [acts_raw]
+    if not acts_raw:
+        ctx.err(("search", "activations"), "`activations` is empty; name at least one.")
+    acts: list[str] = []
+    entries: list[str | InlineActivation] = []
+    failed_entries = False
+    for i, entry in enumerate(acts_raw):
+        path = ("search", "activations", i)
+        if isinstance(entry, dict):
+            name = _register_inline(entry, path, ctx)
+            if name is None:
+                failed_entries = True
+            else:
+                acts.append(name)
+                entries.append(
+                    InlineActivation(
+                        name=name,
+                        expr=entry["expr"],
+                        params=dict(entry.get("params") or {}),
+                        family=entry.get("family", "custom"),
+                    )
+                )
+        elif isinstance(entry, str):
+            try:
+                names = resolve_names([entry], f"{ctx.file} ({_dotted(path)})")
+            except ActivationError:
+                from activations.registry import unknown_activation_message
+
+                ctx.err(path, unknown_activation_message(entry))
+                failed_entries = True
+                continue
+            acts.extend(n for n in names if n not in acts)
+            entries.append(entry)
+        else:
+            ctx.err(
+                path,
+                f"An activation entry must be a name or {{name, expr, params}}, got {entry!r}.",
+            )
+    values["activations"] = entries
+
+    ranks = values.get("rank", [8])
+    for i, r in enumerate(ranks if isinstance(ranks, list) else []):
+        if isinstance(r, int) and r < 1:
+            ctx.err(("search", "rank", i), f"A rank must be >= 1, but got {r}.")
+    if isinstance(ranks, list) and not ranks:
+        ctx.err(("search", "rank"), "`rank` is empty; give at least one rank, e.g. [8].")
+
+    grid = sampler == "grid"
+    specs = {}
+    for a in acts:
+        with contextlib.suppress(ActivationError):
+            specs[a] = get_spec(a)
+    params = values.get("params", {})
+    if not isinstance(params, dict):
+        ctx.err(("search", "params"), f"`params` must be a mapping, got {params!r}.")
+        params = {}
+    declared = {a: list(s.params) for a, s in specs.items()}
+    covered = expand_param_keys(params, declared)
+    for key in params:
+        path = ("search", "params", key)
+        if not isinstance(key, str):
+            ctx.err(path, f"A parameter key must be '<activation>.<param>', got {key!r}.")
+            continue
+        if any(c in key for c in "*?["):
+            if not any(k == key for k, _ in covered.values()):
+                ctx.err(path, f"'{key}' matches no parameter of the searched activations.")
+            continue
+        act, dot, pname = key.partition(".")
+        if not dot or not pname:
+            ctx.err(path, f"'{key}' must be '<activation>.<param>', e.g. sinter.amplitude.")
+            continue
+        if act not in specs:
+            if failed_entries:
+                continue  # already reported: an unknown name in search.activations
+            try:
+                get_spec(act)
+                ctx.err(
+                    path,
+                    f"'{key}' sets a parameter of '{act}', which is not in search.activations "
+                    f"({', '.join(acts) or 'none'}); add '{act}' there or remove this entry.",
+                )
+            except ActivationError:
+                from activations.registry import unknown_activation_message
+
+                ctx.err(path, unknown_activation_message(act))
+            continue
+        if pname not in specs[act].params:
+            valid = ", ".join(specs[act].params) or "none"
+            ctx.err(
+                path,
+                f"Activation '{act}' has no parameter '{pname}'."
+                f"{_did_you_mean(pname, list(specs[act].params))} Its parameters: {valid}.",
+            )
+    for full, (key, raw_dim) in covered.items():
+        act, _, pname = full.partition(".")
+        path = ("search", "params", key)
+        try:
+            dim = parse_dim(full, raw_dim, specs[act].params[pname])
+        except SpaceError as err:
+            ctx.err(path, str(err))
+            continue
+        if grid and not dim.finite:
+            ctx.err(path, grid_needs_finite_message(full))
+
+    training = values.get("training", {})
+    if not isinstance(training, dict):
+        ctx.err(("search", "training"), f"`training` must be a mapping, got {training!r}.")
+        training = {}
+    numeric = [k for k in typing.get_type_hints(TrainingSection) if training_key_kind(k)]
+    for key, raw_dim in training.items():
+        path = ("search", "training", key)
+        kind = training_key_kind(str(key))
+        if kind is None:
+            ctx.err(
+                path,
+                f"'{key}' is not a numeric training key.{_did_you_mean(key, numeric)} "
+                f"Searchable keys: {', '.join(numeric)}.",
+            )
+            continue
+        try:
+            dim = parse_dim(f"training.{key}", raw_dim, None, integer=kind is int)
+        except SpaceError as err:
+            ctx.err(path, str(err))
+            continue
+        if grid and not dim.finite:
+            ctx.err(path, grid_needs_finite_message(f"training.{key}"))
+    values["params"] = params
+    values["training"] = training
+    return values
+
+
+def _check_study(values: dict[str, Any], ctx: _Context) -> str | None:
+    """Semantic checks of ``study:``; returns the sampler name when valid."""
+    from loran_search.search.storage import StorageURLError, parse_storage_url
+
+    if "name" in values and not values["name"].strip():
+        ctx.err(("study", "name"), "`name` is empty; give the study a name.")
+    if "storage" in values:
+        try:
+            parse_storage_url(values["storage"])
+        except StorageURLError as err:
+            ctx.err(("study", "storage"), str(err))
+    objectives = values.get("objectives", [])
+    for i, o in enumerate(objectives):
+        if o not in COST_OBJECTIVES:
+            ctx.err(
+                ("study", "objectives", i),
+                f"Unknown objective {o!r}.{_did_you_mean(o, COST_OBJECTIVES)} Extra objectives "
+                f"(besides study.metric) are cost figures: {', '.join(COST_OBJECTIVES)}.",
+            )
+    direction = values.get("direction", "maximize")
+    dirs = direction if isinstance(direction, list) else [direction]
+    for i, d in enumerate(dirs):
+        if d not in DIRECTIONS:
+            p = ("study", "direction", i) if isinstance(direction, list) else ("study", "direction")
+            ctx.err(p, f"A direction must be maximize or minimize, got {d!r}.")
+    if isinstance(direction, list) and len(direction) != 1 + len(objectives):
+        ctx.err(
+            ("study", "direction"),
+            f"{len(direction)} directions for {1 + len(objectives)} objectives (study.metric + "
+            f"study.objectives {objectives}); give one direction per objective, or one string "
+            "for the metric (costs are then minimised).",
+        )
+    multi = bool(objectives)
+    seeds = values.get("seeds", [0])
+    if not seeds:
+        ctx.err(("study", "seeds"), "`seeds` is empty; give at least one seed, e.g. [0].")
+    elif len(set(seeds)) != len(seeds):
+        ctx.err(("study", "seeds"), f"`seeds` repeats a seed: {seeds}.")
+    hb, grace = values.get("heartbeat_interval"), values.get("grace_period")
+    if isinstance(hb, int) and isinstance(grace, int) and grace <= hb:
+        ctx.err(
+            ("study", "grace_period"),
+            f"`grace_period` ({grace}) must exceed `heartbeat_interval` ({hb}), or a live "
+            "worker's trial would be declared stale; use at least twice the interval.",
+        )
+    sampler_spec = values.get("sampler", {"name": "tpe", "seed": 0})
+    is_grid = isinstance(sampler_spec, dict) and sampler_spec.get("name") == "grid"
+    sampler = _check_component(
+        ctx,
+        ("study", "sampler"),
+        sampler_spec,
+        "sampler",
+        SAMPLERS,
+        None if is_grid else _sampler_classes(),
+    )
+    pruner = _check_component(
+        ctx,
+        ("study", "pruner"),
+        values.get("pruner", {"name": "median"}),
+        "pruner",
+        PRUNERS,
+        _pruner_classes(),
+    )
+    if multi and sampler == "cmaes":
+        ctx.err(
+            ("study", "sampler", "name"),
+            "The cmaes sampler optimises one objective, but study.objectives makes this study "
+            "multi-objective; use nsga2, tpe or gp, or remove study.objectives.",
+        )
+    if multi and pruner not in (None, "none"):
+        ctx.err(
+            ("study", "pruner", "name"),
+            "Optuna cannot prune multi-objective studies; set pruner: {name: none} or remove "
+            "study.objectives.",
+        )
+    return sampler
+
+
+def _validate(data: Any, ctx: _Context, path: str | None) -> StudyConfig | None:
+    """Check a parsed document; return the config when ``ctx`` collected no error."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        ctx.err(
+            (),
+            f"A study file is a mapping of sections ({', '.join(TOP_LEVEL_KEYS)}), "
+            f"but this one is a {type(data).__name__}.",
+        )
+        return None
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            ctx.err(
+                (key,),
+                f"Unknown top-level key '{key}'.{_did_you_mean(key, TOP_LEVEL_KEYS)} Valid keys: "
+                f"{', '.join(TOP_LEVEL_KEYS)}.",
+            )
+    imports = data.get("imports") or []
+    if not isinstance(imports, list) or not all(isinstance(m, str) for m in imports):
+        ctx.err(("imports",), f"`imports` must be a list of module names, got {imports!r}.")
+        imports = []
+    from activations import ActivationError, load_plugins
+
+    for i, mod in enumerate(imports):
+        try:
+            load_plugins([mod])
+        except ActivationError as err:
+            ctx.err(("imports", i), str(err))
+    sections: dict[str, dict[str, Any]] = {}
+    for name in SECTIONS:
+        raw = data.get(name)
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            ctx.err((name,), f"`{name}:` must be a mapping of keys, got {raw!r}.")
+            raw = {}
+        sections[name] = raw
+    study = _check_fields("study", sections["study"], ctx)
+    sampler = _check_study(study, ctx)
+    for name in ("model", "task", "adapter", "training"):
+        sections[name] = _check_fields(name, sections[name], ctx)
+    search = _check_search(sections["search"], study, sampler, ctx)
+    if ctx.errors:
+        return None
+    return StudyConfig(
+        study=StudySection(**study),
+        model=ModelSection(**sections["model"]),
+        task=TaskSection(**sections["task"]),
+        adapter=AdapterSection(**sections["adapter"]),
+        training=TrainingSection(**sections["training"]),
+        search=SearchSection(**search),
+        imports=list(imports),
+        path=path,
+    )
+
+
+def _parse(
+    path: str | Path | None, overrides: Sequence[str], text: str | None = None
+) -> tuple[StudyConfig | None, list[tuple[str, str]]]:
+    file = str(path) if path is not None else "<config>"
+    ctx = _Context(file)
+    if text is None:
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None, [(file, f"No such file. Check the path (cwd: {Path.cwd()}).")]
+        except OSError as err:
+            return None, [(file, f"Cannot read the file: {err}")]
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
+        what = " ".join(x for x in (err.context, err.problem) if x)
+        return None, [
+            (
+                where,
+                f"YAML syntax error: {what}. Check the indentation (spaces, not tabs) and quote "
+                "strings that contain ':' or '#'.",
+            )
+        ]
+    except yaml.YAMLError as err:
+        return None, [(file, f"YAML error: {err}")]
+    if node is not None:
+        _map_lines(node, (), ctx)
+    if data is None:
+        data = {}
+    if isinstance(data, dict):
+        apply_overrides(data, overrides, ctx)
+    cfg = _validate(data, ctx, None if path is None else str(path))
+    return cfg, ctx.errors
+
+
+def validate_file(path: str | Path, overrides: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """Every error of a study file (after overrides) as ``(location, message)`` pairs.
+
+    ``location`` reads ``FILE:LINE dotted.path`` (``FILE:LINE:COLUMN`` for YAML syntax errors,
+    ``--set KEY (dotted.path)`` for an override). Nothing is created or written: no storage,
+    no directory; only ``imports:`` modules are imported and inline formulas registered.
+    """
+    return _parse(path, overrides)[1]
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
+    """Read, override and validate a study file.
+
+    Args:
+        path: The study YAML.
+        overrides: ``key.path=value`` strings (see :func:`apply_overrides`).
+
+    Raises:
+        ConfigError: Every error found, each with its location and a fix.
+    """
+    cfg, errors = _parse(path, overrides)
+    if errors or cfg is None:
+        raise ConfigError(errors)
+    return cfg
+
+
+def load_config_text(text: str, overrides: Sequence[str] = ()) -> StudyConfig:
+    """Like :func:`load_config` for YAML text (used by tests and notebooks)."""
+    cfg, errors = _parse(None, overrides, text=text)
+    if errors or cfg is None:
+        raise ConfigError(errors)
+    return cfg

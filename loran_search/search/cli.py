@@ -1,0 +1,238 @@
+"""Handlers of ``loran-search run | worker | validate | dashboard``.
+
+Exit codes: 0 done, 1 a run-time failure, 2 bad input (config errors, a study whose stored
+setup differs), 130 Ctrl-C (the running trial is recorded FAIL and queued again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loran_search.cli import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, CliError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from loran_search.config import StudyConfig
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _load(args: argparse.Namespace) -> StudyConfig:
+    from loran_search.config import ConfigError, load_config
+
+    overrides = list(getattr(args, "overrides", []) or [])
+    if getattr(args, "storage", None):
+        overrides.append(f"study.storage={args.storage}")
+    if getattr(args, "n_trials", None) is not None:
+        overrides.append(f"study.n_trials={args.n_trials}")
+    try:
+        return load_config(args.file, overrides)
+    except ConfigError as err:
+        raise CliError(str(err), EXIT_BAD_INPUT) from None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """``loran-search validate FILE…``: every error of every file; exit 2 if any."""
+    from loran_search.config import validate_file
+
+    bad = 0
+    for file in args.files:
+        errors = validate_file(file, args.overrides)
+        if errors:
+            bad += 1
+            _err(f"{file}: {len(errors)} error(s)")
+            for loc, msg in errors:
+                _err(f"  {loc}: {msg}")
+        else:
+            print(f"{file}: OK")
+    return EXIT_BAD_INPUT if bad else 0
+
+
+def _command_line() -> str:
+    return "loran-search " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+class _Bar:
+    """The overall bar: trials done/total, best value so far, ETA (over the per-run bar)."""
+
+    def __init__(self, total: int, done: int, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=total,
+                initial=done,
+                desc="study",
+                unit="trial",
+                position=0,
+                leave=True,
+                dynamic_ncols=True,
+            )
+
+    def update(self, done: int, total: int, best: float | None) -> None:
+        if self.bar is None:
+            return
+        self.bar.total = total
+        self.bar.n = done
+        if best is not None:
+            self.bar.set_postfix_str(f"best={best:.4g}", refresh=False)
+        self.bar.refresh()
+
+    def write(self, msg: str) -> None:
+        if self.bar is None:
+            _err(msg)
+        else:
+            self.bar.write(msg, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _run(args: argparse.Namespace, *, report: bool) -> int:
+    from loran_search.search.objective import MetricMissing
+    from loran_search.search.study import (
+        StudyInterrupted,
+        StudyMismatch,
+        open_study,
+        progress_of,
+        run_worker,
+    )
+    from loran_search.search.summary import summarize
+
+    cfg = _load(args)
+    try:
+        handle = open_study(cfg, log=_err)
+    except StudyMismatch as err:
+        raise CliError(str(err), EXIT_BAD_INPUT) from None
+    study = handle.study
+    p = progress_of(study, cfg)
+    verb = "created" if handle.created else "resumed"
+    _err(
+        f"Study '{cfg.study.name}' {verb} in {cfg.study.storage}: {p.finished}/"
+        f"{cfg.study.n_trials} candidates and {p.baselines_done}/{p.baselines_total} baselines "
+        f"done; {len(cfg.study.seeds)} seed(s) per trial. Artifacts: {handle.artifact_dir}"
+    )
+    for note in handle.notes:
+        _err(note)
+    tty = sys.stderr.isatty()
+    bar = _Bar(p.baselines_total + cfg.study.n_trials, p.baselines_done + p.finished, tty)
+
+    def on_trial(t: Any, prog: Any) -> None:
+        bar.update(
+            prog.baselines_done + prog.finished,
+            prog.baselines_total + cfg.study.n_trials,
+            prog.best,
+        )
+        value = f"{t.values[0]:.4g}" if t.values else t.state.name
+        why = t.user_attrs.get("failure") or t.user_attrs.get("pruned") or ""
+        bar.write(
+            f"trial {t.number} ({t.user_attrs.get('role', 'candidate')}) {dict(t.params)} → "
+            f"{value}{'  ' + why if why else ''}"
+        )
+
+    try:
+        result = run_worker(handle, progress=tty, log=bar.write, on_trial=on_trial)
+    except (StudyInterrupted, KeyboardInterrupt) as err:
+        bar.close()
+        detail = f"{err} " if isinstance(err, StudyInterrupted) else ""
+        _err(
+            f"\nInterrupted. {detail}Completed trials are kept in {cfg.study.storage}.\n"
+            f"Resume with:\n  {_command_line()}"
+        )
+        return EXIT_INTERRUPTED
+    except MetricMissing as err:
+        bar.close()
+        raise CliError(str(err), EXIT_BAD_INPUT) from None
+    except RuntimeError as err:
+        bar.close()
+        _err(f"loran-search: error: {err}")
+        return EXIT_FAILURE
+    bar.close()
+    _err(f"Worker finished: {result.ran} trial(s) run here; {result.reason}.")
+    print(summarize(study, cfg))
+    if report and cfg.study.report and not getattr(args, "no_report", False):
+        _write_report(cfg, study)
+    return 0
+
+
+def _write_report(cfg: StudyConfig, study: optuna.Study) -> None:
+    out = Path("reports") / cfg.study.name
+    try:
+        from loran_search.analysis import write_report
+
+        path = write_report(storage=cfg.study.storage, study_name=cfg.study.name, out_dir=out)
+        _err(f"Report: {path}")
+    except Exception as err:  # the study is safe in the storage; the report can be redone
+        _err(
+            f"loran-search: warning: the report could not be written ({type(err).__name__}: "
+            f"{err}). The study is complete in {cfg.study.storage}; write the report later with\n"
+            f"  loran-search report {cfg.path or 'FILE'} --storage {cfg.study.storage}"
+        )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``loran-search run FILE``: create or resume the study, run it, summarise, report."""
+    return _run(args, report=True)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """``loran-search worker FILE --storage URL``: join the study from another process."""
+    return _run(args, report=False)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """``loran-search dashboard FILE|--storage URL [--port P]``: optuna-dashboard on 127.0.0.1."""
+    from loran_search.search.storage import (
+        StorageURLError,
+        default_artifact_dir,
+        open_storage,
+        parse_storage_url,
+    )
+
+    if args.file is None and not args.storage:
+        raise CliError(
+            "Give a study FILE or --storage URL, e.g. loran-search dashboard "
+            "studies/sinter_amplitude.yaml"
+        )
+    artifacts = None
+    if args.file is not None:
+        cfg = _load(args)
+        url = cfg.study.storage
+        artifacts = cfg.study.artifacts
+    else:
+        url = args.storage
+    try:
+        parsed = parse_storage_url(url)
+    except StorageURLError as err:
+        raise CliError(str(err)) from None
+    if parsed.path is not None and not parsed.path.exists():
+        raise CliError(f"No storage at {parsed.path}: run the study first (loran-search run …).")
+    art = Path(artifacts) if artifacts else default_artifact_dir(url)
+    art.mkdir(parents=True, exist_ok=True)
+    from optuna.artifacts import FileSystemArtifactStore
+    from optuna_dashboard import run_server
+
+    storage = open_storage(url, heartbeat_interval=None)
+    _err(
+        f"optuna-dashboard on http://127.0.0.1:{args.port}/dashboard (storage {url}, "
+        f"artifacts {art}); Ctrl-C stops it."
+    )
+    try:
+        run_server(
+            storage,
+            host="127.0.0.1",
+            port=args.port,
+            artifact_store=FileSystemArtifactStore(str(art)),
+        )
+    except KeyboardInterrupt:
+        return 0
+    return 0

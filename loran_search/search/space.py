@@ -1,0 +1,481 @@
+"""The search space of a study, built from the activation registry and ``search:``.
+
+A trial's parameters are (contract of DESIGN.md, "Trial record")::
+
+    activation                  categorical over the searched activations
+    rank                        categorical over ``search.rank``
+    <activation>.<param>        one per *searched* parameter of the chosen activation
+    training.<key>              one per entry of ``search.training``
+
+Naming each parameter ``<activation>.<param>`` keeps a name's distribution fixed for the whole
+study (Optuna refuses a name whose distribution changes), and makes the space *conditional*:
+``sinter.amplitude`` exists only in trials whose ``activation`` is ``sinter``.
+
+Every declared parameter of a searched activation is in exactly one of three states:
+
+* **fixed** — a plain value in ``search.params`` (``sinter.frequency: 1.0e4``) or, when the
+  parameter is not listed at all, its registry default;
+* **choices** — a list (``sinter.amplitude: [1.0e-4, 1.0e-3]``), a categorical parameter;
+* **range** — a mapping ``{low, high, log, step, num}``; omitted ``low``/``high``/``log`` come from
+  the registry's declared range, so ``sinter.amplitude: {}`` searches the declared range.
+
+``step`` makes a range discrete for every sampler (``low, low+step, …, high``); ``num`` is only a
+grid resolution: the grid sampler takes ``num`` points from ``low`` to ``high`` (geometrically
+spaced when ``log``), the other samplers still sample the continuous range.
+A key with a glob (``sinter.*: {}``) applies to every matching parameter; an exact key wins over
+a glob.
+
+This module imports no optuna at module level (``validate`` uses it; building distributions
+imports optuna lazily).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
+    from optuna.trial import Trial
+
+    from activations.registry import Param
+    from loran_search.config import StudyConfig
+
+RANGE_KEYS = ("low", "high", "log", "step", "num")
+BASELINE_ACTIVATION = "identity"
+
+
+class SpaceError(ValueError):
+    """A malformed search-space entry; the message says what is wrong and how to fix it."""
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@dataclass(frozen=True)
+class Dim:
+    """One parameter of the space.
+
+    Attributes:
+        name: Trial parameter name (``sinter.amplitude``, ``training.learning_rate``).
+        kind: ``fixed`` | ``choices`` | ``range``.
+        value: The value of a fixed parameter.
+        choices: The values of a categorical parameter.
+        low: Lower bound of a range (inclusive).
+        high: Upper bound of a range (inclusive).
+        log: Sample the range on a log scale.
+        step: Discretisation of a range (``None`` = continuous).
+        num: Grid resolution of a range (grid sampler only).
+        integer: Integer-valued (an integer registry parameter or an integer training key).
+    """
+
+    name: str
+    kind: str
+    value: float | int | None = None
+    choices: tuple[Any, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    num: int | None = None
+    integer: bool = False
+
+    @property
+    def searched(self) -> bool:
+        """Whether the trial suggests this parameter (it is not fixed)."""
+        return self.kind != "fixed"
+
+    @property
+    def finite(self) -> bool:
+        """Whether a grid can enumerate it (fixed, choices, or a range with step/num)."""
+        return self.kind != "range" or self.step is not None or self.num is not None
+
+    def distribution(self) -> BaseDistribution:
+        """The Optuna distribution of a searched parameter."""
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
+        if self.kind == "choices":
+            return CategoricalDistribution(list(self.choices))
+        if self.kind != "range":
+            raise SpaceError(f"'{self.name}' is fixed; it has no distribution.")
+        assert self.low is not None and self.high is not None
+        if self.integer:
+            return IntDistribution(
+                int(self.low), int(self.high), log=self.log, step=int(self.step or 1)
+            )
+        return FloatDistribution(self.low, self.high, log=self.log, step=self.step)
+
+    def suggest(self, trial: Trial) -> Any:
+        """Ask ``trial`` for this parameter (fixed parameters are returned, not suggested)."""
+        if self.kind == "fixed":
+            return self.value
+        if self.kind == "choices":
+            return trial.suggest_categorical(self.name, list(self.choices))
+        assert self.low is not None and self.high is not None
+        if self.integer:
+            return trial.suggest_int(
+                self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log
+            )
+        return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
+
+    def grid_values(self) -> list[Any]:
+        r"""The values a grid enumerates.
+
+        ``step``: ``low + k·step`` for ``k = 0 … ⌊(high − low)/step⌋``. ``num`` (``n`` points):
+        ``low + k·(high − low)/(n − 1)``, or with ``log`` ``low·(high/low)^{k/(n−1)}``,
+        ``k = 0 … n − 1``.
+
+        Raises:
+            SpaceError: A continuous range with neither ``step`` nor ``num``.
+        """
+        if self.kind == "fixed":
+            return [self.value]
+        if self.kind == "choices":
+            return list(self.choices)
+        assert self.low is not None and self.high is not None
+        if self.step is not None:
+            n = math.floor((self.high - self.low) / self.step + 1e-9) + 1
+            vals = [self.low + k * self.step for k in range(n)]
+        elif self.num is not None:
+            n = self.num
+            if self.log:
+                ratio = self.high / self.low
+                vals = [self.low * ratio ** (k / (n - 1)) for k in range(n)]
+            else:
+                vals = [self.low + k * (self.high - self.low) / (n - 1) for k in range(n)]
+            vals[-1] = self.high  # exact end point despite rounding
+        else:
+            raise SpaceError(grid_needs_finite_message(self.name))
+        if self.integer:
+            return sorted({round(v) for v in vals})
+        return [float(f"{v:.12g}") for v in vals]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON form (used in the study fingerprint)."""
+        if self.kind == "fixed":
+            return {"fixed": self.value}
+        if self.kind == "choices":
+            return {"choices": list(self.choices)}
+        out: dict[str, Any] = {"low": self.low, "high": self.high, "log": self.log}
+        if self.step is not None:
+            out["step"] = self.step
+        if self.num is not None:
+            out["num"] = self.num
+        if self.integer:
+            out["integer"] = True
+        return out
+
+
+def grid_needs_finite_message(name: str) -> str:
+    """The grid sampler's refusal of a continuous range."""
+    return (
+        f"The grid sampler cannot enumerate the continuous range of '{name}'. Give it a finite "
+        "set: `step:` (linear, e.g. {low: 0.1, high: 0.5, step: 0.1}), `num:` (grid points, "
+        "log-spaced with log: true, e.g. {low: 1.0e-5, high: 1.0e-2, log: true, num: 4}), or a "
+        "list of values ([1.0e-4, 1.0e-3]); or use another sampler (tpe, random, ...)."
+    )
+
+
+def parse_dim(name: str, raw: Any, declared: Param | None, *, integer: bool = False) -> Dim:
+    """Read one ``search.params`` / ``search.training`` entry.
+
+    Args:
+        name: Trial parameter name.
+        raw: The YAML value: a number (fixed), a list (choices) or a mapping (range).
+        declared: The registry's declared parameter (its range bounds every value), or ``None``
+            for training hyperparameters (no declared range; ``low`` and ``high`` required).
+        integer: The parameter takes integers (for training keys typed ``int``).
+
+    Raises:
+        SpaceError: Every way the entry can be wrong, with the fix.
+    """
+    integer = integer or bool(declared is not None and declared.integer)
+    lo_decl = declared.low if declared is not None else -math.inf
+    hi_decl = declared.high if declared is not None else math.inf
+    rng = f"[{declared.low:g}, {declared.high:g}]" if declared is not None else ""
+
+    def check_value(v: Any, what: str) -> float | int:
+        if not _is_number(v):
+            raise SpaceError(f"{what} of '{name}' must be a finite number, but got {v!r}.")
+        if integer and float(v) != int(v):
+            raise SpaceError(f"{what} of '{name}' must be an integer, but got {v!r}.")
+        if declared is not None and not lo_decl <= v <= hi_decl:
+            raise SpaceError(
+                f"{what} {v!r} of '{name}' is outside its declared range {rng}; pick a value "
+                "inside it (or register a variant of the activation with a wider range)."
+            )
+        return int(v) if integer else float(v)
+
+    if _is_number(raw):
+        return Dim(name, "fixed", value=check_value(raw, "The value"), integer=integer)
+    if isinstance(raw, list):
+        if not raw:
+            raise SpaceError(f"The list of values of '{name}' is empty; give at least one value.")
+        vals = [check_value(v, f"Choice {i}") for i, v in enumerate(raw)]
+        if len(set(vals)) != len(vals):
+            raise SpaceError(f"The list of values of '{name}' repeats a value: {raw!r}.")
+        if len(vals) == 1:
+            return Dim(name, "fixed", value=vals[0], integer=integer)
+        return Dim(name, "choices", choices=tuple(vals), integer=integer)
+    if isinstance(raw, Mapping):
+        unknown = sorted(set(raw) - set(RANGE_KEYS))
+        if unknown:
+            raise SpaceError(
+                f"Unknown key(s) {', '.join(map(repr, unknown))} in the range of '{name}'; a "
+                f"range takes {', '.join(RANGE_KEYS)}."
+            )
+        if declared is None and ("low" not in raw or "high" not in raw):
+            raise SpaceError(
+                f"The range of '{name}' needs both `low` and `high` (it has no declared range), "
+                "e.g. {low: 1.0e-5, high: 1.0e-3, log: true}."
+            )
+        low = raw.get("low", lo_decl)
+        high = raw.get("high", hi_decl)
+        for what, v in (("`low`", low), ("`high`", high)):
+            if not _is_number(v):
+                raise SpaceError(f"{what} of '{name}' must be a finite number, but got {v!r}.")
+        if not low <= high:
+            raise SpaceError(
+                f"`low <= high` must hold for '{name}', but got (low={low!r}, high={high!r}); "
+                "swap them."
+            )
+        if declared is not None and not (lo_decl <= low and high <= hi_decl):
+            raise SpaceError(
+                f"The range [{low:g}, {high:g}] of '{name}' is outside its declared range {rng}; "
+                "narrow it to lie inside (or register a variant with a wider range)."
+            )
+        log = raw.get("log", declared.log if declared is not None else False)
+        if not isinstance(log, bool):
+            raise SpaceError(f"`log` of '{name}' must be true or false, but got {log!r}.")
+        if log and low <= 0:
+            raise SpaceError(f"`log: true` needs `low > 0` for '{name}', but got low={low!r}.")
+        step = raw.get("step")
+        num = raw.get("num")
+        if step is not None:
+            if not _is_number(step) or step <= 0:
+                raise SpaceError(f"`step` of '{name}' must be a positive number, got {step!r}.")
+            if log:
+                raise SpaceError(
+                    f"'{name}' combines `step` with `log: true`, which Optuna does not allow; "
+                    "use `num:` for log-spaced grid points, or drop `log`."
+                )
+            if num is not None:
+                raise SpaceError(f"'{name}' gives both `step` and `num`; keep one.")
+        if num is not None and (not isinstance(num, int) or isinstance(num, bool) or num < 2):
+            raise SpaceError(f"`num` of '{name}' must be an integer >= 2, got {num!r}.")
+        if integer:
+            for what, v in (("`low`", low), ("`high`", high), ("`step`", step)):
+                if v is not None and float(v) != int(v):
+                    raise SpaceError(f"{what} of integer parameter '{name}' must be an integer.")
+        if low == high:
+            return Dim(name, "fixed", value=int(low) if integer else float(low), integer=integer)
+        return Dim(
+            name,
+            "range",
+            low=float(low),
+            high=float(high),
+            log=log,
+            step=None if step is None else float(step),
+            num=num,
+            integer=integer,
+        )
+    raise SpaceError(
+        f"'{name}' must be a number (fixed), a list of values (choices) or a range "
+        f"{{low, high, log, step}}, but got {raw!r}."
+    )
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """What one trial trains: the sampled (or enqueued) point of the space."""
+
+    activation: str
+    rank: int
+    activation_params: dict[str, float]
+    training_overrides: dict[str, Any]
+
+
+@dataclass
+class SearchSpace:
+    """The resolved space of a study.
+
+    Attributes:
+        activations: Searched activation names (families expanded, order kept).
+        ranks: Rank choices.
+        dims: ``{activation: {param: Dim}}`` for every declared parameter.
+        training: ``{key: Dim}`` for searched training hyperparameters.
+        baseline: Whether identity baselines are part of the study; when ``identity`` is not a
+            searched activation the ``activation`` choices still include it (Optuna needs one
+            distribution per name) and the sampler is wrapped so candidates never get it.
+    """
+
+    activations: list[str]
+    ranks: list[int]
+    dims: dict[str, dict[str, Dim]]
+    training: dict[str, Dim]
+    baseline: bool = True
+    training_defaults: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def activation_choices(self) -> list[str]:
+        """The ``activation`` parameter's choices (identity first when baselines need it)."""
+        if self.baseline and BASELINE_ACTIVATION not in self.activations:
+            return [BASELINE_ACTIVATION, *self.activations]
+        return list(self.activations)
+
+    @property
+    def excluded_for_candidates(self) -> set[str]:
+        """Choices of ``activation`` that only baselines may take."""
+        return set(self.activation_choices) - set(self.activations)
+
+    def suggest(self, trial: Trial) -> TrialConfig:
+        """Sample (or read the enqueued values of) one point, in a fixed order."""
+        act = trial.suggest_categorical("activation", self.activation_choices)
+        rank = trial.suggest_categorical("rank", list(self.ranks))
+        params = {p: d.suggest(trial) for p, d in self.dims.get(act, {}).items()}
+        training = {k: d.suggest(trial) for k, d in self.training.items()}
+        return TrialConfig(act, int(rank), params, training)
+
+    def baseline_params(self, rank: int) -> dict[str, Any]:
+        """The enqueued parameters of the identity baseline at ``rank``."""
+        params: dict[str, Any] = {"activation": BASELINE_ACTIVATION, "rank": rank}
+        for p, d in self.dims.get(BASELINE_ACTIVATION, {}).items():
+            if d.searched:
+                params[f"{BASELINE_ACTIVATION}.{p}"] = d.grid_values()[0]
+        for k, d in self.training.items():
+            if d.searched:
+                params[f"training.{k}"] = _baseline_training_value(d, self.training_defaults.get(k))
+        return params
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Every grid point as enqueued trial parameters: ranks × activations × own params.
+
+        The grid is conditional: an activation contributes the product of *its own* searched
+        parameters' values only, so ``relu`` (no parameters) is one point per rank and never
+        repeated for each ``sinter.amplitude``.
+
+        Raises:
+            SpaceError: A searched range without ``step`` or ``num``.
+        """
+        points: list[dict[str, Any]] = []
+        tr_names = [f"training.{k}" for k, d in self.training.items() if d.searched]
+        tr_values = [d.grid_values() for d in self.training.values() if d.searched]
+        for rank in self.ranks:
+            for act in self.activations:
+                searched = [(p, d) for p, d in self.dims.get(act, {}).items() if d.searched]
+                names = [f"{act}.{p}" for p, _ in searched] + tr_names
+                values = [d.grid_values() for _, d in searched] + tr_values
+                for combo in itertools.product(*values):
+                    point = dict(zip(names, combo, strict=True))
+                    points.append({"activation": act, "rank": rank, **point})
+        return points
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON form of the space (compared on resume)."""
+        return {
+            "activation": self.activation_choices,
+            "rank": list(self.ranks),
+            "params": {
+                f"{a}.{p}": d.to_dict() for a, ds in self.dims.items() for p, d in ds.items()
+            },
+            "training": {f"training.{k}": d.to_dict() for k, d in self.training.items()},
+        }
+
+
+def _baseline_training_value(d: Dim, configured: Any = None) -> Any:
+    """A baseline's value of a searched training hyperparameter.
+
+    The ``training:`` section's value when the searched values admit it (inside the range, or
+    one of the choices); otherwise the middle of the values: ``sqrt(low·high)`` of a log range,
+    ``(low + high)/2`` of a linear one, the middle choice of a list. Baselines need one fixed
+    value to be comparable run to run.
+    """
+    if _is_number(configured):
+        if d.kind == "choices" and configured in d.choices:
+            return configured
+        if d.kind == "range" and d.finite and configured in d.grid_values():
+            return configured
+        if d.kind == "range" and not d.finite and d.low <= configured <= d.high:  # type: ignore[operator]
+            return configured
+    if d.kind == "choices":
+        return d.choices[len(d.choices) // 2]
+    if d.kind == "range":
+        assert d.low is not None and d.high is not None
+        if d.num is not None or d.step is not None:
+            vals = d.grid_values()
+            return vals[len(vals) // 2]
+        mid = math.sqrt(d.low * d.high) if d.log else (d.low + d.high) / 2
+        return round(mid) if d.integer else mid
+    return d.value
+
+
+def expand_param_keys(
+    params: Mapping[str, Any], declared: Mapping[str, Sequence[str]]
+) -> dict[str, tuple[str, Any]]:
+    """Map every ``<activation>.<param>`` a ``search.params`` key covers to ``(key, raw)``.
+
+    Glob keys (``sinter.*``) apply first, in file order; exact keys override them.
+
+    Args:
+        params: ``search.params`` as written.
+        declared: ``{activation: [param names]}`` of the searched activations.
+    """
+    out: dict[str, tuple[str, Any]] = {}
+    full = [f"{a}.{p}" for a, ps in declared.items() for p in ps]
+    for key, raw in params.items():
+        if any(c in key for c in "*?["):
+            for name in fnmatch.filter(full, key):
+                if name not in out or any(c in out[name][0] for c in "*?["):
+                    out[name] = (key, raw)
+    for key, raw in params.items():
+        if not any(c in key for c in "*?[") and key in full:
+            out[key] = (key, raw)
+    return out
+
+
+def build_space(cfg: StudyConfig) -> SearchSpace:
+    """Build the :class:`SearchSpace` of a validated config (see :func:`load_config`).
+
+    Raises:
+        SpaceError: An entry that :func:`loran_search.config.load_config` would have refused.
+    """
+    from activations import get_spec, resolve_names
+    from loran_search.config import TrainingSection, training_key_kind
+
+    names = [a if isinstance(a, str) else a.name for a in cfg.search.activations]
+    acts = resolve_names(names, "search.activations")
+    specs = {a: get_spec(a) for a in acts}
+    if cfg.study.baseline:
+        specs.setdefault(BASELINE_ACTIVATION, get_spec(BASELINE_ACTIVATION))
+    covered = expand_param_keys(cfg.search.params, {a: list(s.params) for a, s in specs.items()})
+    dims: dict[str, dict[str, Dim]] = {}
+    for a, spec in specs.items():
+        dims[a] = {}
+        for p, decl in spec.params.items():
+            full = f"{a}.{p}"
+            if full in covered:
+                dims[a][p] = parse_dim(full, covered[full][1], decl)
+            else:
+                dims[a][p] = Dim(full, "fixed", value=decl.default, integer=decl.integer)
+    training: dict[str, Dim] = {}
+    for key, raw in cfg.search.training.items():
+        kind = training_key_kind(key)
+        if kind is None:
+            raise SpaceError(
+                f"'training.{key}' is not a numeric key of {TrainingSection.__name__}."
+            )
+        training[key] = parse_dim(f"training.{key}", raw, None, integer=kind is int)
+    ranks = list(dict.fromkeys(int(r) for r in cfg.search.rank))
+    defaults = {k: getattr(cfg.training, k, None) for k in training}
+    return SearchSpace(
+        acts, ranks, dims, training, baseline=cfg.study.baseline, training_defaults=defaults
+    )

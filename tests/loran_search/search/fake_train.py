@@ -1,0 +1,104 @@
+"""A fake ``run_training`` for the search mechanics tests (same signature, no model).
+
+Selected in subprocesses with ``LORAN_SEARCH_TRAIN_FN=tests.loran_search.search.fake_train:run``.
+Behaviour, from the environment:
+
+* ``FAKE_TRAIN_SLEEP``: seconds slept at each of the 3 evaluations (default 0);
+* ``FAKE_TRAIN_DIVERGE_ABOVE``: a sinter amplitude above it diverges (seed 0, step 2);
+* ``FAKE_TRAIN_LOG``: a file that gets one line ``activation rank params seed`` per run start.
+
+The metric is a smooth made-up function of the configuration so that runs are distinguishable:
+``accuracy = 0.5 + 0.01·rank/8 + 0.1·min(amplitude·100, 1) + 0.001·seed``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class FakeResult:
+    status: str
+    metrics: dict[str, float]
+    zero_shot: dict[str, float] | None
+    stability: dict[str, Any]
+    cost: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    adapter_path: str | None = None
+
+
+def run(
+    cfg: Any,
+    *,
+    activation: str,
+    activation_params: Mapping[str, float],
+    rank: int,
+    seed: int,
+    training_overrides: Mapping[str, Any] | None = None,
+    on_eval: Callable[[int, dict[str, float]], None] | None = None,
+    adapter_dir: str | Path | None = None,
+    progress: bool = True,
+) -> FakeResult:
+    log = os.environ.get("FAKE_TRAIN_LOG")
+    if log:
+        with open(log, "a") as fh:
+            fh.write(json.dumps([activation, rank, dict(activation_params), seed]) + "\n")
+    sleep = float(os.environ.get("FAKE_TRAIN_SLEEP", "0"))
+    amp = float(activation_params.get("amplitude", 0.0))
+    acc = 0.5 + 0.01 * rank / 8 + 0.1 * min(amp * 100, 1.0) + 0.001 * seed
+    limit = os.environ.get("FAKE_TRAIN_DIVERGE_ABOVE")
+    diverge = limit is not None and amp > float(limit)
+    history = []
+    steps = int((training_overrides or {}).get("max_steps", cfg.training.max_steps))
+    for k in range(1, 4):
+        step = max(1, steps * k // 3)
+        if diverge and k == 2:
+            stab = {
+                "diverged": True,
+                "diverged_at_step": step,
+                "grad_norm_max": 1e9,
+                "loss_spikes": 1,
+                "final_train_loss": float("inf"),
+            }
+            return FakeResult(
+                "diverged",
+                {},
+                None,
+                stab,
+                {"train_seconds": 0.01, "peak_memory_mb": 1.0, "trainable_params": 10 * rank},
+                history,
+            )
+        time.sleep(sleep)
+        m = {"accuracy": acc * k / 3, "loss": 1.0 / k}
+        history.append({"step": step, "loss": 1.0 / k, "grad_norm": 0.1, "lr": 1e-3, **m})
+        if on_eval is not None:
+            on_eval(step, m)
+    path = None
+    if adapter_dir is not None:
+        d = Path(adapter_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "adapter_config.json").write_text(json.dumps({"activation": activation}))
+        (d / "adapter_model.safetensors").write_bytes(b"fake")
+        path = str(d)
+    stab = {
+        "diverged": False,
+        "diverged_at_step": None,
+        "grad_norm_max": 0.1,
+        "loss_spikes": 0,
+        "final_train_loss": 1.0 / 3,
+    }
+    return FakeResult(
+        "completed",
+        {"accuracy": acc, "macro_f1": acc - 0.1},
+        None,
+        stab,
+        {"train_seconds": 0.01 + 3 * sleep, "peak_memory_mb": 1.0, "trainable_params": 10 * rank},
+        history,
+        path,
+    )
