@@ -349,6 +349,7 @@ def get_spec(name: str) -> ActivationSpec:
 def unknown_activation_message(name: str, where: str = "") -> str:
     """The error for an unknown activation ``name`` (``where`` locates it, e.g. a YAML path)."""
     _ensure_builtins()
+    _load_entry_points()
     candidates = list(dict.fromkeys([*_REGISTRY.specs, *sorted(families())]))
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
@@ -401,8 +402,9 @@ def list_activations(family: str | None = None, pattern: str | None = None) -> l
 
 
 def families() -> set[str]:
-    """Every family that has at least one registered activation."""
+    """Every family that has at least one registered activation (plugins included)."""
     _ensure_builtins()
+    _load_entry_points()
     return {s.family for s in _REGISTRY.specs.values()}
 
 
@@ -413,6 +415,7 @@ def resolve_names(names: Iterable[str], where: str = "") -> list[str]:
         ActivationError: A name that is neither an activation nor a family.
     """
     _ensure_builtins()
+    _load_entry_points()
     out: list[str] = []
     fams = families()
     for n in names:

@@ -1219,7 +1219,7 @@ def _frequency_terms(df: sp.Expr) -> list[Callable[[Any], Any]]:
     return out
 
 
-def _grid(df: sp.Expr, a: float, b: float, budget: int) -> tuple[Any, bool]:
+def oscillation_grid(df: sp.Expr, a: float, b: float, budget: int) -> tuple[Any, bool]:
     """A grid on ``[a, b]`` with ≥ 40 points per local period, plus a log grid around 0."""
     import numpy as np
 
@@ -1325,7 +1325,7 @@ def _audit_expr(
     f0 = _value_at(f, 0.0)
     df0 = _value_at(df, 0.0)
     dfn = compile_expr(df, "numpy")
-    xs, capped = _grid(df, a, b, MAX_GRID)
+    xs, capped = oscillation_grid(df, a, b, MAX_GRID)
     vals = dfn(xs)
     warnings: list[str] = []
     bad = ~np.isfinite(vals)

@@ -1,0 +1,278 @@
+"""Handlers of ``loran-search activations list | audit | plot``.
+
+``list`` imports only the registry (no torch, no sympy); ``audit`` imports sympy, numpy and scipy;
+``plot`` also imports torch, matplotlib and seaborn. Each handler takes the parsed
+``argparse.Namespace`` and returns the exit code; user errors raise
+:class:`loran_search.cli.CliError`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from activations import get_spec, list_activations
+from loran_search.cli import CliError
+
+if TYPE_CHECKING:
+    import argparse
+
+#: Key of ``--set`` values that apply to ``--expr`` formulas (``--set a=0.1`` without a name).
+FORMULA_KEY = ""
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def _json_safe(obj: Any) -> Any:
+    """Non-finite floats become ``null`` so the output is valid JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``activations list [--family F] [--pattern GLOB] [--format table|json]``."""
+    names = list_activations(family=args.family, pattern=args.pattern)
+    specs = [get_spec(n) for n in names]
+    if args.format == "json":
+        print(json.dumps([s.to_dict() for s in specs], indent=2))
+        return 0
+    if not specs:
+        print("No activation matches.", file=sys.stderr)
+        return 0
+    rows = []
+    for s in specs:
+        params = ", ".join(f"{k}={_fmt(p.default)}" for k, p in s.params.items()) or "-"
+        rows.append((s.name, s.family, params, s.expr))
+    print(_table(rows, ("name", "family", "defaults", "f(x)")))
+    counts: dict[str, int] = {}
+    for s in specs:
+        counts[s.family] = counts.get(s.family, 0) + 1
+    summary = ", ".join(f"{f}: {c}" for f, c in sorted(counts.items()))
+    print(f"\n{len(specs)} activations ({summary}).")
+    return 0
+
+
+def parse_interval(text: str) -> tuple[float, float]:
+    """``"a,b"`` → ``(a, b)`` with finite ``a < b``.
+
+    Raises:
+        CliError: Anything else, with the expected form.
+    """
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        a, b = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise CliError(
+            f"--interval expects two numbers 'a,b' (e.g. --interval=-1,1), but got {text!r}."
+        ) from None
+    if not (math.isfinite(a) and math.isfinite(b) and a < b):
+        raise CliError(f"--interval needs finite a < b, but got {text!r}.")
+    return a, b
+
+
+def parse_sets(items: Sequence[str], *, allow_formula: bool) -> dict[str, dict[str, float]]:
+    """``["sinter.amplitude=1e-3", "a=0.1"]`` → ``{"sinter": {"amplitude": 1e-3}, "": {"a": 0.1}}``.
+
+    A key without a dot sets a parameter of the ``--expr`` formulas (only if ``allow_formula``).
+
+    Raises:
+        CliError: A malformed item or a non-numeric value.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not sep or not key or not raw:
+            raise CliError(
+                f"--set {item!r}: write NAME.PARAM=VALUE, e.g. --set sinter.amplitude=1e-3."
+            )
+        name, dot, param = key.rpartition(".")
+        if not dot:
+            if not allow_formula:
+                raise CliError(
+                    f"--set {item!r}: write NAME.PARAM=VALUE (the activation's name, a dot, "
+                    "the parameter), e.g. --set sinter.amplitude=1e-3."
+                )
+            name, param = FORMULA_KEY, key
+        elif not name or not param:
+            raise CliError(f"--set {item!r}: write NAME.PARAM=VALUE, e.g. sinter.amplitude=1e-3.")
+        try:
+            value = float(raw)
+        except ValueError:
+            raise CliError(f"--set {item!r}: {raw!r} is not a number.") from None
+        out.setdefault(name, {})[param] = value
+    return out
+
+
+def _check_set_targets(sets: dict[str, dict[str, float]], names: Sequence[str]) -> None:
+    for name in sets:
+        if name == FORMULA_KEY:
+            continue
+        get_spec(name)  # unknown name -> ActivationError with did-you-mean
+        if name not in names:
+            raise CliError(
+                f"--set {name}.…: '{name}' is not among the activations being processed "
+                f"({', '.join(names) or 'none'}); add it to NAME."
+            )
+
+
+def _params_for(name: str, given: dict[str, float]) -> dict[str, float]:
+    spec = get_spec(name)
+    out: dict[str, float] = {}
+    for k, v in given.items():
+        p = spec.params.get(k)
+        out[k] = int(v) if p is not None and p.integer and v == int(v) else v
+    spec.resolve(**out)  # names and ranges checked now, with the registry's message
+    return out
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """``activations audit [NAME …] [--expr E] [--set n.p=v] [--interval a,b] [--format …]``."""
+    from activations.symbolic import FormulaError, audit, audit_formula
+
+    interval = parse_interval(args.interval)
+    sets = parse_sets(args.overrides, allow_formula=True)
+    names = list(args.names) or ([] if args.expr else list_activations())
+    for n in names:
+        get_spec(n)
+    _check_set_targets(sets, names)
+    if sets.get(FORMULA_KEY) and not args.expr:
+        raise CliError(
+            f"--set {next(iter(sets[FORMULA_KEY]))}=…: a parameter without an activation name "
+            "applies to --expr formulas, but none was given. Write NAME.PARAM=VALUE."
+        )
+    results = []
+    for n in names:
+        results.append(audit(n, _params_for(n, sets.get(n, {})), interval=interval))
+    for text in args.expr:
+        try:
+            results.append(audit_formula(text, sets.get(FORMULA_KEY, {}), interval=interval))
+        except FormulaError as err:
+            raise CliError(
+                f"--expr: {err} Give each parameter a value with --set NAME=VALUE."
+            ) from None
+        except ValueError as err:
+            raise CliError(f"--expr {text!r}: {err}") from None
+    if args.format == "json":
+        print(json.dumps(_json_safe([r.to_dict() for r in results]), indent=2))
+        return 0
+    rows = [
+        (
+            r.name,
+            _fmt(r.f0),
+            _fmt(r.df0),
+            _fmt(r.lipschitz),
+            "yes" if r.starts_at_zero else "NO",
+            str(len(r.warnings)),
+        )
+        for r in results
+    ]
+    a, b = interval
+    print(_table(rows, ("name", "f(0)", "f'(0)", f"sup|f'| on [{a:g},{b:g}]", "ΔW=0", "warn")))
+    for r in results:
+        if r.warnings:
+            params = ", ".join(f"{k}={_fmt(v)}" for k, v in r.params.items())
+            print(f"\n{r.name}" + (f" ({params})" if params else "") + ":")
+            for w in r.warnings:
+                print(f"  - {w}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """``activations plot NAME… [--set n.p=v] [--interval a,b] --out FILE.png``: f and f'."""
+    out = Path(args.out)
+    if out.suffix.lower() not in {".png", ".svg", ".pdf"}:
+        raise CliError(f"--out {args.out!r}: use a .png (or .svg/.pdf) file name.")
+    interval = parse_interval(args.interval)
+    sets = parse_sets(args.overrides, allow_formula=False)
+    names = list(args.names)
+    _check_set_targets(sets, names)
+    bound = []
+    from activations import get_activation
+
+    for n in names:
+        bound.append(get_activation(n, **_params_for(n, sets.get(n, {}))))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import seaborn as sns
+    import sympy as sp
+    import torch
+
+    from activations.symbolic import X, oscillation_grid, spec_expr
+
+    a, b = interval
+    xs = np.linspace(a, b, 4001)
+    for act in bound:  # enough points per period of each activation's fastest oscillation
+        df = sp.diff(spec_expr(act.spec, act.params), X)
+        grid, _ = oscillation_grid(df, a, b, 400_000)
+        xs = np.union1d(xs, grid)
+    sns.set_theme(style="whitegrid")
+    palette = sns.color_palette(n_colors=max(len(bound), 1))
+    fig, (ax_f, ax_df) = plt.subplots(1, 2, figsize=(12, 4.5))
+    x = torch.tensor(xs, dtype=torch.float64, requires_grad=True)
+    for act, color in zip(bound, palette, strict=True):
+        y = act(x)
+        (dy,) = torch.autograd.grad(y.sum(), x)
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in act.params.items())
+        label = act.name + (f" ({params})" if params else "")
+        sns.lineplot(
+            x=xs,
+            y=y.detach().numpy(),
+            ax=ax_f,
+            color=color,
+            label=label,
+            lw=1,
+            estimator=None,
+            errorbar=None,
+            sort=False,
+        )
+        sns.lineplot(
+            x=xs,
+            y=dy.numpy(),
+            ax=ax_df,
+            color=color,
+            label=label,
+            lw=1,
+            estimator=None,
+            errorbar=None,
+            sort=False,
+        )
+    ax_f.set(title="f(x)", xlabel="x = entry of B·A", ylabel="f(x)")
+    ax_df.set(title="f′(x)", xlabel="x = entry of B·A", ylabel="f′(x)")
+    handles, labels = ax_f.get_legend_handles_labels()
+    for ax in (ax_f, ax_df):
+        ax.get_legend().remove()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 2), frameon=False)
+    fig.tight_layout(rect=(0, 0.06 * ((len(labels) + 1) // 2), 1, 1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    print(f"wrote {out}")
+    return 0
