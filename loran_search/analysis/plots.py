@@ -8,6 +8,7 @@ baseline, no history, ...). Nothing here raises on thin data.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -127,10 +128,17 @@ def amp_freq_heatmap(
 
     fig, ax = plt.subplots(figsize=(1.1 * len(order_a) + 3.5, 0.6 * len(order_w) + 2.6))
     center = 0.0 if value == "gain" else None
-    sns.heatmap(
-        grid, annot=True, fmt=".3g", cmap="RdBu" if value == "gain" else "viridis",
-        center=center, ax=ax, cbar_kws={"label": "gain" if value == "gain" else metric},
-    )  # fmt: skip
+    with warnings.catch_warnings():  # seaborn's own use of a deprecated colormap call
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        sns.heatmap(
+            grid,
+            annot=True,
+            fmt=".3g",
+            cmap="RdBu" if value == "gain" else "viridis",
+            center=center,
+            ax=ax,
+            cbar_kws={"label": "gain" if value == "gain" else metric},
+        )
     ax.set_xlabel("amplitude A")
     ax.set_ylabel("frequency ω")
     what = "gain over QLoRA" if value == "gain" else f"{metric} (no baseline)"

@@ -1,0 +1,191 @@
+"""write_report end to end: outputs, embedded figures, dashboard, degraded inputs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from conftest import DIST, fill_canonical, new_study
+from optuna.trial import TrialState
+
+from loran_search.analysis import ReportError, write_report
+from loran_search.analysis.configurations import STAT_COLUMNS
+
+
+def _report(study, out: Path, formats=("md", "csv", "json"), **kw) -> tuple[str, list[str]]:
+    messages: list[str] = []
+    write_report(storage=study._storage, study_name=study.study_name, out_dir=out,
+                 formats=formats, dashboard=False, messages=messages, **kw)  # fmt: skip
+    return (out / "report.md").read_text() if "md" in formats else "", messages
+
+
+def _summary(md: str) -> str:
+    """The first screen: everything before the first table section."""
+    return md.split("## Configurations")[0]
+
+
+def test_every_output_is_written_and_the_html_embeds_its_figures(canonical, tmp_path) -> None:
+    messages: list[str] = []
+    out = write_report(storage=canonical._storage, study_name="synthetic", out_dir=tmp_path / "r",
+                       messages=messages)  # fmt: skip
+    assert out == tmp_path / "r"
+    for name in ("configurations.csv", "configurations.json", "report.json", "report.md",
+                 "report.html", "baselines.csv", "families.csv", "pareto.csv"):  # fmt: skip
+        assert (out / name).stat().st_size > 0, name
+    pngs = sorted((out / "plots").glob("*.png"))
+    assert {p.stem for p in pngs} >= {
+        "gain_vs_amplitude", "amp_freq_heatmap", "stability_by_family", "calibration",
+        "loss_curves", "shapes", "pareto",
+    }  # fmt: skip
+    assert all(p.stat().st_size > 5000 for p in pngs)
+    html = (out / "report.html").read_text()
+    assert html.count("<img") == len(pngs)
+    assert html.count('src="data:image/png;base64,') == len(pngs)
+    assert not re.search(r'src="(?!data:)', html)  # nothing loaded from outside the file
+    # Summary first: the verdict comes before any table or figure.
+    assert html.index("Best configuration") < html.index("<table") < html.index("<img")
+    assert "95% paired-t interval" in html and "Holm" in html
+    # CSV and JSON hold the same rows, with the issue's columns.
+    csv = pd.read_csv(out / "configurations.csv")
+    rows = json.loads((out / "configurations.json").read_text())
+    assert len(csv) == len(rows) == 5
+    for col in ["activation", "family", "rank", "amplitude", "frequency", *STAT_COLUMNS]:
+        assert col in csv.columns and col in rows[0]
+    assert "key" not in csv.columns
+    report = json.loads((out / "report.json").read_text())
+    assert report["correction"].startswith("Holm") and report["summary"]
+    assert report["amplitude_thresholds"][0]["first_unstable"] == pytest.approx(1e-2)
+
+
+def test_summary_answers_the_question(canonical, tmp_path) -> None:
+    md, _ = _report(canonical, tmp_path)
+    first = _summary(md)
+    assert "Best configuration: sinter(amplitude=0.001, frequency=10000) r=8" in first
+    assert "significantly better than QLoRA" in first
+    assert "95% paired-t interval" in first and "Holm-adjusted p" in first
+    assert "Only candidate family: **sinter**" in first
+    assert "training diverges from amplitude A ≥ 0.01" in first
+    assert "largest stable A below it: 0.001" in first
+
+
+def test_format_limits_outputs(canonical, tmp_path) -> None:
+    _report(canonical, tmp_path, formats=("csv",))
+    assert (tmp_path / "configurations.csv").exists()
+    assert not (tmp_path / "report.md").exists() and not (tmp_path / "plots").exists()
+    with pytest.raises(ReportError, match="Unknown report format"):
+        _report(canonical, tmp_path, formats=("pdf",))
+
+
+def test_no_baseline_says_how_to_add_it(tmp_path) -> None:
+    study, b = new_study()
+    b.add("sinter", 8, {0: 0.55, 1: 0.6}, amplitude=1e-4)
+    b.add("sinter", 8, {0: 0.65, 1: 0.7}, amplitude=1e-3)
+    md, _ = _report(study, tmp_path)
+    first = _summary(md)
+    assert "Gains over QLoRA are unavailable: the study has no baseline trials" in first
+    assert "`study.baseline: true`" in first
+    assert "Best configuration by accuracy: **sinter(amplitude=0.001" in first
+    csv = pd.read_csv(tmp_path / "configurations.csv")
+    assert csv["gain"].isna().all() and (csv["note"] == "no baseline trials").all()
+
+
+def test_single_seed_gives_no_interval_and_says_why(tmp_path) -> None:
+    study, b = new_study()
+    b.add("identity", 8, {0: 0.5})
+    b.add("sinter", 8, {0: 0.55}, amplitude=1e-4)
+    md, _ = _report(study, tmp_path)
+    first = _summary(md)
+    assert "No interval or p-value: a single paired seed" in first
+    assert "`study.seeds`" in first
+    row = json.loads((tmp_path / "configurations.json").read_text())[0]
+    assert row["gain"] == pytest.approx(0.05)
+    assert row["gain_ci_low"] is None and row["p_value"] is None and row["significant"] is None
+
+
+def test_one_configuration_and_unfinished_trials(tmp_path) -> None:
+    study, b = new_study()
+    b.add("identity", 8, {0: 0.5, 1: 0.6})
+    b.add("sinter", 8, {0: 0.52, 1: 0.63}, amplitude=1e-4)
+    b.add("sinter", 8, {0: 0.2}, amplitude=1e-4, state=TrialState.PRUNED)
+    b.add("sinter", 8, None, amplitude=1e-4, state=TrialState.RUNNING)
+    b.add("sinter", 8, None, amplitude=1e-4, state=TrialState.FAIL, failure="CUDA OOM")
+    md, _ = _report(study, tmp_path, formats=("md", "html"))
+    first = _summary(md)
+    assert "1 candidate configuration(s) from 4 trial(s) (1 complete, 1 pruned, 1 failed, " \
+           "1 running)" in first  # fmt: skip
+    assert "Parameter importance" in md
+    assert (tmp_path / "report.html").stat().st_size > 0
+
+
+def test_only_failed_candidates(tmp_path) -> None:
+    study, b = new_study()
+    b.add("identity", 8, {0: 0.5, 1: 0.6})
+    b.add("sinter", 8, None, amplitude=5e-2, diverged={0: True}, state=TrialState.FAIL,
+          failure="seed 0 diverged")  # fmt: skip
+    md, _ = _report(study, tmp_path)
+    first = _summary(md)
+    assert "No candidate configuration has a completed run" in first
+    assert "training diverges from amplitude A ≥ 0.05" in first
+
+
+def test_empty_study(tmp_path) -> None:
+    study, _ = new_study()
+    md, _ = _report(study, tmp_path, formats=("md", "html", "csv", "json"))
+    assert "no trials yet" in md
+    assert (tmp_path / "configurations.csv").read_text().startswith("activation,family,rank")
+    assert json.loads((tmp_path / "configurations.json").read_text()) == []
+
+
+def test_older_record_version(tmp_path) -> None:
+    study = optuna.create_study(direction="maximize", study_name="old")
+    for act, amp, value in (("identity", None, 0.5), ("sinter", 1e-3, 0.55)):
+        params = {"activation": act, "rank": 8}
+        if amp is not None:
+            params["sinter.amplitude"] = amp
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions={k: DIST[k] for k in params}, value=value,
+            user_attrs={"seed": 0},
+        ))  # fmt: skip
+    md, _ = _report(study, tmp_path)
+    assert "no record_version (older records)" in md
+    # Their seed is known (user_attr 'seed'), so the gain is paired: one seed, no interval.
+    assert "gain **+0.05**" in _summary(md)
+
+
+def test_dashboard_note_and_artifacts_update_in_place(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    study, b = new_study(storage=url)
+    fill_canonical(b)
+    messages: list[str] = []
+    write_report(storage=url, study_name="synthetic", out_dir=tmp_path / "r",
+                 formats=["html", "csv"], messages=messages)  # fmt: skip
+    from optuna_dashboard import get_note
+
+    study = optuna.load_study(study_name="synthetic", storage=url)
+    note = get_note(study)
+    assert "Best configuration" in note and "artifacts" in note
+    metas = optuna.artifacts.get_all_artifact_meta(study)
+    names = sorted(m.filename for m in metas)
+    assert "report-gain_vs_amplitude.png" in names and "report-report.html" in names
+    assert "report-configurations.csv" in names
+    adir = tmp_path / "r" / "artifacts"
+    assert all((adir / m.artifact_id).stat().st_size > 0 for m in metas)
+    # Writing the report again overwrites the same artifacts instead of adding copies.
+    write_report(storage=url, study_name="synthetic", out_dir=tmp_path / "r",
+                 formats=["html", "csv"], messages=messages)  # fmt: skip
+    again = optuna.artifacts.get_all_artifact_meta(optuna.load_study(study_name="synthetic",
+                                                                     storage=url))  # fmt: skip
+    assert sorted(m.artifact_id for m in again) == sorted(m.artifact_id for m in metas)
+    assert any("updated" in m for m in messages)
+
+
+def test_unknown_study_and_missing_database(tmp_path, canonical) -> None:
+    with pytest.raises(ReportError, match="It holds: synthetic"):
+        write_report(storage=canonical._storage, study_name="nope", out_dir=tmp_path)
+    with pytest.raises(ReportError, match="No study database"):
+        write_report(storage=f"sqlite:///{tmp_path / 'none.db'}", study_name="x", out_dir=tmp_path)
+    assert not (tmp_path / "none.db").exists()
