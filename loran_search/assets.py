@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 #: Bumped when a builder's output changes, so stale caches are rebuilt.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 
 
 class AssetError(RuntimeError):
@@ -270,6 +270,10 @@ def _build_smollm2(src: Path, out: Path, progress: bool) -> None:
     _say(f"dequantized in {time.perf_counter() - t0:.1f} s; writing an fp16 folder ...", progress)
     config = loaded.config
     config.dtype = torch.float16
+    # The GGUF origin must not follow the weights: a config that still says "quantized with
+    # GgufConfig" refuses any later BitsAndBytesConfig.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
     plain = LlamaForCausalLM(config)
     plain.load_state_dict(loaded.state_dict(), strict=False)
     plain.tie_weights()

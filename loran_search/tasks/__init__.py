@@ -1,0 +1,48 @@
+"""Tasks: classification (label-word scoring) and summarization (greedy generation + ROUGE).
+
+``build_task(task_cfg, tokenizer, max_positions=…)`` loads and checks the data, tokenizes every
+example and returns an object with ``train_examples`` (``Example(input_ids, labels)``, labels -100
+outside the answer), ``evaluate(model, batch_size) -> {metric: value}``, ``metric_names`` and
+``truncation`` (counts, reported in the run result). Every input problem raises
+:class:`TaskError` before any training.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loran_search.config import TaskSection
+from loran_search.tasks.data import TaskError
+
+TASK_TYPES = ("classification", "summarization")
+
+__all__ = ["TASK_TYPES", "TaskError", "build_task"]
+
+
+def build_task(cfg: TaskSection, tokenizer: Any, *, max_positions: int | None = None) -> Any:
+    """A ready task for ``cfg`` (see the package docstring).
+
+    Args:
+        cfg: The ``task:`` section.
+        tokenizer: The model's tokenizer (with a pad token).
+        max_positions: The model's context length; ``task.max_length`` may not exceed it.
+
+    Raises:
+        TaskError: Unknown type or dataset, missing columns, empty split, bad label words, …
+    """
+    if cfg.type not in TASK_TYPES:
+        raise TaskError(f"task.type {cfg.type!r} is not one of {', '.join(TASK_TYPES)}.")
+    if cfg.max_length < 2:
+        raise TaskError(f"task.max_length must be ≥ 2 (got {cfg.max_length}).")
+    if max_positions is not None and cfg.max_length > max_positions:
+        raise TaskError(
+            f"task.max_length {cfg.max_length} exceeds the model's context of {max_positions} "
+            f"tokens; set task.max_length ≤ {max_positions}."
+        )
+    if cfg.type == "classification":
+        from loran_search.tasks.classification import ClassificationTask
+
+        return ClassificationTask(cfg, tokenizer)
+    from loran_search.tasks.summarization import SummarizationTask
+
+    return SummarizationTask(cfg, tokenizer)

@@ -1,0 +1,232 @@
+"""Rows of a task's train and eval splits: embedded datasets, local files, or hub datasets.
+
+``task.name`` resolves in this order:
+
+1. an embedded dataset (``bbc-news``, ``aclsum``), built into the asset cache on first use;
+2. a local file (``.json``/``.jsonl``/``.csv``/``.parquet``) — one table, split into train/test
+   by :func:`seeded_split` — or a local folder with one such file per split
+   (``train.jsonl``, ``test.csv``, …);
+3. a hub dataset name loaded with ``datasets.load_dataset`` (needs the network or the HF cache).
+
+Embedded splits. ``bbc-news`` is one table of 2,225 articles: the ``train``/``test`` split is
+:func:`seeded_split` with ``task.split_seed`` (stratified, 20 % test). ``aclsum`` has its own
+``train`` (100) / ``val`` (50) / ``test`` (100) papers.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from loran_search.config import TaskSection
+
+FILE_TYPES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+SPLIT_ALIASES = {"validation": "val", "valid": "val", "dev": "val", "eval": "test"}
+TEST_FRACTION = 0.2
+
+
+class TaskError(ValueError):
+    """Bad task input, reported before any training (what, where, how to fix)."""
+
+
+def seeded_split(
+    rows: Sequence[dict[str, Any]], seed: int, strat_key: str | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Deterministic train/test split: 20 % test, stratified by ``strat_key`` when given.
+
+    Per stratum (or over all rows), rows are shuffled with ``random.Random(seed)`` and the first
+    ``ceil(0.2·n)`` go to ``test``; strata are visited in sorted order, so the split depends only
+    on the rows' order and ``seed``.
+    """
+    groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[str(row[strat_key]) if strat_key else ""].append(row)
+    rng = random.Random(seed)
+    out: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
+    for key in sorted(groups):
+        group = list(groups[key])
+        rng.shuffle(group)
+        n_test = math.ceil(TEST_FRACTION * len(group)) if len(group) > 1 else 0
+        out["test"] += group[:n_test]
+        out["train"] += group[n_test:]
+    return out
+
+
+def _read_table(path: Path) -> list[dict[str, Any]]:
+    kind = FILE_TYPES.get(path.suffix.lower())
+    if kind is None:
+        raise TaskError(
+            f"task.name {str(path)!r}: unsupported file type {path.suffix!r}; use one of "
+            + ", ".join(sorted(FILE_TYPES))
+        )
+    if path.suffix.lower() == ".jsonl" or (kind == "json" and _is_jsonl(path)):
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    if kind == "json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and "data" in data:
+            data = data["data"]
+        if not isinstance(data, list):
+            raise TaskError(f"{path}: expected a JSON list of records (or JSON lines)")
+        return data
+    import pandas as pd
+
+    frame = pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
+    return frame.to_dict(orient="records")
+
+
+def _is_jsonl(path: Path) -> bool:
+    with open(path, encoding="utf-8") as f:
+        head = f.read(1).lstrip()
+    return head == "{"
+
+
+def _split_name(split: str, available: Sequence[str], where: str) -> str:
+    if split in available:
+        return split
+    alias = SPLIT_ALIASES.get(split)
+    if alias in available:
+        return alias
+    for full, short in SPLIT_ALIASES.items():  # "val" asked, "validation" present
+        if short == split and full in available:
+            return full
+    close = difflib.get_close_matches(split, list(available), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise TaskError(
+        f"{where}: split {split!r} not found.{hint} Available splits: {', '.join(available)}."
+    )
+
+
+def _embedded(cfg: TaskSection) -> dict[str, list[dict[str, Any]]] | None:
+    from loran_search import assets
+
+    spec = assets.ASSETS.get(cfg.name)
+    if spec is None:
+        return None
+    if spec.kind != "dataset":
+        raise TaskError(f"task.name {cfg.name!r} is an embedded model, not a dataset.")
+    if spec.task_type != cfg.type:
+        raise TaskError(
+            f"task.name {cfg.name!r} is a {spec.task_type} dataset but task.type is "
+            f"{cfg.type!r}; set task.type: {spec.task_type} or choose another dataset."
+        )
+    root = assets.ensure(cfg.name)
+    if cfg.name == "bbc-news":
+        rows = _read_table(root / "data.jsonl")
+        return seeded_split(rows, cfg.split_seed, strat_key="label")
+    return {s: _read_table(root / f"{s}.jsonl") for s in ("train", "val", "test")}
+
+
+def _local(path: Path, cfg: TaskSection, strat_key: str | None) -> dict[str, list[dict]]:
+    if path.is_file():
+        rows = _read_table(path)
+        if strat_key and rows and strat_key not in rows[0]:
+            strat_key = None  # the missing column is reported by the task with a clear message
+        return seeded_split(rows, cfg.split_seed, strat_key=strat_key)
+    files = {p.stem: p for p in sorted(path.iterdir()) if p.suffix.lower() in FILE_TYPES}
+    if not files:
+        raise TaskError(
+            f"task.name {str(path)!r} is a folder without data files; put one file per split "
+            "in it (train.jsonl, test.jsonl, … or .json/.csv/.parquet)."
+        )
+    return {name: _read_table(p) for name, p in files.items()}
+
+
+def _hub(cfg: TaskSection) -> dict[str, list[dict[str, Any]]]:
+    import datasets
+
+    try:
+        dd = datasets.load_dataset(cfg.name)
+    except Exception as err:  # datasets raises many types; all mean "cannot get it"
+        from loran_search import assets
+
+        embedded = sorted(n for n, s in assets.ASSETS.items() if s.kind == "dataset")
+        close = difflib.get_close_matches(cfg.name, embedded, n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise TaskError(
+            f"Unknown dataset {cfg.name!r} (task.name): not embedded, not a local file or "
+            f"folder, and the hub could not load it ({type(err).__name__}: "
+            f"{str(err)[:200]}).{hint} Embedded datasets: {', '.join(embedded)} "
+            "(`loran-search assets list`)."
+        ) from err
+    out: dict[str, list[dict[str, Any]]] = {}
+    for split, ds in dd.items():
+        rows = ds.to_list()
+        feats = ds.features
+        for col, feat in feats.items():  # ClassLabel ints → their names
+            names = getattr(feat, "names", None)
+            if names:
+                for r in rows:
+                    r[col] = names[r[col]]
+        out[split] = rows
+    return out
+
+
+def load_splits(cfg: TaskSection, strat_key: str | None = None) -> dict[str, list[dict]]:
+    """All splits of ``cfg.name`` as lists of row dicts (see the module docstring)."""
+    embedded = _embedded(cfg)
+    if embedded is not None:
+        return embedded
+    path = Path(cfg.name).expanduser()
+    if path.exists():
+        return _local(path, cfg, strat_key)
+    if path.suffix.lower() in FILE_TYPES or cfg.name.startswith((".", "/", "~")):
+        raise TaskError(f"task.name {cfg.name!r}: no such file or folder.")
+    return _hub(cfg)
+
+
+def train_eval_rows(
+    cfg: TaskSection, strat_key: str | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The train and eval rows, subsampled to ``train_size``/``eval_size`` (seeded).
+
+    Raises:
+        TaskError: Unknown split, or an empty split after loading.
+    """
+    splits = load_splits(cfg, strat_key)
+    where = f"task.name {cfg.name!r}"
+    train_name = _split_name(cfg.train_split, list(splits), where + " (task.train_split)")
+    eval_name = _split_name(cfg.eval_split, list(splits), where + " (task.eval_split)")
+    out = []
+    for name, size, key in (
+        (train_name, cfg.train_size, "train"),
+        (eval_name, cfg.eval_size, "eval"),
+    ):
+        rows = list(splits[name])
+        if size is not None and size < len(rows):
+            rng = random.Random(cfg.split_seed + (0 if key == "train" else 1))
+            idx = sorted(rng.sample(range(len(rows)), size))
+            rows = [rows[i] for i in idx]
+        if not rows or (size is not None and size <= 0):
+            raise TaskError(
+                f"{where}: the {key} split {name!r} is empty"
+                + (f" (task.{key}_size = {size})" if size is not None and size <= 0 else "")
+                + "; give it rows or choose another split."
+            )
+        out.append(rows)
+    return out[0], out[1]
+
+
+def require_columns(rows: Sequence[dict[str, Any]], columns: dict[str, str], where: str) -> None:
+    """Raise :class:`TaskError` when a configured column is missing from the rows.
+
+    Args:
+        rows: Loaded rows.
+        columns: ``{config key: column name}``, e.g. ``{"task.text_column": "text"}``.
+        where: Dataset description for the message.
+    """
+    present = list(rows[0].keys()) if rows else []
+    for key, col in columns.items():
+        if col not in present:
+            close = difflib.get_close_matches(col, present, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise TaskError(
+                f"{where}: column {col!r} ({key}) not found.{hint} Columns: "
+                f"{', '.join(map(str, present))}. Set {key} to one of them."
+            )

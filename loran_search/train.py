@@ -1,0 +1,611 @@
+"""One fine-tuning run: config in, metrics + stability telemetry + cost out.
+
+:func:`run_training` takes a :class:`~loran_search.config.StudyConfig` and one point of the search
+space (activation, its parameters, rank, seed), trains a LoRAN adapter on the task and returns a
+:class:`RunResult`. ``loran-search train FILE`` (:func:`cmd_train`) does the same from a study
+YAML for its first configuration.
+
+Optimisation. AdamW on the adapter parameters only; the learning rate at optimizer step
+``k = 1..K`` (``K = max_steps``, ``W = warmup_steps``, ``η = learning_rate``) is
+
+* warm-up, ``k ≤ W``: ``η·k/W``;
+* then, with ``u = (k − W)/(K − W)``: cosine ``η·½(1 + cos(π·u))``, linear ``η·(1 − u)``, or
+  constant ``η``.
+
+One optimizer step averages ``grad_accum`` micro-batches of ``batch_size`` examples; the step
+loss is the mean of the micro-batch losses (each a mean over answer tokens); the gradient is
+clipped to total L2 norm ``max_grad_norm`` (the *pre-clipping* norm is recorded).
+
+Stability telemetry (``RunResult.stability``):
+
+* **Divergence**: the run stops with ``status = "diverged"`` at the first step whose loss or
+  gradient norm is not finite, or whose loss exceeds ``divergence_factor × L₁`` (``L₁`` = loss of
+  step 1, measured before any update). A diverged run is a result (the CLI exits 0), its
+  ``metrics`` are empty.
+* **Loss spike**: step ``k`` is a spike when at least 3 earlier steps exist and
+  ``L_k > spike_factor × median(L_{k−10}, …, L_{k−1})`` (the median of up to 10 previous step
+  losses). ``loss_spikes`` counts them.
+* ``grad_norm_max``: largest pre-clipping gradient norm; ``final_train_loss``: mean loss of the
+  last ``min(10, K)`` steps.
+
+Cost (``RunResult.cost``): ``train_seconds`` (training loop wall time, evaluations excluded),
+``eval_seconds``, ``trainable_params``, ``seconds_per_step``, and ``peak_memory_mb``: on CUDA
+``torch.cuda.max_memory_allocated`` during the run; on CPU the process's peak resident set size
+(``getrusage(RUSAGE_SELF).ru_maxrss``) at the end of the run — it includes the base model and,
+being a process high-water mark, any earlier larger peak; ``memory_growth_mb`` is how much that
+peak rose during this run.
+
+Caching. The base model (keyed by the ``model:`` section) and the tokenized task (keyed by the
+``model:`` and ``task:`` sections) stay in memory for the next run in the process; zero-shot
+metrics are cached with the task. After every run — completed, diverged, pruned or crashed — the
+adapter is removed with peft's ``unload()``, so the cached base is exactly the pretrained model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from loran_search.config import AdapterSection, StudyConfig, TrainingSection
+
+SCHEDULES = ("cosine", "linear", "constant")
+SPIKE_WINDOW = 10
+SPIKE_MIN_HISTORY = 3
+
+
+class TrainingError(ValueError):
+    """A bad training configuration, reported before any training."""
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run (``to_dict()`` is the ``train --format json`` output).
+
+    Attributes:
+        status: ``completed`` or ``diverged``.
+        metrics: Final task metrics (empty when diverged).
+        zero_shot: Metrics of the unadapted model when ``training.zero_shot``, else ``None``.
+        stability: ``{diverged, diverged_at_step, grad_norm_max, loss_spikes, final_train_loss}``.
+        cost: ``{train_seconds, eval_seconds, seconds_per_step, peak_memory_mb,
+            memory_growth_mb, peak_memory_kind, trainable_params, model_load_seconds}``.
+        history: One dict per optimizer step: ``step, loss, grad_norm, lr`` plus the eval
+            metrics at evaluation steps.
+        adapter_path: Where the adapter was saved, if it was.
+        data: Example counts and truncation counts (``task.max_length`` cuts, never silent).
+        run: What ran: activation, params, rank, seed, model and task names.
+    """
+
+    status: str
+    metrics: dict[str, float]
+    zero_shot: dict[str, float] | None
+    stability: dict[str, Any]
+    cost: dict[str, Any]
+    history: list[dict[str, Any]]
+    adapter_path: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return asdict(self)
+
+
+# -- per-process caches ---------------------------------------------------------------------------
+
+_MODELS: dict[str, tuple[Any, Any]] = {}
+_TASKS: dict[str, Any] = {}
+_ZERO_SHOT: dict[str, dict[str, float]] = {}
+
+
+def _key(*sections: Any) -> str:
+    return json.dumps([asdict(s) for s in sections], sort_keys=True, default=str)
+
+
+def clear_cache() -> None:
+    """Drop the cached base models, tasks and zero-shot metrics."""
+    _MODELS.clear()
+    _TASKS.clear()
+    _ZERO_SHOT.clear()
+
+
+def get_model(cfg: StudyConfig) -> tuple[Any, Any]:
+    """The (cached) base model and tokenizer of ``cfg.model``."""
+    key = _key(cfg.model)
+    if key not in _MODELS:
+        from loran_search.models import load_model
+
+        _MODELS[key] = load_model(cfg.model)
+    return _MODELS[key]
+
+
+def get_task(cfg: StudyConfig) -> Any:
+    """The (cached) tokenized task of ``cfg.task`` for ``cfg.model``'s tokenizer."""
+    key = _key(cfg.model, cfg.task)
+    if key not in _TASKS:
+        from loran_search.tasks import build_task
+
+        model, tokenizer = get_model(cfg)
+        max_pos = getattr(model.config, "max_position_embeddings", None)
+        _TASKS[key] = build_task(cfg.task, tokenizer, max_positions=max_pos)
+    return _TASKS[key]
+
+
+# -- pieces ---------------------------------------------------------------------------------------
+
+
+def resolve_training(
+    base: TrainingSection, overrides: Mapping[str, Any] | None = None
+) -> TrainingSection:
+    """``base`` with ``overrides`` applied, checked; raises :class:`TrainingError`."""
+    names = {f.name for f in fields(TrainingSection)}
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise TrainingError(
+            f"unknown training setting(s) {unknown}; valid: {', '.join(sorted(names))}."
+        )
+    t = replace(base, **overrides)
+    problems = []
+    if t.max_steps < 1:
+        problems.append(f"training.max_steps must be ≥ 1 (got {t.max_steps})")
+    if t.batch_size < 1 or t.grad_accum < 1:
+        problems.append("training.batch_size and training.grad_accum must be ≥ 1")
+    if not (t.learning_rate > 0 and math.isfinite(t.learning_rate)):
+        problems.append(f"training.learning_rate must be > 0 (got {t.learning_rate})")
+    if t.warmup_steps < 0:
+        problems.append("training.warmup_steps must be ≥ 0")
+    if t.schedule not in SCHEDULES:
+        problems.append(f"training.schedule {t.schedule!r} is not one of {', '.join(SCHEDULES)}")
+    if t.eval_every < 0:
+        problems.append("training.eval_every must be ≥ 0 (0 = only at the end)")
+    if t.divergence_factor <= 1 or t.spike_factor <= 1:
+        problems.append("training.divergence_factor and training.spike_factor must be > 1")
+    if t.max_grad_norm is not None and t.max_grad_norm <= 0:
+        problems.append("training.max_grad_norm must be > 0 or null")
+    if problems:
+        raise TrainingError("; ".join(problems) + ".")
+    return t
+
+
+def lr_factor(step: int, t: TrainingSection) -> float:
+    """Multiplier of ``learning_rate`` at optimizer step ``step`` (1-based; module docstring)."""
+    w, k_max = t.warmup_steps, t.max_steps
+    if w > 0 and step <= w:
+        return step / w
+    if t.schedule == "constant" or k_max <= w:
+        return 1.0
+    u = min(1.0, (step - w) / (k_max - w))
+    if t.schedule == "linear":
+        return 1.0 - u
+    return 0.5 * (1.0 + math.cos(math.pi * u))
+
+
+def is_spike(loss: float, previous: list[float], factor: float) -> bool:
+    """``loss > factor × median(last ≤10 previous losses)``, given ≥ 3 previous steps."""
+    if len(previous) < SPIKE_MIN_HISTORY:
+        return False
+    return loss > factor * statistics.median(previous[-SPIKE_WINDOW:])
+
+
+def build_adapter(
+    model: Any,
+    adapter: AdapterSection,
+    *,
+    rank: int,
+    activation: str,
+    activation_params: Mapping[str, float],
+) -> Any:
+    """Wrap ``model`` in a LoRAN adapter (``peft.get_peft_model`` with a ``LoranConfig``)."""
+    import peft
+
+    from loran_search.adapters import LoranConfig
+
+    if rank < 1:
+        raise TrainingError(f"rank must be ≥ 1 (got {rank}).")
+    cfg = LoranConfig(
+        r=rank,
+        lora_alpha=adapter.alpha,
+        lora_dropout=adapter.dropout,
+        target_modules=list(adapter.target_modules),
+        use_rslora=adapter.use_rslora,
+        activation=activation,
+        activation_params=dict(activation_params),
+        task_type="CAUSAL_LM",
+    )
+    return peft.get_peft_model(model, cfg)
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _batches(examples: list[Any], batch_size: int, seed: int) -> Iterator[list[Any]]:
+    """Endless seeded epochs of shuffled micro-batches (the last short batch is kept)."""
+    rng = random.Random(seed)
+    while True:
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        for i in range(0, len(order), batch_size):
+            yield [examples[j] for j in order[i : i + batch_size]]
+
+
+def _loss(model: Any, batch: list[Any], pad_id: int, device: Any) -> Any:
+    """Mean cross-entropy over answer tokens (labels ≠ -100) of one micro-batch."""
+    import torch
+
+    from loran_search.tasks.base import IGNORE, pad_batch
+
+    enc = pad_batch(
+        [e.input_ids for e in batch], pad_id, left=False, labels=[e.labels for e in batch]
+    )
+    logits = model(
+        input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device)
+    ).logits  # (B, T, V)
+    labels = enc["labels"].to(device)
+    return torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE
+    )
+
+
+class _Memory:
+    """Peak memory of a run (see the module docstring for what is measured)."""
+
+    def __init__(self, device: Any) -> None:
+        import resource
+
+        import torch
+
+        self.cuda = getattr(device, "type", str(device)) == "cuda"
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        self.device = device
+        self.start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB → MiB
+
+    def report(self) -> dict[str, Any]:
+        import resource
+
+        import torch
+
+        if self.cuda:
+            peak = torch.cuda.max_memory_allocated(self.device) / 2**20
+            return {
+                "peak_memory_mb": round(peak, 1),
+                "memory_growth_mb": None,
+                "peak_memory_kind": "cuda_max_memory_allocated",
+            }
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return {
+            "peak_memory_mb": round(rss, 1),
+            "memory_growth_mb": round(max(0.0, rss - self.start_rss), 1),
+            "peak_memory_kind": "cpu_process_max_rss",
+        }
+
+
+def run_training(
+    cfg: StudyConfig,
+    *,
+    activation: str,
+    activation_params: Mapping[str, float],
+    rank: int,
+    seed: int,
+    training_overrides: Mapping[str, Any] | None = None,
+    on_eval: Callable[[int, dict[str, float]], None] | None = None,
+    adapter_dir: str | Path | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Train one LoRAN adapter and evaluate it (see the module docstring for every definition).
+
+    Args:
+        cfg: The study configuration (``model``, ``task``, ``adapter``, ``training`` are used).
+        activation: Registry name (or safe formula) of ``f`` in ``ΔW = s·f(B·A)``.
+        activation_params: Its parameter values (defaults fill the rest).
+        rank: LoRA rank ``r``.
+        seed: Seeds adapter initialisation, dropout and data order.
+        training_overrides: ``training:`` fields to override for this run (e.g. a searched lr).
+        on_eval: Called as ``on_eval(step, metrics)`` at every evaluation (every ``eval_every``
+            steps and at the end). Exceptions it raises (``optuna.TrialPruned``) propagate after
+            the adapter has been removed.
+        adapter_dir: Save the trained adapter here (completed runs only).
+        progress: Show a tqdm bar with loss and ETA on stderr.
+
+    Returns:
+        The :class:`RunResult`.
+
+    Raises:
+        TrainingError, TaskError, ModelError: Bad input, before any training.
+    """
+    import torch
+
+    t = resolve_training(cfg.training, training_overrides)
+    if t.threads:
+        torch.set_num_threads(int(t.threads))
+    base, tokenizer = get_model(cfg)
+    task = get_task(cfg)
+    eval_bs = t.batch_size
+    zkey = _key(cfg.model, cfg.task)
+    zero_shot = None
+    if t.zero_shot:
+        if zkey not in _ZERO_SHOT:
+            _ZERO_SHOT[zkey] = task.evaluate(base, eval_bs)
+        zero_shot = dict(_ZERO_SHOT[zkey])
+
+    _seed_everything(seed)
+    model = build_adapter(
+        base, cfg.adapter, rank=rank, activation=activation, activation_params=activation_params
+    )
+    try:
+        return _train(
+            cfg,
+            model,
+            tokenizer,
+            task,
+            t,
+            seed,
+            zero_shot,
+            on_eval,
+            adapter_dir,
+            progress,
+            run={
+                "activation": activation,
+                "activation_params": dict(activation_params),
+                "rank": rank,
+                "seed": seed,
+                "model": cfg.model.name,
+                "quantization": cfg.model.quantization,
+                "task": cfg.task.name,
+                "model_load_seconds": getattr(
+                    getattr(base, "loran_load_info", None), "seconds", None
+                ),
+            },
+        )
+    finally:
+        model.unload()  # removes every adapter layer: the cached base is the pretrained model
+        base.eval()
+
+
+def _train(
+    cfg: StudyConfig,
+    model: Any,
+    tokenizer: Any,
+    task: Any,
+    t: TrainingSection,
+    seed: int,
+    zero_shot: dict[str, float] | None,
+    on_eval: Callable[[int, dict[str, float]], None] | None,
+    adapter_dir: str | Path | None,
+    progress: bool,
+    run: dict[str, Any],
+) -> RunResult:
+    import torch
+    from tqdm.auto import tqdm
+
+    from loran_search.tasks.base import model_device
+
+    device = model_device(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    n_trainable = sum(p.numel() for p in params)
+    opt = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
+    batches = _batches(task.train_examples, t.batch_size, seed)
+    pad_id = tokenizer.pad_token_id
+    memory = _Memory(device)
+    history: list[dict[str, Any]] = []
+    losses: list[float] = []
+    spikes = 0
+    grad_max = 0.0
+    diverged_at: int | None = None
+    first_loss: float | None = None
+    train_s = eval_s = 0.0
+    metrics: dict[str, float] = {}
+    bar = tqdm(total=t.max_steps, desc="train", disable=not progress, file=sys.stderr)
+    try:
+        for step in range(1, t.max_steps + 1):
+            t0 = time.perf_counter()
+            model.train()
+            lr = t.learning_rate * lr_factor(step, t)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            step_loss = 0.0
+            for _ in range(t.grad_accum):
+                loss = _loss(model, next(batches), pad_id, device) / t.grad_accum
+                loss.backward()
+                step_loss += float(loss.detach())
+            norm = torch.nn.utils.clip_grad_norm_(
+                params, t.max_grad_norm if t.max_grad_norm is not None else float("inf")
+            )
+            grad_norm = float(norm)
+            if first_loss is None:
+                first_loss = step_loss
+            history.append({"step": step, "loss": step_loss, "grad_norm": grad_norm, "lr": lr})
+            bad = not (math.isfinite(step_loss) and math.isfinite(grad_norm))
+            if bad or step_loss > t.divergence_factor * first_loss:
+                diverged_at = step
+                train_s += time.perf_counter() - t0
+                break
+            spikes += is_spike(step_loss, losses, t.spike_factor)
+            losses.append(step_loss)
+            grad_max = max(grad_max, grad_norm)
+            opt.step()
+            train_s += time.perf_counter() - t0
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
+            last = step == t.max_steps
+            if last or (t.eval_every and step % t.eval_every == 0):
+                e0 = time.perf_counter()
+                metrics = task.evaluate(model, t.batch_size)
+                eval_s += time.perf_counter() - e0
+                history[-1].update(metrics)
+                if on_eval is not None:
+                    on_eval(step, dict(metrics))
+    finally:
+        bar.close()
+    done = len(losses)
+    status = "diverged" if diverged_at is not None else "completed"
+    adapter_path = None
+    if adapter_dir is not None and status == "completed":
+        model.save_pretrained(str(adapter_dir))
+        adapter_path = str(Path(adapter_dir).resolve())
+    stability = {
+        "diverged": diverged_at is not None,
+        "diverged_at_step": diverged_at,
+        "grad_norm_max": grad_max,
+        "loss_spikes": int(spikes),
+        "final_train_loss": statistics.fmean(losses[-10:]) if losses else None,
+    }
+    cost = {
+        "train_seconds": round(train_s, 3),
+        "eval_seconds": round(eval_s, 3),
+        "seconds_per_step": round(train_s / max(1, len(history)), 4),
+        **memory.report(),
+        "trainable_params": int(n_trainable),
+        "model_load_seconds": run.pop("model_load_seconds", None),
+        "steps_done": done,
+    }
+    data = {
+        "truncation": task.truncation.to_dict(),
+        "max_length": cfg.task.max_length,
+        "metric_names": list(task.metric_names),
+    }
+    return RunResult(
+        status=status,
+        metrics=metrics if status == "completed" else {},
+        zero_shot=zero_shot,
+        stability=stability,
+        cost=cost,
+        history=history,
+        adapter_path=adapter_path,
+        data=data,
+        run=run,
+    )
+
+
+# -- `loran-search train FILE` ------------------------------------------------------------------
+
+
+def first_configuration(cfg: StudyConfig) -> tuple[str, dict[str, float], int, dict[str, Any]]:
+    """``(activation, params, rank, training overrides)`` of the study's first configuration.
+
+    The activation is the first of ``search.activations`` (a family expands to its first member;
+    an inline formula is already registered by the loader). A parameter takes its plain value in
+    ``search.params`` (``sinter.amplitude: 1e-3`` or ``--set sinter.amplitude=1e-3``), the first
+    entry of a choice list, or else its registry default (ranges are for the search). The rank is
+    the first of ``search.rank``; plain values in ``search.training`` override ``training:``.
+    """
+    from activations import get_spec, resolve_names
+
+    if not cfg.search.activations:
+        raise TrainingError("search.activations is empty; name at least one activation.")
+    entry = cfg.search.activations[0]
+    name = entry if isinstance(entry, str) else entry.name
+    activation = resolve_names([name], "search.activations[0]")[0]
+    spec = get_spec(activation)
+    params: dict[str, float] = {}
+    for key, value in cfg.search.params.items():
+        act, _, pname = str(key).partition(".")
+        if act != activation:
+            continue
+        if isinstance(value, list) and value:
+            value = value[0]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue  # a range: the search samples it; one run uses the default
+        params[pname] = float(value)
+    params = spec.resolve(**params)
+    if not cfg.search.rank:
+        raise TrainingError("search.rank is empty; give at least one rank.")
+    overrides = {
+        k: (v[0] if isinstance(v, list) and v else v)
+        for k, v in cfg.search.training.items()
+        if not isinstance(v, dict)
+    }
+    return activation, params, int(cfg.search.rank[0]), overrides
+
+
+def format_table(result: RunResult) -> str:
+    """A short human-readable summary of a run."""
+    r = result
+    lines = [
+        f"status: {r.status}"
+        + (f" (at step {r.stability['diverged_at_step']})" if r.stability["diverged"] else ""),
+        "run: " + ", ".join(f"{k}={v}" for k, v in r.run.items()),
+    ]
+    if r.zero_shot is not None:
+        lines.append("zero-shot: " + ", ".join(f"{k}={v:.4f}" for k, v in r.zero_shot.items()))
+    if r.metrics:
+        lines.append("metrics:   " + ", ".join(f"{k}={v:.4f}" for k, v in r.metrics.items()))
+    st = r.stability
+    ftl = st["final_train_loss"]
+    lines.append(
+        f"stability: grad_norm_max={st['grad_norm_max']:.4g}, loss_spikes={st['loss_spikes']}, "
+        f"final_train_loss={'n/a' if ftl is None else f'{ftl:.4f}'}"
+    )
+    c = r.cost
+    lines.append(
+        f"cost: {c['train_seconds']:.1f} s training ({c['seconds_per_step']:.3f} s/step), "
+        f"{c['eval_seconds']:.1f} s eval, peak memory {c['peak_memory_mb']} MB "
+        f"({c['peak_memory_kind']}), {c['trainable_params']:,} trainable params"
+    )
+    tr = r.data.get("truncation", {})
+    if tr:
+        lines.append(
+            f"truncation (max_length={r.data.get('max_length')}): "
+            f"train inputs {tr['train_inputs']}/{tr['n_train']}, train targets "
+            f"{tr['train_targets']}, eval inputs {tr['eval_inputs']}/{tr['n_eval']}, "
+            f"eval targets {tr['eval_targets']}"
+        )
+    if r.adapter_path:
+        lines.append(f"adapter: {r.adapter_path}")
+    return "\n".join(lines)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``loran-search train FILE [--set k=v …] [--seed N] [--save-adapter DIR] [--format …]``.
+
+    Runs the study's first configuration once (see :func:`first_configuration`). A diverged run
+    is a result: it is printed and the exit code is 0.
+    """
+    from activations import ActivationError
+    from loran_search.cli import CliError
+    from loran_search.config import ConfigError, load_config
+    from loran_search.models import ModelError
+    from loran_search.tasks import TaskError
+
+    try:
+        cfg = load_config(args.file, list(args.overrides or ()))
+    except ConfigError as err:
+        raise CliError(str(err)) from err
+    except OSError as err:
+        raise CliError(f"cannot read {args.file}: {err}") from err
+    seed = args.seed if args.seed is not None else (cfg.study.seeds or [0])[0]
+    try:
+        activation, params, rank, overrides = first_configuration(cfg)
+        result = run_training(
+            cfg,
+            activation=activation,
+            activation_params=params,
+            rank=rank,
+            seed=int(seed),
+            training_overrides=overrides,
+            adapter_dir=args.save_adapter,
+            progress=args.format == "table" or sys.stderr.isatty(),
+        )
+    except (TrainingError, TaskError, ModelError, ActivationError) as err:
+        raise CliError(str(err)) from err
+    if args.format == "json":
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(format_table(result))
+    return 0
