@@ -1,13 +1,17 @@
 """loran-search: activation-design search for non-linear low-rank (LoRAN) fine-tuning.
 
-Importing ``loran_search`` is cheap; it registers the LoRAN adapter with peft only when
-``loran_search.adapters`` is imported (``PeftModel.from_pretrained`` needs that import, see the
-README).
+Importing ``loran_search`` is cheap (no torch, no peft). It installs a tiny import hook
+(:mod:`loran_search._peft_hook`) that imports ``loran_search.adapters`` as soon as peft is
+imported, so that ``PeftModel.from_pretrained`` understands saved LoRAN adapters.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from loran_search import _peft_hook  # tiny: imports loran_search.adapters right after peft
+
+_peft_hook.install()
 
 
 def __getattr__(name: str) -> object:

@@ -1,0 +1,46 @@
+"""LoRAN adapters for peft: ``ΔW = s·f(B·A)`` on ``nn.Linear`` and bitsandbytes 4/8-bit layers.
+
+Importing this package registers LoRAN with peft: ``peft.get_peft_model(model, LoranConfig(...))``
+builds LoRAN layers, and ``PeftModel.from_pretrained`` recognises saved LoRAN adapters
+(``import loran_search`` is enough for the latter: it imports this package once peft is imported).
+
+Example::
+
+    from loran_search.adapters import LoranConfig
+    cfg = LoranConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "v_proj"],
+                      activation="sinter", activation_params={"amplitude": 1e-3})
+    model = peft.get_peft_model(model, cfg)
+"""
+
+from __future__ import annotations
+
+from loran_search.adapters.guard import guard_4bit, silence_bitsandbytes_noise
+
+silence_bitsandbytes_noise()
+
+from loran_search.adapters.bnb import LoranLinear4bit, LoranLinear8bitLt  # noqa: E402
+from loran_search.adapters.config import LoranConfig, build_activation  # noqa: E402
+from loran_search.adapters.function import DeltaTerm, loran_linear  # noqa: E402
+from loran_search.adapters.io import (  # noqa: E402
+    install_config_loader,
+    install_injection_guard,
+    load_adapter,
+)
+from loran_search.adapters.layers import LoranLayerMixin, LoranLinear, LoranVariant  # noqa: E402
+
+install_config_loader()
+install_injection_guard()
+
+__all__ = [
+    "DeltaTerm",
+    "LoranConfig",
+    "LoranLayerMixin",
+    "LoranLinear",
+    "LoranLinear4bit",
+    "LoranLinear8bitLt",
+    "LoranVariant",
+    "build_activation",
+    "guard_4bit",
+    "load_adapter",
+    "loran_linear",
+]
