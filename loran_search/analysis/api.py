@@ -71,6 +71,23 @@ def load_study(storage: str | BaseStorage, study_name: str) -> optuna.Study:
         ) from None
 
 
+def _default_artifact_dir(storage: str | BaseStorage, out: Path) -> Path:
+    """The study's artifact directory: the search's default for the URL, else ``out/artifacts``.
+
+    ``loran-search run``/``dashboard`` keep artifacts in ``study.artifacts`` or, unset, in
+    ``artifacts/`` next to a SQLite/journal file (``runs/artifacts`` for a server URL); using the
+    same directory lets ``loran-search dashboard`` show the report's figures.
+    """
+    if isinstance(storage, str):
+        try:
+            from loran_search.search.storage import default_artifact_dir
+
+            return Path(default_artifact_dir(storage))
+        except Exception:  # the search package is absent or refuses the URL
+            pass
+    return out / "artifacts"
+
+
 def write_report(
     *,
     storage: str | BaseStorage,
@@ -91,7 +108,9 @@ def write_report(
         out_dir: Directory for the outputs (created).
         formats: Subset of ``md``, ``html``, ``csv``, ``json``; ``None`` writes all.
         dashboard: Save the summary as the study's note and the figures as study artifacts.
-        artifact_dir: Artifact store directory; default ``<out_dir>/artifacts``.
+        artifact_dir: Artifact store directory; default: where ``loran-search run`` keeps the
+            study's artifacts (``artifacts/`` next to a SQLite/journal file, ``runs/artifacts``
+            for a server URL), or ``<out_dir>/artifacts`` for a storage object.
         correction: Multiple-comparison correction, ``holm`` (default) or ``bh``.
         messages: If given, receives one line per written file and dashboard action.
         analysis_out: If given, receives the :class:`~loran_search.analysis.report.Analysis`.
@@ -124,7 +143,9 @@ def write_report(
     if dashboard:
         from loran_search.analysis.dashboard import publish
 
-        adir = Path(artifact_dir) if artifact_dir is not None else out / "artifacts"
+        adir = (
+            Path(artifact_dir) if artifact_dir is not None else _default_artifact_dir(storage, out)
+        )
         uploads = [
             p
             for p in written

@@ -20,6 +20,7 @@ runs enter stability.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +44,7 @@ EXTRA_COLUMNS = [
 INTERNAL_COLUMNS = ["key"]  # dropped from every written output
 _RESERVED = set(LEADING_COLUMNS + STAT_COLUMNS + EXTRA_COLUMNS + ["key", "improvement"])
 
+AUDIT_BUDGET_S = 60.0
 Auditor = Callable[[str, dict[str, float]], float]
 
 
@@ -70,11 +72,13 @@ def _state_counts(trials: pd.DataFrame) -> dict[str, int]:
     }
 
 
-def make_auditor(notes: list[str]) -> Auditor:
+def make_auditor(notes: list[str], budget_s: float = AUDIT_BUDGET_S) -> Auditor:
     """A cached ``(name, params) -> Lipschitz bound`` that never raises.
 
     It calls ``activations.symbolic.audit(name, params).to_dict()["lipschitz"]``. If the module is
     missing, or an audit fails, the value is ``nan`` and one note per cause is added to ``notes``.
+    Symbolic audits cost ~0.1 s each; after ``budget_s`` seconds in total the remaining
+    configurations get ``nan`` (and a note) so a large study's report stays quick.
     """
     cache: dict[tuple, float] = {}
     try:
@@ -91,10 +95,21 @@ def make_auditor(notes: list[str]) -> Auditor:
         return missing
 
     failed: set[str] = set()
+    spent = [0.0]
 
     def lipschitz(name: str, params: dict[str, float]) -> float:
         key = (name, tuple(sorted(params.items())))
+        if key not in cache and spent[0] > budget_s:
+            if "budget" not in failed:
+                failed.add("budget")
+                notes.append(
+                    f"Lipschitz bounds: the symbolic audits took over {budget_s:.0f} s; the "
+                    "remaining configurations have none (`loran-search activations audit NAME "
+                    "--set …` gives one)."
+                )
+            return math.nan
         if key not in cache:
+            start = time.perf_counter()
             try:
                 result = audit(name, dict(params))
                 data = result.to_dict() if hasattr(result, "to_dict") else dict(result)
@@ -107,6 +122,7 @@ def make_auditor(notes: list[str]) -> Auditor:
                         f"Lipschitz bound of '{name}' unavailable: the audit failed "
                         f"({type(err).__name__}: {err})."
                     )
+            spent[0] += time.perf_counter() - start
         return cache[key]
 
     return lipschitz

@@ -1,6 +1,9 @@
 """Read a study's trials into tidy tables, tolerant of older and partial trial records.
 
-The trial record is the contract of DESIGN.md: params ``activation``, ``rank`` and
+The study's metric and direction come from its user_attrs (``metric``/``direction``, or the
+search's ``loran.setup`` = ``{metric, directions, …}``), else from the only key of
+``seed_metrics`` and the study's first direction. The trial record is the contract of DESIGN.md:
+params ``activation``, ``rank`` and
 ``<activation>.<param>``; user_attrs ``role``, ``activation_spec`` (``{name, family, params}``),
 ``seed_metrics`` (``{"<seed>": {metric: value}}``), ``stability``
 (``{"<seed>": {diverged, grad_norm_max, loss_spikes, final_train_loss}}``), ``cost``
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 
 BASELINE_ACTIVATION = "identity"
 RECORD_VERSION = 1
+SETUP_ATTR = "loran.setup"  # study user_attr written by the search: {metric, directions, ...}
 _DIVERGENCE_WORDS = ("diverg", "nan", "inf", "overflow", "exploded")
 
 
@@ -119,7 +123,7 @@ def _registry_family_and_params(
 
 def _study_metric(study: optuna.Study, seed_metric_keys: Counter[str]) -> tuple[str, list[str]]:
     notes: list[str] = []
-    metric = study.user_attrs.get("metric")
+    metric = study.user_attrs.get("metric") or _setup(study).get("metric")
     if isinstance(metric, str) and metric:
         if seed_metric_keys and metric not in seed_metric_keys:
             notes.append(
@@ -143,8 +147,14 @@ def _study_metric(study: optuna.Study, seed_metric_keys: Counter[str]) -> tuple[
     return metric, notes
 
 
+def _setup(study: optuna.Study) -> dict[str, Any]:
+    """The search's record of the study set-up (``user_attrs["loran.setup"]``), if any."""
+    setup = study.user_attrs.get(SETUP_ATTR)
+    return setup if isinstance(setup, dict) else {}
+
+
 def _study_direction(study: optuna.Study) -> str:
-    direction = study.user_attrs.get("direction")
+    direction = study.user_attrs.get("direction") or _setup(study).get("directions")
     if isinstance(direction, list) and direction:
         direction = direction[0]
     if direction in ("maximize", "minimize"):

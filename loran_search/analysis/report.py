@@ -344,7 +344,7 @@ def _display_configurations(a: Analysis) -> pd.DataFrame:
                 "spikes": _pct(r["loss_spike_rate"]),
                 "grad max": fmt(r["grad_norm_max"], 3),
                 "Lipschitz": fmt(r["lipschitz"], 3),
-                "train s": fmt(r["train_seconds"], 3),
+                "train s/run": fmt(r["train_seconds"], 3),
                 "C/P/F/R": f"{r['n_complete']}/{r['n_pruned']}/{r['n_fail']}/{r['n_running']}",
                 "note": r["note"] or "",
             }
@@ -382,6 +382,7 @@ def _tables(a: Analysis) -> list[tuple[str, str, pd.DataFrame]]:
             f"first. gain = mean over seeds of (candidate − QLoRA) at the same rank and seed; "
             f"95% CI = {level} paired-t interval; p = two-sided paired t-test, adjusted with "
             f"{corr}. Only COMPLETE trials enter metrics; every finished run enters stability. "
+            "train s/run = mean training seconds per run (trial × seed). "
             "C/P/F/R = complete/pruned/failed/running trials.",
             _display_configurations(a),
         ),

@@ -155,3 +155,41 @@ def test_running_and_pruned_trials_are_counted_not_averaged() -> None:
     r = configs.iloc[0]
     assert (r["n_complete"], r["n_pruned"], r["n_fail"], r["n_running"]) == (1, 1, 0, 1)
     assert r["metric_mean"] == pytest.approx(0.6)
+
+
+def test_lipschitz_from_the_registry_audit_and_its_failures(monkeypatch) -> None:
+    from loran_search.analysis.configurations import make_auditor
+
+    notes: list[str] = []
+    audit = make_auditor(notes)
+    # Sinter: sup |f'| on [-1, 1] = 1 + A + A·ω (at x = ±1 where cos and sin line up).
+    assert audit("sinter", {"amplitude": 1e-3, "frequency": 1e4}) == pytest.approx(11.0, rel=1e-3)
+    assert math.isnan(audit("no-such-activation", {}))
+    assert any("'no-such-activation' unavailable" in n for n in notes)
+    slow: list[str] = []
+    assert math.isnan(make_auditor(slow, budget_s=-1.0)("sinter", {"amplitude": 1e-3,
+                                                                    "frequency": 1e4}))  # fmt: skip
+    assert "remaining configurations" in slow[0]
+    monkeypatch.setitem(__import__("sys").modules, "activations.symbolic", None)
+    notes2: list[str] = []
+    assert math.isnan(make_auditor(notes2)("sinter", {"amplitude": 1e-3, "frequency": 1e4}))
+    assert "could not be imported" in notes2[0]
+
+
+def test_importance_with_enough_trials() -> None:
+    from loran_search.analysis.importance import param_importances
+
+    study, b = new_study()
+    b.add("identity", 8, {0: 0.5})
+    b.add("identity", 16, {0: 0.5})
+    rng = np.random.default_rng(0)
+    for amp in np.geomspace(1e-6, 1e-2, 12):
+        rank = int(rng.choice([8, 16]))
+        # The metric depends on the amplitude only; the rank is noise-free irrelevant.
+        b.add("sinter", rank, {0: 0.5 + 0.02 * math.log10(amp / 1e-6)}, amplitude=float(amp))
+    rec = load_records(study)
+    table, notes = param_importances(study, rec)
+    sinter = table[table["scope"] == "sinter"].set_index("param")["importance"]
+    assert set(sinter.index) == {"sinter.amplitude", "rank"}
+    assert sinter["sinter.amplitude"] > sinter["rank"]
+    assert notes == []

@@ -29,6 +29,15 @@ def test_metric_is_inferred_when_the_study_does_not_name_it() -> None:
     assert rec.metric == "accuracy"
 
 
+def test_metric_and_direction_from_the_search_setup_attr() -> None:
+    study, b = new_study(metric=None, direction="minimize")
+    study.set_user_attr("loran.setup", {"metric": "loss", "directions": ["minimize"]})
+    b.metric = "loss"
+    b.add("identity", 8, {0: 0.5})
+    rec = load_records(study)
+    assert (rec.metric, rec.direction) == ("loss", "minimize")
+
+
 def test_older_records_are_read_with_notes() -> None:
     study = optuna.create_study(direction="maximize")
     # Version-0 style: params only, the trial value, no user_attrs at all.

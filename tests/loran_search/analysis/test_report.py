@@ -172,7 +172,7 @@ def test_dashboard_note_and_artifacts_update_in_place(tmp_path) -> None:
     names = sorted(m.filename for m in metas)
     assert "report-gain_vs_amplitude.png" in names and "report-report.html" in names
     assert "report-configurations.csv" in names
-    adir = tmp_path / "r" / "artifacts"
+    adir = tmp_path / "artifacts"  # where `loran-search run`/`dashboard` keep this study's
     assert all((adir / m.artifact_id).stat().st_size > 0 for m in metas)
     # Writing the report again overwrites the same artifacts instead of adding copies.
     write_report(storage=url, study_name="synthetic", out_dir=tmp_path / "r",
@@ -181,6 +181,10 @@ def test_dashboard_note_and_artifacts_update_in_place(tmp_path) -> None:
                                                                      storage=url))  # fmt: skip
     assert sorted(m.artifact_id for m in again) == sorted(m.artifact_id for m in metas)
     assert any("updated" in m for m in messages)
+    # An explicit artifact directory is honoured.
+    write_report(storage=url, study_name="synthetic", out_dir=tmp_path / "r", formats=["csv"],
+                 artifact_dir=tmp_path / "elsewhere")  # fmt: skip
+    assert (tmp_path / "elsewhere").is_dir() and any((tmp_path / "elsewhere").iterdir())
 
 
 def test_unknown_study_and_missing_database(tmp_path, canonical) -> None:
