@@ -776,7 +776,7 @@ def _check_search(
     for a in acts:
         with contextlib.suppress(ActivationError):
             specs[a] = get_spec(a)
-    params = values.get("params", {})
+    params = values.get("params") or {}
     if not isinstance(params, dict):
         ctx.err(("search", "params"), f"`params` must be a mapping, got {params!r}.")
         params = {}
@@ -828,7 +828,7 @@ def _check_search(
         if grid and not dim.finite:
             ctx.err(path, grid_needs_finite_message(full))
 
-    training = values.get("training", {})
+    training = values.get("training") or {}
     if not isinstance(training, dict):
         ctx.err(("search", "training"), f"`training` must be a mapping, got {training!r}.")
         training = {}
@@ -1009,6 +1009,9 @@ def _parse(
         mark = err.problem_mark or err.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
         what = " ".join(x for x in (err.context, err.problem) if x)
+        cm = err.context_mark
+        if cm is not None and mark is not None and cm.line != mark.line:
+            what += f" (the construct started at line {cm.line + 1}, column {cm.column + 1})"
         return None, [
             (
                 where,
