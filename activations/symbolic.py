@@ -272,10 +272,10 @@ class _Parser:
         got = "the end of the formula" if tok.kind == "end" else repr(tok.text)
         raise self.fail(f"expected {text!r} but found {got}")
 
-    def enter(self) -> None:
+    def enter(self, tok: _Token) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise self.fail(f"the formula nests deeper than {MAX_DEPTH} levels")
+            raise self.fail(f"the formula nests deeper than {MAX_DEPTH} levels", tok)
 
     def build(self, tok: _Token, fn: Callable[..., sp.Expr], *args: Any) -> sp.Expr:
         """Call a sympy constructor; any failure or non-real result becomes a FormulaError."""
@@ -331,7 +331,7 @@ class _Parser:
         tok = self.tok
         if tok.kind == "op" and tok.text in {"+", "-"}:
             self.pos += 1
-            self.enter()
+            self.enter(tok)
             operand = self.unary()
             self.depth -= 1
             return operand if tok.text == "+" else self.build(tok, operator.neg, operand)
@@ -342,7 +342,7 @@ class _Parser:
         if self.tok.kind == "op" and self.tok.text == "**":
             tok = self.tok
             self.pos += 1
-            self.enter()
+            self.enter(tok)
             exponent = self.unary()
             self.depth -= 1
             return self.build(tok, self.checked_pow, base, exponent, tok)
@@ -367,7 +367,7 @@ class _Parser:
             return self.number(tok)
         if tok.kind == "op" and tok.text == "(":
             self.pos += 1
-            self.enter()
+            self.enter(tok)
             node = self.additive()
             self.depth -= 1
             self.take(")")
@@ -418,7 +418,7 @@ class _Parser:
 
     def args(self, fname: _Token) -> list[tuple[_Token, sp.Expr]]:
         self.take("(")
-        self.enter()
+        self.enter(fname)
         out: list[tuple[_Token, sp.Expr]] = []
         if not (self.tok.kind == "op" and self.tok.text == ")"):
             while True:
@@ -486,7 +486,7 @@ class _Parser:
     def sum_call(self, fname: _Token) -> sp.Expr:
         usage = "sum(k, FROM, TO, TERM) = Σ_{k=FROM}^{TO} TERM"
         self.take("(")
-        self.enter()
+        self.enter(fname)
         itok = self.tok
         if itok.kind != "name":
             raise self.fail("sum() needs an index name first", hint=f"Usage: {usage}.")
@@ -621,7 +621,7 @@ def _substitute(expr: sp.Expr, values: Mapping[str, float]) -> sp.Expr:
     for s in expr.free_symbols:
         if s.name in values and s is not X:
             v = values[s.name]
-            mapping[s] = sp.Integer(v) if isinstance(v, int) else sp.Float(float(v))
+            mapping[s] = sp.Integer(v) if isinstance(v, int) else sp.Float(float(v), 30)
     return expand_sums(expr.xreplace(mapping))
 
 
@@ -828,7 +828,7 @@ class _Compiler:
 
         return call
 
-    def compile(self, node: sp.Basic) -> Closure:
+    def closure(self, node: sp.Basic) -> Closure:
         if isinstance(node, sp.Symbol):
             name = node.name
             return lambda env: env[name]
@@ -843,7 +843,7 @@ class _Compiler:
                 raise ValueError(f"The constant {node} is not a real number.")
             const = value.real
             return lambda env: const
-        args = [self.compile(a) for a in node.args] if not isinstance(node, sp.Sum) else []
+        args = [self.closure(a) for a in node.args] if not isinstance(node, sp.Sum) else []
         if isinstance(node, sp.Add):
             return lambda env: reduce(operator.add, (a(env) for a in args))
         if isinstance(node, sp.Mul):
@@ -925,8 +925,8 @@ class _Compiler:
         return call
 
     def sum_(self, node: sp.Sum) -> Closure:
-        body = self.compile(node.function)
-        limits = [(s.name, self.compile(lo), self.compile(hi)) for s, lo, hi in node.limits]
+        body = self.closure(node.function)
+        limits = [(s.name, self.closure(lo), self.closure(hi)) for s, lo, hi in node.limits]
 
         def call(env: Env) -> Any:
             def nested(level: int, env: Env) -> Any:
@@ -961,7 +961,7 @@ def compile_expr(expr: sp.Expr, backend: str = "torch") -> Callable[..., Any]:
         ValueError: The expression contains a node this compiler does not know.
     """
     compiler = _Compiler(_torch_backend() if backend == "torch" else _numpy_backend())
-    closure = compiler.compile(expr)
+    closure = compiler.closure(expr)
     if backend == "torch":
 
         def fn_torch(x: Tensor, **params: float) -> Tensor:

@@ -171,9 +171,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
         try:
             results.append(audit_formula(text, sets.get(FORMULA_KEY, {}), interval=interval))
         except FormulaError as err:
-            raise CliError(
-                f"--expr: {err} Give each parameter a value with --set NAME=VALUE."
-            ) from None
+            hint = " Give each parameter a value with --set NAME=VALUE." if err.token else ""
+            if "unknown name" not in str(err):
+                hint = ""
+            raise CliError(f"--expr: {err}{hint}") from None
         except ValueError as err:
             raise CliError(f"--expr {text!r}: {err}") from None
     if args.format == "json":
