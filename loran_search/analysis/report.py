@@ -244,13 +244,17 @@ def _summary(a: Analysis) -> list[str]:
         better = int((rec.sign * sig["gain"].astype(float) > 0).sum())
         worse = int((rec.sign * sig["gain"].astype(float) < 0).sum())
         tested = int(np.isfinite(c["p_value"].to_numpy(dtype=float)).sum())
-        untested = len(with_gain) - tested
+        untestable = with_gain[~np.isfinite(with_gain["p_value"].to_numpy(dtype=float))]
+        single = int((untestable["n_paired"] == 1).sum())
+        flat = len(untestable) - single
         line = (
             f"Overall: {better} of {tested} tested configuration(s) significantly better than "
             f"QLoRA, {worse} significantly worse ({corr} correction, α = {ALPHA})"
         )
-        if untested:
-            line += f"; {untested} with a single paired seed could not be tested"
+        if single:
+            line += f"; {single} with a single paired seed could not be tested"
+        if flat:
+            line += f"; {flat} with identical differences on every seed have no p-value"
         out.append(line + ".")
 
     fam = a.families
