@@ -54,6 +54,7 @@ class Records:
         histories: ``{trial_number: {seed: [history rows]}}`` from ``user_attrs["history"]``.
         param_names: ``{activation: [parameter names]}`` seen in the study.
         notes: Plain-language statements about missing or inferred data.
+        eval_size: Evaluation examples per run, when the study records it (``loran.setup``).
     """
 
     study_name: str
@@ -62,6 +63,7 @@ class Records:
     trials: pd.DataFrame
     runs: pd.DataFrame
     histories: dict[int, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    eval_size: int | None = None
     param_names: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -356,8 +358,11 @@ def load_records(study: optuna.Study) -> Records:
     for df, src in ((trials, trial_rows), (runs, run_rows)):
         df["rank"] = pd.Series([r["rank"] for r in src], index=df.index, dtype=object)
     runs["seed"] = pd.Series([r["seed"] for r in run_rows], index=runs.index, dtype=object)
+    task = _setup(study).get("task")
+    eval_size = task.get("eval_size") if isinstance(task, dict) else None
     return Records(
         study_name=study.study_name,
+        eval_size=int(eval_size) if isinstance(eval_size, (int, float)) and eval_size > 0 else None,
         metric=metric,
         direction=direction,
         trials=trials,

@@ -235,11 +235,20 @@ def _summary(a: Analysis) -> list[str]:
                 "(zero variance)."
             )
         else:
-            out.append(
+            line = (
                 f"{head}. **No interval or p-value: a single paired seed gives no estimate of "
                 "the seed-to-seed variance** (a paired-t interval needs ≥ 2 seeds; list more "
                 "under `study.seeds`)."
             )
+            noise = _eval_noise(rec, float(best["baseline_mean"]))
+            if noise is not None:
+                verdict = "within" if abs(float(best["gain"])) < noise else "beyond"
+                line += (
+                    f" For scale: the binomial standard error of one accuracy on {rec.eval_size} "
+                    f"evaluation examples is ±{noise / 2:.3g}, so evaluation noise alone spans "
+                    f"about ±{noise:.3g} (2 s.e.); this gain is {verdict} that."
+                )
+            out.append(line)
         sig = c[c["significant"].astype(object) == True]  # noqa: E712
         better = int((rec.sign * sig["gain"].astype(float) > 0).sum())
         worse = int((rec.sign * sig["gain"].astype(float) < 0).sum())
@@ -308,6 +317,17 @@ def _summary(a: Analysis) -> list[str]:
     if a.notes:
         out.append(f"Data notes: {len(a.notes)} — see “Data notes” below.")
     return out
+
+
+def _eval_noise(rec: Records, p: float) -> float | None:
+    """``2·sqrt(p(1−p)/N)``: twice the binomial standard error of an accuracy on ``N`` examples.
+
+    Only for accuracy-like metrics in ``[0, 1]`` when the study records its ``eval_size``; it is
+    the scale of evaluation-sampling noise of a single run, not a test of the gain.
+    """
+    if rec.eval_size is None or "acc" not in rec.metric.lower() or not 0.0 <= p <= 1.0:
+        return None
+    return 2.0 * math.sqrt(max(p * (1.0 - p), 0.0) / rec.eval_size)
 
 
 def _int_key(s: str) -> tuple[int, Any]:

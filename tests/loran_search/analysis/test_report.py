@@ -122,6 +122,17 @@ def test_one_configuration_and_unfinished_trials(tmp_path) -> None:
     assert (tmp_path / "report.html").stat().st_size > 0
 
 
+def test_single_seed_gives_the_scale_of_evaluation_noise(tmp_path) -> None:
+    study, b = new_study(metric=None)
+    study.set_user_attr("loran.setup", {"metric": "accuracy", "directions": ["maximize"],
+                                        "task": {"eval_size": 64}})  # fmt: skip
+    b.add("identity", 8, {0: 0.5})
+    b.add("sinter", 8, {0: 0.55}, amplitude=1e-4)
+    first = _summary(_report(study, tmp_path)[0])
+    two_se = 2 * (0.5 * 0.5 / 64) ** 0.5  # 0.125
+    assert f"about ±{two_se:.3g} (2 s.e.); this gain is within that" in first
+
+
 def test_identical_differences_have_no_p_value(tmp_path) -> None:
     study, b = new_study()
     b.add("identity", 8, {0: 0.5, 1: 0.25})
