@@ -241,7 +241,9 @@ def _tokenize(text: str) -> list[_Token]:
 
 
 def _is_bad_value(node: sp.Basic) -> bool:
-    return bool(node.has(sp.zoo, sp.nan, sp.oo, sp.S.NegativeInfinity, sp.I))
+    if node.has(sp.zoo, sp.nan, sp.oo, sp.S.NegativeInfinity, sp.I):
+        return True
+    return bool(node.is_number and node.is_extended_real is False)  # e.g. (-8)**(1/3)
 
 
 class _Parser:
