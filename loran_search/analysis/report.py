@@ -256,10 +256,13 @@ def _summary(a: Analysis) -> list[str]:
         untestable = with_gain[~np.isfinite(with_gain["p_value"].to_numpy(dtype=float))]
         single = int((untestable["n_paired"] == 1).sum())
         flat = len(untestable) - single
-        line = (
-            f"Overall: {better} of {tested} tested configuration(s) significantly better than "
-            f"QLoRA, {worse} significantly worse ({corr} correction, α = {ALPHA})"
-        )
+        if tested:
+            line = (
+                f"Overall: {better} of {tested} tested configuration(s) significantly better "
+                f"than QLoRA, {worse} significantly worse ({corr} correction, α = {ALPHA})"
+            )
+        else:
+            line = "Overall: no configuration could be tested for significance"
         if single:
             line += f"; {single} with a single paired seed could not be tested"
         if flat:
