@@ -166,7 +166,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
         )
     results = []
     for n in names:
-        results.append(audit(n, _params_for(n, sets.get(n, {})), interval=interval))
+        try:
+            results.append(audit(n, _params_for(n, sets.get(n, {})), interval=interval))
+        except FormulaError as err:
+            raise CliError(
+                f"Activation '{n}' ({get_spec(n).module}) declares an expr the audit cannot "
+                f"read: {err} Fix its `expr=` (the sympy form of the function)."
+            ) from None
     for text in args.expr:
         try:
             results.append(audit_formula(text, sets.get(FORMULA_KEY, {}), interval=interval))

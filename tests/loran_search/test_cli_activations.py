@@ -204,3 +204,15 @@ def test_list_imports_no_heavy_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_audit_reports_an_unreadable_plugin_expr(capsys: pytest.CaptureFixture[str]) -> None:
+    from activations import register_activation
+
+    register_activation("scratch_badexpr", family="custom", expr="x.real")(lambda x: x)
+    try:
+        code, _, err = _run(capsys, "activations", "audit", "scratch_badexpr")
+    finally:
+        unregister("scratch_badexpr")
+    assert code == 2
+    assert "Activation 'scratch_badexpr'" in err and "attribute access" in err
