@@ -100,9 +100,11 @@ class Builder:
             ua.pop(key, None)
         finite = [v for v in seed_values.values() if math.isfinite(v)]
         value = sum(finite) / len(finite) if state == TrialState.COMPLETE and finite else None
+        multi = len(self.study.directions) > 1  # objectives: [metric, train_seconds]
         trial = optuna.trial.create_trial(
             state=state,
-            value=value,
+            value=None if multi else value,
+            values=[value, seconds] if multi and value is not None else None,
             params=params,
             distributions={k: DIST[k] for k in params},
             user_attrs=ua,

@@ -214,3 +214,29 @@ def test_unknown_study_and_missing_database(tmp_path, canonical) -> None:
     with pytest.raises(ReportError, match="No study database"):
         write_report(storage=f"sqlite:///{tmp_path / 'none.db'}", study_name="x", out_dir=tmp_path)
     assert not (tmp_path / "none.db").exists()
+
+
+def test_multi_objective_study_on_a_journal_storage(tmp_path) -> None:
+    from conftest import Builder
+
+    journal = tmp_path / "s.journal"
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))
+    )
+    study = optuna.create_study(storage=storage, study_name="mo",
+                                directions=["maximize", "minimize"])  # fmt: skip
+    study.set_user_attr("loran.setup", {"metric": "accuracy",
+                                        "directions": ["maximize", "minimize"]})  # fmt: skip
+    b = Builder(study)
+    b.add("identity", 8, {0: 0.5, 1: 0.6})
+    for amp, vals in ((1e-4, {0: 0.6, 1: 0.65}), (1e-3, {0: 0.5, 1: 0.62}),
+                      (1e-2, {0: 0.55, 1: 0.6}), (3e-2, {0: 0.5, 1: 0.5})):  # fmt: skip
+        b.add("sinter", 8, vals, amplitude=amp)
+    write_report(storage=f"journal:{journal}", study_name="mo", out_dir=tmp_path / "r",
+                 formats=["md", "csv"], dashboard=False)  # fmt: skip
+    md = (tmp_path / "r" / "report.md").read_text()
+    first = _summary(md)
+    assert "metric **accuracy** (maximize" in first
+    assert "Best configuration: sinter(amplitude=0.0001, frequency=10000) r=8" in first
+    assert "gain **+0.075**" in first
+    assert "| sinter.amplitude |" in md  # importance from the first objective
