@@ -7,8 +7,9 @@ it needs no scikit-learn (fANOVA and mean-decrease-impurity do, and it is not a 
 Importances are computed on candidate COMPLETE trials only, for each activation separately (its
 own parameters and the rank, when they vary) and, when the study searched several activations
 or ranks, across all candidates over ``activation`` and ``rank``. The target is the trial value
-(the mean metric over seeds) in the study's direction. Too few trials or no varying parameter
-yield a note instead of a number.
+(the mean metric over seeds; the first objective of a multi-objective study) in the study's
+direction. Too few trials, or fewer than two varying parameters (one alone is trivially 1), yield
+a note instead of a number.
 """
 
 from __future__ import annotations
@@ -96,6 +97,12 @@ def param_importances(study: optuna.Study, rec: Records) -> tuple[pd.DataFrame, 
     for scope, ts, params in scopes:
         if not params:
             notes.append(f"Parameter importance ({scope}): no searched parameter varies.")
+            continue
+        if len(params) == 1:
+            notes.append(
+                f"Parameter importance ({scope}): only {params[0]} varies, so its importance is "
+                "trivially 1; the configuration table compares its values directly."
+            )
             continue
         if len(ts) < MIN_TRIALS:
             notes.append(
