@@ -1,0 +1,103 @@
+"""Data loading: embedded splits, local json/csv/parquet files and folders, split errors."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from loran_search.config import TaskSection
+from loran_search.tasks.data import TaskError, load_splits, seeded_split, train_eval_rows
+
+
+def test_bbc_split_is_stratified_and_seeded() -> None:
+    cfg = TaskSection(name="bbc-news", train_size=None, eval_size=None)
+    train, test = train_eval_rows(cfg, strat_key="label")
+    assert len(train) + len(test) == 2225
+    assert not {r["id"] for r in train} & {r["id"] for r in test}
+    counts = Counter(r["label"] for r in test)
+    assert counts["sports"] == 103 and counts["entertainment"] == 78  # ceil(0.2·511), ceil(0.2·386)
+    again, _ = train_eval_rows(cfg, strat_key="label")
+    assert [r["id"] for r in again] == [r["id"] for r in train]
+    other, _ = train_eval_rows(TaskSection(name="bbc-news", split_seed=1, train_size=None))
+    assert [r["id"] for r in other] != [r["id"] for r in train]
+
+
+def test_subsampling_is_seeded() -> None:
+    cfg = TaskSection(name="bbc-news", train_size=20, eval_size=7)
+    a = train_eval_rows(cfg, "label")
+    b = train_eval_rows(cfg, "label")
+    assert [len(x) for x in a] == [20, 7]
+    assert [r["id"] for r in a[0]] == [r["id"] for r in b[0]]
+
+
+def test_aclsum_splits() -> None:
+    splits = load_splits(TaskSection(name="aclsum", type="summarization"))
+    assert {k: len(v) for k, v in splits.items()} == {"train": 100, "val": 50, "test": 100}
+    _, ev = train_eval_rows(
+        TaskSection(name="aclsum", type="summarization", eval_split="validation", eval_size=None)
+    )
+    assert len(ev) == 50  # 'validation' → 'val'
+
+
+def _rows(n: int) -> list[dict]:
+    return [{"text": f"item {i}", "label": "pos" if i % 2 else "neg"} for i in range(n)]
+
+
+def test_local_jsonl_json_csv_parquet(tmp_path: Path) -> None:
+    import pandas as pd
+
+    rows = _rows(20)
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    (tmp_path / "d.json").write_text(json.dumps(rows))
+    pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
+    pd.DataFrame(rows).to_parquet(tmp_path / "d.parquet")
+    for name in ("d.jsonl", "d.json", "d.csv", "d.parquet"):
+        cfg = TaskSection(name=str(tmp_path / name), train_size=None, eval_size=None)
+        train, test = train_eval_rows(cfg, "label")
+        assert (len(train), len(test)) == (16, 4), name
+        assert Counter(r["label"] for r in test) == {"pos": 2, "neg": 2}
+
+
+def test_local_folder_of_splits(tmp_path: Path) -> None:
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in _rows(6)))
+    (tmp_path / "test.jsonl").write_text("\n".join(json.dumps(r) for r in _rows(3)))
+    train, test = train_eval_rows(TaskSection(name=str(tmp_path), train_size=None, eval_size=None))
+    assert (len(train), len(test)) == (6, 3)
+    with pytest.raises(TaskError, match=r"split 'dev' not found.*Available splits: test, train"):
+        train_eval_rows(TaskSection(name=str(tmp_path), eval_split="dev"))
+
+
+def test_empty_split_and_bad_files(tmp_path: Path) -> None:
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in _rows(4)))
+    (tmp_path / "test.jsonl").write_text("")
+    with pytest.raises(TaskError, match="the eval split 'test' is empty"):
+        train_eval_rows(TaskSection(name=str(tmp_path)))
+    with pytest.raises(TaskError, match=r"task\.train_size = 0"):
+        train_eval_rows(TaskSection(name="bbc-news", train_size=0))
+    bad = tmp_path / "x.txt"
+    bad.write_text("hi")
+    with pytest.raises(TaskError, match="unsupported file type '.txt'"):
+        train_eval_rows(TaskSection(name=str(bad)))
+    with pytest.raises(TaskError, match="no such file or folder"):
+        train_eval_rows(TaskSection(name=str(tmp_path / "missing.csv")))
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(TaskError, match="folder without data files"):
+        train_eval_rows(TaskSection(name=str(tmp_path / "empty_dir")))
+
+
+def test_unknown_dataset_did_you_mean() -> None:
+    with pytest.raises(TaskError, match=r"Unknown dataset 'bbc-new'.*Did you mean 'bbc-news'\?"):
+        train_eval_rows(TaskSection(name="bbc-new"))
+
+
+def test_task_type_mismatch_for_embedded() -> None:
+    with pytest.raises(TaskError, match="is a summarization dataset but task.type is"):
+        train_eval_rows(TaskSection(name="aclsum", type="classification"))
+
+
+def test_seeded_split_tiny_groups() -> None:
+    out = seeded_split([{"l": "a"}, {"l": "b"}, {"l": "b"}], 0, "l")
+    assert len(out["train"]) == 2 and len(out["test"]) == 1  # a singleton stays in train

@@ -1,0 +1,229 @@
+"""One training run on glassllm: loss falls, determinism, divergence, the NF4 trap, cleanup, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from loran_search import train
+from loran_search.config import (
+    ModelSection,
+    SearchSection,
+    StudyConfig,
+    StudySection,
+    TaskSection,
+    TrainingSection,
+)
+from loran_search.train import (
+    RunResult,
+    TrainingError,
+    first_configuration,
+    is_spike,
+    lr_factor,
+    resolve_training,
+    run_training,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LORAN_SEARCH_CACHE", str(tmp_path_factory.getbasetemp() / "loran-cache"))
+    yield
+    mp.undo()
+    train.clear_cache()
+
+
+def make_cfg(quantization: str = "none", **training: Any) -> StudyConfig:
+    t = {
+        "max_steps": 12,
+        "learning_rate": 5e-3,
+        "batch_size": 4,
+        "eval_every": 0,
+        "warmup_steps": 2,
+    }
+    t.update(training)
+    return StudyConfig(
+        model=ModelSection(name="glassllm", quantization=quantization),
+        task=TaskSection(name="bbc-news", max_length=40, train_size=32, eval_size=10),
+        training=TrainingSection(**t),
+    )
+
+
+def run(cfg: StudyConfig, activation: str = "identity", seed: int = 0, **kw: Any) -> RunResult:
+    return run_training(
+        cfg, activation=activation, activation_params={}, rank=4, seed=seed, progress=False, **kw
+    )
+
+
+def test_loss_falls_and_result_shape() -> None:
+    r = run(make_cfg(max_steps=24, zero_shot=True))
+    losses = [h["loss"] for h in r.history]
+    assert r.status == "completed" and len(losses) == 24
+    assert sum(losses[-6:]) / 6 < 0.8 * sum(losses[:6]) / 6
+    d = r.to_dict()
+    assert set(d["metrics"]) == {"accuracy", "macro_f1"} and set(d["zero_shot"]) == set(
+        d["metrics"]
+    )
+    assert set(d["stability"]) == {
+        "diverged",
+        "diverged_at_step",
+        "grad_norm_max",
+        "loss_spikes",
+        "final_train_loss",
+    }
+    assert {"train_seconds", "peak_memory_mb", "trainable_params"} <= set(d["cost"])
+    # LoRA r=4 on q_proj (128→128) and v_proj (128→64) in 4 layers: 4·(4·128+4·128 + 4·128+4·64)
+    assert d["cost"]["trainable_params"] == 4 * (4 * 256 + 4 * 192)
+    assert d["data"]["truncation"]["train_inputs"] == 32  # articles ≫ 40 tokens: all counted
+    assert d["stability"]["final_train_loss"] == pytest.approx(sum(losses[-10:]) / 10)
+    json.dumps(d)
+
+
+def test_same_seed_same_result_other_seed_differs() -> None:
+    cfg = make_cfg(max_steps=6, eval_every=3)
+    a, b = run(cfg, seed=3), run(cfg, seed=3)
+    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+    assert a.metrics == b.metrics and a.history[2]["accuracy"] == b.history[2]["accuracy"]
+    c = run(cfg, seed=4)
+    assert [h["loss"] for h in c.history] != [h["loss"] for h in a.history]
+
+
+def test_huge_learning_rate_diverges() -> None:
+    r = run(make_cfg(max_steps=30, learning_rate=1e4, warmup_steps=0, max_grad_norm=None))
+    assert r.status == "diverged"
+    assert r.stability["diverged"] is True and r.metrics == {}
+    step = r.stability["diverged_at_step"]
+    assert isinstance(step, int) and step == len(r.history)
+    last = r.history[-1]
+    finite = math.isfinite(last["loss"]) and math.isfinite(last["grad_norm"])
+    assert not finite or last["loss"] > 10.0 * r.history[0]["loss"]
+
+
+def test_nf4_train_after_eval_still_updates_weights(tmp_path: Path) -> None:
+    # ASSETS.md trap: an eval-mode forward on a 4-bit layer must not freeze its gradients.
+    cfg = make_cfg("nf4", max_steps=4, zero_shot=True)
+    r = run(cfg, adapter_dir=tmp_path / "adapter")
+    assert r.zero_shot is not None  # an evaluation pass on the NF4 base came first
+    assert all(h["grad_norm"] > 0 for h in r.history)
+    from safetensors.torch import load_file
+
+    weights = load_file(str(tmp_path / "adapter" / "adapter_model.safetensors"))
+    b_mats = [v for k, v in weights.items() if "lora_B" in k]
+    assert b_mats and all(float(v.abs().max()) > 0 for v in b_mats)  # B starts at 0
+    assert r.adapter_path == str((tmp_path / "adapter").resolve())
+
+
+def test_adapter_is_fully_removed_and_base_reused() -> None:
+    cfg = make_cfg(max_steps=3)
+    base, _ = train.get_model(cfg)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    r1 = run(cfg, activation="sinter", seed=1)
+    assert train.get_model(cfg)[0] is base  # cached, not reloaded
+    assert not any("lora" in n for n, _ in base.named_modules())
+    after = base.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    r2 = run(cfg, activation="sinter", seed=1)
+    assert r1.history[0]["loss"] == r2.history[0]["loss"]
+
+
+def test_on_eval_calls_and_exceptions_propagate_after_cleanup() -> None:
+    cfg = make_cfg(max_steps=6, eval_every=2)
+    calls: list[tuple[int, dict[str, float]]] = []
+    r = run(cfg, on_eval=lambda s, m: calls.append((s, m)))
+    assert [s for s, _ in calls] == [2, 4, 6] and calls[-1][1] == r.metrics
+    assert "accuracy" in r.history[1] and "accuracy" not in r.history[0]
+
+    class Pruned(Exception):
+        pass
+
+    def prune(step: int, metrics: dict[str, float]) -> None:
+        raise Pruned(step)
+
+    with pytest.raises(Pruned):
+        run(cfg, on_eval=prune)
+    base, _ = train.get_model(cfg)
+    assert not any("lora" in n for n, _ in base.named_modules())
+
+
+def test_schedule_and_spike_definitions() -> None:
+    t = TrainingSection(max_steps=10, warmup_steps=2, schedule="cosine")
+    assert [lr_factor(k, t) for k in (1, 2)] == [0.5, 1.0]
+    assert lr_factor(6, t) == pytest.approx(0.5)  # u = 4/8 → ½(1+cos(π/2))
+    assert lr_factor(10, t) == pytest.approx(0.0)
+    lin = TrainingSection(max_steps=10, warmup_steps=0, schedule="linear")
+    assert lr_factor(5, lin) == pytest.approx(0.5)
+    assert lr_factor(7, TrainingSection(max_steps=10, schedule="constant")) == 1.0
+    assert not is_spike(100.0, [1.0, 1.0], 2.0)  # fewer than 3 previous steps
+    assert is_spike(2.1, [1.0, 1.0, 1.0], 2.0) and not is_spike(2.0, [1.0, 1.0, 1.0], 2.0)
+    # only the last 10 losses count: an old high loss does not raise the median
+    assert is_spike(2.5, [100.0] * 5 + [1.0] * 10, 2.0)
+
+
+def test_bad_training_settings() -> None:
+    base = TrainingSection()
+    with pytest.raises(TrainingError, match=r"unknown training setting\(s\) \['lr'\]"):
+        resolve_training(base, {"lr": 1e-3})
+    with pytest.raises(TrainingError, match="schedule 'cosin' is not one of cosine"):
+        resolve_training(base, {"schedule": "cosin"})
+    with pytest.raises(TrainingError, match="max_steps must be ≥ 1"):
+        resolve_training(base, {"max_steps": 0})
+    with pytest.raises(TrainingError, match="learning_rate must be > 0"):
+        resolve_training(base, {"learning_rate": -1.0})
+
+
+def test_first_configuration_uses_defaults_and_fixed_values() -> None:
+    cfg = StudyConfig(
+        study=StudySection(seeds=[5]),
+        search=SearchSection(
+            activations=["sinter"],
+            rank=[16, 8],
+            params={"sinter.amplitude": {"low": 1e-6, "high": 1e-2, "log": True}},
+            training={"learning_rate": [3e-4, 1e-3]},
+        ),
+    )
+    act, params, rank, over = first_configuration(cfg)
+    assert (act, rank, over) == ("sinter", 16, {"learning_rate": 3e-4})
+    assert params == {"amplitude": 5e-5, "frequency": 1e4}  # registry defaults
+    cfg.search.params["sinter.amplitude"] = 1e-3
+    assert first_configuration(cfg)[1]["amplitude"] == 1e-3
+
+
+STUDY = """\
+# Run: loran-search train {path}
+study: {{name: t, seeds: [0]}}
+model: {{name: glassllm, quantization: none}}
+task: {{name: bbc-news, type: classification, max_length: 40, train_size: 16, eval_size: 6}}
+training: {{max_steps: 3, learning_rate: 5.0e-3, batch_size: 4, eval_every: 0}}
+search: {{activations: [sinter], rank: [4]}}
+"""
+
+
+def test_cli_train_json_table_and_divergence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loran_search.cli import main
+
+    path = tmp_path / "s.yaml"
+    path.write_text(STUDY.format(path=path))
+    argv = ["train", str(path), "--format", "json", "--set", "sinter.amplitude=1e-3"]
+    assert main([*argv, "--save-adapter", str(tmp_path / "ad")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "completed" and out["run"]["activation_params"]["amplitude"] == 1e-3
+    assert (tmp_path / "ad" / "adapter_config.json").is_file()
+    assert main(["train", str(path), "--seed", "2"]) == 0
+    table = capsys.readouterr().out
+    assert "status: completed" in table and "truncation (max_length=40)" in table
+    diverge = ["--set", "training.learning_rate=1e4", "--set", "training.max_steps=30"]
+    diverge += ["--set", "training.warmup_steps=0", "--set", "training.max_grad_norm=null"]
+    assert main(["train", str(path), "--format", "json", *diverge]) == 0  # a result, exit 0
+    assert json.loads(capsys.readouterr().out)["status"] == "diverged"
+    assert main(["train", str(path), "--set", "task.name=bbc-nws"]) == 2
+    assert "Did you mean 'bbc-news'" in capsys.readouterr().err
