@@ -292,15 +292,17 @@ def _summary(a: Analysis) -> list[str]:
 
     for th in a.thresholds:
         act = th["activation"]
-        rng = f"{format_value(th['amplitude_min'])} … {format_value(th['amplitude_max'])}"
+        sym = "A" if th["axis"] == "amplitude" else "A·ω"
+        word = "amplitude" if th["axis"] == "amplitude" else "amplitude × frequency"
+        rng = f"{sym} = {format_value(th['axis_min'])} … {format_value(th['axis_max'])}"
         if th["first_unstable"] is None:
             line = (
-                f"**{act}: no divergence at any amplitude tested** ({rng}, "
+                f"**{act}: no divergence at any {word} tested** ({rng}, "
                 f"{th['n_configs']} configuration(s))"
             )
         else:
             au = th["first_unstable"]
-            line = f"**{act}: training diverges from amplitude A ≥ {format_value(au)}**"
+            line = f"**{act}: training diverges from {word} {sym} ≥ {format_value(au)}**"
             if th["amp_freq_at_first_unstable"] is not None:
                 line += f" (A·ω = {format_value(th['amp_freq_at_first_unstable'])})"
             line += (
@@ -309,13 +311,13 @@ def _summary(a: Analysis) -> list[str]:
             )
             if th["clean_below"] and th["max_stable_below"] is not None:
                 line += (
-                    ", every one below it was stable (largest stable A below it: "
+                    f", every one below it was stable (largest stable {sym} below it: "
                     f"{format_value(th['max_stable_below'])})"
                 )
             elif not th["clean_below"]:
-                line += ", but stability is not monotone in A (see the calibration plot)"
+                line += f", but stability is not monotone in {sym} (see the calibration plot)"
         if th["first_spiking"] is not None:
-            line += f"; loss spikes from A = {format_value(th['first_spiking'])}"
+            line += f"; loss spikes from {sym} = {format_value(th['first_spiking'])}"
         out.append(line + ".")
     if a.notes:
         out.append(f"Data notes: {len(a.notes)} — see “Data notes” below.")
@@ -422,7 +424,8 @@ def _tables(a: Analysis) -> list[tuple[str, str, pd.DataFrame]]:
         ),
         (
             "Where training becomes unstable",
-            "Per activation with an amplitude: the smallest amplitude with a diverged run.",
+            "Per activation with an amplitude: the smallest amplitude (or A·ω when the frequency "
+            "varies too) with a diverged run.",
             _display(_thresholds_frame(a)),
         ),
         (

@@ -103,54 +103,70 @@ def family_stability(
     ).reset_index(drop=True)
 
 
-def amplitude_thresholds(configurations: pd.DataFrame, amp_col: str = "amplitude") -> list[dict]:
-    """Per activation with an amplitude: the smallest amplitude at which training diverged.
+def _axis(c: pd.DataFrame) -> str | None:
+    """``amplitude``, or ``amp_freq`` (A·ω) when the frequency varies too, or ``None``."""
+    if "amplitude" not in c or not np.isfinite(c["amplitude"].to_numpy(dtype=float)).any():
+        return None
+    if "frequency" in c and "amp_freq" in c:
+        freq = c["frequency"].to_numpy(dtype=float)
+        if np.unique(freq[np.isfinite(freq)]).size > 1:
+            return "amp_freq"
+    return "amplitude"
 
-    A configuration is *unstable* when at least one of its runs diverged. For each activation
-    the result says the first unstable amplitude ``a_u``, the largest amplitude with no
-    divergence, whether every configuration below ``a_u`` was stable, the ``A·ω`` at ``a_u``
-    when a frequency exists, and the first amplitude with loss spikes.
+
+def amplitude_thresholds(configurations: pd.DataFrame) -> list[dict]:
+    """Per activation with an amplitude: where along it training starts to diverge.
+
+    The axis is the amplitude ``A``, or ``A·ω`` when the frequency varies as well (the slope of
+    Sinter scales with the product, so a threshold in ``A`` alone would mix frequencies). A
+    configuration is *unstable* when at least one of its runs diverged. For each activation the
+    result gives the first unstable axis value ``a_u``, the largest stable value below it,
+    whether every configuration below ``a_u`` was stable, the share of unstable configurations
+    at or above it, and the first value with loss spikes.
 
     Returns:
-        One dict per activation: ``{activation, n_configs, amplitude_min, amplitude_max,
-        first_unstable, max_stable, clean_below, amp_freq_at_first_unstable, first_spiking,
-        unstable_above_share, max_stable_below}``.
+        One dict per activation: ``{activation, axis, n_configs, axis_min, axis_max,
+        first_unstable, max_stable_below, clean_below, unstable_above_share, first_spiking,
+        amp_freq_at_first_unstable}`` (``None`` where not applicable).
     """
-    if configurations.empty or amp_col not in configurations:
+    if configurations.empty:
         return []
     out: list[dict] = []
     for act, c in configurations.groupby("activation", sort=True):
-        c = c[np.isfinite(c[amp_col].to_numpy(dtype=float))]
+        axis = _axis(c)
+        if axis is None:
+            continue
+        c = c[np.isfinite(c[axis].to_numpy(dtype=float))]
         c = c[np.isfinite(c["diverged_rate"].to_numpy(dtype=float))]
         if c.empty:
             continue
-        c = c.sort_values(amp_col)
-        amps = c[amp_col].to_numpy(dtype=float)
+        c = c.sort_values(axis)
+        xs = c[axis].to_numpy(dtype=float)
         unstable = c["diverged_rate"].to_numpy(dtype=float) > 0
         spiking = c["loss_spike_rate"].to_numpy(dtype=float) > 0
         item: dict[str, Any] = {
             "activation": act,
+            "axis": axis,
             "n_configs": len(c),
-            "amplitude_min": float(amps.min()),
-            "amplitude_max": float(amps.max()),
+            "axis_min": float(xs.min()),
+            "axis_max": float(xs.max()),
             "first_unstable": None,
-            "max_stable": float(amps[~unstable].max()) if (~unstable).any() else None,
-            "clean_below": True,
-            "amp_freq_at_first_unstable": None,
-            "first_spiking": float(amps[spiking].min()) if spiking.any() else None,
-            "unstable_above_share": None,
             "max_stable_below": None,
+            "clean_below": True,
+            "unstable_above_share": None,
+            "first_spiking": float(xs[spiking].min()) if spiking.any() else None,
+            "amp_freq_at_first_unstable": None,
         }
         if unstable.any():
             i = int(np.flatnonzero(unstable)[0])
-            a_u = float(amps[i])
+            a_u = float(xs[i])
             item["first_unstable"] = a_u
-            item["clean_below"] = not unstable[amps < a_u].any()
-            below = amps[(~unstable) & (amps < a_u)]
+            item["clean_below"] = not unstable[xs < a_u].any()
+            below = xs[(~unstable) & (xs < a_u)]
             item["max_stable_below"] = float(below.max()) if below.size else None
-            above = amps >= a_u
-            item["unstable_above_share"] = float(unstable[above].mean())
-            if "amp_freq" in c and math.isfinite(float(c["amp_freq"].iloc[i])):
-                item["amp_freq_at_first_unstable"] = float(c["amp_freq"].iloc[i])
+            item["unstable_above_share"] = float(unstable[xs >= a_u].mean())
+            if axis == "amplitude" and "amp_freq" in c:
+                af = float(c["amp_freq"].iloc[i])
+                item["amp_freq_at_first_unstable"] = af if math.isfinite(af) else None
         out.append(item)
     return out

@@ -1,0 +1,71 @@
+"""Stability rates, family ranking and where along the amplitude training breaks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from loran_search.analysis.stability import amplitude_thresholds, run_stability
+
+
+def _configs(rows: list[tuple[float, float, float, float]]) -> pd.DataFrame:
+    """(amplitude, frequency, diverged_rate, loss_spike_rate) rows of one activation."""
+    df = pd.DataFrame(rows, columns=["amplitude", "frequency", "diverged_rate", "loss_spike_rate"])
+    df["activation"] = "sinter"
+    df["amp_freq"] = df["amplitude"] * df["frequency"]
+    return df
+
+
+def test_run_stability_rates() -> None:
+    runs = pd.DataFrame(
+        {
+            "state": ["COMPLETE", "FAIL", "PRUNED", "RUNNING", "COMPLETE"],
+            "has_stability": [True, True, True, True, False],
+            "diverged": [False, True, False, True, None],
+            "loss_spikes": [0, 2, 1, 5, np.nan],
+            "grad_norm_max": [1.0, 1e6, 3.0, 1e9, np.nan],
+        }
+    )
+    st = run_stability(runs)  # the RUNNING run and the one without telemetry do not count
+    assert st["n_stability_runs"] == 3
+    assert st["diverged_rate"] == pytest.approx(1 / 3)
+    assert st["loss_spike_rate"] == pytest.approx(2 / 3)
+    assert st["unstable_rate"] == pytest.approx(2 / 3)
+    assert st["grad_norm_max"] == 1e6
+    assert math.isnan(run_stability(runs.iloc[4:])["diverged_rate"])
+
+
+def test_threshold_on_amplitude_at_a_fixed_frequency() -> None:
+    th = amplitude_thresholds(
+        _configs([(1e-4, 1e4, 0, 0), (1e-3, 1e4, 0, 0.5), (1e-2, 1e4, 0.5, 0), (1e-1, 1e4, 1, 1)])
+    )[0]
+    assert th["axis"] == "amplitude"
+    assert th["first_unstable"] == 1e-2 and th["max_stable_below"] == 1e-3
+    assert th["clean_below"] and th["unstable_above_share"] == 1.0
+    assert th["amp_freq_at_first_unstable"] == pytest.approx(100.0)
+    assert th["first_spiking"] == 1e-3
+
+
+def test_threshold_uses_a_times_omega_when_frequency_varies_and_flags_non_monotone() -> None:
+    th = amplitude_thresholds(
+        _configs([(1e-2, 10, 0, 0), (1e-3, 1e4, 1, 0), (1e-2, 1e3, 0, 0), (1e-1, 1e4, 1, 0)])
+    )[0]
+    assert th["axis"] == "amp_freq"
+    assert th["first_unstable"] == pytest.approx(10.0)  # A·ω = 1e-3·1e4, not A = 1e-3
+    assert th["clean_below"] and th["max_stable_below"] == pytest.approx(0.1)
+    # Unstable at the smallest amplitude, stable above it: not monotone, nothing stable below.
+    th2 = amplitude_thresholds(_configs([(1e-4, 1e4, 1, 0), (1e-3, 1e4, 0, 0), (1e-2, 1e4, 1, 0)]))[
+        0
+    ]
+    assert th2["first_unstable"] == 1e-4 and th2["max_stable_below"] is None
+    assert th2["unstable_above_share"] == pytest.approx(2 / 3)
+
+
+def test_no_divergence_and_no_amplitude() -> None:
+    th = amplitude_thresholds(_configs([(1e-4, 1e4, 0, 0), (1e-3, 1e4, 0, 0)]))[0]
+    assert th["first_unstable"] is None and th["axis_max"] == 1e-3
+    no_amp = pd.DataFrame({"activation": ["gelu"], "diverged_rate": [0.0]})
+    assert amplitude_thresholds(no_amp) == []
