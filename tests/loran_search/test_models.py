@@ -88,7 +88,7 @@ def test_name_resolution_and_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="is an embedded dataset, not a model"):
         resolve_model_name("bbc-news")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelError, match="without config.json"):
+    with pytest.raises(ModelError, match=r"without config\.json"):
         resolve_model_name(str(tmp_path / "empty"))
     with pytest.raises(ModelError, match="quantization 'nf8' is not one of nf4, fp4, int8, none"):
         load_model(ModelSection(name="glassllm", quantization="nf8"))

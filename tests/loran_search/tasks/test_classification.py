@@ -95,7 +95,8 @@ def test_errors(glass_tokenizer: Any, tmp_path: Path) -> None:
     path = _local(tmp_path)
     with pytest.raises(TaskError, match=r"column 'text' \(task.text_column\) not found.*sentence"):
         build_task(TaskSection(name=path, label_column="topic"), glass_tokenizer)
-    with pytest.raises(TaskError, match=r"column 'topc' \(task.label_column\).*Did you mean 'topic'"):
+    msg = r"column 'topc' \(task.label_column\).*Did you mean 'topic'"
+    with pytest.raises(TaskError, match=msg):
         build_task(
             TaskSection(name=path, text_column="sentence", label_column="topc"), glass_tokenizer
         )
@@ -117,7 +118,7 @@ def test_errors(glass_tokenizer: Any, tmp_path: Path) -> None:
             TaskSection(**base, max_length=4, prompt="A long instruction here: {text}"),
             glass_tokenizer,
         )
-    with pytest.raises(TaskError, match="task.type 'regression' is not one of"):
+    with pytest.raises(TaskError, match=r"task\.type 'regression' is not one of"):
         build_task(TaskSection(**base, type="regression"), glass_tokenizer)
     (tmp_path / "one.jsonl").write_text('{"sentence": "a", "topic": "x"}\n' * 5)
     with pytest.raises(TaskError, match=r"1 distinct label\(s\).*is task.type right"):

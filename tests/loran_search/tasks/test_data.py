@@ -79,7 +79,7 @@ def test_empty_split_and_bad_files(tmp_path: Path) -> None:
         train_eval_rows(TaskSection(name="bbc-news", train_size=0))
     bad = tmp_path / "x.txt"
     bad.write_text("hi")
-    with pytest.raises(TaskError, match="unsupported file type '.txt'"):
+    with pytest.raises(TaskError, match=r"unsupported file type '\.txt'"):
         train_eval_rows(TaskSection(name=str(bad)))
     with pytest.raises(TaskError, match="no such file or folder"):
         train_eval_rows(TaskSection(name=str(tmp_path / "missing.csv")))
@@ -94,7 +94,7 @@ def test_unknown_dataset_did_you_mean() -> None:
 
 
 def test_task_type_mismatch_for_embedded() -> None:
-    with pytest.raises(TaskError, match="is a summarization dataset but task.type is"):
+    with pytest.raises(TaskError, match=r"is a summarization dataset but task\.type is"):
         train_eval_rows(TaskSection(name="aclsum", type="classification"))
 
 

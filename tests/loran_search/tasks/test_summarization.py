@@ -95,6 +95,6 @@ def test_errors(glass_tokenizer: Any, tmp_path: Path) -> None:
             glass_tokenizer,
         )
     with pytest.raises(
-        TaskError, match="is a summarization dataset but task.type is 'classification'"
+        TaskError, match=r"is a summarization dataset but task\.type is 'classification'"
     ):
         build_task(TaskSection(name="aclsum", type="classification"), glass_tokenizer)
