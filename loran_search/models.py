@@ -134,17 +134,8 @@ def quantization_config(cfg: ModelSection) -> Any:
 
 def _guard(model: Any) -> int:
     """Apply the AVX512-BF16 guard to every bitsandbytes 4-bit layer (ASSETS.md trap)."""
-    try:
-        from loran_search.adapters import guard_4bit
-    except ImportError:  # TEMPORARY until loran_search.adapters lands
-        import bitsandbytes as bnb
+    from loran_search.adapters import guard_4bit
 
-        n = 0
-        for m in model.modules():
-            if isinstance(m, bnb.nn.Linear4bit):
-                m.support_avx512bf16_for_cpu = False
-                n += 1
-        return n
     return int(guard_4bit(model))
 
 
