@@ -67,15 +67,26 @@ def gain_vs_amplitude(configs: pd.DataFrame, out_dir: Path, notes: list[str]) ->
 
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     palette = sns.color_palette("deep")
-    for i, ((fam, rank), g) in enumerate(d.groupby(["family", "rank"], sort=True)):
+    # One line per (family, rank) — and per frequency when a few frequencies were tried; with
+    # many frequencies the points are not a curve in A, so they are drawn unconnected.
+    d = d.assign(_freq=d.get("frequency", np.nan))
+    freqs = np.unique(d["_freq"].to_numpy(dtype=float)[np.isfinite(d["_freq"].to_numpy(float))])
+    connect = freqs.size <= 5
+    keys = ["family", "rank", "_freq"] if connect and freqs.size > 1 else ["family", "rank"]
+    for i, (key, g) in enumerate(d.groupby(keys, sort=True)):
         g = g.sort_values("amplitude")
         color = palette[i % len(palette)]
         x = g["amplitude"].to_numpy(dtype=float)
-        ax.plot(x, g["gain"], "o-", color=color, label=f"{fam} (r={rank})")
+        label = f"{key[0]} (r={key[1]}" + (f", ω={key[2]:.3g})" if len(key) > 2 else ")")
+        ax.plot(x, g["gain"], "o-" if connect else "o", color=color, label=label)
         lo, hi = g["gain_ci_low"].to_numpy(dtype=float), g["gain_ci_high"].to_numpy(dtype=float)
         ok = np.isfinite(lo) & np.isfinite(hi)
-        if ok.any():
+        if ok.any() and connect:
             ax.fill_between(x[ok], lo[ok], hi[ok], color=color, alpha=0.2, linewidth=0)
+        elif ok.any():
+            ax.errorbar(x[ok], g["gain"].to_numpy(float)[ok], yerr=[
+                g["gain"].to_numpy(float)[ok] - lo[ok], hi[ok] - g["gain"].to_numpy(float)[ok]
+            ], fmt="none", ecolor=color, alpha=0.5)  # fmt: skip
     ax.axhline(0.0, color="black", linewidth=1, linestyle="--", label="QLoRA baseline")
     if (d["amplitude"] > 0).all():
         ax.set_xscale("log")

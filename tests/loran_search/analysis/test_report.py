@@ -240,3 +240,19 @@ def test_multi_objective_study_on_a_journal_storage(tmp_path) -> None:
     assert "Best configuration: sinter(amplitude=0.0001, frequency=10000) r=8" in first
     assert "gain **+0.075**" in first
     assert "only sinter.amplitude varies, so its importance is trivially 1" in md
+
+
+def test_amplitude_and_frequency_grid(tmp_path) -> None:
+    study, b = new_study()
+    b.add("identity", 8, {0: 0.5, 1: 0.6})
+    for amp in (1e-4, 1e-3, 1e-2):
+        for freq in (1e2, 1e4):
+            unstable = amp * freq >= 100
+            b.add("sinter", 8, {0: 0.51, 1: 0.62} if not unstable else {0: 0.5},
+                  amplitude=amp, frequency=freq, diverged={1: True} if unstable else None,
+                  state=TrialState.FAIL if unstable else TrialState.COMPLETE)  # fmt: skip
+    md, _ = _report(study, tmp_path)
+    first = _summary(md)
+    assert "training diverges from amplitude × frequency A·ω ≥ 100" in first
+    assert "largest stable A·ω below it: 10" in first
+    assert (tmp_path / "plots" / "amp_freq_heatmap.png").stat().st_size > 0
