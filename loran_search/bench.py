@@ -233,7 +233,7 @@ def memory_probe(shape: Shape, base: str, variant: str) -> dict[str, float]:
     peak = _read_status("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "peak_mb": peak / 1024,
-        "step_peak_mb": (peak - before) / 1024 if reset else float("nan"),
+        "step_peak_mb": (peak - before) / 1024 if reset else None,
     }
 
 
@@ -278,6 +278,16 @@ def measure_merged(shape: Shape) -> dict[str, list[float]]:
     return times
 
 
+def _ratio(num: float | None, den: float | None) -> float | None:
+    """``num / den``; ``None`` when a value is missing or the denominator is not positive.
+
+    (A ``--quick`` step may need no new memory at all: too small to measure.)
+    """
+    if num is None or den is None or not den > 0 or num != num:
+        return None
+    return num / den
+
+
 def run_bench(quick: bool = False, *, progress: bool = True) -> dict[str, Any]:
     """Run the whole adapter benchmark and return the JSON-ready result."""
     import torch
@@ -311,15 +321,21 @@ def run_bench(quick: bool = False, *, progress: bool = True) -> dict[str, Any]:
         k: {"forward_s": statistics.median(v), "forwards_s": v} for k, v in merged.items()
     }
 
-    ratios: dict[str, float] = {}
+    ratios: dict[str, float | None] = {}
     for base in BASES:
         r = results[base]
-        ratios[f"{base}.loran/lora"] = r["loran"]["step_s"] / r["lora"]["step_s"]
-        ratios[f"{base}.loran/reference"] = r["loran"]["step_s"] / r["loran_reference"]["step_s"]
-        ratios[f"{base}.memory.loran/lora"] = r["loran"]["step_peak_mb"] / r["lora"]["step_peak_mb"]
-    ratios["merged/base"] = merged_res["merged"]["forward_s"] / merged_res["base"]["forward_s"]
+        ratios[f"{base}.loran/lora"] = _ratio(r["loran"]["step_s"], r["lora"]["step_s"])
+        ratios[f"{base}.loran/reference"] = _ratio(
+            r["loran"]["step_s"], r["loran_reference"]["step_s"]
+        )
+        ratios[f"{base}.memory.loran/lora"] = _ratio(
+            r["loran"]["step_peak_mb"], r["lora"]["step_peak_mb"]
+        )
+    ratios["merged/base"] = _ratio(
+        merged_res["merged"]["forward_s"], merged_res["base"]["forward_s"]
+    )
     checks = {
-        k: (ratios[k] <= t)
+        k: (ratios[k] is not None and ratios[k] <= t)
         for k, t in TARGETS.items()
         if t == t  # NaN: no target
     }
@@ -336,6 +352,10 @@ def run_bench(quick: bool = False, *, progress: bool = True) -> dict[str, Any]:
     }
 
 
+def _mb(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.1f}"
+
+
 def format_table(res: dict[str, Any]) -> str:
     """The human-readable report of :func:`run_bench`."""
     s = res["shape"]
@@ -350,7 +370,7 @@ def format_table(res: dict[str, Any]) -> str:
     for base, per in res["results"].items():
         for v, r in per.items():
             lines.append(
-                f"{base:<5} {v:<16} {r['step_s']:>8.3f} {r['step_peak_mb']:>13.1f} "
+                f"{base:<5} {v:<16} {r['step_s']:>8.3f} {_mb(r['step_peak_mb']):>13} "
                 f"{r['peak_mb']:>16.1f}"
             )
     m = res["merged"]
@@ -363,8 +383,11 @@ def format_table(res: dict[str, Any]) -> str:
     ]
     for k, v in res["ratios"].items():
         t = res["targets"].get(k)
-        verdict = "" if t is None else ("  ok" if v <= t else "  MISSED")
         tt = f"<= {t:.2f}" if t is not None else "-"
+        if v is None:
+            lines.append(f"{k:<24} {'n/a':>9} {tt:>8}  (too small to measure)")
+            continue
+        verdict = "" if t is None else ("  ok" if v <= t else "  MISSED")
         lines.append(f"{k:<24} {v:>9.3f} {tt:>8}{verdict}")
     return "\n".join(lines)
 

@@ -22,6 +22,10 @@ __all__ = ["guard_4bit", "silence_bitsandbytes_noise", "unpack_cpu_weight"]
 def unpack_cpu_weight(layer: nn.Module) -> bool:
     """Undo bitsandbytes' CPU inference repacking of a ``Linear4bit`` weight, if it happened.
 
+    The repacking rounded the per-block scales to bfloat16, so the restored weight equals the
+    original up to that rounding (relative ``2⁻⁸`` per block); guard right after loading to keep
+    it exact.
+
     Returns:
         Whether the weight was packed (and is now restored to the standard 4-bit layout).
     """

@@ -3,7 +3,7 @@
 peft reads ``adapter_config.json``, sees ``peft_type: LORA`` and builds a plain ``LoraConfig``,
 dropping unknown fields with only a warning: a LoRAN adapter would load as ordinary LoRA and give
 different outputs. :func:`install_config_loader` makes peft's config factory for LoRA
-(``LoraConfig.from_peft_type``, reached by ``PeftModel.from_pretrained``,
+(``PeftConfigMixin.from_peft_type``, reached by ``PeftModel.from_pretrained``,
 ``PeftModel.load_adapter``, ``PeftConfig.from_pretrained``) build a :class:`LoranConfig` when the
 file carries the LoRAN marker ``loran_version``; if the activation is not registered in this
 process, that raises a clear error instead of falling back to LoRA. Importing
@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from peft import LoraConfig, LoraModel, PeftModel
+from peft import LoraModel, PeftModel
 from peft.config import PeftConfigMixin
 
 from activations import ActivationError
@@ -32,20 +32,21 @@ if TYPE_CHECKING:
 _MARKER = "loran_version"
 
 
+_ORIGINAL_FROM_PEFT_TYPE = PeftConfigMixin.__dict__["from_peft_type"].__func__
+
+
 def _loran_from_peft_type(cls: type, **kwargs: Any) -> Any:
-    if _MARKER not in kwargs:
-        return PeftConfigMixin.from_peft_type.__func__(cls, **kwargs)  # type: ignore[attr-defined]
-    peft_type = str(getattr(kwargs.get("peft_type"), "value", kwargs.get("peft_type")))
-    if peft_type != "LORA":
-        raise ValueError(
-            f"A LoRAN adapter config must have peft_type 'LORA', got {peft_type!r}; the "
-            "adapter_config.json is corrupt."
-        )
+    """Peft's config factory, except that a config with the LoRAN marker becomes LoranConfig."""
+    peft_type = kwargs.get("peft_type")
+    peft_type = str(getattr(peft_type, "value", peft_type)) if peft_type is not None else None
+    is_loran = _MARKER in kwargs and (peft_type == "LORA" or issubclass(cls, LoranConfig))
+    if not is_loran:
+        return _ORIGINAL_FROM_PEFT_TYPE(cls, **kwargs)
     kwargs = dict(kwargs)
-    kwargs.pop("peft_type")
+    kwargs.pop("peft_type", None)
     try:
         # peft's factory with cls=LoranConfig (it also drops fields of newer peft versions)
-        return PeftConfigMixin.from_peft_type.__func__(LoranConfig, **kwargs)  # type: ignore[attr-defined]
+        return _ORIGINAL_FROM_PEFT_TYPE(LoranConfig, **kwargs)
     except ActivationError as err:
         expr = kwargs.get("activation_expr")
         recorded = f" It was saved with f(x) = {expr}." if expr else ""
@@ -58,12 +59,17 @@ def _loran_from_peft_type(cls: type, **kwargs: Any) -> Any:
 
 
 def install_config_loader() -> None:
-    """Make peft's LoRA config factory build ``LoranConfig`` for LoRAN configs (idempotent)."""
-    current = LoraConfig.__dict__.get("from_peft_type")
-    if current is not None and getattr(current.__func__, "_loran", False):
+    """Make peft's config factory build ``LoranConfig`` for LoRAN adapter configs (idempotent).
+
+    ``PeftConfigMixin.from_peft_type`` is the one factory behind ``PeftConfig.from_pretrained``,
+    ``LoraConfig.from_pretrained`` and ``PeftModel.from_pretrained``/``load_adapter``; configs
+    without the LoRAN marker go through it unchanged.
+    """
+    current = PeftConfigMixin.__dict__.get("from_peft_type")
+    if getattr(current.__func__, "_loran", False):
         return
     _loran_from_peft_type._loran = True  # type: ignore[attr-defined]
-    LoraConfig.from_peft_type = classmethod(_loran_from_peft_type)  # type: ignore[method-assign,assignment]
+    PeftConfigMixin.from_peft_type = classmethod(_loran_from_peft_type)  # type: ignore[method-assign,assignment]
 
 
 def install_injection_guard() -> None:

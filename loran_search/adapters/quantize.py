@@ -73,6 +73,8 @@ def quantize_4bit(
         q = q.to("cpu")  # quantizes the weight
         setattr(parent, name, q)
         count += 1
+    if count:
+        model.is_loaded_in_4bit = True  # what transformers sets; peft's bnb dispatch reads it
     guard_4bit(model)
     return count
 
@@ -107,4 +109,6 @@ def quantize_8bit(
         q = q.to("cpu")
         setattr(parent, name, q)
         count += 1
+    if count:
+        model.is_loaded_in_8bit = True  # what transformers sets; peft's bnb dispatch reads it
     return count
