@@ -212,7 +212,7 @@ def _summary(a: Analysis) -> list[str]:
         head = (
             f"**Best configuration: {best['config']}** — {rec.metric} "
             f"{fmt(best['metric_mean'])} vs QLoRA {fmt(best['baseline_mean'])} on the same "
-            f"{n} seed(s): gain **{_signed(float(best['gain']))}**"
+            f"{'seed' if n == 1 else f'{n} seeds'}: gain **{_signed(float(best['gain']))}**"
         )
         if n >= 2 and math.isfinite(float(best["p_value"])):
             sig = bool(best["significant"])
@@ -256,17 +256,22 @@ def _summary(a: Analysis) -> list[str]:
         untestable = with_gain[~np.isfinite(with_gain["p_value"].to_numpy(dtype=float))]
         single = int((untestable["n_paired"] == 1).sum())
         flat = len(untestable) - single
+        reasons = []
+        if single:
+            reasons.append(f"{single} with a single paired seed")
+        if flat:
+            reasons.append(f"{flat} with identical differences on every seed")
         if tested:
             line = (
                 f"Overall: {better} of {tested} tested configuration(s) significantly better "
                 f"than QLoRA, {worse} significantly worse ({corr} correction, α = {ALPHA})"
             )
+            if reasons:
+                line += f"; not testable: {', '.join(reasons)}"
         else:
-            line = "Overall: no configuration could be tested for significance"
-        if single:
-            line += f"; {single} with a single paired seed could not be tested"
-        if flat:
-            line += f"; {flat} with identical differences on every seed have no p-value"
+            line = (
+                f"Overall: no configuration could be tested for significance ({', '.join(reasons)})"
+            )
         out.append(line + ".")
 
     fam = a.families
