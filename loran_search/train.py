@@ -244,20 +244,33 @@ def _batches(examples: list[Any], batch_size: int, seed: int) -> Iterator[list[A
 
 
 def _loss(model: Any, batch: list[Any], pad_id: int, device: Any) -> Any:
-    """Mean cross-entropy over answer tokens (labels ≠ -100) of one micro-batch."""
+    """Mean cross-entropy over answer tokens (labels ≠ -100) of one micro-batch.
+
+    The batch is left-padded (``position_ids`` count real tokens only, so every row is computed
+    as if unpadded), which puts every answer in the last ``n`` positions: only those ``n + 1``
+    positions' logits are computed (``logits_to_keep``), which saves the ``T × vocab`` logits —
+    the largest activation of a small model — and most of the LM-head cost.
+    """
     import torch
 
     from loran_search.tasks.base import IGNORE, pad_batch
 
     enc = pad_batch(
-        [e.input_ids for e in batch], pad_id, left=False, labels=[e.labels for e in batch]
+        [e.input_ids for e in batch], pad_id, left=True, labels=[e.labels for e in batch]
     )
+    labels = enc["labels"]  # (B, T)
+    answer_cols = (labels != IGNORE).any(dim=0).nonzero()
+    keep = labels.shape[1] - int(answer_cols[0]) + 1 if len(answer_cols) else 2
+    keep = min(keep, labels.shape[1])
     logits = model(
-        input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device)
-    ).logits  # (B, T, V)
-    labels = enc["labels"].to(device)
+        input_ids=enc["input_ids"].to(device),
+        attention_mask=enc["attention_mask"].to(device),
+        position_ids=enc["position_ids"].to(device),
+        logits_to_keep=keep,
+    ).logits  # (B, keep, V): positions T-keep … T-1
+    targets = labels[:, labels.shape[1] - keep + 1 :].to(device)  # (B, keep-1)
     return torch.nn.functional.cross_entropy(
-        logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE
+        logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE
     )
 
 

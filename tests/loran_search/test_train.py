@@ -227,3 +227,40 @@ def test_cli_train_json_table_and_divergence(
     assert json.loads(capsys.readouterr().out)["status"] == "diverged"
     assert main(["train", str(path), "--set", "task.name=bbc-nws"]) == 2
     assert "Did you mean 'bbc-news'" in capsys.readouterr().err
+
+
+def test_loss_on_kept_logits_equals_full_right_padded_loss(tmp_path: Path) -> None:
+    from loran_search.tasks.base import IGNORE, pad_batch
+
+    rows = [
+        {"document": "Alice said " * (i + 1), "summary": "the cat " * (i % 3 + 1)}
+        for i in range(10)
+    ]
+    (tmp_path / "v.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    cfg = StudyConfig(
+        model=ModelSection(name="glassllm", quantization="none"),
+        task=TaskSection(
+            name=str(tmp_path / "v.jsonl"),
+            type="summarization",
+            max_length=64,
+            max_new_tokens=16,
+            train_size=None,
+            eval_size=None,
+        ),
+    )
+    model, tok = train.get_model(cfg)
+    batch = train.get_task(cfg).train_examples[:5]
+    assert len({len(e.input_ids) for e in batch}) > 1  # real padding
+    with torch.no_grad():
+        kept = train._loss(model, batch, tok.pad_token_id, "cpu")
+        enc = pad_batch(
+            [e.input_ids for e in batch],
+            tok.pad_token_id,
+            left=False,
+            labels=[e.labels for e in batch],
+        )
+        logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+        full = torch.nn.functional.cross_entropy(
+            logits[:, :-1].flatten(0, 1), enc["labels"][:, 1:].flatten(), ignore_index=IGNORE
+        )
+    assert float(kept) == pytest.approx(float(full), abs=1e-5)
