@@ -19,6 +19,7 @@ its own heartbeat in a trial system attribute (same rule, same grace period).
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,18 +145,48 @@ def open_storage(
         engine_kwargs["connect_args"] = {"timeout": 60}
     else:
         engine_kwargs["pool_pre_ping"] = True
+    url = _with_driver(parsed.url)
     grace = grace_period
     if heartbeat_interval is not None and grace is None:
         grace = 2 * heartbeat_interval
-    with warnings.catch_warnings():  # heartbeat_interval is "experimental" since Optuna 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            parsed.url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace if heartbeat_interval is not None else None,
-            heartbeat_stale_trial_callback=stale_callback,
-        )
+    import sqlalchemy.exc
+
+    for attempt in range(6):
+        try:
+            with warnings.catch_warnings():  # heartbeat_interval: "experimental" (Optuna 2.9)
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace if heartbeat_interval is not None else None,
+                    heartbeat_stale_trial_callback=stale_callback,
+                )
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
+            # Workers starting together on an empty database race to create Optuna's schema
+            # (e.g. "type studydirection already exists"); the loser finds it made next time.
+            if attempt == 5:
+                raise
+            last = err
+            time.sleep(0.3 * (attempt + 1))
+    raise AssertionError(last)  # pragma: no cover - the loop returns or raises
+
+
+def _with_driver(url: str) -> str:
+    """Name an installed driver for a bare ``postgresql://`` URL.
+
+    SQLAlchemy 2.1 maps ``postgresql://`` to psycopg 3; the project installs psycopg2
+    (``psycopg2-binary``), so a bare URL would fail with "Failed to import DB access module".
+    """
+    import importlib.util
+
+    if (
+        url.startswith("postgresql://")
+        and importlib.util.find_spec("psycopg") is None
+        and importlib.util.find_spec("psycopg2") is not None
+    ):
+        return "postgresql+psycopg2://" + url[len("postgresql://") :]
+    return url
 
 
 def default_artifact_dir(url: str) -> Path:

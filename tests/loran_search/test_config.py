@@ -272,7 +272,7 @@ def test_duplicate_key(write) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    ((loc, msg),) = validate_file(tmp_path / "nope.yaml")
+    ((_loc, msg),) = validate_file(tmp_path / "nope.yaml")
     assert "No such file" in msg
 
 
@@ -301,7 +301,8 @@ def test_inline_formula_activation(write) -> None:
 def test_inline_formula_error_located(write) -> None:
     text = BASE.format(db=write.db).replace(
         "activations: [sinter]",
-        "activations:\n    - sinter\n    - {name: bad_t, expr: 'x + a*x*exec(w)', params: {a: 0.1}}",
+        "activations:\n    - sinter\n"
+        "    - {name: bad_t, expr: 'x + a*x*exec(w)', params: {a: 0.1}}",
     )
     loc, msg = one_error(write(text))
     assert "search.activations[1].expr" in loc and "bad_t" in msg
@@ -314,7 +315,7 @@ def test_inline_cannot_shadow_registered(write) -> None:
         .replace("    sinter.amplitude: {low: 1.0e-4, high: 1.0e-2, log: true}\n", "")
         .replace("    sinter.frequency: 1.0e4\n", "")
     )
-    loc, msg = one_error(write(text))
+    _loc, msg = one_error(write(text))
     assert "clashes with the registered activation 'relu'" in msg
 
 
@@ -365,7 +366,7 @@ def test_shipped_studies_present() -> None:
 def test_cli_validate_exit_codes(write, tmp_path: Path) -> None:
     good = write()
     bad = write(BASE.format(db=write.db).replace("[sinter]", "[nope]"), name="bad.yaml")
-    run = [sys.executable, "-m", "loran_search.cli", "validate"]
+    run = [str(Path(sys.executable).with_name("loran-search")), "validate"]
     ok = subprocess.run([*run, str(good)], capture_output=True, text=True, cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "OK" in ok.stdout

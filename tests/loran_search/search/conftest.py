@@ -1,0 +1,116 @@
+"""Fixtures of the search tests: study files for the fake trainer, storages, subprocess runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+FAKE = Path(__file__).with_name("fake_train.py")
+FAKE_SPEC = f"{FAKE}:run"
+PG_URL = os.environ.get("LORAN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+STUDY = """\
+study:
+  name: {name}
+  storage: {storage}
+  metric: accuracy
+  direction: maximize
+  sampler: {sampler}
+  pruner: {pruner}
+  n_trials: {n_trials}
+  seeds: {seeds}
+  baseline: {baseline}
+  save_adapters: {save_adapters}
+  heartbeat_interval: {heartbeat}
+  report: false
+model: {{name: glassllm, quantization: none}}
+task: {{name: bbc-news, train_size: 16, eval_size: 8}}
+training: {{max_steps: 6, eval_every: 2}}
+search:
+  activations: {activations}
+  rank: {rank}
+  params:
+{params}
+"""
+
+
+def study_text(**kw: object) -> str:
+    values: dict[str, object] = {
+        "name": "t",
+        "storage": "sqlite:///t.db",
+        "sampler": "{name: grid}",
+        "pruner": "{name: none}",
+        "n_trials": 3,
+        "seeds": "[0, 1]",
+        "baseline": "true",
+        "save_adapters": "best",
+        "heartbeat": 60,
+        "activations": "[sinter]",
+        "rank": "[4]",
+        "params": "    sinter.amplitude: [1.0e-4, 1.0e-3, 1.0e-2]\n    sinter.frequency: 1.0e4",
+    }
+    values.update(kw)
+    return STUDY.format(**values)
+
+
+@pytest.fixture
+def study_file(tmp_path: Path) -> Callable[..., Path]:
+    """Write a study YAML into tmp_path (``sqlite`` storage in tmp_path by default)."""
+
+    def write(file: str = "s.yaml", **kw: object) -> Path:
+        kw.setdefault("storage", f"sqlite:///{tmp_path / 'study.db'}")
+        path = tmp_path / file
+        path.write_text(study_text(**kw))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def fake_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for subprocesses: the fake trainer, its log, quiet bars."""
+    env = dict(os.environ)
+    env["LORAN_SEARCH_TRAIN_FN"] = FAKE_SPEC
+    env["FAKE_TRAIN_LOG"] = str(tmp_path / "runs.log")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def cli(*args: str) -> list[str]:
+    # the console script, not `python -m loran_search.cli` (whose __main__ copy of CliError
+    # would not be the class the handlers raise)
+    return [str(Path(sys.executable).with_name("loran-search")), *args]
+
+
+def run_cli(
+    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        cli(*args), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def postgres_url() -> str:
+    """The test server's URL, or skip with how to provide one."""
+    try:
+        import psycopg2
+
+        conn = psycopg2.connect(PG_URL, connect_timeout=2)
+        conn.close()
+    except Exception as err:  # pragma: no cover - depends on the machine
+        pytest.skip(
+            f"No PostgreSQL at {PG_URL} ({type(err).__name__}). Start one (trust auth, database "
+            "`test`) on 127.0.0.1:5432, or set LORAN_TEST_POSTGRES=postgresql://USER@HOST/DB, "
+            "then run: pytest tests/loran_search/search -k postgres"
+        )
+    return PG_URL
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
