@@ -54,6 +54,13 @@ class ClassificationTask:
                 f"{where}: column {label_col!r} has {len(self.labels)} distinct label(s); "
                 "classification needs at least 2 (is task.type right?)."
             )
+        n_rows = len(train_rows) + len(eval_rows)
+        if len(self.labels) > 20 and len(self.labels) > 0.5 * n_rows:
+            raise TaskError(
+                f"{where}: column {label_col!r} has {len(self.labels)} distinct values in "
+                f"{n_rows} rows — free text, not class labels. Is task.type right "
+                "(summarization?) or task.label_column the wrong column?"
+            )
         words = {str(k): str(v) for k, v in (cfg.label_words or {}).items()}
         unknown = sorted(set(words) - set(self.labels))
         if unknown:

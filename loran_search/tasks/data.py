@@ -41,16 +41,20 @@ def seeded_split(
     """Deterministic train/test split: 20 % test, stratified by ``strat_key`` when given.
 
     Per stratum (or over all rows), rows are shuffled with ``random.Random(seed)`` and the first
-    ``ceil(0.2·n)`` go to ``test``; strata are visited in sorted order, so the split depends only
-    on the rows' order and ``seed``.
+    ``ceil(0.2·n)`` go to ``test``; strata are visited in sorted order (rows whose stratum has one
+    row form one extra stratum, last), so the split depends only on the rows' order and ``seed``.
     """
     groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         groups[str(row[strat_key]) if strat_key else ""].append(row)
+    singletons = [g[0] for k, g in sorted(groups.items()) if len(g) == 1]
+    strata = [g for _, g in sorted(groups.items()) if len(g) > 1]
+    if singletons:  # one-row strata cannot be split: they are split together as one stratum
+        strata.append(singletons)
     rng = random.Random(seed)
     out: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
-    for key in sorted(groups):
-        group = list(groups[key])
+    for stratum in strata:
+        group = list(stratum)
         rng.shuffle(group)
         n_test = math.ceil(TEST_FRACTION * len(group)) if len(group) > 1 else 0
         out["test"] += group[:n_test]

@@ -128,3 +128,13 @@ def test_errors(glass_tokenizer: Any, tmp_path: Path) -> None:
             ),
             glass_tokenizer,
         )
+
+
+def test_free_text_label_column_is_a_type_mismatch(glass_tokenizer: Any, tmp_path: Path) -> None:
+    rows = [{"document": f"doc {i}", "summary": f"a unique summary {i}"} for i in range(40)]
+    (tmp_path / "sum.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    cfg = TaskSection(
+        name=str(tmp_path / "sum.jsonl"), text_column="document", label_column="summary"
+    )
+    with pytest.raises(TaskError, match=r"40 distinct values in 40 rows — free text.*task\.type"):
+        build_task(cfg, glass_tokenizer)

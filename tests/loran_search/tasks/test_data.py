@@ -100,4 +100,6 @@ def test_task_type_mismatch_for_embedded() -> None:
 
 def test_seeded_split_tiny_groups() -> None:
     out = seeded_split([{"l": "a"}, {"l": "b"}, {"l": "b"}], 0, "l")
-    assert len(out["train"]) == 2 and len(out["test"]) == 1  # a singleton stays in train
+    assert len(out["train"]) == 1 + 1 and len(out["test"]) == 1  # 'a' alone: pooled, kept
+    unique = seeded_split([{"l": str(i)} for i in range(10)], 0, "l")
+    assert len(unique["test"]) == 2  # all-singleton strata are split together
