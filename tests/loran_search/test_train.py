@@ -104,6 +104,7 @@ def test_huge_learning_rate_diverges() -> None:
     last = r.history[-1]
     finite = math.isfinite(last["loss"]) and math.isfinite(last["grad_norm"])
     assert not finite or last["loss"] > 10.0 * r.history[0]["loss"]
+    json.dumps(r.to_dict(), allow_nan=False)  # NaN/inf → null in the JSON result
 
 
 def test_nf4_train_after_eval_still_updates_weights(tmp_path: Path) -> None:
@@ -264,3 +265,18 @@ def test_loss_on_kept_logits_equals_full_right_padded_loss(tmp_path: Path) -> No
             logits[:, :-1].flatten(0, 1), enc["labels"][:, 1:].flatten(), ignore_index=IGNORE
         )
     assert float(kept) == pytest.approx(float(full), abs=1e-5)
+
+
+@pytest.mark.slow
+def test_smollm2_nf4_short_run_after_zero_shot() -> None:
+    cfg = StudyConfig(
+        model=ModelSection(name="smollm2-135m", quantization="nf4"),
+        task=TaskSection(name="bbc-news", max_length=64, train_size=16, eval_size=8),
+        training=TrainingSection(
+            max_steps=3, learning_rate=1e-3, batch_size=4, eval_every=0, zero_shot=True
+        ),
+    )
+    r = run_training(cfg, activation="sinter", activation_params={}, rank=4, seed=0, progress=False)
+    assert r.status == "completed" and r.zero_shot is not None
+    assert all(h["grad_norm"] > 0 for h in r.history)
+    train.clear_cache()
