@@ -280,3 +280,12 @@ def test_smollm2_nf4_short_run_after_zero_shot() -> None:
     assert r.status == "completed" and r.zero_shot is not None
     assert all(h["grad_norm"] > 0 for h in r.history)
     train.clear_cache()
+
+
+def test_gradient_checkpointing_gives_the_same_run() -> None:
+    cfg = make_cfg("nf4", max_steps=2)
+    plain = run(cfg)
+    cfg.model.gradient_checkpointing = True
+    ckpt = run(cfg)
+    assert [h["loss"] for h in ckpt.history] == pytest.approx([h["loss"] for h in plain.history])
+    assert all(h["grad_norm"] > 0 for h in ckpt.history)
