@@ -198,3 +198,78 @@ def test_ctrl_c_records_fail_and_says_how_to_resume(study_file, fake_env, tmp_pa
     assert [
         t for t in study.get_trials() if failed[0].number in t.system_attrs.get("retry_history", [])
     ]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dashboard_serves_the_study_and_artifacts(study_file, fake_env, tmp_path: Path) -> None:
+    import urllib.request
+
+    path = study_file(n_trials=1, seeds="[0]")
+    assert run_cli(["run", str(path)], fake_env, tmp_path).returncode == 0
+    port = _free_port()
+    proc = subprocess.Popen(
+        cli("dashboard", str(path), "--port", str(port)),
+        env=fake_env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        body = None
+
+        def up() -> bool:
+            nonlocal body
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    body = json.loads(r.read())
+                return True
+            except OSError:
+                return proc.poll() is not None
+
+        wait_for(up, timeout=60)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert [s["study_name"] for s in body["study_summaries"]] == ["t"]
+        sid = body["study_summaries"][0]["study_id"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{sid}", timeout=5) as r:
+            detail = json.loads(r.read())
+        arts = [a for t in detail["trials"] for a in t.get("artifacts", [])]
+        assert any(a["filename"].endswith("-metrics.json") for a in arts)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_bench_storage_reports_a_ratio(tmp_path: Path) -> None:
+    res = run_cli(
+        [
+            "bench",
+            "storage",
+            "--storage",
+            f"journal:{tmp_path / 'b.journal'}",
+            "--trials",
+            "6",
+            "--format",
+            "json",
+        ],
+        dict(__import__("os").environ),
+        tmp_path,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    (row,) = json.loads(res.stdout)
+    assert row["one_worker_trials_per_s"] > 0 and row["two_workers_trials_per_s"] > 0
+    assert row["ratio"] == pytest.approx(
+        row["two_workers_trials_per_s"] / row["one_worker_trials_per_s"], rel=0.02
+    )
