@@ -160,16 +160,22 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
     _err(f"Worker finished: {result.ran} trial(s) run here; {result.reason}.")
     print(summarize(study, cfg))
     if report and cfg.study.report and not getattr(args, "no_report", False):
-        _write_report(cfg, study)
+        _write_report(cfg, study, handle.artifact_dir)
     return 0
 
 
-def _write_report(cfg: StudyConfig, study: optuna.Study) -> None:
+def _write_report(cfg: StudyConfig, study: optuna.Study, artifact_dir: Path) -> None:
     out = Path("reports") / cfg.study.name
     try:
         from loran_search.analysis import write_report
 
-        path = write_report(storage=cfg.study.storage, study_name=cfg.study.name, out_dir=out)
+        # the opened storage, not the URL: it already names the installed PostgreSQL driver
+        path = write_report(
+            storage=study._storage,
+            study_name=cfg.study.name,
+            out_dir=out,
+            artifact_dir=artifact_dir,
+        )
         _err(f"Report: {path}")
     except Exception as err:  # the study is safe in the storage; the report can be redone
         _err(
