@@ -24,6 +24,9 @@ from loran_search.search.study import (
 )
 from loran_search.search.summary import summarize
 
+# the tests play a worker by hand with study.ask(); the search's own loop silences this
+pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
+
 
 @pytest.fixture(autouse=True)
 def _fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
