@@ -56,27 +56,33 @@ def _factor_dtype(a: Tensor) -> torch.dtype:
 
 
 def delta_weight(
-    terms: Sequence[DeltaTerm], factors: Sequence[Tensor], out: Tensor | None = None
+    terms: Sequence[DeltaTerm],
+    factors: Sequence[Tensor],
+    out: Tensor | None = None,
+    base: Tensor | None = None,
 ) -> Tensor:
-    """``Δ = Σ_k s_k·f_k(B_k·A_k)`` in float32/float64, added into ``out`` when given.
+    """``Δ = Σ_k s_k·f_k(B_k·A_k)`` in float32/float64, plus ``out`` or ``base`` when given.
 
     Args:
         terms: Scale and activation per adapter.
         factors: ``A_1, B_1, A_2, B_2, ...``.
         out: A float tensor of shape ``d_out × d_in`` that may be overwritten (``out += Δ``).
+        base: A ``d_out × d_in`` tensor that must not be modified (``base + Δ`` is new).
 
     Returns:
-        ``out + Δ`` (``out`` itself when given and of the working dtype) or ``Δ``.
+        ``out + Δ`` (``out`` itself), ``base + Δ`` or ``Δ``.
     """
     for k, term in enumerate(terms):
         a, b = factors[2 * k], factors[2 * k + 1]
         dt = _factor_dtype(a)
         p = b.to(dt) @ a.to(dt)  # (d_out, d_in)
         fp = p if term.is_identity else term.fn(p)
-        if out is None:
-            out = fp.mul_(term.scaling)  # fp is a fresh temporary (p or f's output)
-        else:
+        if out is not None:
             out.add_(fp, alpha=term.scaling)
+        elif base is not None:
+            out = torch.add(base.to(dt), fp, alpha=term.scaling)  # one pass, no copy of W
+        else:
+            out = fp.mul_(term.scaling)  # fp is a fresh temporary (p or f's output)
         del p, fp
     assert out is not None
     return out
@@ -138,9 +144,14 @@ class LoranLinearFunction(torch.autograd.Function):
         need_factors = any(ctx.needs_input_grad[5:])
         d_out, d_in = grad_out.shape[-1], x.shape[-1]
 
-        w_eff: Tensor | None = None
+        w_eff: Tensor | None = None  # W + Σ s_k f_k(P_k), built term by term
+        w_base: Tensor | None = None  # W when it must not be modified
         if need_x and ctx.weight_fn is not None:
-            w_eff = _writable_weight(ctx.weight_fn, _factor_dtype(factors[0]))
+            w, fresh = ctx.weight_fn()
+            if fresh and w.dtype == _factor_dtype(factors[0]):
+                w_eff = w
+            else:
+                w_base = w
 
         grads_factors: list[Tensor | None] = [None] * len(factors)
         g_mat: Tensor | None = None
@@ -159,20 +170,22 @@ class LoranLinearFunction(torch.autograd.Function):
             p = b.to(dt) @ a.to(dt)
             if need_ab:
                 assert g_mat is not None
-                fp, dp = _vjp(term, p, g_mat)
-                dp = dp * term.scaling
-                if ctx.needs_input_grad[5 + 2 * k]:
-                    grads_factors[2 * k] = (b.to(dt).t() @ dp).to(a.dtype)  # (r, d_in)
+                fp, dp = _vjp(term, p, g_mat)  # dp = G ⊙ f′(P); the scale s goes on the small
+                if ctx.needs_input_grad[5 + 2 * k]:  # factor gradients, not on a d_out × d_in
+                    grads_factors[2 * k] = (b.to(dt).t() @ dp).mul_(term.scaling).to(a.dtype)
                 if ctx.needs_input_grad[6 + 2 * k]:
-                    grads_factors[2 * k + 1] = (dp @ a.to(dt).t()).to(b.dtype)  # (d_out, r)
+                    grads_factors[2 * k + 1] = (dp @ a.to(dt).t()).mul_(term.scaling).to(b.dtype)
                 del dp
             else:
                 fp = p if term.is_identity else term.fn(p)
             if need_x:
-                if w_eff is None:
-                    w_eff = fp * term.scaling
-                else:
+                if w_eff is not None:
                     w_eff.add_(fp, alpha=term.scaling)
+                elif w_base is not None:
+                    w_eff = torch.add(w_base.to(dt), fp, alpha=term.scaling)
+                    w_base = None
+                else:
+                    w_eff = fp * term.scaling
             del p, fp
         del g_mat
 
@@ -196,15 +209,10 @@ def _effective_weight(
     """``W + Δ`` (or ``Δ``) in the factors' working dtype, never modifying the base weight."""
     if weight_fn is None:
         return delta_weight(terms, factors)
-    return delta_weight(terms, factors, out=_writable_weight(weight_fn, _factor_dtype(factors[0])))
-
-
-def _writable_weight(weight_fn: Callable[[], tuple[Tensor, bool]], dt: torch.dtype) -> Tensor:
-    """``W`` in ``dt`` as a buffer we may add into (copied unless it is already a fresh one)."""
     w, fresh = weight_fn()
-    if fresh and w.dtype == dt:
-        return w
-    return w.to(dt, copy=True)
+    if fresh and w.dtype == _factor_dtype(factors[0]):
+        return delta_weight(terms, factors, out=w)
+    return delta_weight(terms, factors, base=w)
 
 
 def loran_linear(
