@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 import types
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -295,6 +296,7 @@ def run_bench(quick: bool = False, *, progress: bool = True) -> dict[str, Any]:
     from loran_search.adapters.guard import silence_bitsandbytes_noise
 
     silence_bitsandbytes_noise()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     torch.set_num_threads(1)
     shape = QUICK if quick else FULL
 

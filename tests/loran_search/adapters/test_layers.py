@@ -231,3 +231,43 @@ def test_copy_keeps_activation(llama):
     layer = clone.base_model.model.model.layers[0].self_attn.q_proj
     assert layer.loran_activations["default"] == get_activation("tanh")
     assert get_spec("tanh").family == "baseline"
+
+
+def test_nf4_bfloat16_compute_matches_formula_to_bf16_tolerance(nf4, randomize):
+    pm = peft.get_peft_model(
+        nf4(compute_dtype=torch.bfloat16), _cfg("sinter", {"amplitude": 0.05, "frequency": 3.0})
+    )
+    randomize(pm)
+    layer = pm.base_model.model.model.layers[0].self_attn.q_proj
+    x = torch.randn(3, 5, 64)
+    y = layer(x)
+    assert y.dtype == torch.float32
+    f = get_activation("sinter", amplitude=0.05, frequency=3.0)
+    want = _formula_output(layer, x, f, layer.scaling["default"])
+    rel = float((y - want).norm() / want.norm())
+    base_rel = float(
+        (layer.get_base_layer()(x) - x @ _dequantized_weight(layer).float().T).norm()
+        / (x @ _dequantized_weight(layer).float().T).norm()
+    )
+    assert rel < 3 * max(base_rel, 2**-8)  # the bf16 base layer's own rounding, not more
+    assert rel > 0  # it really ran in bfloat16
+
+
+def test_mixed_batch_adapter_names(llama, randomize):
+    pm = peft.get_peft_model(llama(), _cfg("sinter", {"amplitude": 0.05, "frequency": 3.0}))
+    pm.add_adapter("tan", _cfg("tanh"))
+    randomize(pm)
+    pm.eval()
+    x = torch.randint(0, 96, (3, 7))
+    with torch.no_grad():
+        mixed = pm(input_ids=x, adapter_names=["default", "tan", "__base__"]).logits
+        pm.set_adapter("default")
+        a = pm(input_ids=x).logits
+        pm.set_adapter("tan")
+        b = pm(input_ids=x).logits
+        with pm.disable_adapter():
+            base = pm(input_ids=x).logits
+    torch.testing.assert_close(mixed[0], a[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(mixed[1], b[1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(mixed[2], base[2], rtol=1e-5, atol=1e-5)
+    assert (a[0] - b[0]).abs().max() > 1e-3
