@@ -350,8 +350,16 @@ def fail_and_retry(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool
     return bool(won)
 
 
-def recover_stale(study: optuna.Study, grace: float, log: Callable[[str], None]) -> list[int]:
-    """Fail and requeue every RUNNING trial whose worker is gone (see the module doc)."""
+def recover_stale(
+    study: optuna.Study,
+    grace: float,
+    log: Callable[[str], None],
+    trials: list[FrozenTrial] | None = None,
+) -> list[int]:
+    """Fail and requeue every RUNNING trial whose worker is gone (see the module doc).
+
+    ``trials`` is a snapshot of the study's trials to look at (default: read them).
+    """
     import optuna
     from optuna.storages._heartbeat import is_heartbeat_enabled
 
@@ -361,7 +369,11 @@ def recover_stale(study: optuna.Study, grace: float, log: Callable[[str], None])
         rdb_stale = set(storage._get_stale_trial_ids(study._study_id))
     now = time.time()
     recovered = []
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+    if trials is None:
+        trials = study.get_trials(deepcopy=False)
+    for t in trials:
+        if t.state != optuna.trial.TrialState.RUNNING:
+            continue
         w = t.system_attrs.get(WORKER_ATTR) or {}
         who = f"pid {w.get('pid')} on {w.get('host')}" if w else "unknown worker"
         reason = None
@@ -419,13 +431,15 @@ class Progress:
     best_trial: int | None = None
 
 
-def progress_of(study: optuna.Study, cfg: StudyConfig) -> Progress:
+def progress_of(
+    study: optuna.Study, cfg: StudyConfig, trials: list[FrozenTrial] | None = None
+) -> Progress:
     """Count candidates, baselines, waiting and running trials; the best candidate value."""
     from optuna.trial import TrialState
 
     p = Progress()
     maximize = study_directions(cfg)[0] == "maximize"
-    for t in study.get_trials(deepcopy=False):
+    for t in study.get_trials(deepcopy=False) if trials is None else trials:
         role = _role(t)
         if t.state == TrialState.WAITING:
             p.waiting += 1
@@ -645,8 +659,10 @@ def run_worker(
     errors_in_a_row = 0
     hb_interval = float(cfg.study.heartbeat_interval)
     while True:
-        recover_stale(study, handle.grace, log)
-        p = progress_of(study, cfg)
+        snapshot = study.get_trials(deepcopy=False)  # one read per loop (journal: one sync)
+        if recover_stale(study, handle.grace, log, snapshot):
+            snapshot = study.get_trials(deepcopy=False)
+        p = progress_of(study, cfg, snapshot)
         if p.candidates >= target and p.waiting_baselines == 0:
             result.reason = f"{p.candidates} of {target} candidate trials done or running"
             break
