@@ -100,3 +100,16 @@ def test_4bit_merged_weight_is_requantized_w_plus_delta(nf4, randomize):
     )
     torch.testing.assert_close(w_merged, bnb.functional.dequantize_4bit(q, s), rtol=0, atol=1e-6)
     assert (w_merged - w).abs().max() > 10 * (w_merged - (w + delta)).abs().mean()
+
+
+def test_unload_restores_the_bare_base(nf4, randomize, make_ids):
+    ids = make_ids()
+    model = nf4()
+    with torch.no_grad():
+        want = model(input_ids=ids).logits
+    pm = peft.get_peft_model(model, LoranConfig(r=4, target_modules=TARGETS, activation="tanh"))
+    randomize(pm)
+    bare = pm.unload()
+    assert not any("lora" in n for n, _ in bare.named_parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(bare(input_ids=ids).logits, want, rtol=0, atol=0)
