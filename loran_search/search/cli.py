@@ -65,8 +65,15 @@ class _Bar:
     def __init__(self, total: int, done: int, enabled: bool) -> None:
         self.bar = None
         if enabled:
+            import os
+
             from tqdm.auto import tqdm
 
+            try:  # a pty that reports a 0×0 size (e.g. under `script`) would hide the bar
+                size = os.get_terminal_size(sys.stderr.fileno())
+                sized = size.columns > 0 and size.lines > 0
+            except OSError:
+                sized = False
             self.bar = tqdm(
                 total=total,
                 initial=done,
@@ -74,7 +81,9 @@ class _Bar:
                 unit="trial",
                 position=0,
                 leave=True,
-                dynamic_ncols=True,
+                dynamic_ncols=sized,
+                ncols=None if sized else 100,
+                nrows=None if sized else 40,
             )
 
     def update(self, done: int, total: int, best: float | None) -> None:
