@@ -606,6 +606,9 @@ def _check_component(
         ctx.err(path, f"`{path[-1]}` must be a mapping like {{name: {names[0]}}}, got {spec!r}.")
         return None
     name = spec.get("name")
+    if name is None:
+        ctx.err(path, f"`{path[-1]}` needs `name:`, one of {', '.join(names)}.")
+        return None
     if name not in names:
         ctx.err(
             (*path, "name"),

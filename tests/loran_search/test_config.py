@@ -173,6 +173,7 @@ CASES = [
         "Did you mean 'n_startup_trials'?",
     ),
     ("name: median", "name: medain", [], "study.pruner.name", "Did you mean 'median'?"),
+    ("name: tpe, seed: 0", "seed: 0", [], "study.sampler", "`sampler` needs `name:`"),
     (
         "name: median",
         "name: median, n_warmup: 3",
