@@ -215,10 +215,11 @@ def execute_trial(
         if status == "diverged":
             at = stab.get("diverged_at_step")
             loss = stab.get("final_train_loss")
+            extra = f" with {dict(tc.training_overrides)}" if tc.training_overrides else ""
             raise TrialFailed(
                 "diverged",
                 f"seed {seed} diverged at step {at} (last train loss {loss}); "
-                f"{tc.activation} {dict(bound.params)} at rank {tc.rank} is unstable",
+                f"{tc.activation} {dict(bound.params)} at rank {tc.rank}{extra} is unstable",
             )
         if metric not in metrics:
             raise MetricMissing(

@@ -86,3 +86,33 @@ def test_smoke_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     model, _ = load_model(cfg.model)
     peft_model = load_adapter(model, path)
     assert type(peft_model).__name__.startswith("Peft")
+
+
+def test_a_diverging_configuration_fails_and_the_study_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real trainer at learning rate 1e3 (searched) diverges; the other points complete."""
+    monkeypatch.delenv("LORAN_SEARCH_TRAIN_FN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    study_file = tmp_path / "div.yaml"
+    study_file.write_text(
+        "study: {name: div, storage: sqlite:///div.db, sampler: {name: grid}, pruner: {name: none},"
+        " n_trials: 2, seeds: [0], report: false, save_adapters: none}\n"
+        "model: {name: glassllm, quantization: none}\n"
+        "task: {name: bbc-news, train_size: 8, eval_size: 8, max_length: 64}\n"
+        "training: {max_steps: 4, learning_rate: 1.0e-3, batch_size: 4, eval_every: 2,"
+        " warmup_steps: 0, max_grad_norm: null, threads: 1}\n"
+        "search:\n  activations: [sinter]\n  rank: [4]\n  params: {sinter.amplitude: 1.0e-3}\n"
+        "  training: {learning_rate: [1.0e-3, 1.0e+3]}\n"
+    )
+    handle = open_study(load_config(study_file), log=lambda m: None)
+    run_worker(handle, log=lambda m: None)
+    trials = handle.study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL]
+    bad = trials[2]
+    assert bad.params["training.learning_rate"] == 1e3
+    assert bad.user_attrs["failure_kind"] == "diverged"
+    assert bad.user_attrs["failure"].startswith("diverged: seed 0 diverged at step")
+    assert "'learning_rate': 1000.0" in bad.user_attrs["failure"]
+    assert bad.user_attrs["stability"]["0"]["diverged"] is True
+    assert bad.user_attrs["seed_metrics"] == {}
