@@ -123,14 +123,18 @@ def _running_after(url: str, name: str, n_complete: int):
     return pred
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "journal"])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", "journal", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def test_kill_9_then_rerun_resumes(study_file, fake_env, tmp_path: Path, backend: str) -> None:
-    url = (
-        f"sqlite:///{tmp_path / 'k.db'}"
-        if backend == "sqlite"
-        else f"journal:{tmp_path / 'k.journal'}"
-    )
-    path = study_file(storage=url, params=GRID6, n_trials=6, seeds="[0, 1]")
+    name = "t"
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'k.db'}"
+    elif backend == "journal":
+        url = f"journal:{tmp_path / 'k.journal'}"
+    else:
+        url, name = postgres_url(), unique_name("kill9")
+    path = study_file(storage=url, name=name, params=GRID6, n_trials=6, seeds="[0, 1]")
     fake_env["FAKE_TRAIN_SLEEP"] = "0.2"
     proc = subprocess.Popen(
         cli("run", str(path)),
@@ -140,18 +144,18 @@ def test_kill_9_then_rerun_resumes(study_file, fake_env, tmp_path: Path, backend
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(_running_after(url, "t", 2))
+        wait_for(_running_after(url, name, 2))
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    killed = load(url, "t")
+    killed = load(url, name)
     running = [t.number for t in killed.get_trials() if t.state == TrialState.RUNNING]
     assert len(running) == 1
     fake_env["FAKE_TRAIN_SLEEP"] = "0"  # (only the trainer's speed differs)
     res = run_cli(["run", str(path)], fake_env, tmp_path)  # the same command again
     assert res.returncode == 0, res.stderr
     assert f"Trial {running[0]} was left RUNNING" in res.stderr
-    study = load(url, "t")
+    study = load(url, name)
     trials = study.get_trials()
     assert states(study)[TrialState.COMPLETE] == 6
     assert states(study, "baseline")[TrialState.COMPLETE] == 1
