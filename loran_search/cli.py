@@ -90,9 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         "symbolic audit: f(0), f'(0), Lipschitz bound on an interval, start-at-zero, warnings",
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="activations (default: all)")
-    p.add_argument(
-        "--expr", action="append", default=[], metavar="E", help="audit a formula in x"
-    )
+    p.add_argument("--expr", action="append", default=[], metavar="E", help="audit a formula in x")
     _add_set(p, "a parameter as name.param=value")
     p.add_argument("--interval", default="-1,1", metavar="A,B", help="default -1,1")
     _add_format(p, ("table", "json"), "table")

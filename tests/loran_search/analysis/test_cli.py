@@ -6,9 +6,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import fill_canonical, new_study
 
 from loran_search.cli import main
+from tests.loran_search.analysis.conftest import fill_canonical, new_study
 
 STUDY_YAML = """\
 # Run: loran-search run {path}

@@ -6,12 +6,12 @@ import math
 
 import numpy as np
 import pytest
-from conftest import BASE8, GAINS, new_study
 from optuna.trial import TrialState
 from scipy import stats as sps
 
 from loran_search.analysis.configurations import build_tables
 from loran_search.analysis.records import load_records
+from tests.loran_search.analysis.conftest import BASE8, GAINS, new_study
 
 
 def _table(study, **kw):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import optuna
-from conftest import DIST, new_study
 from optuna.trial import TrialState
 
 from loran_search.analysis.records import load_records
+from tests.loran_search.analysis.conftest import DIST, new_study
 
 
 def test_current_records_become_one_run_per_seed(canonical) -> None:

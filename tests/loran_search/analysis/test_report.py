@@ -9,11 +9,11 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-from conftest import DIST, fill_canonical, new_study
 from optuna.trial import TrialState
 
 from loran_search.analysis import ReportError, write_report
 from loran_search.analysis.configurations import STAT_COLUMNS
+from tests.loran_search.analysis.conftest import DIST, fill_canonical, new_study
 
 
 def _report(study, out: Path, formats=("md", "csv", "json"), **kw) -> tuple[str, list[str]]:
@@ -219,7 +219,7 @@ def test_unknown_study_and_missing_database(tmp_path, canonical) -> None:
 
 
 def test_multi_objective_study_on_a_journal_storage(tmp_path) -> None:
-    from conftest import Builder
+    from tests.loran_search.analysis.conftest import Builder
 
     journal = tmp_path / "s.journal"
     storage = optuna.storages.JournalStorage(

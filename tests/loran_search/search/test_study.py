@@ -10,7 +10,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import FAKE_SPEC
 from optuna.trial import TrialState
 
 from loran_search.config import load_config
@@ -23,6 +22,7 @@ from loran_search.search.study import (
     run_worker,
 )
 from loran_search.search.summary import summarize
+from tests.loran_search.search.conftest import FAKE_SPEC
 
 # the tests play a worker by hand with study.ask(); the search's own loop silences this
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import cli, postgres_url, run_cli, unique_name
 from optuna.trial import TrialState
 
 from loran_search.search.storage import open_storage
+from tests.loran_search.search.conftest import cli, postgres_url, run_cli, unique_name
 
 GRID6 = (
     "    sinter.amplitude: {low: 1.0e-4, high: 1.0e-2, log: true, num: 6}\n"
