@@ -26,7 +26,7 @@ from activations.registry import Param, register_activation
 if TYPE_CHECKING:
     from torch import Tensor
 
-_AMPLITUDE = Param(5e-5, low=1e-7, high=1e-1, log=True, doc="A: perturbation size")
+_AMPLITUDE = Param(5e-5, low=1e-7, high=1e1, log=True, doc="A: perturbation size")
 _FREQUENCY = Param(1e4, low=1e-1, high=1e5, log=True, doc="ω: oscillation frequency")
 _WIDTH = Param(1e-2, low=1e-5, high=1e2, log=True, doc="c: |x| beyond which it stops growing")
 

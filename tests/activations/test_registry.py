@@ -67,7 +67,7 @@ def test_unknown_family() -> None:
             r"has no parameter 'amplitud'. Did you mean 'amplitude'\? "
             r"Its parameters are: amplitude, frequency",
         ),
-        ({"amplitude": 5.0}, r"'sinter.amplitude' = 5.0 is outside its declared range"),
+        ({"amplitude": 50.0}, r"'sinter.amplitude' = 50.0 is outside its declared range"),
         ({"amplitude": float("nan")}, r"outside its declared range"),
         ({"frequency": "fast"}, r"'sinter.frequency' must be a number, but got 'fast'"),
     ],

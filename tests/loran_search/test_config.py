@@ -131,10 +131,10 @@ CASES = [
     ),
     (
         "low: 1.0e-4, high: 1.0e-2",
-        "low: 1.0e-4, high: 5.0",
+        "low: 1.0e-4, high: 50.0",
         [],
         "sinter.amplitude",
-        "is outside its declared range [1e-07, 0.1]",
+        "is outside its declared range [1e-07, 10]",
     ),
     (
         "sinter.frequency: 1.0e4",

@@ -36,7 +36,7 @@ def test_is_a_lora_config_with_resolved_params():
             r"LoranConfig\.activation_params: .*no parameter 'amp'.*amplitude, frequency",
         ),
         (
-            {"activation": "sinter", "activation_params": {"amplitude": 5.0}},
+            {"activation": "sinter", "activation_params": {"amplitude": 50.0}},
             r"LoranConfig\.activation_params: .*outside its declared range",
         ),
         (
