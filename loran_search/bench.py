@@ -420,12 +420,12 @@ def _probe_main(argv: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(_probe_main(sys.argv[1:]))
-
-
 def cmd_bench_storage(args: argparse.Namespace) -> int:
     """``loran-search bench storage``: see :mod:`loran_search.search.bench_storage`."""
     from loran_search.search.bench_storage import cmd_bench_storage as run
 
     return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(_probe_main(sys.argv[1:]))
