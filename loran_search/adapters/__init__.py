@@ -14,9 +14,16 @@ Example::
 
 from __future__ import annotations
 
+import warnings
+
 from loran_search.adapters.guard import guard_4bit, silence_bitsandbytes_noise
 
 silence_bitsandbytes_noise()
+# peft 0.21.2 (pinned) reads `model.is_gradient_checkpointing` in every get_peft_model, which
+# transformers 5.24 deprecates with a FutureWarning: noise for users, nothing they can act on.
+warnings.filterwarnings(
+    "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+)
 
 from loran_search.adapters.bnb import LoranLinear4bit, LoranLinear8bitLt  # noqa: E402
 from loran_search.adapters.config import LoranConfig, build_activation  # noqa: E402
