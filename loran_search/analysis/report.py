@@ -125,7 +125,7 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
     configs, baselines, table_notes = build_tables(rec, correction=correction)
     notes += table_notes
     families = family_stability(rec.runs, configs, baselines)
-    thresholds = amplitude_thresholds(configs)
+    thresholds = amplitude_thresholds(configs, baselines)
     importance, imp_notes = param_importances(study, rec)
     notes += imp_notes
     pareto = pareto_table(configs, rec.sign)
@@ -323,6 +323,12 @@ def _summary(a: Analysis) -> list[str]:
                 line += f", but stability is not monotone in {sym} (see the calibration plot)"
         if th["first_spiking"] is not None:
             line += f"; loss spikes from {sym} = {format_value(th['first_spiking'])}"
+        if th.get("first_grad_growth") is not None:
+            line += (
+                f"; gradient norms reach ≥ {format_value(th['grad_factor'])}× QLoRA's from "
+                f"{sym} = {format_value(th['first_grad_growth'])} "
+                f"({fmt(th['grad_growth'], 3)}× there), the early sign of instability"
+            )
         out.append(line + ".")
     if a.notes:
         out.append(f"Data notes: {len(a.notes)} — see “Data notes” below.")

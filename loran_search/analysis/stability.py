@@ -25,6 +25,10 @@ import pandas as pd
 FINISHED = ("COMPLETE", "FAIL", "PRUNED")
 
 
+#: A configuration whose max gradient norm reaches this multiple of QLoRA's is flagged.
+GRAD_GROWTH_FACTOR = 10.0
+
+
 def run_stability(runs: pd.DataFrame) -> dict[str, float]:
     """Stability rates of a set of runs (rows of ``Records.runs``).
 
@@ -103,6 +107,24 @@ def family_stability(
     ).reset_index(drop=True)
 
 
+def _grad_ratio(c: pd.DataFrame, baselines: pd.DataFrame | None) -> np.ndarray:
+    """``g / g_0`` per row of ``c``: its max gradient norm over the baseline's at its rank."""
+    nan = np.full(len(c), math.nan)
+    if (
+        baselines is None
+        or baselines.empty
+        or "grad_norm_max" not in c
+        or not {"rank", "grad_norm_max"} <= set(baselines.columns)
+        or "rank" not in c
+    ):
+        return nan
+    ref = dict(zip(baselines["rank"], baselines["grad_norm_max"].astype(float), strict=True))
+    g0 = np.array([ref.get(r, math.nan) for r in c["rank"]], dtype=float)
+    g = c["grad_norm_max"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(g0 > 0, g / g0, math.nan)
+
+
 def _axis(c: pd.DataFrame) -> str | None:
     """``amplitude``, or ``amp_freq`` (A·ω) when the frequency varies too, or ``None``."""
     if "amplitude" not in c or not np.isfinite(c["amplitude"].to_numpy(dtype=float)).any():
@@ -114,7 +136,12 @@ def _axis(c: pd.DataFrame) -> str | None:
     return "amplitude"
 
 
-def amplitude_thresholds(configurations: pd.DataFrame) -> list[dict]:
+def amplitude_thresholds(
+    configurations: pd.DataFrame,
+    baselines: pd.DataFrame | None = None,
+    *,
+    grad_factor: float = GRAD_GROWTH_FACTOR,
+) -> list[dict]:
     """Per activation with an amplitude: where along it training starts to diverge.
 
     The axis is the amplitude ``A``, or ``A·ω`` when the frequency varies as well (the slope of
@@ -124,10 +151,16 @@ def amplitude_thresholds(configurations: pd.DataFrame) -> list[dict]:
     whether every configuration below ``a_u`` was stable, the share of unstable configurations
     at or above it, and the first value with loss spikes.
 
+    Divergence is the late sign; the early one is the gradient. With ``baselines`` (one row per
+    rank with ``grad_norm_max``), the result also gives the first axis value whose largest
+    pre-clipping gradient norm ``g`` reaches ``grad_factor ×`` the QLoRA baseline's ``g_0`` at the
+    same rank: ``first_grad_growth`` and the ratio ``g / g_0`` there (``grad_growth``).
+
     Returns:
         One dict per activation: ``{activation, axis, n_configs, axis_min, axis_max,
         first_unstable, max_stable_below, clean_below, unstable_above_share, first_spiking,
-        amp_freq_at_first_unstable}`` (``None`` where not applicable).
+        amp_freq_at_first_unstable, first_grad_growth, grad_growth, grad_factor}`` (``None``
+        where not applicable).
     """
     if configurations.empty:
         return []
@@ -156,7 +189,16 @@ def amplitude_thresholds(configurations: pd.DataFrame) -> list[dict]:
             "unstable_above_share": None,
             "first_spiking": float(xs[spiking].min()) if spiking.any() else None,
             "amp_freq_at_first_unstable": None,
+            "first_grad_growth": None,
+            "grad_growth": None,
+            "grad_factor": grad_factor,
         }
+        ratio = _grad_ratio(c, baselines)
+        grows = np.isfinite(ratio) & (ratio >= grad_factor)
+        if grows.any():
+            j = int(np.flatnonzero(grows)[0])
+            item["first_grad_growth"] = float(xs[j])
+            item["grad_growth"] = float(ratio[j])
         if unstable.any():
             i = int(np.flatnonzero(unstable)[0])
             a_u = float(xs[i])

@@ -69,3 +69,21 @@ def test_no_divergence_and_no_amplitude() -> None:
     assert th["first_unstable"] is None and th["axis_max"] == 1e-3
     no_amp = pd.DataFrame({"activation": ["gelu"], "diverged_rate": [0.0]})
     assert amplitude_thresholds(no_amp) == []
+
+
+def test_gradient_growth_against_the_baseline_of_the_same_rank() -> None:
+    c = _configs([(1e-3, 1e4, 0, 0), (1e-1, 1e4, 0, 0), (1.0, 1e4, 0, 0), (10.0, 1e4, 0, 0)])
+    c["rank"] = [8, 8, 8, 16]
+    c["grad_norm_max"] = [7.0, 12.0, 75.0, 100.0]
+    base = pd.DataFrame({"rank": [8, 16], "grad_norm_max": [7.5, 20.0]})
+    th = amplitude_thresholds(c, base)[0]
+    # 75 / 7.5 = 10 at A = 1 (rank 8); A = 10 is rank 16: 100 / 20 = 5, below the factor.
+    assert th["first_grad_growth"] == 1.0
+    assert th["grad_growth"] == pytest.approx(10.0)
+    # Compared with the rank-16 baseline everywhere, nothing would reach 10x: pairing by rank.
+    assert (
+        amplitude_thresholds(c, base.assign(grad_norm_max=[20.0, 20.0]))[0]["first_grad_growth"]
+        is None
+    )
+    # No baseline, no gradient-growth statement.
+    assert amplitude_thresholds(c)[0]["first_grad_growth"] is None
