@@ -214,7 +214,18 @@ def calibration(configs: pd.DataFrame, out_dir: Path, notes: list[str]) -> Path 
         ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel(label)
         ax.set_ylabel("share of runs")
-        ax.legend(fontsize="small")
+        handles, labels = ax.get_legend_handles_labels()
+        g = d["grad_norm_max"].to_numpy(dtype=float) if "grad_norm_max" in d else np.array([])
+        if g.size and np.isfinite(g).any() and (g[np.isfinite(g)] > 0).all():
+            # The early sign: the largest pre-clipping gradient norm, on its own log axis.
+            ax2 = ax.twinx()
+            ax2.plot(x, g, "s--", color="C0", alpha=0.7, label="max grad norm (right)")
+            ax2.set_yscale("log")
+            ax2.set_ylabel("max gradient norm")
+            ax2.grid(False)
+            h2, l2 = ax2.get_legend_handles_labels()
+            handles, labels = handles + h2, labels + l2
+        ax.legend(handles, labels, fontsize="small", loc="upper left")
     fig.suptitle("Calibration: where training becomes unstable")
     return _save(fig, out_dir, "calibration.png")
 
