@@ -105,7 +105,7 @@ def test_audit_table_defaults_to_every_activation(capsys: pytest.CaptureFixture[
         (["--set", "sinter.amplitude"], "write NAME.PARAM=VALUE"),
         (["--set", "sinter.amplitude=big"], "'big' is not a number"),
         (["--set", "sinter.amplitud=1"], "has no parameter 'amplitud'. Did you mean 'amplitude'"),
-        (["--set", "sinter.amplitude=5"], "is outside its declared range"),
+        (["--set", "sinter.amplitude=50"], "is outside its declared range"),
         (["--set", "sigmoid.beta=1"], "'sigmoid' has no parameter 'beta'"),
         (["--set", "swish.beta=2"], "'swish' is not among the activations being processed"),
         (["--set", "a=1"], "applies to --expr formulas, but none was given"),

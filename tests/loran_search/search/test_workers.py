@@ -135,7 +135,7 @@ def test_kill_9_then_rerun_resumes(study_file, fake_env, tmp_path: Path, backend
     else:
         url, name = postgres_url(), unique_name("kill9")
     path = study_file(storage=url, name=name, params=GRID6, n_trials=6, seeds="[0, 1]")
-    fake_env["FAKE_TRAIN_SLEEP"] = "0.2"
+    fake_env["FAKE_TRAIN_SLEEP"] = "1.0"  # a poller under load must see a trial RUNNING
     proc = subprocess.Popen(
         cli("run", str(path)),
         env=fake_env,
@@ -171,7 +171,7 @@ def test_kill_9_then_rerun_resumes(study_file, fake_env, tmp_path: Path, backend
 def test_ctrl_c_records_fail_and_says_how_to_resume(study_file, fake_env, tmp_path: Path) -> None:
     path = study_file(params=GRID6, n_trials=6, seeds="[0]")
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    fake_env["FAKE_TRAIN_SLEEP"] = "0.5"
+    fake_env["FAKE_TRAIN_SLEEP"] = "2.0"  # SIGINT must land inside a trial even on a loaded machine
     proc = subprocess.Popen(
         cli("run", str(path)),
         env=fake_env,
