@@ -785,7 +785,8 @@ def _check_search(
         params = {}
     declared = {a: list(s.params) for a, s in specs.items()}
     covered = expand_param_keys(params, declared)
-    for key in params:
+    narrowed = ("search", "activations") in ctx.overridden
+    for key in list(params):
         path = ("search", "params", key)
         if not isinstance(key, str):
             ctx.err(path, f"A parameter key must be '<activation>.<param>', got {key!r}.")
@@ -803,6 +804,11 @@ def _check_search(
                 continue  # already reported: an unknown name in search.activations
             try:
                 get_spec(act)
+                if narrowed and not any(o[:3] == ("search", "params", key) for o in ctx.overridden):
+                    # `--set search.activations=[identity]` on a Sinter study: the file's
+                    # settings for activations the command line dropped no longer apply.
+                    del params[key]
+                    continue
                 ctx.err(
                     path,
                     f"'{key}' sets a parameter of '{act}', which is not in search.activations "

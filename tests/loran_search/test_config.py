@@ -104,6 +104,21 @@ def test_shorthand_range_key(write) -> None:
     assert cfg.search.params["sinter.amplitude"]["high"] == pytest.approx(5e-3)
 
 
+def test_narrowing_activations_on_the_command_line_drops_their_file_params(write) -> None:
+    # `--set search.activations=[identity]` on a Sinter study: a QLoRA run, not an error.
+    cfg = load_config(write(), ["search.activations=[identity]"])
+    assert cfg.search.activations == ["identity"] and cfg.search.params == {}
+    # ... but the same stale entry written in the file is a mistake, reported with its line,
+    text = BASE.format(db=write.db).replace("activations: [sinter]", "activations: [identity]")
+    loc, msg = errors_of(write(text))[0]
+    assert loc.endswith(":16 search.params.sinter.amplitude")
+    assert "which is not in search.activations (identity)" in msg
+    # ... and so is one set on the command line next to the narrowing.
+    loc, msg = one_error(write(), ["search.activations=[identity]", "sinter.amplitude=1e-3"])
+    assert loc.startswith("--set sinter.amplitude")
+    assert "add 'sinter' there or remove this entry" in msg
+
+
 def test_every_error_reported_at_once_with_lines(write) -> None:
     text = BASE.format(db="x.db").replace("n_trials: 3", "n_trials: 3\n  n_trails: 4")
     text = text.replace("[sinter]", "[sinterr]").replace("rank: [4]", "rank: [0]")
