@@ -168,6 +168,10 @@ def test_kill_9_then_rerun_resumes(study_file, fake_env, tmp_path: Path, backend
     assert len(set(amps)) == 7  # 6 grid points + the baseline (None), none twice
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_records_fail_and_says_how_to_resume(study_file, fake_env, tmp_path: Path) -> None:
     path = study_file(params=GRID6, n_trials=6, seeds="[0]")
     url = f"sqlite:///{tmp_path / 'study.db'}"
@@ -176,6 +180,9 @@ def test_ctrl_c_records_fail_and_says_how_to_resume(study_file, fake_env, tmp_pa
         cli("run", str(path)),
         env=fake_env,
         cwd=tmp_path,
+        # A test runner started in the background (CI, nohup, `&`) inherits SIGINT ignored, and
+        # Python then keeps it ignored: give the child the default disposition a terminal has.
+        preexec_fn=_default_sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
