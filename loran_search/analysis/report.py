@@ -249,6 +249,7 @@ def _summary(a: Analysis) -> list[str]:
                     f"about ±{noise:.3g} (2 s.e.); this gain is {verdict} that."
                 )
             out.append(line)
+        out.extend(_spread_line(rec, with_gain))
         sig = c[c["significant"].astype(object) == True]  # noqa: E712
         better = int((rec.sign * sig["gain"].astype(float) > 0).sum())
         worse = int((rec.sign * sig["gain"].astype(float) < 0).sum())
@@ -333,6 +334,36 @@ def _summary(a: Analysis) -> list[str]:
     if a.notes:
         out.append(f"Data notes: {len(a.notes)} — see “Data notes” below.")
     return out
+
+
+def _spread_line(rec: Records, with_gain: pd.DataFrame) -> list[str]:
+    """The other end of the table: the worst configuration and how many sit near QLoRA.
+
+    The best configuration alone can hide a configuration that clearly hurts; with a single seed,
+    "near QLoRA" means a gain within the evaluation noise (2 binomial s.e.), otherwise exactly 0.
+    """
+    if len(with_gain) < 2:
+        return []
+    gains = rec.sign * with_gain["gain"].astype(float)
+    worst = with_gain.loc[gains.idxmin()]
+    w_imp = rec.sign * float(worst["gain"])
+    if w_imp >= 0:
+        return []
+    noise = _eval_noise(rec, float(worst["baseline_mean"]))
+    line = (
+        f"Worst configuration: **{worst['config']}** — {rec.metric} {fmt(worst['metric_mean'])} "
+        f"vs QLoRA {fmt(worst['baseline_mean'])}: gain **{_signed(float(worst['gain']))}**"
+    )
+    if noise is not None and int(worst["n_paired"]) == 1:
+        verdict = "beyond" if abs(w_imp) >= noise else "within"
+        line += f" ({verdict} the ±{noise:.3g} evaluation noise)"
+        near = int((gains.abs() < noise).sum())
+        line += f". {near} of {len(with_gain)} configuration(s) are within that noise of QLoRA"
+    else:
+        same = int((gains == 0).sum())
+        if same:
+            line += f". {same} of {len(with_gain)} configuration(s) score exactly as QLoRA"
+    return [line + "."]
 
 
 def _eval_noise(rec: Records, p: float) -> float | None:

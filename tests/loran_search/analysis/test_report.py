@@ -135,6 +135,28 @@ def test_single_seed_gives_the_scale_of_evaluation_noise(tmp_path) -> None:
     assert f"about ±{two_se:.3g} (2 s.e.); this gain is within that" in first
 
 
+def test_summary_names_the_worst_configuration_and_how_many_are_within_noise(tmp_path) -> None:
+    study, b = new_study(metric=None)
+    study.set_user_attr("loran.setup", {"metric": "accuracy", "directions": ["maximize"],
+                                        "task": {"eval_size": 64}})  # fmt: skip
+    b.add("identity", 8, {0: 0.5})
+    b.add("sinter", 8, {0: 0.55}, amplitude=1e-4)  # +0.05: within ±0.125
+    b.add("sinter", 8, {0: 0.5}, amplitude=1e-3)  # 0
+    b.add("sinter", 8, {0: 0.3}, amplitude=1e-2)  # -0.2: beyond it
+    first = _summary(_report(study, tmp_path)[0])
+    assert "Worst configuration: **sinter(amplitude=0.01, frequency=10000) r=8**" in first
+    assert "gain **-0.2** (beyond the ±0.125 evaluation noise)" in first
+    assert "2 of 3 configuration(s) are within that noise of QLoRA" in first
+
+
+def test_no_worst_line_when_nothing_is_worse(tmp_path) -> None:
+    study, b = new_study()
+    b.add("identity", 8, {0: 0.5, 1: 0.6})
+    b.add("sinter", 8, {0: 0.55, 1: 0.6}, amplitude=1e-4)
+    b.add("sinter", 8, {0: 0.6, 1: 0.7}, amplitude=1e-3)
+    assert "Worst configuration" not in _summary(_report(study, tmp_path)[0])
+
+
 def test_identical_differences_have_no_p_value(tmp_path) -> None:
     study, b = new_study()
     b.add("identity", 8, {0: 0.5, 1: 0.25})
