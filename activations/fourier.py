@@ -21,6 +21,14 @@ _TERMS = Param(4, low=1, high=16, integer=True, doc="K: number of harmonics")
 _DECAY = Param(2.0, low=0.0, high=4.0, doc="p: coefficient of harmonic k is k^-p")
 
 
+def _sine_series(x: Tensor, frequency: float, terms: int, decay: float) -> Tensor:
+    """``Σ_{k=1}^{K} k^{-p}·sin(k·ω·x)``: the series of ``fourier_sine`` and ``fourier_sinter``."""
+    total = torch.sin(frequency * x)
+    for k in range(2, terms + 1):
+        total = total + k ** (-decay) * torch.sin((k * frequency) * x)
+    return total
+
+
 @register_activation(
     "fourier_sine",
     family="fourier",
@@ -39,10 +47,7 @@ def fourier_sine(x: Tensor, amplitude: float, frequency: float, terms: int, deca
     ``|f'(x) − 1| ≤ A·ω·Σ k^{1-p}``. It is odd, ``f(0) = 0``, and ``f'(0) = 1 + A·ω·Σ k^{1-p}``
     (the initial learning rate is rescaled by that factor).
     """
-    total = torch.sin(frequency * x)
-    for k in range(2, terms + 1):
-        total = total + k ** (-decay) * torch.sin((k * frequency) * x)
-    return x + amplitude * total
+    return x + amplitude * _sine_series(x, frequency, terms, decay)
 
 
 @register_activation(
@@ -65,10 +70,7 @@ def fourier_sinter(
     perturbation into a saw-tooth-like shape (``p = 1`` is the saw-tooth's own decay). Like Sinter,
     ``f(0) = 0``, ``f'(0) = 1``, and the slope grows with ``|x|``.
     """
-    total = torch.sin(frequency * x)
-    for k in range(2, terms + 1):
-        total = total + k ** (-decay) * torch.sin((k * frequency) * x)
-    return x + amplitude * x * total
+    return x + amplitude * x * _sine_series(x, frequency, terms, decay)
 
 
 @register_activation(

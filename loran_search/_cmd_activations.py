@@ -249,28 +249,18 @@ def cmd_plot(args: argparse.Namespace) -> int:
         (dy,) = torch.autograd.grad(y.sum(), x)
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in act.params.items())
         label = act.name + (f" ({params})" if params else "")
-        sns.lineplot(
-            x=xs,
-            y=y.detach().numpy(),
-            ax=ax_f,
-            color=color,
-            label=label,
-            lw=1,
-            estimator=None,
-            errorbar=None,
-            sort=False,
-        )
-        sns.lineplot(
-            x=xs,
-            y=dy.numpy(),
-            ax=ax_df,
-            color=color,
-            label=label,
-            lw=1,
-            estimator=None,
-            errorbar=None,
-            sort=False,
-        )
+        for ax, values in ((ax_f, y.detach()), (ax_df, dy)):
+            sns.lineplot(
+                x=xs,
+                y=values.numpy(),
+                ax=ax,
+                color=color,
+                label=label,
+                lw=1,
+                estimator=None,
+                errorbar=None,
+                sort=False,
+            )
     ax_f.set(title="f(x)", xlabel="x = entry of B·A", ylabel="f(x)")
     ax_df.set(title="f′(x)", xlabel="x = entry of B·A", ylabel="f′(x)")
     handles, labels = ax_f.get_legend_handles_labels()
