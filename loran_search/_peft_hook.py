@@ -7,7 +7,8 @@ this tiny ``sys.meta_path`` finder instead: when peft is imported (by anyone, la
 lets the normal import run and then imports :mod:`loran_search.adapters`. If peft is already
 imported, :func:`install` imports the adapters at once.
 
-The finder also silences bitsandbytes' harmless "kernels-community" message before peft imports it.
+The finder also silences bitsandbytes' harmless "kernels-community" message before peft imports it
+(:func:`loran_search.quant.silence_bitsandbytes_noise`).
 """
 
 from __future__ import annotations
@@ -15,29 +16,15 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
-import logging
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+from loran_search.quant.noise import silence_bitsandbytes_noise  # logging only: cheap
+
 _TARGET = "peft"
 _ADAPTERS = "loran_search.adapters"
-_BNB_NOISE = "Failed to load CPU gemm_4bit_forward from kernels-community"
-
-
-class _DropKnownNoise(logging.Filter):
-    """Drop bitsandbytes' harmless 'kernels-community' message (it uses its own CPU code)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return _BNB_NOISE not in str(record.msg)
-
-
-def silence_bitsandbytes_noise() -> None:
-    """Filter that one message on the logger that emits it (idempotent; before or after import)."""
-    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
-    if not any(isinstance(f, _DropKnownNoise) for f in logger.filters):
-        logger.addFilter(_DropKnownNoise())
 
 
 class _ChainLoader(importlib.abc.Loader):

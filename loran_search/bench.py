@@ -96,7 +96,7 @@ def _base_model(shape: Shape, base: str, seed: int = 0) -> Any:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from loran_search.adapters.quantize import quantize_4bit
+    from loran_search.quant import quantize_4bit
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(
@@ -293,7 +293,7 @@ def run_bench(quick: bool = False, *, progress: bool = True) -> dict[str, Any]:
     """Run the whole adapter benchmark and return the JSON-ready result."""
     import torch
 
-    from loran_search.adapters.guard import silence_bitsandbytes_noise
+    from loran_search.quant import silence_bitsandbytes_noise
 
     silence_bitsandbytes_noise()
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
@@ -411,7 +411,7 @@ def _probe_main(argv: list[str]) -> int:
     ns = p.parse_args(argv)
     import torch
 
-    from loran_search.adapters.guard import silence_bitsandbytes_noise
+    from loran_search.quant import silence_bitsandbytes_noise
 
     silence_bitsandbytes_noise()
     torch.set_num_threads(1)

@@ -134,7 +134,7 @@ def quantization_config(cfg: ModelSection) -> Any:
 
 def _guard(model: Any) -> int:
     """Apply the AVX512-BF16 guard to every bitsandbytes 4-bit layer (ASSETS.md trap)."""
-    from loran_search.adapters import guard_4bit
+    from loran_search.quant import guard_4bit
 
     return int(guard_4bit(model))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import warnings
 
-from loran_search.adapters.guard import guard_4bit, silence_bitsandbytes_noise
+from loran_search.quant import guard_4bit, silence_bitsandbytes_noise
 
 silence_bitsandbytes_noise()
 # peft 0.21.2 (pinned) reads `model.is_gradient_checkpointing` in every get_peft_model, which

@@ -23,15 +23,15 @@ import torch
 from peft.tuners.lora import bnb as lora_bnb
 from torch import Tensor, nn
 
-from loran_search.adapters.guard import unpack_cpu_weight
 from loran_search.adapters.layers import LoranLayerMixin, WeightFn
+from loran_search.quant.guard import unpack_cpu_weight
 
 
 class LoranLinear4bit(LoranLayerMixin, lora_bnb.Linear4bit):
     """LoRAN on a bitsandbytes ``Linear4bit`` (NF4 or FP4, any double quantization / compute dtype).
 
     Creating the layer switches off the AVX512-BF16 repacking of its base (see
-    :func:`loran_search.adapters.guard_4bit`).
+    :func:`loran_search.quant.guard_4bit`).
     """
 
     def __init__(self, base_layer: nn.Module, adapter_name: str, **kwargs: Any) -> None:

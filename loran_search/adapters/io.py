@@ -24,7 +24,7 @@ from peft.config import PeftConfigMixin
 
 from activations import ActivationError
 from loran_search.adapters.config import LoranConfig
-from loran_search.adapters.guard import guard_4bit
+from loran_search.quant.guard import guard_4bit
 
 if TYPE_CHECKING:
     from torch import nn

@@ -52,7 +52,7 @@ def tiny_llama(seed: int = 0, vocab: int = 96) -> Any:
 
 def nf4_llama(seed: int = 0, compute_dtype: torch.dtype = torch.float32, **kw: Any) -> Any:
     """:func:`tiny_llama` with every linear layer but the head in NF4 (double quantization)."""
-    from loran_search.adapters.quantize import quantize_4bit
+    from loran_search.quant import quantize_4bit
 
     model = tiny_llama(seed)
     quantize_4bit(model, compute_dtype=compute_dtype, **kw)

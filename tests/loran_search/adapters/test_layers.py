@@ -155,7 +155,7 @@ def test_nonzero_f0_activation_does_change_the_model(llama, make_ids):
 
 
 def test_eight_bit_layer_matches_formula(llama, randomize):
-    from loran_search.adapters.quantize import quantize_8bit
+    from loran_search.quant import quantize_8bit
 
     model = llama()
     quantize_8bit(model)

@@ -14,9 +14,9 @@ import importlib.util
 
 from torch import nn
 
-from loran_search._peft_hook import silence_bitsandbytes_noise
+from loran_search.quant.noise import silence_bitsandbytes_noise
 
-__all__ = ["guard_4bit", "silence_bitsandbytes_noise", "unpack_cpu_weight"]
+__all__ = ["guard_4bit", "unpack_cpu_weight"]
 
 
 def unpack_cpu_weight(layer: nn.Module) -> bool:
@@ -45,7 +45,8 @@ def guard_4bit(model: nn.Module) -> int:
     """Switch off the AVX512-BF16 repacking on every bitsandbytes ``Linear4bit`` of ``model``.
 
     Sets ``support_avx512bf16_for_cpu = False`` on each 4-bit layer and restores any weight that
-    was already repacked. Call it after every load of a 4-bit model; LoRAN injection calls it too.
+    was already repacked. Call it after every load of a 4-bit model (LoRAN's injection and
+    :func:`loran_search.adapters.load_adapter` call it too).
 
     Args:
         model: Any module tree.

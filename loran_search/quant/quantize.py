@@ -13,7 +13,8 @@ from collections.abc import Collection
 import torch
 from torch import nn
 
-from loran_search.adapters.guard import guard_4bit, silence_bitsandbytes_noise
+from loran_search.quant.guard import guard_4bit
+from loran_search.quant.noise import silence_bitsandbytes_noise
 
 
 def _targets(model: nn.Module, skip: Collection[str]) -> list[tuple[nn.Module, str, nn.Linear]]:

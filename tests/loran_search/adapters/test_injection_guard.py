@@ -1,4 +1,4 @@
-"""The AVX512-BF16 guard, and a short LoRAN training run on an NF4 tiny LLaMA whose loss falls."""
+"""LoRAN injection applies the 4-bit guard; a short LoRAN run on NF4 whose loss falls."""
 
 from __future__ import annotations
 
@@ -6,15 +6,14 @@ import bitsandbytes as bnb
 import peft
 import torch
 
-from loran_search.adapters import LoranConfig, guard_4bit
+from loran_search.adapters import LoranConfig
+from loran_search.quant import quantize_4bit
 
 TARGETS = ["q_proj", "v_proj"]
 
 
 def _raw_nf4(llama):
     """An NF4 model with the bitsandbytes default (repacking allowed), like a fresh load."""
-    from loran_search.adapters.quantize import quantize_4bit
-
     model = llama()
     quantize_4bit(model)
     for m in model.modules():
@@ -23,32 +22,9 @@ def _raw_nf4(llama):
     return model
 
 
-def test_guard_counts_and_sets_every_4bit_layer(llama):
-    model = _raw_nf4(llama)
-    assert guard_4bit(model) == 2 * 7  # q, k, v, o, gate, up, down per layer
-    assert all(
-        not m.support_avx512bf16_for_cpu
-        for m in model.modules()
-        if isinstance(m, bnb.nn.Linear4bit)
-    )
-    assert guard_4bit(torch.nn.Linear(2, 2)) == 0
-
-
-def test_guard_repairs_an_already_repacked_model(llama, make_ids):
-    ids = make_ids()
-    model = _raw_nf4(llama)
-    with torch.no_grad():
-        want = model.train()(input_ids=ids).logits  # training mode: no repacking
-        model.eval()(input_ids=ids)  # eval + no grad: repacks on AVX512-BF16 CPUs
-    guard_4bit(model)
-    layer = model.model.layers[0].self_attn.q_proj
-    assert not getattr(layer.weight.quant_state, "packing_format_for_cpu", False)
-    # the repacking rounded the block scales to bfloat16: the repair is exact up to that
-    with torch.no_grad():
-        torch.testing.assert_close(model.train()(input_ids=ids).logits, want, rtol=1e-2, atol=1e-2)
-    pm = peft.get_peft_model(model, LoranConfig(r=4, target_modules=TARGETS))
-    pm(input_ids=ids, labels=ids).loss.backward()
-    assert all(p.grad is not None for p in pm.parameters() if p.requires_grad)
+def _all_guarded(model):
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    return len(layers) == 2 * 7 and all(not m.support_avx512bf16_for_cpu for m in layers)
 
 
 def test_evaluate_then_train_gives_nonzero_gradients(llama, randomize, make_ids):
@@ -68,9 +44,7 @@ def test_evaluate_then_train_gives_nonzero_gradients(llama, randomize, make_ids)
     grads = [p.grad for n, p in pm.named_parameters() if p.requires_grad]
     assert len(grads) == 8
     assert all(g is not None and g.abs().sum() > 0 for g in grads)
-    assert all(
-        not m.support_avx512bf16_for_cpu for m in pm.modules() if isinstance(m, bnb.nn.Linear4bit)
-    )
+    assert _all_guarded(pm)
 
 
 def test_short_training_run_on_nf4_loss_falls(nf4, make_ids):
