@@ -34,7 +34,6 @@ and rebuilds what does not match.
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import fcntl
 import hashlib
@@ -53,12 +52,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loran_search.errors import RuntimeFailure
+
 #: Bumped when a builder's output changes, so stale caches are rebuilt.
 BUILDER_VERSION = 2
 
 
-class AssetError(RuntimeError):
-    """An asset is unknown, or cannot be located, built or verified."""
+class AssetError(RuntimeFailure, RuntimeError):
+    """An asset is unknown, or cannot be located, built or verified (exit 1)."""
 
 
 @dataclass(frozen=True)
@@ -456,56 +457,3 @@ def ensure(name: str, *, force: bool = False, verify: bool = False, progress: bo
         if not force and not check(name, full=verify):
             return asset_dir(name)
         return _build(spec, progress)
-
-
-# -- CLI handlers ---------------------------------------------------------------------------------
-
-
-def _status(name: str) -> str:
-    problems = check(name)
-    if problems == ["not built"]:
-        return "not built"
-    return "cached" if not problems else "stale: " + "; ".join(problems)
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    """``loran-search assets list [--format table|json]``."""
-    rows = [
-        {
-            "name": s.name,
-            "kind": s.kind,
-            "task_type": s.task_type,
-            "package": s.pin,
-            "status": _status(s.name),
-            "path": str(asset_dir(s.name)),
-            "description": s.description,
-        }
-        for s in ASSETS.values()
-    ]
-    if getattr(args, "format", "table") == "json":
-        print(json.dumps(rows, indent=2))
-        return 0
-    keys = ["name", "kind", "package", "status", "description"]
-    w = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
-    print("  ".join(k.upper().ljust(w[k]) for k in keys))
-    for r in rows:
-        print("  ".join(str(r[k]).ljust(w[k]) for k in keys))
-    print(f"\ncache: {cache_root()} (set LORAN_SEARCH_CACHE to move it)")
-    return 0
-
-
-def cmd_fetch(args: argparse.Namespace) -> int:
-    """``loran-search assets fetch [NAME…] [--force]``: build (or verify) assets in the cache."""
-    from loran_search.cli import CliError
-
-    names = list(args.names) or list(ASSETS)
-    unknown = [n for n in names if n not in ASSETS]
-    if unknown:
-        raise CliError("\n".join(unknown_asset_message(n) for n in unknown))
-    for n in names:
-        try:
-            path = ensure(n, force=bool(args.force), verify=True)
-        except AssetError as err:
-            raise CliError(str(err), code=1) from err
-        print(f"{n}: {path}")
-    return 0

@@ -354,56 +354,6 @@ def run_bench(quick: bool = False, *, progress: bool = True) -> dict[str, Any]:
     }
 
 
-def _mb(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.1f}"
-
-
-def format_table(res: dict[str, Any]) -> str:
-    """The human-readable report of :func:`run_bench`."""
-    s = res["shape"]
-    lines = [
-        f"LLaMA-shaped model: hidden {s['hidden']}, intermediate {s['intermediate']}, "
-        f"{s['layers']} layers, {s['heads']} heads, vocab {s['vocab']}, seq {s['seq']} x batch "
-        f"{s['batch']}; q_proj+v_proj r={s['rank']}; float32; {res['threads']} thread(s); "
-        f"median of {s['repeats']} interleaved steps.",
-        "",
-        f"{'base':<5} {'variant':<16} {'step s':>8} {'step peak MB':>13} {'process peak MB':>16}",
-    ]
-    for base, per in res["results"].items():
-        for v, r in per.items():
-            lines.append(
-                f"{base:<5} {v:<16} {r['step_s']:>8.3f} {_mb(r['step_peak_mb']):>13} "
-                f"{r['peak_mb']:>16.1f}"
-            )
-    m = res["merged"]
-    lines += [
-        "",
-        f"inference forward: base {m['base']['forward_s']:.3f} s, merged LoRAN "
-        f"{m['merged']['forward_s']:.3f} s",
-        "",
-        f"{'ratio':<24} {'measured':>9} {'target':>8}",
-    ]
-    for k, v in res["ratios"].items():
-        t = res["targets"].get(k)
-        tt = f"<= {t:.2f}" if t is not None else "-"
-        if v is None:
-            lines.append(f"{k:<24} {'n/a':>9} {tt:>8}  (too small to measure)")
-            continue
-        verdict = "" if t is None else ("  ok" if v <= t else "  MISSED")
-        lines.append(f"{k:<24} {v:>9.3f} {tt:>8}{verdict}")
-    return "\n".join(lines)
-
-
-def cmd_bench_adapter(args: argparse.Namespace) -> int:
-    """``loran-search bench adapter [--format table|json] [--quick]``."""
-    res = run_bench(quick=bool(getattr(args, "quick", False)))
-    if args.format == "json":
-        print(json.dumps(res, indent=2))
-    else:
-        print(format_table(res))
-    return 0
-
-
 def _probe_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m loran_search.bench")
     p.add_argument("--probe", nargs=2, metavar=("BASE", "VARIANT"), required=True)
@@ -418,13 +368,6 @@ def _probe_main(argv: list[str]) -> int:
     base, variant = ns.probe
     print(json.dumps(memory_probe(QUICK if ns.quick else FULL, base, variant)))
     return 0
-
-
-def cmd_bench_storage(args: argparse.Namespace) -> int:
-    """``loran-search bench storage``: see :mod:`loran_search.search.bench_storage`."""
-    from loran_search.search.bench_storage import cmd_bench_storage as run
-
-    return run(args)
 
 
 if __name__ == "__main__":

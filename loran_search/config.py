@@ -20,18 +20,19 @@ torch), so ``loran-search validate`` stays fast.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
 import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from loran_search.errors import LoranSearchError
 
 
 @dataclass
@@ -236,7 +237,7 @@ class StudyConfig:
     path: str | None = None
 
 
-class ConfigError(ValueError):
+class ConfigError(LoranSearchError, ValueError):
     """Every problem found in a study file, each with its YAML path, line and a fix.
 
     Attributes:
@@ -264,12 +265,9 @@ SECTIONS: dict[str, type] = {
     "search": SearchSection,
 }
 TOP_LEVEL_KEYS = ("imports", *SECTIONS)
-SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "nsga2")
-PRUNERS = ("none", "median", "hyperband", "successive_halving", "wilcoxon")
 SAVE_ADAPTERS = ("best", "all", "none")
 DIRECTIONS = ("maximize", "minimize")
 COST_OBJECTIVES = ("train_seconds", "peak_memory_mb", "trainable_params")
-GRID_KWARGS = ("seed", "shuffle")
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("study", "save_adapters"): SAVE_ADAPTERS,
     ("model", "quantization"): ("nf4", "fp4", "int8", "none"),
@@ -299,30 +297,6 @@ _MINIMUM: dict[tuple[str, str], tuple[float, bool]] = {
     ("training", "spike_factor"): (1, False),
     ("training", "threads"): (1, True),
 }
-
-
-def _sampler_classes() -> dict[str, Any]:
-    import optuna
-
-    return {
-        "tpe": optuna.samplers.TPESampler,
-        "random": optuna.samplers.RandomSampler,
-        "cmaes": optuna.samplers.CmaEsSampler,
-        "gp": optuna.samplers.GPSampler,
-        "nsga2": optuna.samplers.NSGAIISampler,
-    }
-
-
-def _pruner_classes() -> dict[str, Any]:
-    import optuna
-
-    return {
-        "none": optuna.pruners.NopPruner,
-        "median": optuna.pruners.MedianPruner,
-        "hyperband": optuna.pruners.HyperbandPruner,
-        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-        "wilcoxon": optuna.pruners.WilcoxonPruner,
-    }
 
 
 class _Loader(yaml.SafeLoader):
@@ -359,19 +333,21 @@ def training_key_kind(key: str) -> type | None:
     return None
 
 
-def _dotted(path: Sequence[Any]) -> str:
+def dotted(path: Sequence[Any]) -> str:
+    """``("search", "activations", 0)`` → ``search.activations[0]``."""
     out = ""
     for p in path:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out or "(top level)"
 
 
-def _did_you_mean(word: Any, options: Sequence[str]) -> str:
+def did_you_mean(word: Any, options: Sequence[str]) -> str:
+    """`` Did you mean 'x'?`` for the closest option, or an empty string."""
     close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
-class _Context:
+class Context:
     """Collects errors with their location: ``FILE:LINE dotted.path`` or ``--set KEY``."""
 
     def __init__(self, file: str) -> None:
@@ -381,20 +357,22 @@ class _Context:
         self.errors: list[tuple[str, str]] = []
 
     def loc(self, path: Sequence[Any]) -> str:
+        """Where ``path`` is: ``--set KEY (path)``, ``FILE:LINE path`` or ``FILE path``."""
         path = tuple(path)
         for i in range(len(path), 0, -1):
             if path[:i] in self.overridden:
-                return f"--set {self.overridden[path[:i]]} ({_dotted(path)})"
+                return f"--set {self.overridden[path[:i]]} ({dotted(path)})"
         for i in range(len(path), -1, -1):
             if path[:i] in self.lines:
-                return f"{self.file}:{self.lines[path[:i]]} {_dotted(path)}"
-        return f"{self.file} {_dotted(path)}"
+                return f"{self.file}:{self.lines[path[:i]]} {dotted(path)}"
+        return f"{self.file} {dotted(path)}"
 
     def err(self, path: Sequence[Any], message: str) -> None:
+        """Record one error at ``path``."""
         self.errors.append((self.loc(path), message))
 
 
-def _map_lines(node: yaml.Node, path: tuple[Any, ...], ctx: _Context) -> None:
+def _map_lines(node: yaml.Node, path: tuple[Any, ...], ctx: Context) -> None:
     """Record the 1-based line of every key and item; report duplicate keys."""
     ctx.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -404,7 +382,7 @@ def _map_lines(node: yaml.Node, path: tuple[Any, ...], ctx: _Context) -> None:
             if key in seen:
                 ctx.errors.append(
                     (
-                        f"{ctx.file}:{knode.start_mark.line + 1} {_dotted((*path, key))}",
+                        f"{ctx.file}:{knode.start_mark.line + 1} {dotted((*path, key))}",
                         f"Duplicate key '{key}': YAML keeps only the last one. Remove one.",
                     )
                 )
@@ -428,11 +406,11 @@ def _override_path(key: str) -> tuple[str, ...]:
     raise ValueError(
         f"`--set {key}=…`: '{key}' is neither a section key (section.key, sections: "
         f"{', '.join(TOP_LEVEL_KEYS)}) nor an activation parameter (<activation>.<param>)."
-        f"{_did_you_mean(key, TOP_LEVEL_KEYS)}"
+        f"{did_you_mean(key, TOP_LEVEL_KEYS)}"
     )
 
 
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str], ctx: _Context) -> None:
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str], ctx: Context) -> None:
     """Apply ``--set key.path=value`` overrides in place.
 
     ``value`` is parsed as YAML (``1e-3``, ``[8, 16]``, ``{low: 1e-5, high: 1e-3}``, ``null``).
@@ -468,7 +446,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], ctx: _Contex
                 ctx.errors.append(
                     (
                         f"--set {text}",
-                        f"Cannot set '{key}': {_dotted(path[: i + 1])} is "
+                        f"Cannot set '{key}': {dotted(path[: i + 1])} is "
                         f"{type(child).__name__} {child!r}, not a mapping.",
                     )
                 )
@@ -549,8 +527,8 @@ def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
 _LIST_FIELDS_ACCEPT_SCALAR = {("study", "seeds"), ("search", "rank"), ("search", "activations")}
 
 
-def _check_fields(
-    section: str, raw: dict[str, Any], ctx: _Context, skip: Sequence[str] = ()
+def check_fields(
+    section: str, raw: dict[str, Any], ctx: Context, skip: Sequence[str] = ()
 ) -> dict[str, Any]:
     """Unknown keys (with did-you-mean) and types of one section; returns converted values."""
     cls = SECTIONS[section]
@@ -561,7 +539,7 @@ def _check_fields(
         if key not in hints:
             ctx.err(
                 path,
-                f"Unknown key '{key}' in `{section}:`.{_did_you_mean(key, list(hints))} "
+                f"Unknown key '{key}' in `{section}:`.{did_you_mean(key, list(hints))} "
                 f"Valid keys: {', '.join(hints)}.",
             )
             continue
@@ -581,7 +559,7 @@ def _check_fields(
             ctx.err(
                 (section, key),
                 f"`{key}` must be one of {', '.join(opts)}, but got {value!r}."
-                f"{_did_you_mean(value, opts)}",
+                f"{did_you_mean(value, opts)}",
             )
         if (section, key) in _MINIMUM and isinstance(value, (int, float)):
             low, inclusive = _MINIMUM[(section, key)]
@@ -591,281 +569,15 @@ def _check_fields(
     return values
 
 
-def _check_component(
-    ctx: _Context,
-    path: tuple[str, ...],
-    spec: Any,
-    kind: str,
-    names: Sequence[str],
-    classes: dict[str, Any] | None,
-) -> str | None:
-    """Check ``{name: …, **kwargs}`` of a sampler or pruner; return the name when valid."""
-    import inspect
-
-    if not isinstance(spec, dict):
-        ctx.err(path, f"`{path[-1]}` must be a mapping like {{name: {names[0]}}}, got {spec!r}.")
-        return None
-    name = spec.get("name")
-    if name is None:
-        ctx.err(path, f"`{path[-1]}` needs `name:`, one of {', '.join(names)}.")
-        return None
-    if name not in names:
-        ctx.err(
-            (*path, "name"),
-            f"Unknown {kind} {name!r}.{_did_you_mean(name, names)} Choose one of: "
-            f"{', '.join(names)}.",
-        )
-        return None
-    kwargs = {k: v for k, v in spec.items() if k != "name"}
-    if classes is None:  # the grid sampler is ours: it enumerates the space (see search.study)
-        bad = sorted(set(kwargs) - set(GRID_KWARGS))
-        if bad:
-            ctx.err(
-                (*path, bad[0]),
-                f"The grid sampler takes no argument '{bad[0]}'."
-                f"{_did_you_mean(bad[0], GRID_KWARGS)} It takes: {', '.join(GRID_KWARGS)}.",
-            )
-            return None
-        return name
-    cls = classes[name]
-    sig = inspect.signature(cls)
-    try:
-        sig.bind(**kwargs)
-    except TypeError as err:
-        valid = [p for p in sig.parameters if p != "self"]
-        bad = next((k for k in kwargs if k not in sig.parameters), None)
-        where = (*path, bad) if bad else path
-        hint = _did_you_mean(bad, valid) if bad else ""
-        ctx.err(
-            where,
-            f"{cls.__name__} does not accept these arguments ({err}).{hint} It takes: "
-            f"{', '.join(valid)}.",
-        )
-        return None
-    try:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            cls(**kwargs)
-    except Exception as err:
-        ctx.err(path, f"{cls.__name__}({kwargs}) cannot be built: {err}")
-        return None
-    return name
-
-
-_INLINE_REGISTERED: dict[str, tuple[str, str, str]] = {}
-
-
-def _register_inline(entry: dict[str, Any], path: tuple[Any, ...], ctx: _Context) -> str | None:
-    """Register an inline ``{name, expr, params, family}`` activation; return its name."""
-    allowed = ("name", "expr", "params", "family")
-    for key in entry:
-        if key not in allowed:
-            ctx.err(
-                (*path, key),
-                f"Unknown key '{key}' in an inline activation.{_did_you_mean(key, allowed)} An "
-                "inline activation takes name, expr, params, family.",
-            )
-            return None
-    name, expr = entry.get("name"), entry.get("expr")
-    params = entry.get("params") or {}
-    family = entry.get("family", "custom")
-    if not isinstance(name, str) or not name:
-        ctx.err((*path, "name"), "An inline activation needs `name:` (a string).")
-        return None
-    if not isinstance(expr, str) or not expr:
-        ctx.err((*path, "expr"), f"Inline activation '{name}' needs `expr:`, e.g. 'x + a*x'.")
-        return None
-    if not isinstance(params, dict) or not isinstance(family, str):
-        ctx.err(path, f"Inline activation '{name}': `params` must be a mapping, `family` a string.")
-        return None
-    from activations import ActivationError, registry
-
-    signature = (expr, repr(sorted(params.items(), key=str)), family)
-    existing = registry._REGISTRY.specs.get(name)
-    if existing is not None and _INLINE_REGISTERED.get(name) == signature:
-        return name
-    if existing is not None and name not in _INLINE_REGISTERED:
-        ctx.err(
-            (*path, "name"),
-            f"Inline activation '{name}' clashes with the registered activation '{name}' "
-            f"(module {existing.module}); choose another name.",
-        )
-        return None
-    try:
-        from activations import symbolic
-    except ImportError as err:
-        ctx.err(path, f"Inline formulas need activations.symbolic, which cannot be imported: {err}")
-        return None
-    try:
-        symbolic.register_formula(name, expr, params, family=family, force=existing is not None)
-    except symbolic.FormulaError as err:
-        col = getattr(err, "column", None)
-        at = f" (at column {col} of the formula)" if col else ""
-        ctx.err((*path, "expr"), f"Inline activation '{name}': {err}{at}")
-        return None
-    except (ActivationError, ValueError, TypeError) as err:
-        ctx.err(path, f"Inline activation '{name}': {err}")
-        return None
-    _INLINE_REGISTERED[name] = signature
-    return name
-
-
-def _check_search(
-    raw: dict[str, Any], study: dict[str, Any], sampler: str | None, ctx: _Context
+def check_study_section(
+    raw: dict[str, Any], sections: dict[str, dict[str, Any]], ctx: Context
 ) -> dict[str, Any]:
-    """``search:``: activations, rank, params and training against the registry."""
-    from activations import ActivationError, get_spec, resolve_names
-    from loran_search.search.space import (
-        SpaceError,
-        expand_param_keys,
-        grid_needs_finite_message,
-        parse_dim,
-    )
+    """``study:``: keys and types, then name, storage URL, objectives, directions, seeds.
 
-    values = _check_fields("search", raw, ctx, skip=("activations", "params", "training"))
-    acts_raw = values.get("activations", ["sinter"])
-    if not isinstance(acts_raw, list):
-        acts_raw = [acts_raw]
-    if not acts_raw:
-        ctx.err(("search", "activations"), "`activations` is empty; name at least one.")
-    acts: list[str] = []
-    entries: list[str | InlineActivation] = []
-    failed_entries = False
-    for i, entry in enumerate(acts_raw):
-        path = ("search", "activations", i)
-        if isinstance(entry, dict):
-            name = _register_inline(entry, path, ctx)
-            if name is None:
-                failed_entries = True
-            else:
-                acts.append(name)
-                entries.append(
-                    InlineActivation(
-                        name=name,
-                        expr=entry["expr"],
-                        params=dict(entry.get("params") or {}),
-                        family=entry.get("family", "custom"),
-                    )
-                )
-        elif isinstance(entry, str):
-            try:
-                names = resolve_names([entry], f"{ctx.file} ({_dotted(path)})")
-            except ActivationError:
-                from activations.registry import unknown_activation_message
-
-                ctx.err(path, unknown_activation_message(entry))
-                failed_entries = True
-                continue
-            acts.extend(n for n in names if n not in acts)
-            entries.append(entry)
-        else:
-            ctx.err(
-                path,
-                f"An activation entry must be a name or {{name, expr, params}}, got {entry!r}.",
-            )
-    values["activations"] = entries
-
-    ranks = values.get("rank", [8])
-    for i, r in enumerate(ranks if isinstance(ranks, list) else []):
-        if isinstance(r, int) and r < 1:
-            ctx.err(("search", "rank", i), f"A rank must be >= 1, but got {r}.")
-    if isinstance(ranks, list) and not ranks:
-        ctx.err(("search", "rank"), "`rank` is empty; give at least one rank, e.g. [8].")
-
-    grid = sampler == "grid"
-    specs = {}
-    for a in acts:
-        with contextlib.suppress(ActivationError):
-            specs[a] = get_spec(a)
-    params = values.get("params") or {}
-    if not isinstance(params, dict):
-        ctx.err(("search", "params"), f"`params` must be a mapping, got {params!r}.")
-        params = {}
-    declared = {a: list(s.params) for a, s in specs.items()}
-    covered = expand_param_keys(params, declared)
-    narrowed = ("search", "activations") in ctx.overridden
-    for key in list(params):
-        path = ("search", "params", key)
-        if not isinstance(key, str):
-            ctx.err(path, f"A parameter key must be '<activation>.<param>', got {key!r}.")
-            continue
-        if any(c in key for c in "*?["):
-            if not any(k == key for k, _ in covered.values()):
-                ctx.err(path, f"'{key}' matches no parameter of the searched activations.")
-            continue
-        act, dot, pname = key.partition(".")
-        if not dot or not pname:
-            ctx.err(path, f"'{key}' must be '<activation>.<param>', e.g. sinter.amplitude.")
-            continue
-        if act not in specs:
-            if failed_entries:
-                continue  # already reported: an unknown name in search.activations
-            try:
-                get_spec(act)
-                if narrowed and not any(o[:3] == ("search", "params", key) for o in ctx.overridden):
-                    # `--set search.activations=[identity]` on a Sinter study: the file's
-                    # settings for activations the command line dropped no longer apply.
-                    del params[key]
-                    continue
-                ctx.err(
-                    path,
-                    f"'{key}' sets a parameter of '{act}', which is not in search.activations "
-                    f"({', '.join(acts) or 'none'}); add '{act}' there or remove this entry.",
-                )
-            except ActivationError:
-                from activations.registry import unknown_activation_message
-
-                ctx.err(path, unknown_activation_message(act))
-            continue
-        if pname not in specs[act].params:
-            valid = ", ".join(specs[act].params) or "none"
-            ctx.err(
-                path,
-                f"Activation '{act}' has no parameter '{pname}'."
-                f"{_did_you_mean(pname, list(specs[act].params))} Its parameters: {valid}.",
-            )
-    for full, (key, raw_dim) in covered.items():
-        act, _, pname = full.partition(".")
-        path = ("search", "params", key)
-        try:
-            dim = parse_dim(full, raw_dim, specs[act].params[pname])
-        except SpaceError as err:
-            ctx.err(path, str(err))
-            continue
-        if grid and not dim.finite:
-            ctx.err(path, grid_needs_finite_message(full))
-
-    training = values.get("training") or {}
-    if not isinstance(training, dict):
-        ctx.err(("search", "training"), f"`training` must be a mapping, got {training!r}.")
-        training = {}
-    numeric = [k for k in typing.get_type_hints(TrainingSection) if training_key_kind(k)]
-    for key, raw_dim in training.items():
-        path = ("search", "training", key)
-        kind = training_key_kind(str(key))
-        if kind is None:
-            ctx.err(
-                path,
-                f"'{key}' is not a numeric training key.{_did_you_mean(key, numeric)} "
-                f"Searchable keys: {', '.join(numeric)}.",
-            )
-            continue
-        try:
-            dim = parse_dim(f"training.{key}", raw_dim, None, integer=kind is int)
-        except SpaceError as err:
-            ctx.err(path, str(err))
-            continue
-        if grid and not dim.finite:
-            ctx.err(path, grid_needs_finite_message(f"training.{key}"))
-    values["params"] = params
-    values["training"] = training
-    return values
-
-
-def _check_study(values: dict[str, Any], ctx: _Context) -> str | None:
-    """Semantic checks of ``study:``; returns the sampler name when valid."""
+    The sampler and pruner are checked by :mod:`loran_search.search.validate` (search owns
+    their table).
+    """
+    values = check_fields("study", raw, ctx)
     from loran_search.search.storage import StorageURLError, parse_storage_url
 
     if "name" in values and not values["name"].strip():
@@ -880,7 +592,7 @@ def _check_study(values: dict[str, Any], ctx: _Context) -> str | None:
         if o not in COST_OBJECTIVES:
             ctx.err(
                 ("study", "objectives", i),
-                f"Unknown objective {o!r}.{_did_you_mean(o, COST_OBJECTIVES)} Extra objectives "
+                f"Unknown objective {o!r}.{did_you_mean(o, COST_OBJECTIVES)} Extra objectives "
                 f"(besides study.metric) are cost figures: {', '.join(COST_OBJECTIVES)}.",
             )
     direction = values.get("direction", "maximize")
@@ -896,7 +608,6 @@ def _check_study(values: dict[str, Any], ctx: _Context) -> str | None:
             f"study.objectives {objectives}); give one direction per objective, or one string "
             "for the metric (costs are then minimised).",
         )
-    multi = bool(objectives)
     seeds = values.get("seeds", [0])
     if not seeds:
         ctx.err(("study", "seeds"), "`seeds` is empty; give at least one seed, e.g. [0].")
@@ -909,40 +620,12 @@ def _check_study(values: dict[str, Any], ctx: _Context) -> str | None:
             f"`grace_period` ({grace}) must exceed `heartbeat_interval` ({hb}), or a live "
             "worker's trial would be declared stale; use at least twice the interval.",
         )
-    sampler_spec = values.get("sampler", {"name": "tpe", "seed": 0})
-    is_grid = isinstance(sampler_spec, dict) and sampler_spec.get("name") == "grid"
-    sampler = _check_component(
-        ctx,
-        ("study", "sampler"),
-        sampler_spec,
-        "sampler",
-        SAMPLERS,
-        None if is_grid else _sampler_classes(),
-    )
-    pruner = _check_component(
-        ctx,
-        ("study", "pruner"),
-        values.get("pruner", {"name": "median"}),
-        "pruner",
-        PRUNERS,
-        _pruner_classes(),
-    )
-    if multi and sampler == "cmaes":
-        ctx.err(
-            ("study", "sampler", "name"),
-            "The cmaes sampler optimises one objective, but study.objectives makes this study "
-            "multi-objective; use nsga2, tpe or gp, or remove study.objectives.",
-        )
-    if multi and pruner not in (None, "none"):
-        ctx.err(
-            ("study", "pruner", "name"),
-            "Optuna cannot prune multi-objective studies; set pruner: {name: none} or remove "
-            "study.objectives.",
-        )
-    return sampler
+    return values
 
 
-def _validate(data: Any, ctx: _Context, path: str | None) -> StudyConfig | None:
+def _validate(
+    data: Any, ctx: Context, path: str | None, checks: Mapping[str, SectionCheck]
+) -> StudyConfig | None:
     """Check a parsed document; return the config when ``ctx`` collected no error."""
     if data is None:
         data = {}
@@ -957,7 +640,7 @@ def _validate(data: Any, ctx: _Context, path: str | None) -> StudyConfig | None:
         if key not in TOP_LEVEL_KEYS:
             ctx.err(
                 (key,),
-                f"Unknown top-level key '{key}'.{_did_you_mean(key, TOP_LEVEL_KEYS)} Valid keys: "
+                f"Unknown top-level key '{key}'.{did_you_mean(key, TOP_LEVEL_KEYS)} Valid keys: "
                 f"{', '.join(TOP_LEVEL_KEYS)}.",
             )
     imports = data.get("imports") or []
@@ -980,11 +663,14 @@ def _validate(data: Any, ctx: _Context, path: str | None) -> StudyConfig | None:
             ctx.err((name,), f"`{name}:` must be a mapping of keys, got {raw!r}.")
             raw = {}
         sections[name] = raw
-    study = _check_fields("study", sections["study"], ctx)
-    sampler = _check_study(study, ctx)
-    for name in ("model", "task", "adapter", "training"):
-        sections[name] = _check_fields(name, sections[name], ctx)
-    search = _check_search(sections["search"], study, sampler, ctx)
+    values: dict[str, dict[str, Any]] = {}
+    for name in SECTIONS:
+        check = checks.get(name)
+        if check is None:
+            values[name] = check_fields(name, sections[name], ctx)
+        else:
+            values[name] = check(sections[name], values, ctx)
+    study, search = values["study"], values["search"]
     if ctx.errors:
         return None
     return StudyConfig(
@@ -999,11 +685,34 @@ def _validate(data: Any, ctx: _Context, path: str | None) -> StudyConfig | None:
     )
 
 
-def _parse(
-    path: str | Path | None, overrides: Sequence[str], text: str | None = None
+#: A section's own check: ``(raw section, values of the sections checked so far, context)`` →
+#: the section's checked values. Sections are checked in :data:`SECTIONS` order.
+SectionCheck = Callable[[dict[str, Any], dict[str, dict[str, Any]], Context], dict[str, Any]]
+
+
+def parse_study(
+    path: str | Path | None,
+    overrides: Sequence[str] = (),
+    *,
+    text: str | None = None,
+    checks: Mapping[str, SectionCheck] | None = None,
 ) -> tuple[StudyConfig | None, list[tuple[str, str]]]:
+    """Read a study file (or ``text``), apply overrides, check it; return config and errors.
+
+    This module knows the schema: sections, keys, types, choices and minimums, the YAML line
+    of every key, and ``--set`` overrides. A section whose meaning lives elsewhere brings its
+    own check in ``checks`` (the search section and the sampler/pruner of ``study:`` are checked
+    by :mod:`loran_search.search.validate`, whose :func:`~loran_search.search.validate.load_config`
+    is the loader to use); a section without one gets the schema checks only.
+
+    Returns:
+        ``(config, errors)``: the config is ``None`` when any error was found; each error is
+        ``(location, message)`` with ``location`` like ``FILE:LINE dotted.path``.
+    """
+    checks = dict(checks or {})
+    checks.setdefault("study", check_study_section)
     file = str(path) if path is not None else "<config>"
-    ctx = _Context(file)
+    ctx = Context(file)
     if text is None:
         try:
             text = Path(file).read_text(encoding="utf-8")
@@ -1036,39 +745,5 @@ def _parse(
         data = {}
     if isinstance(data, dict):
         apply_overrides(data, overrides, ctx)
-    cfg = _validate(data, ctx, None if path is None else str(path))
+    cfg = _validate(data, ctx, None if path is None else str(path), checks)
     return cfg, ctx.errors
-
-
-def validate_file(path: str | Path, overrides: Sequence[str] = ()) -> list[tuple[str, str]]:
-    """Every error of a study file (after overrides) as ``(location, message)`` pairs.
-
-    ``location`` reads ``FILE:LINE dotted.path`` (``FILE:LINE:COLUMN`` for YAML syntax errors,
-    ``--set KEY (dotted.path)`` for an override). Nothing is created or written: no storage,
-    no directory; only ``imports:`` modules are imported and inline formulas registered.
-    """
-    return _parse(path, overrides)[1]
-
-
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
-    """Read, override and validate a study file.
-
-    Args:
-        path: The study YAML.
-        overrides: ``key.path=value`` strings (see :func:`apply_overrides`).
-
-    Raises:
-        ConfigError: Every error found, each with its location and a fix.
-    """
-    cfg, errors = _parse(path, overrides)
-    if errors or cfg is None:
-        raise ConfigError(errors)
-    return cfg
-
-
-def load_config_text(text: str, overrides: Sequence[str] = ()) -> StudyConfig:
-    """Like :func:`load_config` for YAML text (used by tests and notebooks)."""
-    cfg, errors = _parse(None, overrides, text=text)
-    if errors or cfg is None:
-        raise ConfigError(errors)
-    return cfg

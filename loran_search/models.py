@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from loran_search.config import ModelSection
+from loran_search.errors import LoranSearchError
 
 QUANTIZATIONS = ("nf4", "fp4", "int8", "none")
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 
 
-class ModelError(ValueError):
+class ModelError(LoranSearchError, ValueError):
     """The model section names something that cannot be loaded (message says how to fix it)."""
 
 

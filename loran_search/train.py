@@ -43,7 +43,6 @@ adapter is removed with peft's ``unload()``, so the cached base is exactly the p
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
@@ -56,13 +55,14 @@ from pathlib import Path
 from typing import Any
 
 from loran_search.config import AdapterSection, StudyConfig, TrainingSection
+from loran_search.errors import LoranSearchError
 
 SCHEDULES = ("cosine", "linear", "constant")
 SPIKE_WINDOW = 10
 SPIKE_MIN_HISTORY = 3
 
 
-class TrainingError(ValueError):
+class TrainingError(LoranSearchError, ValueError):
     """A bad training configuration, reported before any training."""
 
 
@@ -514,121 +514,3 @@ def _train(
         data=data,
         run=run,
     )
-
-
-# -- `loran-search train FILE` ------------------------------------------------------------------
-
-
-def first_configuration(cfg: StudyConfig) -> tuple[str, dict[str, float], int, dict[str, Any]]:
-    """``(activation, params, rank, training overrides)`` of the study's first configuration.
-
-    The activation is the first of ``search.activations`` (a family expands to its first member;
-    an inline formula is already registered by the loader). A parameter takes its plain value in
-    ``search.params`` (``sinter.amplitude: 1e-3`` or ``--set sinter.amplitude=1e-3``), the first
-    entry of a choice list, or else its registry default (ranges are for the search). The rank is
-    the first of ``search.rank``; plain values in ``search.training`` override ``training:``.
-    """
-    from activations import get_spec, resolve_names
-
-    if not cfg.search.activations:
-        raise TrainingError("search.activations is empty; name at least one activation.")
-    entry = cfg.search.activations[0]
-    name = entry if isinstance(entry, str) else entry.name
-    activation = resolve_names([name], "search.activations[0]")[0]
-    spec = get_spec(activation)
-    params: dict[str, float] = {}
-    for key, value in cfg.search.params.items():
-        act, _, pname = str(key).partition(".")
-        if act != activation:
-            continue
-        if isinstance(value, list) and value:
-            value = value[0]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue  # a range: the search samples it; one run uses the default
-        params[pname] = float(value)
-    params = spec.resolve(**params)
-    if not cfg.search.rank:
-        raise TrainingError("search.rank is empty; give at least one rank.")
-    overrides = {
-        k: (v[0] if isinstance(v, list) and v else v)
-        for k, v in cfg.search.training.items()
-        if not isinstance(v, dict)
-    }
-    return activation, params, int(cfg.search.rank[0]), overrides
-
-
-def format_table(result: RunResult) -> str:
-    """A short human-readable summary of a run."""
-    r = result
-    lines = [
-        f"status: {r.status}"
-        + (f" (at step {r.stability['diverged_at_step']})" if r.stability["diverged"] else ""),
-        "run: " + ", ".join(f"{k}={v}" for k, v in r.run.items()),
-    ]
-    if r.zero_shot is not None:
-        lines.append("zero-shot: " + ", ".join(f"{k}={v:.4f}" for k, v in r.zero_shot.items()))
-    if r.metrics:
-        lines.append("metrics:   " + ", ".join(f"{k}={v:.4f}" for k, v in r.metrics.items()))
-    st = r.stability
-    ftl = st["final_train_loss"]
-    lines.append(
-        f"stability: grad_norm_max={st['grad_norm_max']:.4g}, loss_spikes={st['loss_spikes']}, "
-        f"final_train_loss={'n/a' if ftl is None else f'{ftl:.4f}'}"
-    )
-    c = r.cost
-    lines.append(
-        f"cost: {c['train_seconds']:.1f} s training ({c['seconds_per_step']:.3f} s/step), "
-        f"{c['eval_seconds']:.1f} s eval, peak memory {c['peak_memory_mb']} MB "
-        f"({c['peak_memory_kind']}), {c['trainable_params']:,} trainable params"
-    )
-    tr = r.data.get("truncation", {})
-    if tr:
-        lines.append(
-            f"truncation (max_length={r.data.get('max_length')}): "
-            f"train inputs {tr['train_inputs']}/{tr['n_train']}, train targets "
-            f"{tr['train_targets']}, eval inputs {tr['eval_inputs']}/{tr['n_eval']}, "
-            f"eval targets {tr['eval_targets']}"
-        )
-    if r.adapter_path:
-        lines.append(f"adapter: {r.adapter_path}")
-    return "\n".join(lines)
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    """``loran-search train FILE [--set k=v …] [--seed N] [--save-adapter DIR] [--format …]``.
-
-    Runs the study's first configuration once (see :func:`first_configuration`). A diverged run
-    is a result: it is printed and the exit code is 0.
-    """
-    from activations import ActivationError
-    from loran_search.cli import CliError
-    from loran_search.config import ConfigError, load_config
-    from loran_search.models import ModelError
-    from loran_search.tasks import TaskError
-
-    try:
-        cfg = load_config(args.file, list(args.overrides or ()))
-    except ConfigError as err:
-        raise CliError(str(err)) from err
-    except OSError as err:
-        raise CliError(f"cannot read {args.file}: {err}") from err
-    seed = args.seed if args.seed is not None else (cfg.study.seeds or [0])[0]
-    try:
-        activation, params, rank, overrides = first_configuration(cfg)
-        result = run_training(
-            cfg,
-            activation=activation,
-            activation_params=params,
-            rank=rank,
-            seed=int(seed),
-            training_overrides=overrides,
-            adapter_dir=args.save_adapter,
-            progress=args.format == "table" or sys.stderr.isatty(),
-        )
-    except (TrainingError, TaskError, ModelError, ActivationError) as err:
-        raise CliError(str(err)) from err
-    if args.format == "json":
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
-        print(format_table(result))
-    return 0

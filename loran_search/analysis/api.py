@@ -6,6 +6,8 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loran_search.errors import LoranSearchError
+
 if TYPE_CHECKING:
     import optuna
     from optuna.storages import BaseStorage
@@ -13,7 +15,7 @@ if TYPE_CHECKING:
     from loran_search.analysis.report import Analysis
 
 
-class ReportError(ValueError):
+class ReportError(LoranSearchError, ValueError):
     """A report cannot be written: unknown study, missing storage, bad format."""
 
 

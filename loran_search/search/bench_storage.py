@@ -17,8 +17,6 @@ directory, and PostgreSQL at ``$LORAN_BENCH_POSTGRES`` (default
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing as mp
 import os
 import tempfile
@@ -62,7 +60,7 @@ def noop_train(cfg: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 def _worker(text: str, queue: Any) -> None:
-    from loran_search.config import load_config_text
+    from loran_search.search.validate import load_config_text
     from loran_search.search.study import open_study, run_worker
 
     cfg = load_config_text(text)
@@ -76,7 +74,7 @@ def measure(url: str, trials: int, workers: int, tmp: Path) -> dict[str, Any]:
     """Run one fresh study of ``trials`` no-op trials with ``workers`` processes."""
     name = f"bench-{workers}w-{uuid.uuid4().hex[:8]}"
     text = STUDY.format(name=name, url=url, artifacts=tmp / "artifacts", trials=trials)
-    from loran_search.config import load_config_text
+    from loran_search.search.validate import load_config_text
     from loran_search.search.study import open_study
 
     open_study(load_config_text(text), log=lambda m: None)  # create it before the race
@@ -134,29 +132,3 @@ def bench(urls: list[str] | None, trials: int) -> list[dict[str, Any]]:
                 }
             )
     return rows
-
-
-def cmd_bench_storage(args: argparse.Namespace) -> int:
-    """``loran-search bench storage [--storage URL …] [--trials N] [--format table|json]``."""
-    from loran_search.cli import CliError
-
-    if args.trials < 2:
-        raise CliError("--trials must be at least 2.")
-    rows = bench(args.storage, args.trials)
-    if args.format == "json":
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(f"{'storage':<48} {'1 worker/s':>11} {'2 workers/s':>12} {'ratio':>7}")
-    for r in rows:
-        if "skipped" in r:
-            print(f"{r['storage']:<48} skipped: {r['skipped']}")
-            continue
-        print(
-            f"{r['storage'][:48]:<48} {r['one_worker_trials_per_s']:>11.2f} "
-            f"{r['two_workers_trials_per_s']:>12.2f} {r['ratio']:>7.2f}"
-        )
-    print(
-        f"(no-op trials through the worker loop, {args.trials} per measurement; ratio = 2 "
-        "workers / 1 worker throughput)"
-    )
-    return 0

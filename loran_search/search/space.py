@@ -38,18 +38,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from loran_search.config import StudyConfig, TrainingSection, training_key_kind
+from loran_search.errors import LoranSearchError
+
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
     from optuna.trial import Trial
 
     from activations.registry import Param
-    from loran_search.config import StudyConfig
 
 RANGE_KEYS = ("low", "high", "log", "step", "num")
 BASELINE_ACTIVATION = "identity"
 
 
-class SpaceError(ValueError):
+class SpaceError(LoranSearchError, ValueError):
     """A malformed search-space entry; the message says what is wrong and how to fix it."""
 
 
@@ -313,6 +315,8 @@ class SearchSpace:
         ranks: Rank choices.
         dims: ``{activation: {param: Dim}}`` for every declared parameter.
         training: ``{key: Dim}`` for searched training hyperparameters.
+        training_defaults: ``training:`` values of the searched training keys.
+        param_defaults: ``{activation: {param: registry default}}``.
         baseline: Whether identity baselines are part of the study; when ``identity`` is not a
             searched activation the ``activation`` choices still include it (Optuna needs one
             distribution per name) and the sampler is wrapped so candidates never get it.
@@ -324,6 +328,7 @@ class SearchSpace:
     training: dict[str, Dim]
     baseline: bool = True
     training_defaults: dict[str, Any] = field(default_factory=dict)
+    param_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def activation_choices(self) -> list[str]:
@@ -344,6 +349,38 @@ class SearchSpace:
         params = {p: d.suggest(trial) for p, d in self.dims.get(act, {}).items()}
         training = {k: d.suggest(trial) for k, d in self.training.items()}
         return TrialConfig(act, int(rank), params, training)
+
+    def first_configuration(self) -> TrialConfig:
+        """The study's first configuration: what ``loran-search train`` runs.
+
+        The first searched activation (a family name was expanded to its members, in order;
+        an inline formula is registered by the loader), the first rank, and for each parameter
+        its fixed value, the first of its choices, or (a range: the search samples it) its
+        registry default. Searched training keys take their fixed value or first choice; a
+        range leaves the ``training:`` value in force.
+
+        Raises:
+            SpaceError: The space has no activation or no rank.
+        """
+        if not self.activations:
+            raise SpaceError("search.activations is empty; name at least one activation.")
+        if not self.ranks:
+            raise SpaceError("search.rank is empty; give at least one rank.")
+        act = self.activations[0]
+        params: dict[str, Any] = {}
+        for p, d in self.dims.get(act, {}).items():
+            if d.kind == "fixed":
+                params[p] = d.value
+            elif d.kind == "choices":
+                params[p] = d.choices[0]
+            else:
+                params[p] = self.param_defaults.get(act, {}).get(p)
+        training = {
+            k: d.value if d.kind == "fixed" else d.choices[0]
+            for k, d in self.training.items()
+            if d.kind != "range"
+        }
+        return TrialConfig(act, int(self.ranks[0]), params, training)
 
     def baseline_params(self, rank: int) -> dict[str, Any]:
         """The enqueued parameters of the identity baseline at ``rank``."""
@@ -446,10 +483,9 @@ def build_space(cfg: StudyConfig) -> SearchSpace:
     """Build the :class:`SearchSpace` of a validated config (see :func:`load_config`).
 
     Raises:
-        SpaceError: An entry that :func:`loran_search.config.load_config` would have refused.
+        SpaceError: An entry that :func:`loran_search.search.validate.load_config` would have refused.
     """
     from activations import get_spec, resolve_names
-    from loran_search.config import TrainingSection, training_key_kind
 
     names = [a if isinstance(a, str) else a.name for a in cfg.search.activations]
     acts = resolve_names(names, "search.activations")
@@ -477,5 +513,11 @@ def build_space(cfg: StudyConfig) -> SearchSpace:
     ranks = list(dict.fromkeys(int(r) for r in cfg.search.rank))
     defaults = {k: getattr(cfg.training, k, None) for k in training}
     return SearchSpace(
-        acts, ranks, dims, training, baseline=cfg.study.baseline, training_defaults=defaults
+        acts,
+        ranks,
+        dims,
+        training,
+        baseline=cfg.study.baseline,
+        training_defaults=defaults,
+        param_defaults={a: {p: d.default for p, d in s.params.items()} for a, s in specs.items()},
     )

@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from loran_search.config import TaskSection
+from loran_search.errors import LoranSearchError
 
 FILE_TYPES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 SPLIT_ALIASES = {"validation": "val", "valid": "val", "dev": "val", "eval": "test"}
 TEST_FRACTION = 0.2
 
 
-class TaskError(ValueError):
+class TaskError(LoranSearchError, ValueError):
     """Bad task input, reported before any training (what, where, how to fix)."""
 
 

@@ -64,7 +64,9 @@ def test_run_bench_reports_every_ratio(monkeypatch):
     expected = res["results"]["fp32"]["loran"]["step_s"] / res["results"]["fp32"]["lora"]["step_s"]
     assert res["ratios"]["fp32.loran/lora"] == pytest.approx(expected)
     json.dumps(res)  # JSON-ready
-    table = bench.format_table(res)
+    from loran_search.cli.bench import format_table
+
+    table = format_table(res)
     assert "fp32.loran/reference" in table and "loran_reference" in table
     assert set(res["targets"]) <= RATIO_KEYS
 

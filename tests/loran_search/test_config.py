@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from loran_search.config import (
-    ConfigError,
-    StudyConfig,
-    load_config,
-    load_config_text,
-    parse_yaml_value,
-    validate_file,
-)
+from loran_search.config import ConfigError, StudyConfig, parse_yaml_value
+from loran_search.search.validate import load_config, load_config_text, validate_file
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDIES = sorted((ROOT / "studies").glob("*.yaml"))

@@ -14,16 +14,13 @@ import torch
 from loran_search import train
 from loran_search.config import (
     ModelSection,
-    SearchSection,
     StudyConfig,
-    StudySection,
     TaskSection,
     TrainingSection,
 )
 from loran_search.train import (
     RunResult,
     TrainingError,
-    first_configuration,
     is_spike,
     lr_factor,
     resolve_training,
@@ -178,23 +175,6 @@ def test_bad_training_settings() -> None:
         resolve_training(base, {"max_steps": 0})
     with pytest.raises(TrainingError, match="learning_rate must be > 0"):
         resolve_training(base, {"learning_rate": -1.0})
-
-
-def test_first_configuration_uses_defaults_and_fixed_values() -> None:
-    cfg = StudyConfig(
-        study=StudySection(seeds=[5]),
-        search=SearchSection(
-            activations=["sinter"],
-            rank=[16, 8],
-            params={"sinter.amplitude": {"low": 1e-6, "high": 1e-2, "log": True}},
-            training={"learning_rate": [3e-4, 1e-3]},
-        ),
-    )
-    act, params, rank, over = first_configuration(cfg)
-    assert (act, rank, over) == ("sinter", 16, {"learning_rate": 3e-4})
-    assert params == {"amplitude": 5e-5, "frequency": 1e4}  # registry defaults
-    cfg.search.params["sinter.amplitude"] = 1e-3
-    assert first_configuration(cfg)[1]["amplitude"] == 1e-3
 
 
 STUDY = """\

@@ -13,7 +13,7 @@ import pytest
 from optuna.artifacts import get_all_artifact_meta
 from optuna.trial import TrialState
 
-from loran_search.config import load_config
+from loran_search.search.validate import load_config
 from loran_search.search.study import open_study, run_worker
 
 ROOT = Path(__file__).resolve().parents[3]

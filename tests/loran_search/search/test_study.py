@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from loran_search.config import load_config
+from loran_search.search.validate import load_config
 from loran_search.search.study import (
     WORKER_ATTR,
     StudyMismatch,

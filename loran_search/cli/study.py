@@ -1,4 +1,4 @@
-"""Handlers of ``loran-search run | worker | validate | dashboard``.
+"""``loran-search run | worker | validate | dashboard``: parsers and handlers.
 
 Exit codes: 0 done, 1 a run-time failure, 2 bad input (config errors, a study whose stored
 setup differs), 130 Ctrl-C (the running trial is recorded FAIL and queued again).
@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loran_search.cli import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, CliError
+from loran_search.cli._args import add_command, add_import, add_set
+from loran_search.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, UsageError
 
 if TYPE_CHECKING:
     import optuna
@@ -20,12 +21,44 @@ if TYPE_CHECKING:
     from loran_search.config import StudyConfig
 
 
+_HERE = "loran_search.cli.study"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``run``, ``worker``, ``validate`` and ``dashboard``."""
+    p = add_command(sub, "run", f"{_HERE}:cmd_run", "run (or resume) a study")
+    p.add_argument("file", metavar="FILE", help="study YAML")
+    p.add_argument("--storage", metavar="URL", help="override study.storage")
+    p.add_argument("--n-trials", type=int, metavar="N", help="override study.n_trials")
+    add_set(p, "any config key")
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    add_import(p)
+
+    p = add_command(sub, "worker", f"{_HERE}:cmd_worker", "join a study as a worker")
+    p.add_argument("file", metavar="FILE", help="study YAML")
+    p.add_argument("--storage", required=True, metavar="URL", help="the shared storage")
+    p.add_argument("--n-trials", type=int, metavar="N", help="override study.n_trials")
+    add_set(p, "any config key")
+    add_import(p)
+
+    p = add_command(sub, "validate", f"{_HERE}:cmd_validate", "check study files")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    add_set(p, "any config key")
+    add_import(p)
+
+    p = add_command(sub, "dashboard", f"{_HERE}:cmd_dashboard", "start optuna-dashboard")
+    p.add_argument("file", nargs="?", metavar="FILE", help="study YAML (or --storage)")
+    p.add_argument("--storage", metavar="URL")
+    p.add_argument("--port", type=int, default=8080)
+
+
 def _err(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
 def _load(args: argparse.Namespace) -> StudyConfig:
-    from loran_search.config import ConfigError, load_config
+    from loran_search.config import ConfigError
+    from loran_search.search.validate import load_config
 
     overrides = list(getattr(args, "overrides", []) or [])
     if getattr(args, "storage", None):
@@ -35,12 +68,12 @@ def _load(args: argparse.Namespace) -> StudyConfig:
     try:
         return load_config(args.file, overrides)
     except ConfigError as err:
-        raise CliError(str(err), EXIT_BAD_INPUT) from None
+        raise UsageError(str(err)) from None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """``loran-search validate FILE…``: every error of every file; exit 2 if any."""
-    from loran_search.config import validate_file
+    from loran_search.search.validate import validate_file
 
     bad = 0
     for file in args.files:
@@ -121,7 +154,7 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
     try:
         handle = open_study(cfg, log=_err)
     except StudyMismatch as err:
-        raise CliError(str(err), EXIT_BAD_INPUT) from None
+        raise UsageError(str(err)) from None
     study = handle.study
     p = progress_of(study, cfg)
     verb = "created" if handle.created else "resumed"
@@ -160,7 +193,7 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
         return EXIT_INTERRUPTED
     except MetricMissing as err:
         bar.close()
-        raise CliError(str(err), EXIT_BAD_INPUT) from None
+        raise UsageError(str(err)) from None
     except RuntimeError as err:
         bar.close()
         _err(f"loran-search: error: {err}")
@@ -214,7 +247,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     )
 
     if args.file is None and not args.storage:
-        raise CliError(
+        raise UsageError(
             "Give a study FILE or --storage URL, e.g. loran-search dashboard "
             "studies/sinter_amplitude.yaml"
         )
@@ -228,9 +261,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     try:
         parsed = parse_storage_url(url)
     except StorageURLError as err:
-        raise CliError(str(err)) from None
+        raise UsageError(str(err)) from None
     if parsed.path is not None and not parsed.path.exists():
-        raise CliError(f"No storage at {parsed.path}: run the study first (loran-search run …).")
+        raise UsageError(f"No storage at {parsed.path}: run the study first (loran-search run …).")
     art = Path(artifacts) if artifacts else default_artifact_dir(url)
     art.mkdir(parents=True, exist_ok=True)
     from optuna.artifacts import FileSystemArtifactStore

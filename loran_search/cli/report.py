@@ -7,39 +7,37 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from loran_search.cli import EXIT_OK, CliError
+from loran_search.cli._args import add_command, add_import
+from loran_search.errors import EXIT_OK, UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``report``."""
+    p = add_command(sub, "report", "loran_search.cli.report:cmd_report", "analyse a study")
+    p.add_argument("file", nargs="?", metavar="FILE", help="study YAML (or --storage/--study)")
+    p.add_argument("--storage", metavar="URL")
+    p.add_argument("--study", metavar="NAME")
+    p.add_argument("--out", metavar="DIR", help="default reports/<study>")
+    p.add_argument(
+        "--format",
+        action="append",
+        choices=["md", "html", "csv", "json"],
+        help="limit the outputs (repeatable; default all)",
+    )
+    p.add_argument("--no-dashboard", action="store_true", help="do not write notes/artifacts")
+    add_import(p)
 
 
 def _study_from_file(path: str) -> tuple[str, str, str | None]:
-    """``(storage, study name, artifact dir)`` of a study YAML.
-
-    Uses the project's config loader (``loran_search.config.load_config``) when it exists, else
-    reads just ``study.storage`` / ``study.name`` / ``study.artifacts`` from the YAML.
-    """
+    """``(storage, study name, artifact dir)`` of a study YAML (checked by the loader)."""
     if not Path(path).is_file():
-        raise CliError(
+        raise UsageError(
             f"No study file at {path}. Pass a study YAML, or --storage URL --study NAME."
         )
-    from loran_search import config
+    from loran_search.search.validate import load_config
 
-    load = getattr(config, "load_config", None)
-    if load is not None:
-        try:
-            cfg = load(path)
-        except getattr(config, "ConfigError", ValueError) as err:
-            raise CliError(f"{path}: {err}") from None
-        return cfg.study.storage, cfg.study.name, getattr(cfg.study, "artifacts", None)
-    import yaml
-
-    try:
-        data: Any = yaml.safe_load(Path(path).read_text())
-    except yaml.YAMLError as err:
-        raise CliError(f"{path} is not valid YAML: {err}") from None
-    study = data.get("study") if isinstance(data, dict) else None
-    if not isinstance(study, dict) or not study.get("name"):
-        raise CliError(f"{path} has no `study.name`; the report needs the study's name.")
-    defaults = config.StudySection()
-    return str(study.get("storage", defaults.storage)), str(study["name"]), study.get("artifacts")
+    cfg = load_config(path)
+    return cfg.study.storage, cfg.study.name, cfg.study.artifacts
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -53,7 +51,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         name = args.study or name
     else:
         if not (args.storage and args.study):
-            raise CliError(
+            raise UsageError(
                 "Say which study to report: `loran-search report FILE` (a study YAML) or "
                 "`loran-search report --storage URL --study NAME`."
             )
@@ -73,7 +71,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             analysis_out=analysis,
         )
     except ReportError as err:
-        raise CliError(str(err)) from None
+        raise UsageError(str(err)) from None
     from loran_search.analysis.report import summary_markdown
 
     print(summary_markdown(analysis[0]))

@@ -1,13 +1,14 @@
-"""Handlers of ``loran-search activations list | audit | plot``.
+"""``loran-search activations list | audit | plot``: parsers and handlers.
 
 ``list`` imports only the registry (no torch, no sympy); ``audit`` imports sympy, numpy and scipy;
 ``plot`` also imports torch, matplotlib and seaborn. Each handler takes the parsed
 ``argparse.Namespace`` and returns the exit code; user errors raise
-:class:`loran_search.cli.CliError`.
+:class:`loran_search.errors.UsageError`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -15,14 +16,62 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from activations import get_spec, list_activations
-from loran_search.cli import CliError
+from loran_search.cli._args import add_command, add_format, add_import, add_set
+from loran_search.errors import UsageError
 
 if TYPE_CHECKING:
-    import argparse
+    from activations.registry import ActivationSpec
+
+_HERE = "loran_search.cli.activations"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``activations list | audit | plot``."""
+    act = sub.add_parser("activations", help="list, audit and plot registered activations")
+    act_sub = act.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = add_command(act_sub, "list", f"{_HERE}:cmd_list", "list the registry")
+    p.add_argument("--family", help="only this family")
+    p.add_argument("--pattern", help="only names matching this glob, e.g. 'sinter*'")
+    add_format(p, ("table", "json"), "table")
+    add_import(p)
+    p = add_command(
+        act_sub,
+        "audit",
+        f"{_HERE}:cmd_audit",
+        "symbolic audit: f(0), f'(0), Lipschitz bound on an interval, start-at-zero, warnings",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="activations (default: all)")
+    p.add_argument("--expr", action="append", default=[], metavar="E", help="audit a formula in x")
+    add_set(p, "a parameter as name.param=value")
+    p.add_argument("--interval", default="-1,1", metavar="A,B", help="default -1,1")
+    add_format(p, ("table", "json"), "table")
+    add_import(p)
+    p = add_command(
+        act_sub, "plot", f"{_HERE}:cmd_plot", "plot f and f' side by side (seaborn PNG)"
+    )
+    p.add_argument("names", nargs="+", metavar="NAME")
+    add_set(p, "a parameter as name.param=value")
+    p.add_argument("--interval", default="-1,1", metavar="A,B", help="default -1,1")
+    p.add_argument("--out", required=True, metavar="FILE.png")
+    add_import(p)
+
 
 #: Key of ``--set`` values that apply to ``--expr`` formulas (``--set a=0.1`` without a name).
 FORMULA_KEY = ""
+
+
+def get_spec(name: str) -> ActivationSpec:
+    """The registry entry ``name`` (the registry is imported on first use, not at start-up)."""
+    from activations import get_spec as _get_spec
+
+    return _get_spec(name)
+
+
+def list_activations(**kwargs: Any) -> list[str]:
+    """Registered names (see :func:`activations.list_activations`)."""
+    from activations import list_activations as _list
+
+    return _list(**kwargs)
 
 
 def _fmt(v: float) -> str:
@@ -77,7 +126,7 @@ def parse_interval(text: str) -> tuple[float, float]:
     """``"a,b"`` → ``(a, b)`` with finite ``a < b``.
 
     Raises:
-        CliError: Anything else, with the expected form.
+        UsageError: Anything else, with the expected form.
     """
     parts = [p.strip() for p in str(text).split(",")]
     try:
@@ -85,11 +134,11 @@ def parse_interval(text: str) -> tuple[float, float]:
             raise ValueError
         a, b = float(parts[0]), float(parts[1])
     except ValueError:
-        raise CliError(
+        raise UsageError(
             f"--interval expects two numbers 'a,b' (e.g. --interval=-1,1), but got {text!r}."
         ) from None
     if not (math.isfinite(a) and math.isfinite(b) and a < b):
-        raise CliError(f"--interval needs finite a < b, but got {text!r}.")
+        raise UsageError(f"--interval needs finite a < b, but got {text!r}.")
     return a, b
 
 
@@ -99,30 +148,30 @@ def parse_sets(items: Sequence[str], *, allow_formula: bool) -> dict[str, dict[s
     A key without a dot sets a parameter of the ``--expr`` formulas (only if ``allow_formula``).
 
     Raises:
-        CliError: A malformed item or a non-numeric value.
+        UsageError: A malformed item or a non-numeric value.
     """
     out: dict[str, dict[str, float]] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         key, raw = key.strip(), raw.strip()
         if not sep or not key or not raw:
-            raise CliError(
+            raise UsageError(
                 f"--set {item!r}: write NAME.PARAM=VALUE, e.g. --set sinter.amplitude=1e-3."
             )
         name, dot, param = key.rpartition(".")
         if not dot:
             if not allow_formula:
-                raise CliError(
+                raise UsageError(
                     f"--set {item!r}: write NAME.PARAM=VALUE (the activation's name, a dot, "
                     "the parameter), e.g. --set sinter.amplitude=1e-3."
                 )
             name, param = FORMULA_KEY, key
         elif not name or not param:
-            raise CliError(f"--set {item!r}: write NAME.PARAM=VALUE, e.g. sinter.amplitude=1e-3.")
+            raise UsageError(f"--set {item!r}: write NAME.PARAM=VALUE, e.g. sinter.amplitude=1e-3.")
         try:
             value = float(raw)
         except ValueError:
-            raise CliError(f"--set {item!r}: {raw!r} is not a number.") from None
+            raise UsageError(f"--set {item!r}: {raw!r} is not a number.") from None
         out.setdefault(name, {})[param] = value
     return out
 
@@ -133,7 +182,7 @@ def _check_set_targets(sets: dict[str, dict[str, float]], names: Sequence[str]) 
             continue
         get_spec(name)  # unknown name -> ActivationError with did-you-mean
         if name not in names:
-            raise CliError(
+            raise UsageError(
                 f"--set {name}.…: '{name}' is not among the activations being processed "
                 f"({', '.join(names) or 'none'}); add it to NAME."
             )
@@ -160,7 +209,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         get_spec(n)
     _check_set_targets(sets, names)
     if sets.get(FORMULA_KEY) and not args.expr:
-        raise CliError(
+        raise UsageError(
             f"--set {next(iter(sets[FORMULA_KEY]))}=…: a parameter without an activation name "
             "applies to --expr formulas, but none was given. Write NAME.PARAM=VALUE."
         )
@@ -169,7 +218,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         try:
             results.append(audit(n, _params_for(n, sets.get(n, {})), interval=interval))
         except FormulaError as err:
-            raise CliError(
+            raise UsageError(
                 f"Activation '{n}' ({get_spec(n).module}) declares an expr the audit cannot "
                 f"read: {err} Fix its `expr=` (the sympy form of the function)."
             ) from None
@@ -180,9 +229,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
             hint = " Give each parameter a value with --set NAME=VALUE." if err.token else ""
             if "unknown name" not in str(err):
                 hint = ""
-            raise CliError(f"--expr: {err}{hint}") from None
+            raise UsageError(f"--expr: {err}{hint}") from None
         except ValueError as err:
-            raise CliError(f"--expr {text!r}: {err}") from None
+            raise UsageError(f"--expr {text!r}: {err}") from None
     if args.format == "json":
         print(json.dumps(_json_safe([r.to_dict() for r in results]), indent=2))
         return 0
@@ -212,7 +261,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     """``activations plot NAME… [--set n.p=v] [--interval a,b] --out FILE.png``: f and f'."""
     out = Path(args.out)
     if out.suffix.lower() not in {".png", ".svg", ".pdf"}:
-        raise CliError(f"--out {args.out!r}: use a .png (or .svg/.pdf) file name.")
+        raise UsageError(f"--out {args.out!r}: use a .png (or .svg/.pdf) file name.")
     interval = parse_interval(args.interval)
     sets = parse_sets(args.overrides, allow_formula=False)
     names = list(args.names)
