@@ -3,6 +3,9 @@
 Importing this package registers LoRAN with peft: ``peft.get_peft_model(model, LoranConfig(...))``
 builds LoRAN layers, and ``PeftModel.from_pretrained`` recognises saved LoRAN adapters
 (``import loran_search`` is enough for the latter: it imports this package once peft is imported).
+Saved adapters keep ``peft_type: LORA``; their LoRAN fields (``activation``, ...) mark them, and a
+LoRAN file never loads as plain LoRA once this package is imported (see
+:mod:`loran_search.adapters.io`). ``guard_4bit`` is :func:`loran_search.quant.guard_4bit`.
 
 Example::
 
@@ -26,11 +29,12 @@ warnings.filterwarnings(
 )
 
 from loran_search.adapters.bnb import LoranLinear4bit, LoranLinear8bitLt  # noqa: E402
-from loran_search.adapters.config import LoranConfig, build_activation  # noqa: E402
+from loran_search.adapters.config import LORAN_FIELDS, LoranConfig, build_activation  # noqa: E402
 from loran_search.adapters.function import DeltaTerm, loran_linear  # noqa: E402
 from loran_search.adapters.io import (  # noqa: E402
     install_config_loader,
     install_injection_guard,
+    is_loran_config,
     load_adapter,
 )
 from loran_search.adapters.layers import LoranLayerMixin, LoranLinear, LoranVariant  # noqa: E402
@@ -39,6 +43,7 @@ install_config_loader()
 install_injection_guard()
 
 __all__ = [
+    "LORAN_FIELDS",
     "DeltaTerm",
     "LoranConfig",
     "LoranLayerMixin",
@@ -48,6 +53,7 @@ __all__ = [
     "LoranVariant",
     "build_activation",
     "guard_4bit",
+    "is_loran_config",
     "load_adapter",
     "loran_linear",
 ]

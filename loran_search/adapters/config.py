@@ -4,8 +4,9 @@
 formula in ``x`` (``"x + a*x*sin(w*x)"``, parsed by :mod:`activations.symbolic`, never
 ``eval``-ed) whose parameters take fixed values from ``activation_params``. Both fields are checked
 on construction, and ``activation_params`` is replaced by the fully resolved values (defaults
-filled in), so ``adapter_config.json`` records exactly what was trained. ``loran_version`` marks
-the file as LoRAN for :func:`loran_search.adapters.io.install_config_loader`.
+filled in), so ``adapter_config.json`` records exactly what was trained. The file keeps
+``peft_type: LORA``; any of the LoRAN fields (:data:`LORAN_FIELDS`) marks it as LoRAN for
+:func:`loran_search.adapters.io.install_config_loader`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from activations import ActivationError, BoundActivation, get_activation, get_sp
 from activations.registry import unknown_activation_message
 
 LORAN_VERSION = 1
+#: The fields a LoRAN adapter config adds to peft's LoRA config; any one of them marks a LoRAN file.
+LORAN_FIELDS = ("activation", "activation_params", "activation_expr", "loran_version")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 _FORMULA_PREFIX = "formula_"
 

@@ -123,22 +123,46 @@ def test_fixture_files_are_the_0_1_0_format(name):
     assert (FIXTURES / name / "adapter_model.safetensors").stat().st_size < 8192
 
 
-@pytest.mark.parametrize("loader", ["peft", "load_adapter"])
+def _load(loader: str, path: Path) -> Any:
+    """The model with the fixture adapter active, through one of the entry points users have."""
+    if loader == "peft":  # PeftModel.from_pretrained
+        return peft.PeftModel.from_pretrained(fixture_base(), path)
+    if loader == "load_adapter":  # loran_search.adapters.load_adapter
+        return load_adapter(fixture_base(), path)
+    if loader == "peft_load_adapter":  # PeftModel.load_adapter, as a second adapter
+        other = FIXTURES / ("formula" if path.name == "sinter" else "sinter")
+        model = peft.PeftModel.from_pretrained(fixture_base(), other, adapter_name="first")
+        model.load_adapter(path, adapter_name="default")
+        model.set_adapter("default")
+        return model
+    assert loader == "transformers"  # transformers' PreTrainedModel.load_adapter
+    model = fixture_base()
+    model.load_adapter(str(path))
+    return model
+
+
+@pytest.mark.parametrize("loader", ["peft", "load_adapter", "peft_load_adapter", "transformers"])
 @pytest.mark.parametrize("name", sorted(ADAPTERS))
 def test_saved_adapter_loads_bit_for_bit(name, loader, expected):
-    path = FIXTURES / name
-    if loader == "peft":
-        model = peft.PeftModel.from_pretrained(fixture_base(), path)
-    else:
-        model = load_adapter(fixture_base(), path)
+    """Every entry point goes through peft's config factory, which builds a LoranConfig."""
+    model = _load(loader, FIXTURES / name)
     cfg = model.peft_config["default"]
     assert isinstance(cfg, LoranConfig)
     assert (cfg.activation, cfg.activation_params) == ADAPTERS[name]
-    assert isinstance(model.base_model.model.model.layers[1].self_attn.v_proj, LoranLinear)
+    inner = model.base_model.model if loader != "transformers" else model
+    assert isinstance(inner.model.layers[1].self_attn.v_proj, LoranLinear)
     with torch.no_grad():
         got = model.eval()(input_ids=expected["input_ids"]).logits
     assert not torch.equal(got, expected["base"])
     assert torch.equal(got, expected[name]), (got - expected[name]).abs().max()
+
+
+@pytest.mark.parametrize("entry", [peft.PeftConfig, peft.LoraConfig, LoranConfig])
+def test_saved_config_loads_as_loran_config(entry):
+    cfg = entry.from_pretrained(FIXTURES / "sinter")
+    assert type(cfg) is LoranConfig
+    assert cfg.peft_type == peft.PeftType.LORA
+    assert (cfg.activation, cfg.activation_params) == ADAPTERS["sinter"]
 
 
 if __name__ == "__main__":  # pragma: no cover

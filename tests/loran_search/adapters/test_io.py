@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,13 @@ import pytest
 import torch
 
 from activations import ActivationError, Param, register_activation, unregister
-from loran_search.adapters import LoranConfig, LoranLinear, LoranLinear4bit, load_adapter
+from loran_search.adapters import (
+    LORAN_FIELDS,
+    LoranConfig,
+    LoranLinear,
+    LoranLinear4bit,
+    load_adapter,
+)
 
 TARGETS = ["q_proj", "v_proj"]
 REPO = Path(__file__).resolve().parents[3]
@@ -154,3 +161,78 @@ def test_import_loran_search_is_cheap_and_enough_for_from_pretrained(
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().endswith("OK")
     assert "kernels-community" not in proc.stderr  # bitsandbytes' noise is silenced
+
+
+def _edit_config(src: Path, dst: Path, drop=(), **set_fields) -> Path:
+    shutil.copytree(src, dst)
+    cfg = json.loads((dst / "adapter_config.json").read_text())
+    for key in drop:
+        cfg.pop(key)
+    cfg.update(set_fields)
+    (dst / "adapter_config.json").write_text(json.dumps(cfg))
+    return dst
+
+
+@pytest.mark.parametrize(
+    "drop",
+    [
+        ("loran_version",),
+        ("loran_version", "activation_expr"),
+        ("loran_version", "activation_expr", "activation_params"),  # a registry name's defaults
+    ],
+)
+def test_any_loran_field_marks_the_file(drop, llama, randomize, make_ids, tmp_path):
+    """A file that lost `loran_version` (or more) but kept `activation` still loads as LoRAN."""
+    ids = make_ids()
+    params = None if "activation_params" in drop else {"amplitude": 0.05, "frequency": 3.0}
+    pm = _trained(llama, randomize, params=params if params else {})
+    with torch.no_grad():
+        want = pm(input_ids=ids).logits
+    pm.save_pretrained(tmp_path / "saved")
+    path = _edit_config(tmp_path / "saved", tmp_path / "edited", drop=drop)
+    for load in (peft.PeftModel.from_pretrained, load_adapter):
+        loaded = load(llama(), path)
+        assert isinstance(loaded.peft_config["default"], LoranConfig)
+        with torch.no_grad():
+            assert torch.equal(loaded.eval()(input_ids=ids).logits, want)
+    for entry in (peft.PeftConfig, peft.LoraConfig):
+        assert type(entry.from_pretrained(path)) is LoranConfig
+
+
+@pytest.mark.parametrize("kept", ["loran_version", "activation_params", "activation_expr"])
+def test_loran_file_without_activation_is_refused(kept, llama, randomize, tmp_path):
+    pm = _trained(llama, randomize)
+    pm.save_pretrained(tmp_path / "saved")
+    others = [k for k in LORAN_FIELDS if k != kept]
+    path = _edit_config(tmp_path / "saved", tmp_path / "edited", drop=others)
+    for load in (peft.PeftModel.from_pretrained, load_adapter):
+        with pytest.raises(
+            ActivationError, match=rf"LoRAN field\(s\) \['{kept}'\] but no `activation`"
+        ):
+            load(llama(), path)
+    with pytest.raises(ActivationError, match="would silently change the model"):
+        peft.PeftConfig.from_pretrained(path)
+
+
+def test_other_peft_types_with_an_activation_field_are_left_alone(tmp_path):
+    (tmp_path / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "IA3", "target_modules": ["q_proj"], "activation": "sinter"})
+    )
+    with pytest.warns(UserWarning, match="activation"):
+        cfg = peft.PeftConfig.from_pretrained(tmp_path)
+    assert type(cfg) is peft.IA3Config
+
+
+def test_load_adapter_refuses_when_peft_bypasses_the_loader(
+    llama, randomize, tmp_path, monkeypatch
+):
+    """If peft ever stopped calling from_peft_type, load_adapter must not return plain LoRA."""
+    from peft.config import PeftConfigMixin
+
+    from loran_search.adapters import io
+
+    pm = _trained(llama, randomize)
+    pm.save_pretrained(tmp_path)
+    monkeypatch.setattr(PeftConfigMixin, "from_peft_type", classmethod(io._ORIGINAL_FROM_PEFT_TYPE))
+    with pytest.raises(RuntimeError, match="built a LoraConfig for it"):
+        load_adapter(llama(), tmp_path)
