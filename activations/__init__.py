@@ -2,9 +2,11 @@
 
 Importing this package registers the built-in families (``baseline``, ``sinter``, ``fourier``,
 ``orthogonal``) lazily, on first lookup; it never imports torch until an activation is called.
-The formula and audit helpers (``parse_formula``, ``register_formula``, ``audit``,
-``FormulaError``) live in :mod:`activations.symbolic` and are re-exported lazily here, so that
-``import activations`` does not import sympy either.
+The formula helpers (``parse_formula``, ``register_formula``, ``FormulaError``) live in
+:mod:`activations.formula` and the audit (``audit``, ``AuditResult``) in :mod:`activations.audit`;
+they are re-exported lazily here, so that ``import activations`` does not import sympy either.
+``activations.audit`` is the audit module, which can be called as the function:
+``activations.audit("sinter")`` is ``activations.audit.audit("sinter")``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ from activations.registry import (
     unregister,
 )
 
-_SYMBOLIC = ("AuditResult", "FormulaError", "audit", "parse_formula", "register_formula")
+#: Lazily re-exported name -> the module that defines it (importing it imports sympy). ``audit``
+#: names the callable module itself: the import system binds ``activations.audit`` to it anyway.
+_LAZY = {
+    "AuditResult": "activations.audit",
+    "FormulaError": "activations.formula",
+    "parse_formula": "activations.formula",
+    "register_formula": "activations.formula",
+}
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -57,6 +66,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SYMBOLIC:
-        return getattr(importlib.import_module("activations.symbolic"), name)
+    if name == "audit":
+        return importlib.import_module("activations.audit")
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'activations' has no attribute {name!r}")

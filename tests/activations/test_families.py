@@ -12,7 +12,7 @@ import sympy as sp
 import torch
 
 from activations import families, get_activation, get_spec, list_activations
-from activations.symbolic import X, spec_expr
+from activations.formula import X, spec_expr
 
 NAMES = list_activations()
 ZERO_FAMILIES = ("sinter", "fourier", "orthogonal")

@@ -1,0 +1,101 @@
+"""The symbolic audit: f(0), f'(0), the Lipschitz estimate and the warnings."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from activations import get_activation, get_spec
+from activations.audit import audit, audit_formula
+from activations.formula import FormulaError
+
+
+# -- audit --------------------------------------------------------------------------------------
+def test_audit_sigmoid_warning_in_plain_words() -> None:
+    r = audit("sigmoid")
+    assert r.f0 == 0.5 and r.df0 == pytest.approx(0.25) and not r.starts_at_zero
+    assert "f(0) = 0.5: the update starts at 0.5·alpha/r in every entry, not at zero" in r.warnings
+    assert any("effective learning rate" in w for w in r.warnings)
+    assert r.lipschitz == pytest.approx(0.25, rel=1e-12)
+
+
+def test_audit_to_dict_contract() -> None:
+    d = audit("sinter", {"amplitude": 1e-3}).to_dict()
+    assert list(d) == [
+        "name",
+        "params",
+        "f0",
+        "df0",
+        "lipschitz",
+        "interval",
+        "starts_at_zero",
+        "warnings",
+    ]
+    assert d["params"] == {"amplitude": 1e-3, "frequency": 1e4}
+    assert d["interval"] == [-1.0, 1.0] and d["starts_at_zero"] is True
+    assert all(type(d[k]) is float for k in ("f0", "df0", "lipschitz"))
+    # sup |1 + A sin(ωx) + Aωx cos(ωx)| on [-1, 1] is just below 1 + A + Aω = 11.001
+    assert 10.99 < d["lipschitz"] <= 11.001
+    assert any(w.startswith("Large slope") for w in d["warnings"])
+    assert any(w.startswith("Unbounded growth") for w in d["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "bound"),
+    [
+        # |x| >> c: f' = 1 + A·c·ω·cos(ωx) (+ A·sech² terms, negligible there): sup = 1 + Acω.
+        ("sinter_tanh", {"amplitude": 1e-2, "frequency": 100.0, "width": 0.1}, 1 + 1e-2 * 10),
+        # sup |f' - 1| = A·√(1 + ν²), attained at a phase of the log-oscillation.
+        ("sinter_log", {"amplitude": 0.1, "log_frequency": 3.0}, 1 + 0.1 * math.sqrt(10)),
+        # f'(0) = 1 + A·ω·Σ k^{1-p} = 1 + A·ω·K for p = 1: the sup, at x = 0.
+        (
+            "fourier_sine",
+            {"amplitude": 1e-3, "frequency": 50.0, "terms": 3, "decay": 1.0},
+            1 + 1e-3 * 50 * 3,
+        ),
+    ],
+)
+def test_audit_lipschitz_is_tight_against_analytic_values(
+    name: str, params: dict, bound: float
+) -> None:
+    r = audit(name, params)
+    assert r.lipschitz == pytest.approx(bound, rel=1e-6)
+    assert not any("Unbounded growth" in w for w in r.warnings)
+
+
+def test_audit_flags_kinks_non_monotone_and_zero_slope() -> None:
+    relu = audit("relu")
+    assert any("not differentiable at 0" in w for w in relu.warnings)
+    gauss = audit("gaussian")
+    assert any(w.startswith("Not monotone") for w in gauss.warnings)
+    assert gauss.lipschitz == pytest.approx(0.5)
+    flat = audit_formula("x**3")
+    assert any("f'(0) = 0" in w for w in flat.warnings)
+    assert flat.lipschitz == pytest.approx(3.0)
+
+
+def test_audit_interval_and_formula_params() -> None:
+    r = audit_formula("a*x**2 + x", {"a": 1.0}, interval=(0.0, 2.0))
+    assert r.interval == (0.0, 2.0) and r.lipschitz == pytest.approx(5.0)
+    assert r.name == "a*x**2 + x" and r.params == {"a": 1.0}
+    undefined = audit_formula("log(x)")
+    assert math.isnan(undefined.f0) and math.isinf(undefined.lipschitz)
+    assert any("not finite" in w for w in undefined.warnings)
+    removable = audit_formula("sin(x)/x")
+    assert removable.f0 == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="a < b"):
+        audit("sinter", interval=(1.0, -1.0))
+    with pytest.raises(FormulaError, match="unknown name 'a'"):
+        audit_formula("a*x")
+
+
+@pytest.mark.parametrize("name", ["sinter", "legendre", "fourier_damped", "hermite"])
+def test_audit_df0_matches_autograd(name: str) -> None:
+    r = audit(name)
+    x = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(get_activation(name)(x).sum(), x)
+    assert g.item() == pytest.approx(r.df0, rel=1e-12)
+    assert r.f0 == 0.0 and r.starts_at_zero
+    assert get_spec(name).family != "baseline"
