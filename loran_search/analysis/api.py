@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loran_search.errors import LoranSearchError
+from loran_search.storage import StorageMissing, mask_url
+from loran_search.storage import open_storage as shared_open_storage
 
 if TYPE_CHECKING:
     import optuna
@@ -19,53 +21,60 @@ class ReportError(LoranSearchError, ValueError):
     """A report cannot be written: unknown study, missing storage, bad format."""
 
 
-def open_storage(url: str | BaseStorage) -> str | BaseStorage:
-    """The Optuna storage behind ``url`` without ever creating one.
+def open_storage(
+    url: str | BaseStorage, *, log: Callable[[str], None] | None = None
+) -> BaseStorage:
+    """The Optuna storage behind ``url`` without ever creating a SQLite or journal file.
 
-    ``sqlite:///PATH`` must name an existing file (Optuna would silently create an empty one);
-    ``journal:PATH`` opens a journal file; any other URL (``postgresql://…``, ``mysql://…``) is
-    handed to Optuna unchanged. A storage object is returned as it is.
+    Opened through :func:`loran_search.storage.open_storage` (a leading ``~`` expanded, a cut
+    last line of a journal mended, every error naming the URL with its password masked); a
+    read-only storage opens for reading. A storage object is returned as it is.
+
+    Args:
+        url: Storage URL (``sqlite:///…``, ``journal:…``, ``postgresql://…``, ``mysql://…``)
+            or an Optuna storage.
+        log: Receives the notes of what was done on the user's behalf (a mended journal);
+            default: printed to stderr.
 
     Raises:
         ReportError: The SQLite or journal file does not exist.
+        StorageError: The storage cannot be opened (a
+            :class:`~loran_search.errors.LoranSearchError`: exit 2 for bad input, 1 for a
+            server that stays unreachable).
     """
     if not isinstance(url, str):
         return url
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :]
-        if path and path != ":memory:" and not Path(path).exists():
-            raise ReportError(
-                f"No study database at {path} (storage {url}). Check the path (relative paths "
-                "are taken from the current directory), or run the study first: "
-                "`loran-search run FILE`."
-            )
-        return url
-    if url.startswith("journal:"):
-        import optuna
-
-        path = url[len("journal:") :]
-        if path.startswith("//"):
-            path = path[2:]
-        if not Path(path).exists():
-            raise ReportError(f"No journal file at {path} (storage {url}).")
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
-    return url
+    try:
+        return shared_open_storage(
+            url, heartbeat_interval=None, create=False, writable=False, log=log
+        )
+    except StorageMissing as err:
+        raise ReportError(str(err)) from None
 
 
-def load_study(storage: str | BaseStorage, study_name: str) -> optuna.Study:
+def load_study(
+    storage: str | BaseStorage, study_name: str, *, log: Callable[[str], None] | None = None
+) -> optuna.Study:
     """Load ``study_name`` from ``storage``.
 
+    Args:
+        storage: Storage URL or object, see :func:`open_storage`.
+        study_name: The study to load.
+        log: Receives the notes of :func:`open_storage`.
+
     Raises:
-        ReportError: No such study; the message lists the studies the storage holds.
+        ReportError: No such study (the message lists the studies the storage holds), or no
+            such SQLite/journal file.
+        StorageError: The storage cannot be opened.
     """
     import optuna
 
-    opened = open_storage(storage)
+    opened = open_storage(storage, log=log)
     try:
         return optuna.load_study(study_name=study_name, storage=opened)
     except KeyError:
         names = optuna.get_all_study_names(storage=opened)
-        where = storage if isinstance(storage, str) else type(storage).__name__
+        where = mask_url(storage) if isinstance(storage, str) else type(storage).__name__
         raise ReportError(
             f"Study '{study_name}' is not in {where}. It holds: "
             f"{', '.join(sorted(names)) or 'no study'}. Pass one of those with --study, or the "
@@ -82,7 +91,7 @@ def _default_artifact_dir(storage: str | BaseStorage, out: Path) -> Path:
     """
     if isinstance(storage, str):
         try:
-            from loran_search.search.storage import default_artifact_dir
+            from loran_search.storage import default_artifact_dir
 
             return Path(default_artifact_dir(storage))
         except Exception:  # the search package is absent or refuses the URL
