@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loran_search import record as R
 from loran_search.analysis.records import Records
 from loran_search.analysis.stability import run_stability
 from loran_search.analysis.stats import ALPHA, adjust, paired_t
@@ -148,10 +149,10 @@ def build_tables(
     auditor = auditor or make_auditor(notes)
     runs, trials = rec.runs, rec.trials
 
-    base_runs = runs[runs["role"] == "baseline"]
+    base_runs = runs[runs["role"] == R.ROLE_BASELINE]
     base_by_rank: dict[Any, dict[str, float]] = {}
     base_rows: list[dict[str, Any]] = []
-    base_trials = trials[trials["role"] == "baseline"]
+    base_trials = trials[trials["role"] == R.ROLE_BASELINE]
     for rank_key in sorted(set(base_trials["rank"]), key=lambda r: (r is None, r or 0)):
         br = base_runs[[r == rank_key for r in base_runs["rank"]]]
         bt = base_trials[[r == rank_key for r in base_trials["rank"]]]
@@ -160,7 +161,7 @@ def build_tables(
         vals = [*per_seed.values(), *unknown]
         base_rows.append(
             {
-                "activation": "identity",
+                "activation": R.BASELINE_ACTIVATION,
                 "rank": rank_key,
                 "n_seeds": len(vals),
                 "seeds": ",".join(sorted(per_seed, key=_seed_order)),
@@ -174,10 +175,10 @@ def build_tables(
     baselines = pd.DataFrame(base_rows)
 
     all_params = sorted(
-        {p for ps in trials.loc[trials["role"] == "candidate", "params"] for p in ps}
+        {p for ps in trials.loc[trials["role"] == R.ROLE_CANDIDATE, "params"] for p in ps}
     )
     rows: list[dict[str, Any]] = []
-    cand = trials[trials["role"] == "candidate"]
+    cand = trials[trials["role"] == R.ROLE_CANDIDATE]
     for key, ct in cand.groupby("key", sort=False):
         activation, rank, params_key = key
         params = dict(params_key)

@@ -9,14 +9,18 @@
       optuna-dashboard STORAGE --artifact-dir ARTIFACT_DIR
 
   Artifacts are named ``report-<file>``; writing the report again overwrites them in place
-  (same artifact id) instead of piling up copies.
+  (same artifact id) instead of piling up copies. The ids of the published files are kept in the
+  study user attr :data:`loran_search.record.STUDY_REPORT_ARTIFACTS` (``{filename: id}``), so
+  finding them needs no Optuna internals; a study published before that attr existed is read
+  with ``optuna.artifacts.get_all_artifact_meta``.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from loran_search import record as R
 
 if TYPE_CHECKING:
     import optuna
@@ -56,21 +60,28 @@ def note_markdown(a: Analysis, *, report_dir: Path, artifact_dir: Path | None) -
 
 
 def _existing_artifacts(study: optuna.Study) -> dict[str, str]:
-    """``{filename: artifact_id}`` of the study's artifacts (deleted ones skipped)."""
-    from optuna.artifacts._upload import ARTIFACTS_ATTR_PREFIX
+    """``{filename: artifact_id}`` of the report files published in the study before."""
+    known = study.user_attrs.get(R.STUDY_REPORT_ARTIFACTS)
+    if isinstance(known, dict):
+        return {str(k): str(v) for k, v in known.items() if isinstance(v, str)}
+    from optuna.artifacts import get_all_artifact_meta
 
-    out: dict[str, str] = {}
-    attrs = study._storage.get_study_system_attrs(study._study_id)
-    for key, value in attrs.items():
-        if not key.startswith(ARTIFACTS_ATTR_PREFIX):
-            continue
-        try:
-            meta = json.loads(value) if isinstance(value, str) else value
-        except json.JSONDecodeError:
-            continue
-        if isinstance(meta, dict) and "filename" in meta and "artifact_id" in meta:
-            out[meta["filename"]] = meta["artifact_id"]
-    return out
+    try:
+        metas = get_all_artifact_meta(study)
+    except (TypeError, ValueError, KeyError):  # an entry deleted in the dashboard reads as null
+        return {}
+    return {m.filename: m.artifact_id for m in metas if m.filename.startswith(PREFIX)}
+
+
+def _exists(store: Any, artifact_id: str) -> bool:
+    """Whether the store still holds ``artifact_id`` (the dashboard may have deleted it)."""
+    from optuna.artifacts.exceptions import ArtifactNotFound
+
+    try:
+        store.open_reader(artifact_id).close()
+    except ArtifactNotFound:
+        return False
+    return True
 
 
 def publish(
@@ -112,24 +123,27 @@ def publish(
     artifact_dir.mkdir(parents=True, exist_ok=True)
     store = FileSystemArtifactStore(str(artifact_dir))
     existing = _existing_artifacts(study)
+    published = dict(existing)
     n_new = n_updated = 0
     with tempfile.TemporaryDirectory() as tmp:
         for path in files:
             name = PREFIX + path.name
             try:
-                if name in existing and (artifact_dir / existing[name]).exists():
+                if name in existing and _exists(store, existing[name]):
                     with path.open("rb") as fh:
                         store.write(existing[name], fh)
                     n_updated += 1
                 else:
                     staged = Path(tmp) / name  # the artifact's filename is the file's name
                     shutil.copyfile(path, staged)
-                    upload_artifact(
+                    published[name] = upload_artifact(
                         artifact_store=store, file_path=str(staged), study_or_trial=study
                     )
                     n_new += 1
             except (OSError, ValueError, optuna.exceptions.OptunaError) as err:
                 lines.append(f"artifact {name} not uploaded: {type(err).__name__}: {err}")
+    if published != existing:
+        study.set_user_attr(R.STUDY_REPORT_ARTIFACTS, published)
     lines.append(
         f"{n_new + n_updated} study artifact(s) ({n_new} new, {n_updated} updated) in "
         f"{artifact_dir} — view with: optuna-dashboard STORAGE --artifact-dir {artifact_dir}"

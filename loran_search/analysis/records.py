@@ -2,13 +2,9 @@
 
 The study's metric and direction come from its user_attrs (``metric``/``direction``, or the
 search's ``loran.setup`` = ``{metric, directions, …}``), else from the only key of
-``seed_metrics`` and the study's first direction. The trial record is the contract of DESIGN.md:
-params ``activation``, ``rank`` and
-``<activation>.<param>``; user_attrs ``role``, ``activation_spec`` (``{name, family, params}``),
-``seed_metrics`` (``{"<seed>": {metric: value}}``), ``stability``
-(``{"<seed>": {diverged, grad_norm_max, loss_spikes, final_train_loss}}``), ``cost``
-(``{train_seconds, peak_memory_mb, trainable_params}``), ``failure``, ``record_version`` and
-``history`` (``{"<seed>": [{step, loss, grad_norm, lr, ...}]}``).
+``seed_metrics`` and the study's first direction. The trial record is the contract of DESIGN.md,
+named in :mod:`loran_search.record`; every trial is read through
+:meth:`loran_search.record.TrialRecord.from_frozen`.
 
 Two tables come out:
 
@@ -32,12 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from loran_search import record as R
+
 if TYPE_CHECKING:
     import optuna
 
-BASELINE_ACTIVATION = "identity"
-RECORD_VERSION = 1
-SETUP_ATTR = "loran.setup"  # study user_attr written by the search: {metric, directions, ...}
 _DIVERGENCE_WORDS = ("diverg", "nan", "inf", "overflow", "exploded")
 
 
@@ -125,7 +120,7 @@ def _registry_family_and_params(
 
 def _study_metric(study: optuna.Study, seed_metric_keys: Counter[str]) -> tuple[str, list[str]]:
     notes: list[str] = []
-    metric = study.user_attrs.get("metric") or _setup(study).get("metric")
+    metric = study.user_attrs.get(R.STUDY_METRIC) or _setup(study).get("metric")
     if isinstance(metric, str) and metric:
         if seed_metric_keys and metric not in seed_metric_keys:
             notes.append(
@@ -150,13 +145,13 @@ def _study_metric(study: optuna.Study, seed_metric_keys: Counter[str]) -> tuple[
 
 
 def _setup(study: optuna.Study) -> dict[str, Any]:
-    """The search's record of the study set-up (``user_attrs["loran.setup"]``), if any."""
-    setup = study.user_attrs.get(SETUP_ATTR)
+    """The search's record of the study set-up (user attr ``R.STUDY_SETUP``), if any."""
+    setup = study.user_attrs.get(R.STUDY_SETUP)
     return setup if isinstance(setup, dict) else {}
 
 
 def _study_direction(study: optuna.Study) -> str:
-    direction = study.user_attrs.get("direction") or _setup(study).get("directions")
+    direction = study.user_attrs.get(R.STUDY_DIRECTION) or _setup(study).get("directions")
     if isinstance(direction, list) and direction:
         direction = direction[0]
     if direction in ("maximize", "minimize"):
@@ -173,14 +168,12 @@ def load_records(study: optuna.Study) -> Records:
     Returns:
         The tidy tables; ``notes`` lists every inference made about missing data.
     """
-    frozen = study.get_trials(deepcopy=False)
+    records = [R.TrialRecord.from_frozen(t) for t in study.get_trials(deepcopy=False)]
     keys: Counter[str] = Counter()
-    for t in frozen:
-        sm = t.user_attrs.get("seed_metrics")
-        if isinstance(sm, dict):
-            for per_seed in sm.values():
-                if isinstance(per_seed, dict):
-                    keys.update(k for k, v in per_seed.items() if not isinstance(v, (dict, list)))
+    for r in records:
+        for per_seed in (r.seed_metrics or {}).values():
+            if isinstance(per_seed, dict):
+                keys.update(k for k, v in per_seed.items() if not isinstance(v, (dict, list)))
     metric, notes = _study_metric(study, keys)
     direction = _study_direction(study)
 
@@ -190,18 +183,16 @@ def load_records(study: optuna.Study) -> Records:
     param_names: dict[str, set[str]] = {}
     counts: Counter[str] = Counter()
 
-    for t in frozen:
-        ua = t.user_attrs
-        state = t.state.name
-        spec = ua.get("activation_spec") if isinstance(ua.get("activation_spec"), dict) else {}
-        activation = spec.get("name") or t.params.get("activation") or ua.get("activation")
+    for r in records:
+        state = r.state
+        spec = r.activation_spec or {}
+        activation = r.activation
         if activation is None:
             counts["no_activation"] += 1
             activation = "unknown"
-        activation = str(activation)
         raw = {
             k.split(".", 1)[1]: _float(v)
-            for k, v in t.params.items()
+            for k, v in r.params.items()
             if isinstance(k, str) and k.startswith(f"{activation}.")
         }
         family = spec.get("family")
@@ -215,23 +206,22 @@ def load_records(study: optuna.Study) -> Records:
             params = resolved if resolved is not None else raw
         if family is None:
             family = _registry_family_and_params(activation, {})[0] or "unknown"
-        rank_raw = t.params.get("rank", ua.get("rank"))
-        rank = int(rank_raw) if rank_raw is not None and math.isfinite(_float(rank_raw)) else None
-        role = ua.get("role")
-        if role not in ("baseline", "candidate"):
+        rank = r.rank
+        role = r.role
+        if role not in R.SEARCH_ROLES:
             counts["no_role"] += 1
-            role = "baseline" if activation == BASELINE_ACTIVATION else "candidate"
-        version = ua.get("record_version")
+            role = R.ROLE_BASELINE if activation == R.BASELINE_ACTIVATION else R.ROLE_CANDIDATE
+        version = r.record_version
         if version is None:
             counts["old_version"] += 1
-        cost = ua.get("cost") if isinstance(ua.get("cost"), dict) else {}
-        failure = ua.get("failure")
+        cost = r.cost
+        failure = r.failure
         params_key = tuple(sorted((k, _round_key(v)) for k, v in params.items()))
         key = (activation, rank, params_key)
         param_names.setdefault(activation, set()).update(params)
 
         row: dict[str, Any] = {
-            "trial": t.number,
+            "trial": r.number,
             "state": state,
             "role": role,
             "activation": activation,
@@ -240,8 +230,8 @@ def load_records(study: optuna.Study) -> Records:
             "key": key,
             "config": config_label(activation, rank, dict(params_key)),
             "params": dict(params_key),
-            "value": _float(t.value) if t.values is not None and len(t.values) == 1 else math.nan,
-            "failure": str(failure) if failure else None,
+            "value": _float(r.value) if r.value is not None else math.nan,
+            "failure": failure,
             "record_version": version,
             "train_seconds": _float(cost.get("train_seconds")),
             "peak_memory_mb": _float(cost.get("peak_memory_mb")),
@@ -249,25 +239,20 @@ def load_records(study: optuna.Study) -> Records:
         }
         trial_rows.append(row)
 
-        hist = ua.get("history")
-        if isinstance(hist, dict):
-            histories[t.number] = {
-                str(s): [h for h in rows if isinstance(h, dict)]
-                for s, rows in hist.items()
-                if isinstance(rows, list)
-            }
+        if r.history is not None:
+            histories[r.number] = r.history
 
         base = {k: row[k] for k in ("trial", "state", "role", "activation", "family", "rank")}
         base.update(key=key, config=row["config"])
-        seed_metrics = ua.get("seed_metrics") if isinstance(ua.get("seed_metrics"), dict) else None
-        stability = ua.get("stability") if isinstance(ua.get("stability"), dict) else {}
+        seed_metrics = r.seed_metrics
+        stability = r.stability
         seeds: list[str | None] = [str(s) for s in seed_metrics] if seed_metrics else []
         seeds += [str(s) for s in stability if str(s) not in seeds]
         value_run: str | None = None  # seed of the one run an older record's value stands for
         if seed_metrics is None and state in ("COMPLETE", "FAIL", "PRUNED"):
             counts["no_seed_metrics"] += 1
             if state == "COMPLETE":
-                value_run = None if ua.get("seed") is None else str(ua.get("seed"))
+                value_run = None if r.seed is None else str(r.seed)
                 if value_run not in seeds:
                     seeds.append(value_run)
         for seed in seeds:
@@ -297,7 +282,11 @@ def load_records(study: optuna.Study) -> Records:
         # A trial that failed because training diverged, without a per-seed flag saying so.
         if state in ("FAIL", "PRUNED") and failure:
             text = str(failure).lower()
-            flagged = any(bool((stability.get(s) or {}).get("diverged")) for s in stability)
+            flagged = any(
+                bool((stability.get(s) or {}).get("diverged"))
+                for s in stability
+                if isinstance(stability.get(s), dict)
+            )
             if any(w in text for w in _DIVERGENCE_WORDS) and not flagged:
                 run_rows.append(
                     {

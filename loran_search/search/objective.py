@@ -1,17 +1,8 @@
 """One trial: train the sampled configuration once per seed and write the trial record.
 
-The trial record (contract of DESIGN.md; ``record_version`` 1):
-
-* params: ``activation``, ``rank``, ``<activation>.<param>`` per searched parameter,
-  ``training.<key>`` per searched training hyperparameter;
-* user_attrs: ``role`` (``baseline``/``candidate``), ``activation_spec`` (``{name, family,
-  params}`` fully resolved), ``seed_metrics`` (``{"<seed>": {metric: value}}``), ``stability``
-  (``{"<seed>": {diverged, diverged_at_step, grad_norm_max, loss_spikes, final_train_loss}}``),
-  ``cost`` (``train_seconds`` = mean per run, ``peak_memory_mb`` = max, ``trainable_params``,
-  ``train_seconds_total`` = sum over seeds), ``history`` (``{"<seed>": [{step, loss, …}]}``),
-  ``zero_shot`` (``{"<seed>": metrics}`` when measured), ``adapter_path`` when an adapter was
-  kept, ``record_version``; on failure ``failure`` (a sentence starting with the kind:
-  ``diverged:``, ``interrupted:``, ``stale:``, ``error:``, ``surplus:``) and ``failure_kind``.
+The record's keys, roles and version are :mod:`loran_search.record`'s (the contract of
+DESIGN.md); this module writes them with :func:`loran_search.record.to_user_attrs`, seed by seed,
+so a trial that fails keeps what it measured.
 
 The value is the mean of ``study.metric`` over the seeds, ``v̄ = (1/S)·Σ_s v_s``; a
 multi-objective study returns ``[v̄, cost[o] for o in study.objectives]``.
@@ -21,9 +12,19 @@ evaluations at step ``i·max_steps + step`` for the ``i``-th seed. All trials us
 the same order, so a pruner compares trials at the same seed *and* step (a paired comparison);
 ``mean over seeds so far`` would mix seeds across trials.
 
-The training function is :func:`loran_search.train.run_training`; the environment variable
-``LORAN_SEARCH_TRAIN_FN=module:function`` substitutes another with the same signature (used by
-the tests' fake, slow objective and handy for dry runs of a study's mechanics).
+**The training-function seam.** The training function is
+:func:`loran_search.train.run_training`; ``LORAN_SEARCH_TRAIN_FN=module:function`` (or
+``path/to/file.py:function``) substitutes another. It is called once per seed as::
+
+    train_fn(cfg, activation=NAME, activation_params={param: value}, rank=R, seed=S,
+             training_overrides={key: value}, on_eval=CALLBACK, adapter_dir=PATH_OR_NONE,
+             progress=BOOL)
+
+and returns a mapping or an object with ``status`` (``"completed"``/``"diverged"``; default
+``completed``), ``metrics`` (``{name: number}``, must hold ``study.metric`` when completed),
+``stability``, ``cost`` (mappings), ``history`` (a list of mappings), ``zero_shot`` (a mapping or
+``None``) and ``adapter_path`` (a path or ``None``); every key is optional. :class:`RunOutcome`
+reads it once, at the seam, and names the function and the key when something is unusable.
 """
 
 from __future__ import annotations
@@ -37,8 +38,12 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from loran_search import record as R
+from loran_search.errors import LoranSearchError
 
 if TYPE_CHECKING:
     import optuna
@@ -46,8 +51,9 @@ if TYPE_CHECKING:
     from loran_search.config import StudyConfig
     from loran_search.search.space import SearchSpace
 
-RECORD_VERSION = 1
 TRAIN_FN_ENV = "LORAN_SEARCH_TRAIN_FN"
+RUN_STATUSES = ("completed", "diverged")
+RESULT_KEYS = ("status", "metrics", "stability", "cost", "history", "zero_shot", "adapter_path")
 
 TrainFn = Callable[..., Any]
 
@@ -60,12 +66,27 @@ class TrialFailed(Exception):
         self.kind = kind
 
 
-class MetricMissing(Exception):
+class MetricMissing(LoranSearchError):
     """The task produced no ``study.metric``: every trial would fail, so the study stops."""
 
 
+class TrainFnError(LoranSearchError):
+    """The training function cannot be loaded, or it returned something unusable."""
+
+
+def describe_fn(fn: Any) -> str:
+    """``module:qualname`` of a function, for messages."""
+    module = getattr(fn, "__module__", None) or "?"
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    return f"{module}:{name}"
+
+
 def get_train_fn() -> TrainFn:
-    """The training function: ``$LORAN_SEARCH_TRAIN_FN`` (``module:function``) or the real one."""
+    """The training function: ``$LORAN_SEARCH_TRAIN_FN`` (``module:function``) or the real one.
+
+    Raises:
+        TrainFnError: The variable names no importable function.
+    """
     spec = os.environ.get(TRAIN_FN_ENV)
     if spec:
         module, _, func = spec.rpartition(":")
@@ -78,21 +99,138 @@ def get_train_fn() -> TrainFn:
                 loader_spec.loader.exec_module(mod)
             else:
                 mod = importlib.import_module(module)
-            return getattr(mod, func)
-        except (ImportError, AttributeError, FileNotFoundError, AssertionError) as err:
-            raise RuntimeError(
-                f"{TRAIN_FN_ENV}={spec!r} cannot be loaded ({err}); write module:function or "
-                "path/to/file.py:function, or unset it to use loran_search.train.run_training."
+            fn = getattr(mod, func)
+        except (ImportError, AttributeError, FileNotFoundError, AssertionError, ValueError) as err:
+            raise TrainFnError(
+                f"{TRAIN_FN_ENV}={spec!r} cannot be loaded ({type(err).__name__}: {err}).",
+                fix="Write module:function or path/to/file.py:function, or unset it to use "
+                "loran_search.train.run_training.",
             ) from err
+        if not callable(fn):
+            raise TrainFnError(
+                f"{TRAIN_FN_ENV}={spec!r} names {type(fn).__name__} {func!r}, not a function.",
+                fix="Point it at a function (module:function).",
+            )
+        return fn
     from loran_search.train import run_training
 
     return run_training
 
 
-def _field(result: Any, name: str, default: Any = None) -> Any:
-    if isinstance(result, Mapping):
-        return result.get(name, default)
-    return getattr(result, name, default)
+# -- the training function's result ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """One training run's result, normalised once at the seam (any mapping or object in).
+
+    Attributes:
+        status: ``completed`` or ``diverged``.
+        metrics: Final task metrics, ``{name: float}`` (empty when diverged).
+        stability: ``{diverged, diverged_at_step, grad_norm_max, loss_spikes,
+            final_train_loss}`` (whatever the function reports).
+        cost: ``{train_seconds, peak_memory_mb, trainable_params, …}``.
+        history: One mapping per logged step (``step, loss, grad_norm, lr`` …).
+        zero_shot: Metrics of the unadapted model, when measured.
+        adapter_path: Where the adapter was saved, if it was.
+    """
+
+    status: str = "completed"
+    metrics: dict[str, float] = field(default_factory=dict)
+    stability: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    zero_shot: dict[str, Any] | None = None
+    adapter_path: str | None = None
+
+    @classmethod
+    def from_result(cls, result: Any, *, source: str = "the training function") -> RunOutcome:
+        """Read a training function's result: a mapping or an object with the attributes.
+
+        Every key is optional (``status`` defaults to ``completed``, the others to empty);
+        present keys must have the documented types.
+
+        Args:
+            result: What the function returned (``loran_search.train.RunResult``, a dict, any
+                object with the attributes of :data:`RESULT_KEYS`).
+            source: The function, for the message (``module:function``).
+
+        Raises:
+            TrainFnError: ``result`` is neither, or a key has the wrong type; the message names
+                the function and the key.
+        """
+        if isinstance(result, Mapping):
+
+            def get(name: str) -> Any:
+                return result.get(name)
+        elif result is not None and any(hasattr(result, k) for k in RESULT_KEYS):
+
+            def get(name: str) -> Any:
+                return getattr(result, name, None)
+        else:
+            raise TrainFnError(
+                f"The training function {source} returned {_show(result)}; it must return a "
+                f"mapping or an object with {', '.join(RESULT_KEYS)} (at least status and "
+                "metrics).",
+                fix="Return loran_search.train.RunResult or a dict with those keys.",
+            )
+
+        def bad(key: str, want: str, value: Any) -> TrainFnError:
+            return TrainFnError(
+                f"The training function {source} returned {key} = {_show(value)}; {key} must "
+                f"be {want}.",
+                fix="Fix the function's result (see README, 'the training-function seam').",
+            )
+
+        status = get("status")
+        if status is None:
+            status = "completed"
+        if status not in RUN_STATUSES:
+            raise bad("status", " or ".join(repr(s) for s in RUN_STATUSES), status)
+        metrics: dict[str, float] = {}
+        raw_metrics = get("metrics")
+        if raw_metrics is not None:
+            if not isinstance(raw_metrics, Mapping):
+                raise bad("metrics", "a mapping {name: number}", raw_metrics)
+            for k, v in raw_metrics.items():
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    try:
+                        v = float(v)  # numpy and torch scalars
+                    except (TypeError, ValueError):
+                        raise bad(f"metrics[{k!r}]", "a number", v) from None
+                metrics[str(k)] = float(v)
+        mappings: dict[str, dict[str, Any]] = {}
+        for key in ("stability", "cost"):
+            value = get(key)
+            if value is not None and not isinstance(value, Mapping):
+                raise bad(key, "a mapping", value)
+            mappings[key] = dict(value or {})
+        zero_shot = get("zero_shot")
+        if zero_shot is not None and not isinstance(zero_shot, Mapping):
+            raise bad("zero_shot", "a mapping of metrics or None", zero_shot)
+        history = get("history")
+        if history is not None and (
+            isinstance(history, (str, bytes, Mapping))
+            or not all(isinstance(h, Mapping) for h in history)
+        ):
+            raise bad("history", "a list of mappings (one per logged step)", history)
+        path = get("adapter_path")
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise bad("adapter_path", "a path (str) or None", path)
+        return cls(
+            status=str(status),
+            metrics=metrics,
+            stability=mappings["stability"],
+            cost=mappings["cost"],
+            history=[dict(h) for h in history or []],
+            zero_shot=dict(zero_shot) if zero_shot else None,
+            adapter_path=str(path) if path else None,
+        )
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:80]}{'…' if len(text) > 80 else ''}"
 
 
 def aggregate_cost(costs: list[Mapping[str, Any]]) -> dict[str, Any]:
@@ -108,9 +246,18 @@ def aggregate_cost(costs: list[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _set(trial: optuna.Trial, **attrs: Any) -> None:
+def _set(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
     for k, v in attrs.items():
         trial.set_user_attr(k, v)
+
+
+def call_train_fn(train_fn: TrainFn, cfg: StudyConfig, **kwargs: Any) -> RunOutcome:
+    """Call the training function with the seam's keyword arguments; normalise its result.
+
+    The call is ``train_fn(cfg, activation=…, activation_params=…, rank=…, seed=…,
+    training_overrides=…, on_eval=…, adapter_dir=…, progress=…)``.
+    """
+    return RunOutcome.from_result(train_fn(cfg, **kwargs), source=describe_fn(train_fn))
 
 
 def execute_trial(
@@ -144,15 +291,16 @@ def execute_trial(
         optuna.TrialPruned: The pruner stopped the trial (from ``on_eval``).
         TrialFailed: A seed diverged.
         MetricMissing: ``study.metric`` is not among the task's metrics.
+        TrainFnError: The training function returned something unusable.
     """
     import optuna
 
     from activations import get_activation
 
     tc = space.suggest(trial)
-    role = trial.user_attrs.get("role") or "candidate"
+    role = trial.user_attrs.get(R.ROLE) or R.ROLE_CANDIDATE
     bound = get_activation(tc.activation, **tc.activation_params)
-    _set(trial, role=role, record_version=RECORD_VERSION, activation_spec=bound.to_dict())
+    _set(trial, R.to_user_attrs(role=role, activation_spec=bound.to_dict(), version=True))
     metric = cfg.study.metric
     multi = bool(cfg.study.objectives)
     max_steps = int(tc.training_overrides.get("max_steps", cfg.training.max_steps))
@@ -179,7 +327,8 @@ def execute_trial(
                     f"pruned at seed {seed}, step {step}: {metric} = {float(value):.4g}"
                 )
 
-        result = train_fn(
+        run = call_train_fn(
+            train_fn,
             cfg,
             activation=tc.activation,
             activation_params=dict(bound.params),
@@ -191,40 +340,39 @@ def execute_trial(
             progress=progress,
         )
         key = str(seed)
-        status = _field(result, "status", "completed")
-        metrics = {k: float(v) for k, v in (_field(result, "metrics") or {}).items()}
-        stab = dict(_field(result, "stability") or {})
-        stability[key] = stab
-        history[key] = list(_field(result, "history") or [])
-        costs.append(dict(_field(result, "cost") or {}))
-        if _field(result, "zero_shot"):
-            zero_shot[key] = _field(result, "zero_shot")
-        if i == 0 and _field(result, "adapter_path"):
-            adapter_path = str(_field(result, "adapter_path"))
-        if status == "completed":
-            seed_metrics[key] = metrics
+        stability[key] = run.stability
+        history[key] = run.history
+        costs.append(run.cost)
+        if run.zero_shot:
+            zero_shot[key] = run.zero_shot
+        if i == 0 and run.adapter_path:
+            adapter_path = run.adapter_path
+        if run.status == "completed":
+            seed_metrics[key] = run.metrics
         _set(
             trial,
-            seed_metrics=seed_metrics,
-            stability=stability,
-            history=history,
-            cost=aggregate_cost(costs),
+            R.to_user_attrs(
+                seed_metrics=seed_metrics,
+                stability=stability,
+                history=history,
+                cost=aggregate_cost(costs),
+                zero_shot=zero_shot,
+            ),
         )
-        if zero_shot:
-            _set(trial, zero_shot=zero_shot)
-        if status == "diverged":
-            at = stab.get("diverged_at_step")
-            loss = stab.get("final_train_loss")
+        if run.status == "diverged":
+            at = run.stability.get("diverged_at_step")
+            loss = run.stability.get("final_train_loss")
             extra = f" with {dict(tc.training_overrides)}" if tc.training_overrides else ""
             raise TrialFailed(
-                "diverged",
+                R.FAIL_DIVERGED,
                 f"seed {seed} diverged at step {at} (last train loss {loss}); "
                 f"{tc.activation} {dict(bound.params)} at rank {tc.rank}{extra} is unstable",
             )
-        if metric not in metrics:
+        if metric not in run.metrics:
             raise MetricMissing(
                 f"The task produced no metric '{metric}' (it produced: "
-                f"{', '.join(sorted(metrics)) or 'none'}). Set study.metric to one of them."
+                f"{', '.join(sorted(run.metrics)) or 'none'}).",
+                fix="Set study.metric to one of them.",
             )
 
     values = [seed_metrics[str(s)][metric] for s in cfg.study.seeds]
@@ -241,7 +389,7 @@ def execute_trial(
         if keep:
             if artifact_store is not None:
                 _upload_dir(trial, artifact_store, Path(adapter_path))
-            _set(trial, adapter_path=str(Path(adapter_path).resolve()))
+            _set(trial, R.to_user_attrs(adapter_path=str(Path(adapter_path).resolve())))
         else:
             shutil.rmtree(adapter_path, ignore_errors=True)
     return out
@@ -269,11 +417,11 @@ def _upload_metrics(
         "trial": trial.number,
         "params": trial.params,
         "value": value,
-        "role": trial.user_attrs.get("role"),
-        "activation_spec": trial.user_attrs.get("activation_spec"),
-        "seed_metrics": seed_metrics,
-        "stability": stability,
-        "cost": cost,
+        R.ROLE: trial.user_attrs.get(R.ROLE),
+        R.ACTIVATION_SPEC: trial.user_attrs.get(R.ACTIVATION_SPEC),
+        R.SEED_METRICS: seed_metrics,
+        R.STABILITY: stability,
+        R.COST: cost,
     }
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"trial-{trial.number}-metrics.json"

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,16 @@ import pytest
 FAKE = Path(__file__).with_name("fake_train.py")
 FAKE_SPEC = f"{FAKE}:run"
 PG_URL = os.environ.get("LORAN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+# The server and account of the MySQL/MariaDB tests; each test gets a fresh database on it.
+MYSQL_URL = os.environ.get("LORAN_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "mysql: needs a MySQL/MariaDB server (skipped with a reason when none is reachable)",
+    )
+
 
 STUDY = """\
 study:
@@ -114,3 +124,47 @@ def postgres_url() -> str:
 
 def unique_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def _mysql_connect(url: str, database: str | None = None):
+    from urllib.parse import unquote, urlsplit
+
+    import pymysql
+
+    parts = urlsplit(url)
+    return pymysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=unquote(parts.username or "root"),
+        password=unquote(parts.password or ""),
+        database=database,
+        connect_timeout=2,
+        autocommit=True,
+    )
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A fresh, empty database on the test MySQL server (dropped afterwards), as a URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        conn = _mysql_connect(MYSQL_URL)
+    except Exception as err:  # pragma: no cover - depends on the machine
+        pytest.skip(
+            f"No MySQL/MariaDB at {MYSQL_URL} ({type(err).__name__}: {err}). Start one on "
+            "127.0.0.1:3306 with a user that may create databases (root, empty password), or "
+            "set LORAN_TEST_MYSQL=mysql://USER:PASSWORD@HOST:PORT/DB, install PyMySQL "
+            "(pip install -e .[mysql]), then run: pytest tests/loran_search/search -m mysql"
+        )
+    name = "loran_" + uuid.uuid4().hex[:12]
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    parts = urlsplit(MYSQL_URL)
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
+    finally:
+        with conn.cursor() as cur:  # don't hang on a connection a crashed test left open
+            cur.execute("SET SESSION lock_wait_timeout = 30")
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()

@@ -13,8 +13,8 @@ import pytest
 from optuna.artifacts import get_all_artifact_meta
 from optuna.trial import TrialState
 
-from loran_search.search.validate import load_config
 from loran_search.search.study import open_study, run_worker
+from loran_search.search.validate import load_config
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -76,7 +76,7 @@ def test_smoke_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     # save_adapters: all → every adapter kept, uploaded, and it loads back as a LoRAN adapter
     path = Path(cand.user_attrs["adapter_path"])
     assert (path / "adapter_config.json").is_file()
-    names = {m.filename for m in get_all_artifact_meta(cand, storage=study._storage)}
+    names = {m.filename for m in get_all_artifact_meta(cand, storage=handle.storage)}
     assert {f"trial-{cand.number}-metrics.json", "adapter_config.json"} <= names
     saved = json.loads((path / "adapter_config.json").read_text())
     assert saved.get("activation") == "sinter"

@@ -12,16 +12,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from loran_search.search.validate import load_config
-from loran_search.search.study import (
-    WORKER_ATTR,
-    StudyMismatch,
-    _proc_start,
-    open_study,
-    progress_of,
-    run_worker,
-)
+from loran_search import record as R
+from loran_search.search.progress import progress_of
+from loran_search.search.study import StudyMismatch, open_study
 from loran_search.search.summary import summarize
+from loran_search.search.validate import load_config
+from loran_search.search.workers import _proc_start, run_worker
 from tests.loran_search.search.conftest import FAKE_SPEC
 
 # the tests play a worker by hand with study.ask(); the search's own loop silences this
@@ -103,7 +99,7 @@ def test_grid_study_writes_the_record_field_by_field(study_file) -> None:
     assert Path(best.user_attrs["adapter_path"]).is_dir()
     from optuna.artifacts import get_all_artifact_meta
 
-    names = {m.filename for m in get_all_artifact_meta(best, storage=study._storage)}
+    names = {m.filename for m in get_all_artifact_meta(best, storage=handle.storage)}
     assert f"trial-{best.number}-metrics.json" in names
     assert "adapter_config.json" in names
     worst = min(cands, key=lambda t: t.value)
@@ -254,7 +250,8 @@ def test_stale_trial_of_a_dead_worker_is_failed_and_retried(study_file) -> None:
     # a worker popped the baseline and a grid point, then died (kill -9)
     for _ in range(2):
         t = study.ask()
-        study._storage.set_trial_system_attr(t._trial_id, WORKER_ATTR, _dead_worker())
+        tid = handle.storage.get_trial_id_from_study_id_trial_number(handle.study_id, t.number)
+        handle.storage.set_trial_system_attr(tid, R.WORKER, _dead_worker())
         handle.space.suggest(t)
     logs: list[str] = []
     run_worker(handle, log=logs.append)
@@ -280,7 +277,25 @@ def test_trial_of_a_live_worker_is_left_alone(study_file) -> None:
         "pid": os.getppid(),
         "start": _proc_start(os.getppid()),
     }
-    handle.study._storage.set_trial_system_attr(t._trial_id, WORKER_ATTR, live)
+    tid = handle.storage.get_trial_id_from_study_id_trial_number(handle.study_id, t.number)
+    handle.storage.set_trial_system_attr(tid, R.WORKER, live)
     result = run_worker(handle, log=lambda m: None)
     assert result.ran == 0  # the running trial of the live worker fills n_trials = 1
     assert handle.study.get_trials()[0].state == TrialState.RUNNING
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("scheme", ["mysql", "mysql+pymysql"])
+def test_a_small_study_on_mysql(study_file, mysql_url: str, scheme: str) -> None:
+    url = scheme + mysql_url[len("mysql") :]
+    handle, result = run(study_file(storage=url, n_trials=2))
+    study = handle.study
+    assert result.ran == 3
+    assert len(by_role(study, "candidate", TrialState.COMPLETE)) == 2
+    assert len(by_role(study, "baseline", TrialState.COMPLETE)) == 1
+    cand = by_role(study, "candidate", TrialState.COMPLETE)[0]
+    assert set(cand.user_attrs["seed_metrics"]) == {"0", "1"}
+    assert cand.system_attrs[R.WORKER]["pid"] == os.getpid()
+    # resuming the same study on the server runs nothing more
+    _, again = run(study_file(storage=url, n_trials=2))
+    assert again.ran == 0

@@ -1,4 +1,4 @@
-"""Real processes: two workers on journal and PostgreSQL, kill -9 then resume, Ctrl-C.
+"""Real processes: two workers on journal, PostgreSQL and MySQL, kill -9 then resume, Ctrl-C.
 
 The trainer is the fake of ``fake_train.py`` (selected by ``LORAN_SEARCH_TRAIN_FN``), slowed by
 ``FAKE_TRAIN_SLEEP`` so that processes overlap; everything else is the real CLI and storage.
@@ -102,6 +102,24 @@ def test_two_workers_on_postgresql(study_file, fake_env, tmp_path: Path) -> None
     check_two_workers(load(url, name), 6, tmp_path / "runs.log", grid=True)
 
 
+@pytest.mark.mysql
+def test_two_workers_on_mysql(study_file, fake_env, tmp_path: Path, mysql_url: str) -> None:
+    path = study_file(name="two-workers", params=GRID6, n_trials=6, seeds="[0]")
+    fake_env["FAKE_TRAIN_SLEEP"] = "0.15"
+    two_workers(path, mysql_url, fake_env, tmp_path)
+    check_two_workers(load(mysql_url, "two-workers"), 6, tmp_path / "runs.log", grid=True)
+
+
+@pytest.mark.mysql
+def test_two_random_workers_on_mysql_finish_with_exactly_n_trials(
+    study_file, fake_env, tmp_path: Path, mysql_url: str
+) -> None:
+    path = study_file(name="random", sampler="{name: random, seed: 0}", n_trials=6, seeds="[0]")
+    fake_env["FAKE_TRAIN_SLEEP"] = "0.15"
+    two_workers(path, mysql_url, fake_env, tmp_path)
+    check_two_workers(load(mysql_url, "random"), 6, tmp_path / "runs.log", grid=False)
+
+
 def wait_for(pred, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -124,14 +142,24 @@ def _running_after(url: str, name: str, n_complete: int):
 
 
 @pytest.mark.parametrize(
-    "backend", ["sqlite", "journal", pytest.param("postgresql", marks=pytest.mark.postgres)]
+    "backend",
+    [
+        "sqlite",
+        "journal",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ],
 )
-def test_kill_9_then_rerun_resumes(study_file, fake_env, tmp_path: Path, backend: str) -> None:
+def test_kill_9_then_rerun_resumes(
+    study_file, fake_env, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     name = "t"
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'k.db'}"
     elif backend == "journal":
         url = f"journal:{tmp_path / 'k.journal'}"
+    elif backend == "mysql":
+        url = request.getfixturevalue("mysql_url")
     else:
         url, name = postgres_url(), unique_name("kill9")
     path = study_file(storage=url, name=name, params=GRID6, n_trials=6, seeds="[0, 1]")

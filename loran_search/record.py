@@ -1,0 +1,363 @@
+"""The trial record: the one contract between the search that writes it and the analysis.
+
+Everything a study stores about its trials is named here, once (DESIGN.md, "Trial record in
+Optuna storage"):
+
+* **params**: :data:`PARAM_ACTIVATION` (a registry name), :data:`PARAM_RANK`,
+  ``<activation>.<param>`` per searched parameter of the chosen activation and
+  ``training.<key>`` (:data:`TRAINING_PREFIX`) per searched training hyperparameter;
+* **user attrs**: :data:`ROLE` (one of :data:`ROLES`), :data:`ACTIVATION_SPEC`
+  (``{name, family, params}`` fully resolved), :data:`SEED_METRICS` (``{"<seed>": {metric:
+  value}}``), :data:`STABILITY` (``{"<seed>": {diverged, diverged_at_step, grad_norm_max,
+  loss_spikes, final_train_loss}}``), :data:`COST` (``train_seconds`` = mean per run,
+  ``train_seconds_total``, ``peak_memory_mb`` = max, ``trainable_params``), :data:`HISTORY`
+  (``{"<seed>": [{step, loss, grad_norm, lr, …}]}``), :data:`ZERO_SHOT`, :data:`ADAPTER_PATH`
+  when an adapter was kept, :data:`RECORD_VERSION_KEY`; a failed trial has :data:`FAILURE` (a
+  sentence that starts with its kind, ``diverged: seed 0 diverged at step 4 …``) and
+  :data:`FAILURE_KIND` (one of :data:`FAILURE_KINDS`); a pruned one :data:`PRUNED`;
+* **trial system attrs**: :data:`WORKER` (``{host, pid, start}`` of the process running it),
+  :data:`HEARTBEAT` (the journal's heartbeat, a UNIX time), and on a retry
+  :data:`RETRY_HISTORY` / :data:`FAILED_TRIAL` (the numbers of the trials it repeats, in the form
+  of Optuna's ``RetryHeartbeatStaleTrialCallback``);
+* **study user attrs**: :data:`STUDY_SETUP` (what a trial measures: space, seeds, metric,
+  directions, model, task, adapter, training), :data:`STUDY_FINGERPRINT` (its digest),
+  :data:`STUDY_READY` (the creator finished queuing), :data:`STUDY_CONFIG_PATH`,
+  :data:`STUDY_REPORT_ARTIFACTS` (``{filename: artifact_id}`` of the published report), and in
+  hand-made or older studies :data:`STUDY_METRIC` / :data:`STUDY_DIRECTION`.
+
+The writer builds user attrs with :func:`to_user_attrs` and :func:`failure_attrs`; every reader
+turns an ``optuna.trial.FrozenTrial`` into a :class:`TrialRecord` with
+:meth:`TrialRecord.from_frozen`, which tolerates older and partial records (a missing or
+ill-typed field reads as ``None`` or empty, never raises).
+
+This module imports only the standard library (``optuna`` only for type checking).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
+RECORD_VERSION = 1
+"""The version of the record written today (a record without one is read as version 0)."""
+
+BASELINE_ACTIVATION = "identity"
+"""The baseline's activation: ``f = identity`` makes LoRAN exactly LoRA (QLoRA)."""
+
+# -- params ------------------------------------------------------------------------------------
+
+PARAM_ACTIVATION = "activation"
+PARAM_RANK = "rank"
+TRAINING_PREFIX = "training."
+
+# -- roles -------------------------------------------------------------------------------------
+
+ROLE_BASELINE = "baseline"
+ROLE_CANDIDATE = "candidate"
+ROLE_CONFIRM = "confirm"  # reserved: the confirmation of a top candidate on disjoint seeds
+ROLE_CONFIRM_BASELINE = "confirm_baseline"  # reserved: the baseline of a confirmation
+SEARCH_ROLES = (ROLE_BASELINE, ROLE_CANDIDATE)
+ROLES = (ROLE_BASELINE, ROLE_CANDIDATE, ROLE_CONFIRM, ROLE_CONFIRM_BASELINE)
+
+# -- trial user attrs --------------------------------------------------------------------------
+
+ROLE = "role"
+EVAL_SPLIT = "eval_split"
+ACTIVATION_SPEC = "activation_spec"
+SEED_METRICS = "seed_metrics"
+STABILITY = "stability"
+COST = "cost"
+HISTORY = "history"
+ZERO_SHOT = "zero_shot"
+ADAPTER_PATH = "adapter_path"
+RECORD_VERSION_KEY = "record_version"
+FAILURE = "failure"
+FAILURE_KIND = "failure_kind"
+PRUNED = "pruned"
+LEGACY_SEED = "seed"  # version-0 records: the one seed a trial value stands for
+LEGACY_ACTIVATION = "activation"  # version-0 records: the activation as a user attr
+LEGACY_RANK = "rank"
+
+# -- failure kinds (the word before the colon of ``failure``) ----------------------------------
+
+FAIL_DIVERGED = "diverged"  # a seed's training diverged: the configuration is unstable
+FAIL_ERROR = "error"  # the training function raised
+FAIL_INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM during the trial
+FAIL_STALE = "stale"  # its worker died (no heartbeat, process gone)
+FAIL_SURPLUS = "surplus"  # other workers had filled n_trials first
+FAIL_CONFIG = "config"  # the study itself is wrong (e.g. the task has no study.metric)
+FAILURE_KINDS = (
+    FAIL_DIVERGED,
+    FAIL_ERROR,
+    FAIL_INTERRUPTED,
+    FAIL_STALE,
+    FAIL_SURPLUS,
+    FAIL_CONFIG,
+)
+COUNTED_FAILURES = (FAIL_DIVERGED, FAIL_ERROR)
+"""Failure kinds that use up one of ``n_trials`` candidate slots (the others are retried)."""
+
+# -- trial system attrs ------------------------------------------------------------------------
+
+WORKER = "loran.worker"
+HEARTBEAT = "loran.heartbeat"
+RETRY_HISTORY = "retry_history"
+FAILED_TRIAL = "failed_trial"
+
+# -- study user attrs --------------------------------------------------------------------------
+
+STUDY_SETUP = "loran.setup"
+STUDY_FINGERPRINT = "loran.fingerprint"
+STUDY_READY = "loran.ready"
+STUDY_CONFIG_PATH = "loran.config_path"
+STUDY_REPORT_ARTIFACTS = "loran.report_artifacts"
+STUDY_METRIC = "metric"
+STUDY_DIRECTION = "direction"
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+def to_user_attrs(
+    *,
+    role: str | None = None,
+    activation_spec: Mapping[str, Any] | None = None,
+    seed_metrics: Mapping[str, Mapping[str, float]] | None = None,
+    stability: Mapping[str, Mapping[str, Any]] | None = None,
+    cost: Mapping[str, Any] | None = None,
+    history: Mapping[str, list[dict[str, Any]]] | None = None,
+    zero_shot: Mapping[str, Any] | None = None,
+    adapter_path: str | None = None,
+    eval_split: str | None = None,
+    version: bool = False,
+) -> dict[str, Any]:
+    """The user attrs of a trial record, keyed as the contract says; ``None`` fields left out.
+
+    The writer calls it as a trial progresses (seed by seed, so a failed trial keeps what it
+    measured) and sets each returned item with ``trial.set_user_attr``.
+
+    Args:
+        role: One of :data:`ROLES`.
+        activation_spec: ``{name, family, params}`` with every parameter resolved.
+        seed_metrics: ``{"<seed>": {metric: value}}`` of the completed seeds.
+        stability: ``{"<seed>": {diverged, diverged_at_step, grad_norm_max, …}}``.
+        cost: The trial's cost (see the module docstring).
+        history: ``{"<seed>": [{step, loss, grad_norm, lr, …}]}``.
+        zero_shot: ``{"<seed>": metrics}`` of the unadapted model, when measured.
+        adapter_path: Absolute path of the kept adapter.
+        eval_split: The split the trial was evaluated on.
+        version: Add :data:`RECORD_VERSION_KEY` = :data:`RECORD_VERSION`.
+
+    Raises:
+        ValueError: ``role`` is not one of :data:`ROLES`.
+    """
+    if role is not None and role not in ROLES:
+        raise ValueError(f"Unknown trial role {role!r}; one of {', '.join(ROLES)}.")
+    items: dict[str, Any] = {
+        ROLE: role,
+        RECORD_VERSION_KEY: RECORD_VERSION if version else None,
+        ACTIVATION_SPEC: _plain(activation_spec),
+        SEED_METRICS: _plain(seed_metrics),
+        STABILITY: _plain(stability),
+        HISTORY: _plain(history),
+        COST: _plain(cost),
+        ZERO_SHOT: _plain(zero_shot) or None,
+        ADAPTER_PATH: adapter_path,
+        EVAL_SPLIT: eval_split,
+    }
+    return {k: v for k, v in items.items() if v is not None}
+
+
+def failure_attrs(kind: str, message: str) -> dict[str, str]:
+    """``{failure: "<kind>: <message>", failure_kind: kind}`` of a failed trial.
+
+    Raises:
+        ValueError: ``kind`` is not one of :data:`FAILURE_KINDS`.
+    """
+    if kind not in FAILURE_KINDS:
+        raise ValueError(f"Unknown failure kind {kind!r}; one of {', '.join(FAILURE_KINDS)}.")
+    text = message if message.startswith(f"{kind}:") else f"{kind}: {message}"
+    return {FAILURE: text, FAILURE_KIND: kind}
+
+
+def failure_kind_of(failure: Any) -> str | None:
+    """The kind a ``failure`` sentence starts with (``"diverged: …"`` → ``diverged``), if known."""
+    if not isinstance(failure, str):
+        return None
+    head = failure.split(":", 1)[0].strip()
+    return head if head in FAILURE_KINDS and ":" in failure else None
+
+
+def _plain(value: Any) -> Any:
+    """Mappings and lists copied into plain ``dict``/``list`` (JSON-able as Optuna stores it)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def _dict(value: Any) -> dict[str, Any] | None:
+    return {str(k): v for k, v in value.items()} if isinstance(value, Mapping) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _rank(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return int(number) if math.isfinite(number) and number == int(number) else None
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as the contract reads it; every field tolerant of older and partial records.
+
+    Attributes:
+        number: The trial number.
+        state: The Optuna state's name (``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING``,
+            ``WAITING``).
+        params: The trial params (for a queued trial: the params it was queued with).
+        values: The objective values, ``None`` unless COMPLETE.
+        role: The recorded role (any non-empty string), ``None`` when absent.
+        activation: ``activation_spec.name``, else the ``activation`` param, else the older
+            ``activation`` user attr; ``None`` when none is recorded.
+        rank: The ``rank`` param (or older user attr) as an int, ``None`` when absent.
+        activation_spec: ``{name, family, params}`` when recorded as a mapping.
+        seed_metrics: ``{"<seed>": {metric: value}}``; ``None`` when absent (older record).
+        stability: ``{"<seed>": {...}}``; empty when absent.
+        cost: The cost mapping; empty when absent.
+        history: ``{"<seed>": [rows]}`` (rows that are mappings only); ``None`` when absent.
+        zero_shot: ``{"<seed>": metrics}`` when measured.
+        adapter_path: Where the kept adapter is.
+        record_version: The record's version, ``None`` for version-0 records.
+        failure: The failure sentence of a failed trial.
+        failure_kind: The recorded kind, else the kind the failure sentence starts with.
+        pruned: Why the pruner stopped it.
+        eval_split: The split it was evaluated on, when recorded.
+        seed: The older records' single ``seed`` user attr.
+        worker: ``{host, pid, start}`` of the process that ran it.
+        heartbeat: The journal heartbeat (UNIX time) of a running trial.
+        started: When it started (UNIX time), ``None`` for a queued trial.
+        retry_history: Numbers of the trials this one repeats (oldest first).
+        queued_params: The params it was queued with (``enqueue_trial``/a retry), else ``None``.
+    """
+
+    number: int
+    state: str
+    params: dict[str, Any]
+    values: tuple[float, ...] | None = None
+    role: str | None = None
+    activation: str | None = None
+    rank: int | None = None
+    activation_spec: dict[str, Any] | None = None
+    seed_metrics: dict[str, Any] | None = None
+    stability: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)
+    history: dict[str, list[dict[str, Any]]] | None = None
+    zero_shot: dict[str, Any] | None = None
+    adapter_path: str | None = None
+    record_version: int | None = None
+    failure: str | None = None
+    failure_kind: str | None = None
+    pruned: str | None = None
+    eval_split: str | None = None
+    seed: Any = None
+    worker: dict[str, Any] | None = None
+    heartbeat: float | None = None
+    started: float | None = None
+    retry_history: tuple[int, ...] = ()
+    queued_params: dict[str, Any] | None = None
+
+    @classmethod
+    def from_frozen(
+        cls, trial: FrozenTrial, *, queued_params: Mapping[str, Any] | None = None
+    ) -> TrialRecord:
+        """Read ``trial`` (an ``optuna.trial.FrozenTrial``) into a record.
+
+        Args:
+            trial: The stored trial.
+            queued_params: The params it was queued with, when the caller knows them (Optuna
+                keeps them in a private system attr; :mod:`loran_search.search._optuna` reads
+                it). A WAITING trial has no params of its own, so these stand in for them.
+        """
+        ua = trial.user_attrs
+        sa = trial.system_attrs
+        params = dict(trial.params)
+        queued = dict(queued_params) if queued_params else None
+        if not params and queued:
+            params = queued
+        spec = _dict(ua.get(ACTIVATION_SPEC))
+        activation = (
+            _str((spec or {}).get("name"))
+            or _str(params.get(PARAM_ACTIVATION))
+            or _str(ua.get(LEGACY_ACTIVATION))
+        )
+        rank = _rank(params.get(PARAM_RANK, ua.get(LEGACY_RANK)))
+        history = _dict(ua.get(HISTORY))
+        if history is not None:
+            history = {
+                s: [h for h in rows if isinstance(h, Mapping)]
+                for s, rows in history.items()
+                if isinstance(rows, list)
+            }
+        version = ua.get(RECORD_VERSION_KEY)
+        failure = _str(ua.get(FAILURE))
+        kind = _str(ua.get(FAILURE_KIND)) or failure_kind_of(failure)
+        retries = sa.get(RETRY_HISTORY)
+        beat = sa.get(HEARTBEAT)
+        return cls(
+            number=int(trial.number),
+            state=trial.state.name,
+            params=params,
+            values=tuple(trial.values) if trial.values is not None else None,
+            role=_str(ua.get(ROLE)),
+            activation=activation,
+            rank=rank,
+            activation_spec=spec,
+            seed_metrics=_dict(ua.get(SEED_METRICS)),
+            stability=_dict(ua.get(STABILITY)) or {},
+            cost=_dict(ua.get(COST)) or {},
+            history=history,
+            zero_shot=_dict(ua.get(ZERO_SHOT)),
+            adapter_path=_str(ua.get(ADAPTER_PATH)),
+            record_version=int(version) if isinstance(version, int) else None,
+            failure=failure,
+            failure_kind=kind,
+            pruned=_str(ua.get(PRUNED)),
+            eval_split=_str(ua.get(EVAL_SPLIT)),
+            seed=ua.get(LEGACY_SEED),
+            worker=_dict(sa.get(WORKER)),
+            heartbeat=float(beat) if isinstance(beat, (int, float)) else None,
+            started=trial.datetime_start.timestamp() if trial.datetime_start else None,
+            retry_history=tuple(int(n) for n in retries) if isinstance(retries, list) else (),
+            queued_params=queued,
+        )
+
+    def role_or(self, default: str) -> str:
+        """The recorded role, or ``default`` when the trial has none."""
+        return self.role or default
+
+    @property
+    def value(self) -> float | None:
+        """The single objective value (``None`` when absent or multi-objective)."""
+        return self.values[0] if self.values is not None and len(self.values) == 1 else None
+
+    @property
+    def finished(self) -> bool:
+        """COMPLETE, PRUNED or FAIL."""
+        return self.state in ("COMPLETE", "PRUNED", "FAIL")

@@ -1,0 +1,116 @@
+"""Where a study stands: which trials count toward ``n_trials``, baselines, the best value.
+
+``n_trials`` counts *candidate* trials that are COMPLETE, PRUNED, RUNNING, or FAIL because the
+configuration itself failed (a failure kind of :data:`loran_search.record.COUNTED_FAILURES`).
+Interrupted, stale and surplus trials are not counted: they are failed and queued again.
+Baselines come on top of ``n_trials``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from loran_search import record as R
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+    from loran_search.config import StudyConfig
+
+
+def study_directions(cfg: StudyConfig) -> list[str]:
+    """One direction per objective: the metric's, then ``minimize`` for each cost objective."""
+    direction = cfg.study.direction
+    if isinstance(direction, list):
+        return list(direction)
+    return [direction, *["minimize"] * len(cfg.study.objectives)]
+
+
+def role_of(t: FrozenTrial) -> str:
+    """The trial's role; a trial the sampler proposed has none until it runs: a candidate."""
+    role = t.user_attrs.get(R.ROLE)
+    return role if isinstance(role, str) and role else R.ROLE_CANDIDATE
+
+
+def is_counted(t: FrozenTrial) -> bool:
+    """Whether a trial uses up one of the ``n_trials`` candidate slots."""
+    from optuna.trial import TrialState
+
+    if role_of(t) != R.ROLE_CANDIDATE:
+        return False
+    if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
+        return True
+    return t.state == TrialState.FAIL and t.user_attrs.get(R.FAILURE_KIND) in R.COUNTED_FAILURES
+
+
+@dataclass
+class Progress:
+    """Where the study stands.
+
+    Attributes:
+        candidates: Counted candidates (:func:`is_counted`), running ones included.
+        finished: Counted candidates that are no longer running.
+        baselines_done: COMPLETE baselines.
+        baselines_total: Baselines done, waiting or running.
+        waiting: Queued trials of any role.
+        waiting_baselines: Queued baselines.
+        running_baselines: Running baselines.
+        running: Running trials of any role.
+        best: The best COMPLETE candidate value (first objective).
+        best_trial: Its number.
+    """
+
+    candidates: int = 0
+    finished: int = 0
+    baselines_done: int = 0
+    baselines_total: int = 0
+    waiting: int = 0
+    waiting_baselines: int = 0
+    running_baselines: int = 0
+    running: int = 0
+    best: float | None = None
+    best_trial: int | None = None
+
+
+def progress_of(
+    study: optuna.Study, cfg: StudyConfig, trials: list[FrozenTrial] | None = None
+) -> Progress:
+    """Count candidates, baselines, waiting and running trials; the best candidate value.
+
+    Args:
+        study: The study.
+        cfg: Its config (for the direction).
+        trials: A snapshot of the study's trials (default: read them).
+    """
+    from optuna.trial import TrialState
+
+    p = Progress()
+    maximize = study_directions(cfg)[0] == "maximize"
+    for t in study.get_trials(deepcopy=False) if trials is None else trials:
+        role = role_of(t)
+        if t.state == TrialState.WAITING:
+            p.waiting += 1
+            if role == R.ROLE_BASELINE:
+                p.waiting_baselines += 1
+            continue
+        if t.state == TrialState.RUNNING:
+            p.running += 1
+            if role == R.ROLE_BASELINE:
+                p.running_baselines += 1
+                continue
+        if role == R.ROLE_BASELINE:
+            if t.state == TrialState.COMPLETE:
+                p.baselines_done += 1
+            continue
+        if is_counted(t):
+            p.candidates += 1
+            if t.state != TrialState.RUNNING:
+                p.finished += 1
+        if t.state == TrialState.COMPLETE and t.values:
+            v = t.values[0]
+            if p.best is None or (v > p.best if maximize else v < p.best):
+                p.best, p.best_trial = v, t.number
+    p.baselines_total = p.baselines_done + p.waiting_baselines + p.running_baselines
+    return p

@@ -1,0 +1,564 @@
+"""The worker loop, heartbeats and the recovery of trials whose worker died.
+
+**The loop** (:func:`run_worker`) repeats four steps until the study has ``n_trials`` counted
+candidates and every baseline (:mod:`loran_search.search.progress`):
+
+1. *survey*: read the trials once, fail and re-queue stale ones, decide whether to stop;
+2. *take the next trial*: ``study.ask()`` pops a queued trial (baselines first, grid points) or
+   samples one, and records this worker in it;
+3. *check surplus*: after ``ask()`` a worker checks that fewer than ``n_trials`` counted
+   candidates have a smaller trial number; if not, the others filled the budget first and its
+   trial is recorded FAIL ``surplus:`` (a queued point is queued again), so several workers
+   finish with exactly ``n_trials``;
+4. *execute with a heartbeat* and *record the outcome*: the trial's exception (if any) is
+   classified into one :class:`_Outcome` (COMPLETE, PRUNED, or FAIL of a kind, whether to queue
+   it again, whether to stop), which is then written in one place.
+
+**Dead workers.** Every running trial records its worker (host, pid, process start time) and
+keeps a heartbeat (Optuna's on SQLite/PostgreSQL/MySQL; a system attr on the journal). Before
+each trial a worker fails and re-queues every RUNNING trial that is *stale*: its worker ran on
+this host and that process is gone (``kill -9``: detected at once), or no heartbeat came for
+``grace_period`` seconds (``2 × heartbeat_interval`` by default; for workers on other
+machines). A live worker's trial is never touched, so several workers may restart at will.
+A re-queued trial is a new WAITING trial with the same params and role, and the numbers of the
+trials it repeats in ``retry_history`` (Optuna's ``RetryHeartbeatStaleTrialCallback`` form).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loran_search import record as R
+from loran_search.errors import EXIT_INTERRUPTED, LoranSearchError
+from loran_search.search._optuna import heartbeats_enabled, queued_params, stale_trial_ids
+from loran_search.search.progress import Progress, is_counted, progress_of, role_of
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial, TrialState
+
+    from loran_search.search.study import StudyHandle
+
+HOST = socket.gethostname()
+MAX_CONSECUTIVE_ERRORS = 3
+"""Trials in a row that raise an error before the worker stops (the cause is systematic)."""
+
+
+class StudyInterrupted(LoranSearchError):
+    """Ctrl-C: the running trial was recorded FAIL (``interrupted:``) and queued again.
+
+    Attributes:
+        trial_number: The interrupted trial, ``None`` when none was running.
+    """
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(
+        self,
+        message: str,
+        trial_number: int | None,
+        *,
+        fix: str | None = None,
+        exit_code: int | None = None,
+    ) -> None:
+        super().__init__(message, fix=fix, exit_code=exit_code)
+        self.trial_number = trial_number
+
+
+# ------------------------------------------------------------------------------ worker identity
+
+
+def _proc_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (Linux ``/proc``), to tell a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would terminate it there: rely on heartbeats
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if start is not None:
+        now = _proc_start(pid)
+        if now is not None and now != start:
+            return False  # the pid was reused by another process
+    try:  # a zombie (killed, not yet reaped by its parent) is dead too
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == "Z":
+            return False
+    except OSError:
+        pass
+    return True
+
+
+def worker_identity() -> dict[str, Any]:
+    """This process: ``{host, pid, start}``."""
+    return {"host": HOST, "pid": os.getpid(), "start": _proc_start(os.getpid())}
+
+
+# ------------------------------------------------------------------------------ heartbeats
+
+
+@contextlib.contextmanager
+def heartbeat(storage: BaseStorage, trial_id: int, interval: float) -> Iterator[None]:
+    """Keep a heartbeat for a running trial while the block runs.
+
+    On an RDB storage opened with ``heartbeat_interval`` it is Optuna's (``record_heartbeat``
+    every ``get_heartbeat_interval()`` s, read back by the stale check); otherwise (journal) the
+    system attr :data:`loran_search.record.HEARTBEAT` every ``interval`` s.
+    """
+    if heartbeats_enabled(storage):
+        every = float(storage.get_heartbeat_interval())  # type: ignore[attr-defined]
+
+        def beat_once() -> None:
+            storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+    else:
+        every = interval
+
+        def beat_once() -> None:
+            storage.set_trial_system_attr(trial_id, R.HEARTBEAT, time.time())
+
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a finished trial cannot be updated
+                beat_once()
+            if stop.wait(every):
+                return
+
+    thread = threading.Thread(target=beat, daemon=True, name=f"heartbeat-{trial_id}")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+# ------------------------------------------------------------------------------ retry, recovery
+
+
+def retry_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue a failed trial again: same params (or queued fixed params), its role, a history.
+
+    Also Optuna's ``heartbeat_stale_trial_callback`` (``(study, trial)``).
+    """
+    import optuna
+
+    system_attrs = {k: v for k, v in trial.system_attrs.items() if k not in (R.WORKER, R.HEARTBEAT)}
+    history = [*system_attrs.get(R.RETRY_HISTORY, []), trial.number]
+    system_attrs[R.RETRY_HISTORY] = history
+    system_attrs.setdefault(R.FAILED_TRIAL, history[0])
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs={R.ROLE: role_of(trial)},
+            system_attrs=system_attrs,
+        )
+    )
+
+
+def fail_and_retry(
+    study: optuna.Study, storage: BaseStorage, trial_id: int, kind: str, reason: str
+) -> bool:
+    """Record ``kind: reason`` on a RUNNING trial, fail it and queue it again.
+
+    Returns:
+        Whether this call failed it (another worker may have won the race).
+    """
+    import optuna
+
+    try:
+        for key, value in R.failure_attrs(kind, reason).items():
+            storage.set_trial_user_attr(trial_id, key, value)
+        won = storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    if won:
+        retry_trial(study, storage.get_trial(trial_id))
+    return bool(won)
+
+
+def _trial_id(handle: StudyHandle, number: int) -> int:
+    return handle.storage.get_trial_id_from_study_id_trial_number(handle.study_id, number)
+
+
+def _stale_reason(
+    rec: R.TrialRecord, grace: float, heartbeat_stale: set[int], rdb_beats: bool, now: float
+) -> str | None:
+    """Why a RUNNING trial is stale, or ``None`` when its worker may be alive."""
+    w = rec.worker or {}
+    who = f"pid {w.get('pid')} on {w.get('host')}" if w else "unknown worker"
+    if w.get("host") == HOST:
+        if w.get("pid") == os.getpid():
+            return None  # this process: alive by definition
+        if not _alive(int(w["pid"]), w.get("start")):
+            return f"its worker ({who}) is gone: killed, crashed or restarted"
+    if rec.number in heartbeat_stale:
+        return f"no heartbeat from its worker ({who}) for over {grace:g} s"
+    if not rdb_beats:
+        last = rec.heartbeat
+        if last is None and rec.started is not None:
+            last = rec.started
+        if last is not None and now - float(last) > grace:
+            return f"no heartbeat from its worker ({who}) for {now - last:.0f} s"
+    return None
+
+
+def recover_stale(
+    handle: StudyHandle,
+    log: Callable[[str], None],
+    trials: list[FrozenTrial] | None = None,
+) -> list[int]:
+    """Fail and re-queue every RUNNING trial whose worker is gone (see the module doc).
+
+    Args:
+        handle: The opened study.
+        log: Receives one line per recovered trial.
+        trials: A snapshot of the study's trials to look at (default: read them).
+
+    Returns:
+        The numbers of the trials this call failed and queued again.
+    """
+    from optuna.trial import TrialState
+
+    study, storage = handle.study, handle.storage
+    if trials is None:
+        trials = study.get_trials(deepcopy=False)
+    running = [t for t in trials if t.state == TrialState.RUNNING]
+    if not running:
+        return []
+    rdb_beats = heartbeats_enabled(storage)
+    beat_stale = {storage.get_trial(i).number for i in stale_trial_ids(storage, handle.study_id)}
+    now = time.time()
+    recovered = []
+    for t in running:
+        rec = R.TrialRecord.from_frozen(t)
+        reason = _stale_reason(rec, handle.grace, beat_stale, rdb_beats, now)
+        if reason and fail_and_retry(
+            study, storage, _trial_id(handle, t.number), R.FAIL_STALE, reason
+        ):
+            log(f"Trial {t.number} was left RUNNING ({reason}); recorded FAIL and queued again.")
+            recovered.append(t.number)
+    return recovered
+
+
+# ------------------------------------------------------------------------------ the loop
+
+
+@dataclass
+class WorkerResult:
+    """What one worker did."""
+
+    ran: int = 0
+    completed: int = 0
+    pruned: int = 0
+    failed: int = 0
+    reason: str = ""
+
+
+@dataclass
+class _Taken:
+    """A trial this worker took (``ask``), before it runs."""
+
+    trial: optuna.Trial
+    trial_id: int
+    role: str
+    queued: bool
+
+
+@dataclass
+class _Outcome:
+    """How a trial ended, and what to do about it (written by :meth:`_Worker.record`).
+
+    Attributes:
+        state: The Optuna state to tell.
+        values: The objective value(s) of a COMPLETE trial.
+        attrs: User attrs to set before telling.
+        message: A line for the log.
+        retry: Queue the trial again after telling.
+        error: The trial raised (counts toward :data:`MAX_CONSECUTIVE_ERRORS`).
+        stop: Raised after the trial is recorded (the worker stops).
+    """
+
+    state: TrialState
+    values: Any = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    message: str | None = None
+    retry: bool = False
+    error: bool = False
+    stop: BaseException | None = None
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C while an interrupted trial is recorded (a second one would leave it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _Worker:
+    """One worker's run of the loop (see the module doc); :func:`run_worker` drives it."""
+
+    def __init__(
+        self,
+        handle: StudyHandle,
+        *,
+        target: int,
+        train_fn: Callable[..., Any],
+        progress: bool,
+        log: Callable[[str], None],
+        on_trial: Callable[[FrozenTrial, Progress], None] | None,
+    ) -> None:
+        from optuna.artifacts import FileSystemArtifactStore
+
+        self.handle = handle
+        self.study = handle.study
+        self.storage = handle.storage
+        self.cfg = handle.cfg
+        self.target = target
+        self.train_fn = train_fn
+        self.progress = progress
+        self.log = log
+        self.on_trial = on_trial
+        self.grid = self.cfg.study.sampler.get("name") == "grid"
+        handle.artifact_dir.mkdir(parents=True, exist_ok=True)
+        self.store = FileSystemArtifactStore(str(handle.artifact_dir))
+        self.adapters_dir = handle.artifact_dir / "adapters" / self.cfg.study.name
+        self.hb_interval = float(self.cfg.study.heartbeat_interval)
+        self.errors_in_a_row = 0
+        self.result = WorkerResult()
+
+    def run(self) -> WorkerResult:
+        """Loop until the study is done or another worker filled it."""
+        while True:
+            p = self.survey()
+            reason = self.done(p)
+            if reason is None:
+                taken = self.take_next_trial()
+                reason = self.check_surplus(taken)
+            if reason is not None:
+                self.result.reason = reason
+                return self.result
+            self.result.ran += 1
+            outcome = self.execute_with_heartbeat(taken, p.best)
+            self.record(taken, outcome)
+
+    # -- step 1: survey ----------------------------------------------------------------------
+
+    def survey(self) -> Progress:
+        """Read the trials once (the journal: one sync), recover stale ones, count."""
+        snapshot = self.study.get_trials(deepcopy=False)
+        if recover_stale(self.handle, self.log, snapshot):
+            snapshot = self.study.get_trials(deepcopy=False)
+        return progress_of(self.study, self.cfg, snapshot)
+
+    def done(self, p: Progress) -> str | None:
+        """Why the worker stops before taking a trial, or ``None``."""
+        if p.candidates >= self.target and p.waiting_baselines == 0:
+            return f"{p.candidates} of {self.target} candidate trials done or running"
+        if self.grid and p.waiting == 0:
+            return "the grid is exhausted"
+        return None
+
+    # -- step 2: take the next trial ---------------------------------------------------------
+
+    def take_next_trial(self) -> _Taken:
+        """``ask()`` (a queued trial first), record this worker in it."""
+        with warnings.catch_warnings():  # "Heartbeat … supposed to be used with optimize":
+            warnings.simplefilter("ignore", UserWarning)  # heartbeat() below keeps it
+            trial = self.study.ask()
+        tid = _trial_id(self.handle, trial.number)
+        self.storage.set_trial_system_attr(tid, R.WORKER, worker_identity())
+        frozen = self.storage.get_trial(tid)
+        queued = queued_params(frozen) is not None or bool(frozen.params)
+        return _Taken(trial, tid, role_of(frozen), queued)
+
+    # -- step 3: check surplus ---------------------------------------------------------------
+
+    def check_surplus(self, taken: _Taken) -> str | None:
+        """Record a candidate beyond ``n_trials`` (or beyond the grid) FAIL ``surplus:``."""
+        from optuna.trial import TrialState
+
+        if taken.role != R.ROLE_CANDIDATE:
+            return None
+        number = taken.trial.number
+        before = sum(
+            1 for t in self.study.get_trials(deepcopy=False) if t.number < number and is_counted(t)
+        )
+        if before < self.target and (taken.queued or not self.grid):
+            return None
+        why = (
+            f"{self.target} candidates were already taken by other workers"
+            if before >= self.target
+            else "the grid is exhausted"
+        )
+        attrs = R.failure_attrs(R.FAIL_SURPLUS, why)
+        for key, value in attrs.items():
+            self.storage.set_trial_user_attr(taken.trial_id, key, value)
+        self.study.tell(taken.trial, state=TrialState.FAIL)
+        if taken.queued:
+            retry_trial(self.study, self.storage.get_trial(taken.trial_id))
+        return attrs[R.FAILURE]
+
+    # -- step 4: execute with a heartbeat ----------------------------------------------------
+
+    def execute_with_heartbeat(self, taken: _Taken, best: float | None) -> _Outcome:
+        """Run the trial; classify how it ended (never raises but for a ``BaseException``)."""
+        import optuna
+        from optuna.trial import TrialState
+
+        from loran_search.search.objective import MetricMissing, TrialFailed, execute_trial
+
+        trial = taken.trial
+        try:
+            with heartbeat(self.storage, taken.trial_id, self.hb_interval):
+                values = execute_trial(
+                    trial,
+                    self.cfg,
+                    self.handle.space,
+                    train_fn=self.train_fn,
+                    artifact_store=self.store,
+                    adapters_dir=self.adapters_dir,
+                    best_value=best,
+                    progress=self.progress,
+                )
+        except optuna.TrialPruned as err:
+            return _Outcome(TrialState.PRUNED, attrs={R.PRUNED: str(err)})
+        except TrialFailed as err:
+            return _Outcome(
+                TrialState.FAIL,
+                attrs=R.failure_attrs(err.kind, str(err)),
+                message=f"Trial {trial.number} failed: {err}",
+            )
+        except KeyboardInterrupt:
+            return _Outcome(
+                TrialState.FAIL,
+                attrs=R.failure_attrs(R.FAIL_INTERRUPTED, "Ctrl-C (SIGINT) during the trial"),
+                retry=True,
+                stop=StudyInterrupted(
+                    f"Trial {trial.number} was recorded as FAIL (interrupted) and queued again.",
+                    trial.number,
+                ),
+            )
+        except MetricMissing as err:
+            return _Outcome(
+                TrialState.FAIL,
+                attrs=R.failure_attrs(R.FAIL_CONFIG, str(err)),
+                retry=True,
+                stop=err,
+            )
+        except Exception as err:
+            msg = f"{R.FAIL_ERROR}: {type(err).__name__}: {err}"
+            outcome = _Outcome(
+                TrialState.FAIL,
+                attrs=R.failure_attrs(R.FAIL_ERROR, msg),
+                message=f"Trial {trial.number} raised {msg}",
+                error=True,
+            )
+            if self.errors_in_a_row + 1 >= MAX_CONSECUTIVE_ERRORS:
+                stop = RuntimeError(
+                    f"{MAX_CONSECUTIVE_ERRORS} trials in a row raised an error (last: {msg}); "
+                    "this looks systematic, so the study stops. The trials keep the errors in "
+                    "user_attrs['failure']."
+                )
+                stop.__cause__ = err
+                outcome.stop = stop
+            return outcome
+        return _Outcome(TrialState.COMPLETE, values=values)
+
+    # -- step 5: record the outcome ----------------------------------------------------------
+
+    def record(self, taken: _Taken, outcome: _Outcome) -> None:
+        """Write the outcome: attrs, state, a retry; then stop or report the trial."""
+        from optuna.trial import TrialState
+
+        trial = taken.trial
+        guard = _sigint_ignored() if outcome.retry and outcome.stop else contextlib.nullcontext()
+        with guard:
+            for key, value in outcome.attrs.items():
+                trial.set_user_attr(key, value)
+            if outcome.message:
+                self.log(outcome.message)
+            if outcome.state == TrialState.COMPLETE:
+                self.study.tell(trial, outcome.values)
+            else:
+                self.study.tell(trial, state=outcome.state)
+            if outcome.retry:
+                retry_trial(self.study, self.storage.get_trial(taken.trial_id))
+        self.errors_in_a_row = self.errors_in_a_row + 1 if outcome.error else 0
+        if outcome.stop is not None:
+            raise outcome.stop
+        self.result.completed += outcome.state == TrialState.COMPLETE
+        self.result.pruned += outcome.state == TrialState.PRUNED
+        self.result.failed += outcome.state == TrialState.FAIL
+        if self.on_trial is not None:
+            self.on_trial(self.storage.get_trial(taken.trial_id), progress_of(self.study, self.cfg))
+
+
+def run_worker(
+    handle: StudyHandle,
+    *,
+    n_trials: int | None = None,
+    train_fn: Callable[..., Any] | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+    on_trial: Callable[[FrozenTrial, Progress], None] | None = None,
+) -> WorkerResult:
+    """Run trials until the study has ``n_trials`` counted candidates and every baseline.
+
+    Args:
+        handle: The opened study (:func:`loran_search.search.study.open_study`).
+        n_trials: Candidate trials to reach (default ``study.n_trials``).
+        train_fn: The training function (default :func:`~loran_search.search.objective.\
+get_train_fn`).
+        progress: Show the per-run progress bar.
+        log: Receives the loop's messages (recovered trials, failures).
+        on_trial: Called after each recorded trial with the trial and the study's progress.
+
+    Raises:
+        StudyInterrupted: Ctrl-C; the running trial is recorded FAIL (``interrupted:``) and
+            queued again.
+        MetricMissing: The task has no ``study.metric``.
+        RuntimeError: Three configurations in a row raised an error (a systematic problem).
+    """
+    from loran_search.search.objective import get_train_fn
+
+    target = handle.cfg.study.n_trials if n_trials is None else n_trials
+    worker = _Worker(
+        handle,
+        target=target,
+        train_fn=train_fn or get_train_fn(),
+        progress=progress,
+        log=log,
+        on_trial=on_trial,
+    )
+    return worker.run()
