@@ -8,6 +8,7 @@ from typing import Any
 
 from loran_search.cli._args import add_command, add_format
 from loran_search.errors import UsageError
+from loran_search.storage import mask_url
 
 _HERE = "loran_search.cli.bench"
 
@@ -90,10 +91,10 @@ def cmd_bench_storage(args: argparse.Namespace) -> int:
     print(f"{'storage':<48} {'1 worker/s':>11} {'2 workers/s':>12} {'ratio':>7}")
     for r in rows:
         if "skipped" in r:
-            print(f"{r['storage']:<48} skipped: {r['skipped']}")
+            print(f"{mask_url(r['storage']):<48} skipped: {r['skipped']}")
             continue
         print(
-            f"{r['storage'][:48]:<48} {r['one_worker_trials_per_s']:>11.2f} "
+            f"{mask_url(r['storage'])[:48]:<48} {r['one_worker_trials_per_s']:>11.2f} "
             f"{r['two_workers_trials_per_s']:>12.2f} {r['ratio']:>7.2f}"
         )
     print(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from loran_search.cli._args import add_command, add_import, add_set
 from loran_search.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, UsageError
+from loran_search.storage import mask_url
 
 if TYPE_CHECKING:
     import optuna
@@ -159,7 +160,7 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
     p = progress_of(study, cfg)
     verb = "created" if handle.created else "resumed"
     _err(
-        f"Study '{cfg.study.name}' {verb} in {cfg.study.storage}: {p.finished}/"
+        f"Study '{cfg.study.name}' {verb} in {mask_url(cfg.study.storage)}: {p.finished}/"
         f"{cfg.study.n_trials} candidates and {p.baselines_done}/{p.baselines_total} baselines "
         f"done; {len(cfg.study.seeds)} seed(s) per trial. Artifacts: {handle.artifact_dir}"
     )
@@ -187,7 +188,7 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
         bar.close()
         detail = f"{err} " if isinstance(err, StudyInterrupted) else ""
         _err(
-            f"\nInterrupted. {detail}Completed trials are kept in {cfg.study.storage}.\n"
+            f"\nInterrupted. {detail}Completed trials are kept in {mask_url(cfg.study.storage)}.\n"
             f"Resume with:\n  {_command_line()}"
         )
         return EXIT_INTERRUPTED
@@ -222,8 +223,9 @@ def _write_report(cfg: StudyConfig, study: optuna.Study, artifact_dir: Path) -> 
     except Exception as err:  # the study is safe in the storage; the report can be redone
         _err(
             f"loran-search: warning: the report could not be written ({type(err).__name__}: "
-            f"{err}). The study is complete in {cfg.study.storage}; write the report later with\n"
-            f"  loran-search report {cfg.path or 'FILE'} --storage {cfg.study.storage}"
+            f"{err}). The study is complete in {mask_url(cfg.study.storage)}; write the report "
+            f"later with\n  loran-search report {cfg.path or 'FILE'} --storage "
+            f"{mask_url(cfg.study.storage)}  (put the password back where it shows ***)"
         )
 
 
@@ -271,7 +273,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     storage = open_storage(url, heartbeat_interval=None)
     _err(
-        f"optuna-dashboard on http://127.0.0.1:{args.port}/dashboard (storage {url}, "
+        f"optuna-dashboard on http://127.0.0.1:{args.port}/dashboard (storage {mask_url(url)}, "
         f"artifacts {art}); Ctrl-C stops it."
     )
     try:
