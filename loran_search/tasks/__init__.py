@@ -5,6 +5,11 @@ example and returns an object with ``train_examples`` (``Example(input_ids, labe
 outside the answer), ``evaluate(model, batch_size) -> {metric: value}``, ``metric_names`` and
 ``truncation`` (counts, reported in the run result). Every input problem raises
 :class:`TaskError` before any training.
+
+For the study-file check (no data loaded, no torch): :data:`TASK_METRICS` /
+:func:`metric_names` list each task type's metrics, and :func:`check_source` checks
+``task.name`` cheaply (an embedded dataset's type; a local file's existence, readability and
+first bytes).
 """
 
 from __future__ import annotations
@@ -12,11 +17,20 @@ from __future__ import annotations
 from typing import Any
 
 from loran_search.config import TaskSection
-from loran_search.tasks.data import TaskError
+from loran_search.tasks.data import TaskError, check_source
+from loran_search.tasks.metrics import METRIC_ALIASES, TASK_METRICS, metric_names
 
-TASK_TYPES = ("classification", "summarization")
+TASK_TYPES = tuple(TASK_METRICS)
 
-__all__ = ["TASK_TYPES", "TaskError", "build_task"]
+__all__ = [
+    "METRIC_ALIASES",
+    "TASK_METRICS",
+    "TASK_TYPES",
+    "TaskError",
+    "build_task",
+    "check_source",
+    "metric_names",
+]
 
 
 def build_task(cfg: TaskSection, tokenizer: Any, *, max_positions: int | None = None) -> Any:

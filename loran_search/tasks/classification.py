@@ -24,7 +24,7 @@ from loran_search.tasks.base import (
     pad_batch,
 )
 from loran_search.tasks.data import TaskError, require_columns, train_eval_rows
-from loran_search.tasks.metrics import classification_metrics
+from loran_search.tasks.metrics import TASK_METRICS, classification_metrics
 
 DEFAULT_PROMPT = "{text}\nTopic:"
 
@@ -33,7 +33,7 @@ class ClassificationTask:
     """A tokenized classification task (see the module docstring)."""
 
     type = "classification"
-    metric_names = ("accuracy", "macro_f1")
+    metric_names = TASK_METRICS["classification"]
 
     def __init__(self, cfg: TaskSection, tokenizer: Any) -> None:
         self.cfg = cfg

@@ -15,7 +15,9 @@ Embedded splits. ``bbc-news`` is one table of 2,225 articles: the ``train``/``te
 
 from __future__ import annotations
 
+import codecs
 import difflib
+import io
 import json
 import math
 import random
@@ -63,33 +65,191 @@ def seeded_split(
     return out
 
 
+HEAD_BYTES = 1 << 16  # what check_source reads of each data file
+
+
+def _not_utf8(raw: bytes, err: UnicodeDecodeError) -> str:
+    """``byte 0xe9 at offset 123 (line 4)`` for a decode error of ``raw``."""
+    line = raw[: err.start].count(b"\n") + 1
+    return f"byte 0x{raw[err.start]:02x} at offset {err.start} (line {line}) cannot be decoded"
+
+
+def _text_problem(raw: bytes, *, complete: bool) -> str | None:
+    """Why ``raw`` (a whole file, or its first bytes) is not UTF-8 text, or ``None``."""
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        return f"is binary, not text (a NUL byte at offset {nul})"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(raw, final=complete)
+    except UnicodeDecodeError as err:
+        return f"is not UTF-8 text: {_not_utf8(raw, err)}"
+    return None
+
+
+def _read_text(path: Path) -> str:
+    """The file's text (UTF-8, a BOM allowed); :class:`TaskError` when it is not text."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise TaskError(f"task.name: cannot read {path}: {err.strerror or err}.") from err
+    problem = _text_problem(raw, complete=True)
+    if problem:
+        raise TaskError(
+            f"task.name: the data file {path} {problem}.",
+            fix="Save it as UTF-8 text (JSON lines, JSON or CSV), or convert it to Parquet.",
+        )
+    return raw.decode("utf-8-sig")
+
+
+def _json_rows(path: Path, text: str, *, lines: bool) -> list[dict[str, Any]]:
+    """Rows of a JSON list (or ``{"data": [...]}``) or of JSON lines; each row an object."""
+    if lines:
+        rows: list[Any] = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise TaskError(
+                    f"task.name: {path}: line {n} is not valid JSON ({err.msg}, column "
+                    f"{err.colno}).",
+                    fix="Write one JSON object per line.",
+                ) from err
+            if not isinstance(rows[-1], dict):
+                raise TaskError(
+                    f"task.name: {path}: line {n} is a JSON {type(rows[-1]).__name__}, not an "
+                    "object.",
+                    fix='Write one JSON object per line, e.g. {"text": ..., "label": ...}.',
+                )
+        return rows
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise TaskError(
+            f"task.name: {path}: not valid JSON ({err.msg}, line {err.lineno}, column "
+            f"{err.colno}).",
+            fix="Write a JSON list of records, or one JSON object per line (.jsonl).",
+        ) from err
+    if isinstance(data, dict) and "data" in data:
+        data = data["data"]
+    if not isinstance(data, list):
+        raise TaskError(f"{path}: expected a JSON list of records (or JSON lines)")
+    bad = next((i for i, r in enumerate(data) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise TaskError(
+            f"task.name: {path}: record {bad} is a JSON {type(data[bad]).__name__}, not an object.",
+            fix='Make every record an object, e.g. {"text": ..., "label": ...}.',
+        )
+    return data
+
+
 def _read_table(path: Path) -> list[dict[str, Any]]:
+    """The rows of one data file; every problem is a :class:`TaskError` naming the file."""
     kind = FILE_TYPES.get(path.suffix.lower())
     if kind is None:
         raise TaskError(
             f"task.name {str(path)!r}: unsupported file type {path.suffix!r}; use one of "
             + ", ".join(sorted(FILE_TYPES))
         )
-    if path.suffix.lower() == ".jsonl" or (kind == "json" and _is_jsonl(path)):
-        with open(path, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
     if kind == "json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict) and "data" in data:
-            data = data["data"]
-        if not isinstance(data, list):
-            raise TaskError(f"{path}: expected a JSON list of records (or JSON lines)")
-        return data
+        text = _read_text(path)
+        if path.suffix.lower() == ".jsonl":
+            return _json_rows(path, text, lines=True)
+        try:
+            return _json_rows(path, text, lines=False)
+        except TaskError:
+            if not text.lstrip().startswith("{"):
+                raise
+            return _json_rows(path, text, lines=True)  # JSON lines in a .json file
     import pandas as pd
 
-    frame = pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
+    try:
+        if kind == "csv":
+            frame = pd.read_csv(io.StringIO(_read_text(path)))
+        else:
+            frame = pd.read_parquet(path)
+    except TaskError:
+        raise
+    except Exception as err:  # pandas/pyarrow raise many types; all mean "cannot read it"
+        raise TaskError(
+            f"task.name: cannot read {path} as {kind.upper()}: {type(err).__name__}: "
+            f"{str(err)[:200]}",
+            fix=f"Check that it is a valid {kind.upper()} file.",
+        ) from err
     return frame.to_dict(orient="records")
 
 
-def _is_jsonl(path: Path) -> bool:
-    with open(path, encoding="utf-8") as f:
-        head = f.read(1).lstrip()
-    return head == "{"
+def _file_problem(path: Path) -> str | None:
+    """What is wrong with one data file, reading only its first bytes; ``None`` if nothing."""
+    kind = FILE_TYPES.get(path.suffix.lower())
+    if kind is None:
+        return f"unsupported file type {path.suffix!r}; use one of " + ", ".join(sorted(FILE_TYPES))
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEAD_BYTES)
+            complete = len(head) < HEAD_BYTES or not f.read(1)
+    except OSError as err:
+        return f"cannot be read: {err.strerror or err}"
+    if not head.strip():
+        return "is empty"
+    if kind == "parquet":
+        return None if head.startswith(b"PAR1") else "is not a Parquet file (no PAR1 header)"
+    problem = _text_problem(head, complete=complete)
+    return f"{problem}; save it as UTF-8 text" if problem else None
+
+
+def check_source(cfg: TaskSection) -> list[str]:
+    """Problems with ``task.name`` found without loading the data (cheap; no pandas, no hub).
+
+    Embedded datasets: the kind and task type. Local files and folders: that they exist, can be
+    read, hold data files of a supported type and that the first bytes of each are UTF-8 text
+    (or a Parquet header). Hub names are not checked (that needs the network).
+
+    Args:
+        cfg: The ``task:`` section.
+
+    Returns:
+        One message per problem (empty when none is found).
+    """
+    from loran_search import assets
+
+    spec = assets.ASSETS.get(cfg.name)
+    if spec is not None:
+        if spec.kind != "dataset":
+            return [f"{cfg.name!r} is an embedded {spec.kind}, not a dataset."]
+        if spec.task_type != cfg.type:
+            return [
+                f"{cfg.name!r} is a {spec.task_type} dataset but task.type is {cfg.type!r}; set "
+                f"task.type: {spec.task_type} or choose another dataset."
+            ]
+        return []
+    path = Path(cfg.name).expanduser()
+    if not path.exists():
+        if path.suffix.lower() in FILE_TYPES or cfg.name.startswith((".", "/", "~")):
+            return [
+                f"no such file or folder {str(path)!r} (relative paths start at the working "
+                f"directory, {Path.cwd()}). Check the path."
+            ]
+        return []  # a hub dataset name
+    if path.is_file():
+        problem = _file_problem(path)
+        return [f"the data file {str(path)!r} {problem}."] if problem else []
+    try:
+        files = [p for p in sorted(path.iterdir()) if p.suffix.lower() in FILE_TYPES]
+    except OSError as err:
+        return [f"the folder {str(path)!r} cannot be read: {err.strerror or err}."]
+    if not files:
+        return [
+            f"the folder {str(path)!r} holds no data files; put one file per split in it "
+            "(train.jsonl, test.jsonl, … or .json/.csv/.parquet)."
+        ]
+    out = []
+    for p in files:
+        problem = _file_problem(p)
+        if problem:
+            out.append(f"the data file {str(p)!r} {problem}.")
+    return out
 
 
 def _split_name(split: str, available: Sequence[str], where: str) -> str:

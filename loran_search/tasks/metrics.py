@@ -10,11 +10,38 @@ Classification over predictions ``ŷ_i`` and gold labels ``y_i``, ``i = 1..n``:
 Summarization: ``rouge1``, ``rouge2``, ``rougeL`` are the mean F-measures of
 ``rouge_score.rouge_scorer.RougeScorer([...], use_stemmer=True)`` over the pairs, in [0, 1];
 ``rouge_l`` is the same value as ``rougeL`` (an alias, for study files that spell it so).
+
+:data:`TASK_METRICS` is the one list of the metrics each task type reports; the study-file check
+(``study.metric``) and the tasks themselves read it from here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+#: The metrics each task type reports (the keys of its ``evaluate()`` result, aliases aside).
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "macro_f1"),
+    "summarization": ("rouge1", "rouge2", "rougeL"),
+}
+#: Other spellings a task type also reports: ``{alias: metric}``.
+METRIC_ALIASES: dict[str, str] = {"rouge_l": "rougeL"}
+
+
+def metric_names(task_type: str, *, aliases: bool = True) -> tuple[str, ...]:
+    """The metrics ``task_type`` reports (with their aliases unless ``aliases=False``).
+
+    Args:
+        task_type: ``classification`` or ``summarization``.
+        aliases: Include the aliases (``rouge_l``), which ``study.metric`` may name too.
+
+    Returns:
+        The metric names; empty for an unknown task type.
+    """
+    names = TASK_METRICS.get(task_type, ())
+    if not aliases:
+        return names
+    return names + tuple(a for a, m in METRIC_ALIASES.items() if m in names)
 
 
 def accuracy(pred: Sequence[str], gold: Sequence[str]) -> float:

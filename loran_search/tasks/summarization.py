@@ -21,7 +21,7 @@ from loran_search.tasks.base import (
     pad_batch,
 )
 from loran_search.tasks.data import TaskError, require_columns, train_eval_rows
-from loran_search.tasks.metrics import rouge
+from loran_search.tasks.metrics import TASK_METRICS, rouge
 
 DEFAULT_PROMPT = "Text: {text}\nOne-sentence summary:"
 ACLSUM_FIELDS = ("challenge", "approach", "outcome")
@@ -44,7 +44,7 @@ class SummarizationTask:
     """A tokenized summarization task (see the module docstring)."""
 
     type = "summarization"
-    metric_names = ("rouge1", "rouge2", "rougeL")
+    metric_names = TASK_METRICS["summarization"]
 
     def __init__(self, cfg: TaskSection, tokenizer: Any) -> None:
         self.cfg = cfg

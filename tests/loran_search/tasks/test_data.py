@@ -103,3 +103,89 @@ def test_seeded_split_tiny_groups() -> None:
     assert len(out["train"]) == 1 + 1 and len(out["test"]) == 1  # 'a' alone: pooled, kept
     unique = seeded_split([{"l": str(i)} for i in range(10)], 0, "l")
     assert len(unique["test"]) == 2  # all-singleton strata are split together
+
+
+# -- reading a file that is not what it says: a TaskError naming the file, never a traceback ---
+
+
+def _jsonl(rows: list[dict]) -> bytes:
+    return "\n".join(json.dumps(r) for r in rows).encode()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "what"),
+    [
+        (
+            "d.jsonl",
+            b'{"text": "caf\xe9", "label": "a"}\n',
+            r"is not UTF-8 text: byte 0xe9 at offset 13",
+        ),
+        ("d.json", b"\x00\x00binary", r"is binary, not text \(a NUL byte at offset 0\)"),
+        (
+            "d.csv",
+            b"text,label\ncaf\xe9,a\n",
+            r"is not UTF-8 text: byte 0xe9 at offset 14 \(line 2\)",
+        ),
+        ("d.jsonl", b'{"text": "a", "label": "x"}\n{"text": oops}\n', r"line 2 is not valid JSON"),
+        (
+            "d.jsonl",
+            b'{"text": "a", "label": "x"}\n[1, 2]\n',
+            r"line 2 is a JSON list, not an object",
+        ),
+        ("d.json", b'[{"text": "a"}, 3]', r"record 1 is a JSON int, not an object"),
+        ("d.json", b'[{"text": "a"},', r"not valid JSON \(Expecting value, line 1"),
+        ("d.parquet", b"PAR1 not really parquet", r"cannot read .*d\.parquet as PARQUET"),
+    ],
+)
+def test_bad_local_files_raise_task_errors(
+    tmp_path: Path, name: str, content: bytes, what: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(TaskError, match=what) as info:
+        train_eval_rows(TaskSection(name=str(path)))
+    assert str(path) in str(info.value)
+
+
+def test_a_bad_byte_beyond_the_checked_head_is_still_a_task_error(tmp_path: Path) -> None:
+    from loran_search.tasks import check_source
+
+    rows = _jsonl([{"text": "x" * 100, "label": str(i % 2)} for i in range(1000)])  # > 64 KiB
+    path = tmp_path / "late.jsonl"
+    path.write_bytes(rows + b'\n{"text": "caf\xe9", "label": "0"}\n')
+    assert check_source(TaskSection(name=str(path))) == []  # the cheap check reads the head only
+    with pytest.raises(TaskError, match=rf"byte 0xe9 at offset {len(rows) + 1 + 13} \(line 1001\)"):
+        train_eval_rows(TaskSection(name=str(path)))
+
+
+def test_bom_and_a_pretty_printed_json_object_are_read(tmp_path: Path) -> None:
+    rows = _rows(10)
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + _jsonl(rows))
+    (tmp_path / "pretty.json").write_text(json.dumps({"data": rows}, indent=2))
+    for name in ("bom.jsonl", "pretty.json"):
+        train, test = train_eval_rows(TaskSection(name=str(tmp_path / name), train_size=None))
+        assert len(train) + len(test) == 10, name
+
+
+def test_check_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from loran_search.tasks import check_source
+
+    monkeypatch.chdir(tmp_path)
+    assert check_source(TaskSection(name="bbc-news")) == []
+    assert check_source(TaskSection(name="SetFit/20_newsgroups")) == []  # hub: not checked
+    (msg,) = check_source(TaskSection(name="aclsum"))
+    assert "is a summarization dataset but task.type is 'classification'" in msg
+    (msg,) = check_source(TaskSection(name="glassllm"))
+    assert "is an embedded model, not a dataset" in msg
+    (msg,) = check_source(TaskSection(name="data/missing.jsonl"))
+    assert "no such file or folder 'data/missing.jsonl'" in msg and str(tmp_path) in msg
+    (tmp_path / "d.txt").write_text("hi")
+    (msg,) = check_source(TaskSection(name="d.txt"))
+    assert "unsupported file type '.txt'" in msg
+    (tmp_path / "splits").mkdir()
+    (msg,) = check_source(TaskSection(name="splits"))
+    assert "holds no data files" in msg
+    (tmp_path / "splits" / "train.jsonl").write_bytes(_jsonl(_rows(4)))
+    (tmp_path / "splits" / "test.parquet").write_bytes(b"not parquet")
+    (msg,) = check_source(TaskSection(name="splits"))
+    assert "test.parquet' is not a Parquet file" in msg

@@ -39,3 +39,17 @@ def test_rouge_by_hand() -> None:
     perfect = rouge(["Dogs run fast."], ["dogs run fast"])
     assert perfect["rouge1"] == pytest.approx(1.0) and perfect["rougeL"] == pytest.approx(1.0)
     assert rouge(["alpha"], ["omega"])["rouge1"] == 0.0
+
+
+def test_metric_names_per_task_type_come_from_one_table() -> None:
+    from loran_search.tasks import TASK_METRICS, TASK_TYPES, metric_names
+    from loran_search.tasks.classification import ClassificationTask
+    from loran_search.tasks.summarization import SummarizationTask
+
+    assert TASK_TYPES == ("classification", "summarization")
+    assert ClassificationTask.metric_names == TASK_METRICS["classification"]
+    assert SummarizationTask.metric_names == TASK_METRICS["summarization"]
+    assert metric_names("summarization") == ("rouge1", "rouge2", "rougeL", "rouge_l")
+    assert metric_names("summarization", aliases=False) == ("rouge1", "rouge2", "rougeL")
+    assert set(classification_metrics(["a"], ["a"])) == set(metric_names("classification"))
+    assert set(rouge(["a b"], ["a b"])) == set(metric_names("summarization"))
