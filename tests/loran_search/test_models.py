@@ -109,3 +109,84 @@ def test_smollm2_nf4_loads_and_scores() -> None:
         loss = model(ids, labels=ids).loss
     assert 1.0 < float(loss) < 6.0
     assert model.loran_load_info.guarded_4bit_layers == 30 * 7
+
+
+def test_describe_modules_reads_the_config_on_meta_without_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from loran_search import models
+    from loran_search.assets import cache_root
+    from loran_search.models import describe_model, describe_modules
+
+    monkeypatch.setattr(models, "_DESCRIBED", {})  # forget what earlier tests described
+
+    mods = describe_modules(ModelSection(name="glassllm"))
+    assert mods is not None
+    assert mods["q_proj"] == [(128, 128)] * 4 and mods["v_proj"] == [(128, 64)] * 4
+    assert set(mods) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj"} | {
+        "down_proj",
+        "lm_head",
+    }
+    desc = describe_model(ModelSection(name="glassllm"))
+    assert desc is not None and desc.max_positions == 128
+    assert desc.others["model.layers.0.self_attn"] == "LlamaAttention"
+    cached = [json.loads(f.read_text()) for f in (cache_root() / "modules").glob("*.json")]
+    assert any(c["linear"].get("lm_head") == [128, 1024] for c in cached)
+    # the next process reads the cached description: no torch import, so `validate` stays fast
+    code = (
+        "import sys; from loran_search.config import ModelSection; "
+        "from loran_search.models import describe_modules; "
+        "m = describe_modules(ModelSection(name='glassllm')); "
+        "print(m['v_proj'][0], 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["(128,", "64)", "False"], out.stderr
+    # a local folder with nothing but a config.json is described the same way
+    (tmp_path / "cfg-only").mkdir()
+    shutil.copy(cache_root() / "assets" / "glassllm" / "config.json", tmp_path / "cfg-only")
+    assert describe_modules(ModelSection(name=str(tmp_path / "cfg-only"))) == mods
+
+
+def test_unbuilt_large_assets_and_uncached_hub_ids_are_not_described(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loran_search.models import describe_model
+
+    monkeypatch.setenv("LORAN_SEARCH_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    assert describe_model(ModelSection(name="smollm2-135m")) is None
+    assert describe_model(ModelSection(name="nobody-here/not-a-model")) is None
+    assert not (tmp_path / "empty" / "assets" / "smollm2-135m").exists()
+
+
+def test_target_problems() -> None:
+    from loran_search.models import describe_model, target_problems
+
+    desc = describe_model(ModelSection(name="glassllm"))
+    assert desc is not None
+    assert target_problems(desc, ["q_proj", "self_attn.v_proj"], [4, 64]) == []
+    problems = dict(target_problems(desc, ["q_prj", "mlp", "v_proj"], [8, 65]))
+    assert "Did you mean 'q_proj'?" in problems[("adapter", "target_modules", 0)]
+    assert "a LlamaMLP, not a linear layer" in problems[("adapter", "target_modules", 1)]
+    assert "min(d_in, d_out) = 64" in problems[("search", "rank", 1)]
+    assert ("search", "rank", 0) not in problems
+    assert "is empty" in target_problems(desc, [], [4])[0][1]
+
+
+def test_device_problems(monkeypatch: pytest.MonkeyPatch) -> None:
+    from loran_search.models import device_problem, resolve_device
+
+    assert device_problem("auto") is None and device_problem("cpu") is None
+    assert "must be auto, cpu, cuda or cuda:N" in (device_problem("gpu0") or "")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert "CUDA is not available" in (device_problem("cuda:0") or "")
+    with pytest.raises(ModelError, match="CUDA is not available"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert device_problem("cuda:1") is None
+    assert "has 2 CUDA device(s) (cuda:0 … cuda:1)" in (device_problem("cuda:2") or "")
