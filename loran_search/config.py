@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -266,6 +267,13 @@ SECTIONS: dict[str, type] = {
 }
 TOP_LEVEL_KEYS = ("imports", *SECTIONS)
 SAVE_ADAPTERS = ("best", "all", "none")
+#: The longest ``study.name``: it becomes a folder name (``reports/<name>``,
+#: ``<artifacts>/adapters/<name>``), and file systems allow 255 bytes per name; 100 characters
+#: (at most 200 bytes in UTF-8) leave room for a suffix such as the ``-2`` of a new study.
+STUDY_NAME_MAX_CHARS = 100
+STUDY_NAME_MAX_BYTES = 200
+#: Seeds go to numpy (``np.random.seed`` takes 0 … 2³² − 1) and torch.
+SEED_MAX = 2**32 - 1
 DIRECTIONS = ("maximize", "minimize")
 COST_OBJECTIVES = ("train_seconds", "peak_memory_mb", "trainable_params")
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -355,6 +363,9 @@ class Context:
         self.lines: dict[tuple[Any, ...], int] = {}
         self.overridden: dict[tuple[Any, ...], str] = {}
         self.errors: list[tuple[str, str]] = []
+        #: What one section's check learnt for a later section's check, in this parse only
+        #: (e.g. the model's layers, read once for the adapter and the rank).
+        self.shared: dict[str, Any] = {}
 
     def loc(self, path: Sequence[Any]) -> str:
         """Where ``path`` is: ``--set KEY (path)``, ``FILE:LINE path`` or ``FILE path``."""
@@ -525,6 +536,67 @@ def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
 
 
 _LIST_FIELDS_ACCEPT_SCALAR = {("study", "seeds"), ("search", "rank"), ("search", "activations")}
+_NON_EMPTY: dict[tuple[str, str], str] = {
+    ("adapter", "target_modules"): "name the linear layers to adapt, e.g. [q_proj, v_proj]",
+}
+
+
+def non_finite(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], float]]:
+    """Every NaN or infinite number in ``value`` (nested lists and mappings too) with its path.
+
+    YAML reads ``.nan``, ``.inf`` and ``1e999`` as such floats; no setting of a study means them.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [hit for k, v in value.items() for hit in non_finite(v, (*path, k))]
+    if isinstance(value, list):
+        return [hit for i, v in enumerate(value) for hit in non_finite(v, (*path, i))]
+    return []
+
+
+def non_finite_message(value: float) -> str:
+    """The error for a NaN or infinite number where a number is expected."""
+    spelled = ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    return (
+        f"A number must be finite, but got {spelled} ({value}); write a real number "
+        "(or null where the key allows it)."
+    )
+
+
+def study_name_problem(name: str) -> str | None:
+    r"""Why ``name`` cannot be a study name, or ``None`` when it is safe.
+
+    The name becomes a folder (``reports/<name>``, ``<artifacts>/adapters/<name>``), so it may
+    not contain a path separator (``/``, ``\``), ``..`` or control characters, may not be
+    only dots or blank, and is at most :data:`STUDY_NAME_MAX_CHARS` characters
+    (:data:`STUDY_NAME_MAX_BYTES` bytes in UTF-8).
+    """
+    fix = " Use letters, digits, '-', '_' or '.', e.g. sinter-amplitude-2."
+    if not name.strip():
+        return "`name` is empty; give the study a name."
+    bad = sorted({c for c in name if c in "/\\"})
+    if bad:
+        return (
+            f"`name` {name!r} contains a path separator ({' '.join(bad)}); the name becomes a "
+            f"folder (reports/<name>) and may not point elsewhere.{fix}"
+        )
+    if ".." in name or not name.strip("."):
+        return f"`name` {name!r} contains '..' (or is only dots), which names another folder.{fix}"
+    ctrl = next((c for c in name if ord(c) < 32 or 127 <= ord(c) < 160), None)
+    if ctrl is not None:
+        return f"`name` {name!r} contains the control character {ctrl!r}.{fix}"
+    if name != name.strip():
+        return f"`name` {name!r} starts or ends with white space; remove it."
+    n_bytes = len(name.encode("utf-8"))
+    if len(name) > STUDY_NAME_MAX_CHARS or n_bytes > STUDY_NAME_MAX_BYTES:
+        return (
+            f"`name` is {len(name)} characters ({n_bytes} bytes in UTF-8); at most "
+            f"{STUDY_NAME_MAX_CHARS} characters and {STUDY_NAME_MAX_BYTES} bytes are allowed, "
+            "because the name becomes a folder name and file systems allow 255 bytes per name. "
+            "Shorten it."
+        )
+    return None
 
 
 def check_fields(
@@ -543,8 +615,13 @@ def check_fields(
                 f"Valid keys: {', '.join(hints)}.",
             )
             continue
-        if key in skip:
+        bad_numbers = non_finite(value, path)
+        for where, number in bad_numbers:
+            ctx.err(where, non_finite_message(number))
+        if key in skip:  # the section's own check skips the entries reported here
             values[key] = value
+            continue
+        if bad_numbers:
             continue
         if (section, key) in _LIST_FIELDS_ACCEPT_SCALAR and not isinstance(value, list):
             value = [value]
@@ -554,6 +631,8 @@ def check_fields(
             continue
         values[key] = conv
     for key, value in values.items():
+        if (section, key) in _NON_EMPTY and not value:
+            ctx.err((section, key), f"`{key}` is empty; {_NON_EMPTY[(section, key)]}.")
         if (section, key) in _CHOICES and value not in _CHOICES[(section, key)]:
             opts = _CHOICES[(section, key)]
             ctx.err(
@@ -578,10 +657,12 @@ def check_study_section(
     their table).
     """
     values = check_fields("study", raw, ctx)
-    from loran_search.search.storage import StorageURLError, parse_storage_url
+    from loran_search.storage import StorageURLError, parse_storage_url
 
-    if "name" in values and not values["name"].strip():
-        ctx.err(("study", "name"), "`name` is empty; give the study a name.")
+    if "name" in values:
+        problem = study_name_problem(values["name"])
+        if problem:
+            ctx.err(("study", "name"), problem)
     if "storage" in values:
         try:
             parse_storage_url(values["storage"])
@@ -613,6 +694,13 @@ def check_study_section(
         ctx.err(("study", "seeds"), "`seeds` is empty; give at least one seed, e.g. [0].")
     elif len(set(seeds)) != len(seeds):
         ctx.err(("study", "seeds"), f"`seeds` repeats a seed: {seeds}.")
+    for i, seed in enumerate(seeds):
+        if not 0 <= seed <= SEED_MAX:
+            ctx.err(
+                ("study", "seeds", i),
+                f"Seed {seed} is outside 0 … 2³² − 1 ({SEED_MAX}), which numpy and torch "
+                "accept; use a smaller non-negative seed.",
+            )
     hb, grace = values.get("heartbeat_interval"), values.get("grace_period")
     if isinstance(hb, int) and isinstance(grace, int) and grace <= hb:
         ctx.err(
@@ -654,6 +742,13 @@ def _validate(
             load_plugins([mod])
         except ActivationError as err:
             ctx.err(("imports", i), str(err))
+        except (Exception, SystemExit) as err:  # the module's own code failed at import
+            ctx.err(
+                ("imports", i),
+                f"Importing the activation plugin module {mod!r} raised "
+                f"{type(err).__name__}: {err}. Fix the module (run `python -c 'import {mod}'` "
+                "to see the traceback) or remove it from imports.",
+            )
     sections: dict[str, dict[str, Any]] = {}
     for name in SECTIONS:
         raw = data.get(name)
@@ -715,11 +810,25 @@ def parse_study(
     ctx = Context(file)
     if text is None:
         try:
-            text = Path(file).read_text(encoding="utf-8")
+            raw = Path(file).read_bytes()
         except FileNotFoundError:
             return None, [(file, f"No such file. Check the path (cwd: {Path.cwd()}).")]
         except OSError as err:
             return None, [(file, f"Cannot read the file: {err}")]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = raw[: err.start].count(b"\n") + 1
+            column = err.start - raw.rfind(b"\n", 0, err.start)
+            return None, [
+                (
+                    f"{file}:{line}:{column}",
+                    f"The file is not UTF-8 text: byte 0x{raw[err.start]:02x} at offset "
+                    f"{err.start} (line {line}, column {column}) cannot be decoded. Save the "
+                    "file as UTF-8 "
+                    "(e.g. `iconv -f latin1 -t utf-8 FILE > NEW` for a Latin-1 file).",
+                )
+            ]
     try:
         node = yaml.compose(text, Loader=_Loader)
         data = yaml.load(text, Loader=_Loader)
@@ -739,10 +848,17 @@ def parse_study(
         ]
     except yaml.YAMLError as err:
         return None, [(file, f"YAML error: {err}")]
+    if data is None or data == {}:
+        what = "file" if path is not None else "text"
+        return None, [
+            (
+                file,
+                f"The study {what} is empty (nothing but comments or blank lines), which would "
+                "run a default study; start from studies/smoke.yaml (copy it and edit).",
+            )
+        ]
     if node is not None:
         _map_lines(node, (), ctx)
-    if data is None:
-        data = {}
     if isinstance(data, dict):
         apply_overrides(data, overrides, ctx)
     cfg = _validate(data, ctx, None if path is None else str(path), checks)

@@ -54,7 +54,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from loran_search.config import AdapterSection, StudyConfig, TrainingSection
+from loran_search.config import SEED_MAX, AdapterSection, StudyConfig, TrainingSection, dotted
 from loran_search.errors import LoranSearchError
 
 SCHEDULES = ("cosine", "linear", "constant")
@@ -206,6 +206,28 @@ def is_spike(loss: float, previous: list[float], factor: float) -> bool:
     return loss > factor * statistics.median(previous[-SPIKE_WINDOW:])
 
 
+def check_targets(model: Any, adapter: AdapterSection, rank: int) -> None:
+    """Refuse target modules the model lacks, or a rank wider than an adapted layer.
+
+    The study-file check does the same from the model's config when it can be read cheaply;
+    this one runs on the loaded model, before training, for models it could not describe
+    (an embedded model built only now, a hub model downloaded only now).
+
+    Raises:
+        TrainingError: Every problem, each naming its key.
+    """
+    from loran_search.models import module_table, target_problems
+
+    problems = target_problems(module_table(model), list(adapter.target_modules), [rank])
+    if problems:
+        raise TrainingError(
+            "; ".join(
+                f"{'rank' if path[:2] == ('search', 'rank') else dotted(path)}: {message}"
+                for path, message in problems
+            )
+        )
+
+
 def build_adapter(
     model: Any,
     adapter: AdapterSection,
@@ -349,14 +371,21 @@ def run_training(
         The :class:`RunResult`.
 
     Raises:
-        TrainingError, TaskError, ModelError: Bad input, before any training.
+        TrainingError, TaskError, ModelError: Bad input, before any training (target modules
+            and rank are checked against the loaded model, see :func:`check_targets`).
     """
     import torch
 
     t = resolve_training(cfg.training, training_overrides)
+    if not 0 <= seed <= SEED_MAX:
+        raise TrainingError(
+            f"seed {seed} is outside 0 … 2³² − 1 ({SEED_MAX}), which numpy and torch accept.",
+            fix="Use a smaller non-negative seed.",
+        )
     if t.threads:
         torch.set_num_threads(int(t.threads))
     base, tokenizer = get_model(cfg)
+    check_targets(base, cfg.adapter, rank)
     task = get_task(cfg)
     eval_bs = t.batch_size
     zkey = _key(cfg.model, cfg.task)

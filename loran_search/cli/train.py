@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loran_search.cli._args import add_command, add_format, add_import, add_set
@@ -64,6 +66,29 @@ def format_table(result: RunResult) -> str:
     return "\n".join(lines)
 
 
+def save_adapter_problem(target: str) -> str | None:
+    """Why ``--save-adapter DIR`` could not be written after training, or ``None``.
+
+    The adapter is saved only at the end of a run, so this is checked before it: ``DIR`` may
+    be an existing folder (its adapter files are replaced) or a new path whose nearest existing
+    parent is a writable folder.
+    """
+    path = Path(target).expanduser()
+    if path.exists() and not path.is_dir():
+        return (
+            "That is an existing file, not a folder; the adapter is a folder of files. Choose a "
+            "new or existing folder path."
+        )
+    parent = path if path.exists() else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is a file, so no folder can be created below it. Choose another path."
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{parent} is not writable. Choose another path."
+    return None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """``loran-search train FILE [--set k=v …] [--seed N] [--save-adapter DIR] [--format …]``.
 
@@ -73,14 +98,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     errors derive from :class:`~loran_search.errors.LoranSearchError`: the command layer
     prints them.
     """
+    from loran_search.config import SEED_MAX, ConfigError
     from loran_search.search.space import build_space
     from loran_search.search.validate import load_config
     from loran_search.train import run_training
 
+    problems: list[tuple[str, str]] = []  # the command line's, reported with the file's
+    if args.save_adapter is not None:
+        problem = save_adapter_problem(args.save_adapter)
+        if problem:
+            problems.append((f"--save-adapter {args.save_adapter}", problem))
+    if args.seed is not None and not 0 <= args.seed <= SEED_MAX:
+        problems.append(
+            (f"--seed {args.seed}", f"Outside 0 … 2³² − 1 ({SEED_MAX}), which numpy accepts.")
+        )
     try:
         cfg = load_config(args.file, list(args.overrides or ()))
     except OSError as err:
         raise UsageError(f"cannot read {args.file}: {err}") from err
+    except ConfigError as err:
+        raise ConfigError([*err.errors, *problems]) from None
+    if problems:
+        raise ConfigError(problems)
     seed = args.seed if args.seed is not None else (cfg.study.seeds or [0])[0]
     first = build_space(cfg).first_configuration()
     result = run_training(

@@ -14,15 +14,30 @@ of every key, ``--set`` overrides); the *meaning* of the search space lives here
   (:mod:`loran_search.search.samplers`), their arguments bound against the Optuna class's
   signature, and the combinations a multi-objective study cannot use.
 
-Nothing is created or written: no storage, no directory; only ``imports:`` modules are imported
-and inline formulas registered.
+It also checks, for ``validate``, ``run`` and ``train`` alike (they all load through
+:func:`load_config`), what the lower layers can say before any weight is loaded:
+
+* ``study.metric`` against the metrics of ``task.type`` (:data:`loran_search.tasks.TASK_METRICS`)
+  and a summarization's ``max_new_tokens < max_length``;
+* with ``environment`` (the default; see :func:`checks`): ``model.device`` (``cuda`` needs CUDA
+  here), ``model.name`` (it must resolve), ``adapter.target_modules`` and ``search.rank`` against
+  the model's linear layers and ``task.max_length`` against its context, read from its config
+  on the ``meta`` device (:func:`loran_search.models.describe_model`; skipped when that is not
+  cheap and offline, and then checked by the run after loading), and the data source
+  (:func:`loran_search.tasks.check_source`).
+
+Nothing of the study is created or written: no storage, no directory; only ``imports:`` modules
+are imported and inline formulas registered (reading a model's layers may build the cheap
+glassllm asset and caches what it read in the asset cache).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +45,20 @@ from loran_search.config import (
     ConfigError,
     Context,
     InlineActivation,
+    ModelSection,
+    SectionCheck,
     StudyConfig,
+    TaskSection,
     TrainingSection,
     check_fields,
     check_study_section,
     did_you_mean,
     dotted,
+    non_finite,
     parse_study,
     training_key_kind,
 )
+from loran_search.search.samplers import PRUNERS, SAMPLERS, Component
 from loran_search.search.space import (
     SpaceError,
     expand_param_keys,
@@ -46,46 +66,25 @@ from loran_search.search.space import (
     parse_dim,
 )
 
-SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "nsga2")
-PRUNERS = ("none", "median", "hyperband", "successive_halving", "wilcoxon")
-GRID_KWARGS = ("seed", "shuffle")
-
-
-def _sampler_classes() -> dict[str, Any]:
-    import optuna
-
-    return {
-        "tpe": optuna.samplers.TPESampler,
-        "random": optuna.samplers.RandomSampler,
-        "cmaes": optuna.samplers.CmaEsSampler,
-        "gp": optuna.samplers.GPSampler,
-        "nsga2": optuna.samplers.NSGAIISampler,
-    }
-
-
-def _pruner_classes() -> dict[str, Any]:
-    import optuna
-
-    return {
-        "none": optuna.pruners.NopPruner,
-        "median": optuna.pruners.MedianPruner,
-        "hyperband": optuna.pruners.HyperbandPruner,
-        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-        "wilcoxon": optuna.pruners.WilcoxonPruner,
-    }
-
 
 def _check_component(
     ctx: Context,
     path: tuple[str, ...],
     spec: Any,
     kind: str,
-    names: Sequence[str],
-    classes: dict[str, Any] | None,
-) -> str | None:
-    """Check ``{name: …, **kwargs}`` of a sampler or pruner; return the name when valid."""
-    import inspect
+    table: Mapping[str, Component],
+) -> Component | None:
+    """Check ``{name: …, **kwargs}`` of a sampler or pruner; return its row when valid.
 
+    The name must be a row of the table (:mod:`loran_search.search.samplers`); the keyword
+    arguments are bound against the row's accepted arguments (the Optuna class's signature, or
+    the grid's own list) and the object is built once with the row's defaults, as the search
+    would build it.
+    """
+    import inspect
+    import warnings
+
+    names = list(table)
     if not isinstance(spec, dict):
         ctx.err(path, f"`{path[-1]}` must be a mapping like {{name: {names[0]}}}, got {spec!r}.")
         return None
@@ -93,7 +92,8 @@ def _check_component(
     if name is None:
         ctx.err(path, f"`{path[-1]}` needs `name:`, one of {', '.join(names)}.")
         return None
-    if name not in names:
+    row = table.get(name) if isinstance(name, str) else None
+    if row is None:
         ctx.err(
             (*path, "name"),
             f"Unknown {kind} {name!r}.{did_you_mean(name, names)} Choose one of: "
@@ -101,41 +101,47 @@ def _check_component(
         )
         return None
     kwargs = {k: v for k, v in spec.items() if k != "name"}
-    if classes is None:  # the grid sampler is ours: it enumerates the space (see search.study)
-        bad = sorted(set(kwargs) - set(GRID_KWARGS))
+    if non_finite(kwargs):
+        return None  # reported by the schema check, at the argument
+    cls = row.load()
+    if cls is None:  # the grid sampler is ours: it enumerates the space (see search.study)
+        accepted = row.accepted_kwargs()
+        bad = sorted(set(kwargs) - set(accepted))
         if bad:
             ctx.err(
                 (*path, bad[0]),
-                f"The grid sampler takes no argument '{bad[0]}'."
-                f"{did_you_mean(bad[0], GRID_KWARGS)} It takes: {', '.join(GRID_KWARGS)}.",
+                f"The {name} sampler takes no argument '{bad[0]}'."
+                f"{did_you_mean(bad[0], accepted)} It takes: {', '.join(accepted)}.",
             )
             return None
-        return name
-    cls = classes[name]
+        return row
     sig = inspect.signature(cls)
     try:
         sig.bind(**kwargs)
     except TypeError as err:
-        valid = [p for p in sig.parameters if p != "self"]
-        bad = next((k for k in kwargs if k not in sig.parameters), None)
-        where = (*path, bad) if bad else path
-        hint = did_you_mean(bad, valid) if bad else ""
+        valid = list(row.accepted_kwargs())
+        bad_key = next((k for k in kwargs if k not in sig.parameters), None)
+        where = (*path, bad_key) if bad_key else path
+        hint = did_you_mean(bad_key, valid) if bad_key else ""
         ctx.err(
             where,
             f"{cls.__name__} does not accept these arguments ({err}).{hint} It takes: "
             f"{', '.join(valid)}.",
         )
         return None
+    optuna_log = logging.getLogger("optuna")  # a trial build's advice is for the run to give
+    level = optuna_log.level
+    optuna_log.setLevel(logging.ERROR)
     try:
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            cls(**kwargs)
+            cls(**row.kwargs_for(spec))
     except Exception as err:
         ctx.err(path, f"{cls.__name__}({kwargs}) cannot be built: {err}")
         return None
-    return name
+    finally:
+        optuna_log.setLevel(level)
+    return row
 
 
 _INLINE_REGISTERED: dict[str, tuple[str, str, str]] = {}
@@ -197,15 +203,21 @@ def _register_inline(entry: dict[str, Any], path: tuple[Any, ...], ctx: Context)
 
 
 def check_search_section(
-    raw: dict[str, Any], sections: dict[str, dict[str, Any]], ctx: Context
+    raw: dict[str, Any],
+    sections: dict[str, dict[str, Any]],
+    ctx: Context,
+    *,
+    environment: bool = True,
 ) -> dict[str, Any]:
     """``search:``: activations, rank, params and training against the registry.
 
     Args:
         raw: The ``search:`` mapping as written (after overrides).
         sections: The sections checked before it (``study`` gives the sampler: a grid needs
-            finite dimensions).
+            finite dimensions; ``model`` and ``adapter`` the widths that bound the rank).
         ctx: Collects every error with its location.
+        environment: Also check each rank against the adapted layers' widths (reads the
+            model's config; see :func:`loran_search.models.describe_model`).
 
     Returns:
         The checked values of ``search:`` (inline activations registered for the study).
@@ -319,6 +331,8 @@ def check_search_section(
     for full, (key, raw_dim) in covered.items():
         act, _, pname = full.partition(".")
         path = ("search", "params", key)
+        if non_finite(raw_dim):
+            continue  # reported by the schema check, at the number
         try:
             dim = parse_dim(full, raw_dim, specs[act].params[pname])
         except SpaceError as err:
@@ -342,6 +356,8 @@ def check_search_section(
                 f"Searchable keys: {', '.join(numeric)}.",
             )
             continue
+        if non_finite(raw_dim):
+            continue  # reported by the schema check, at the number
         try:
             dim = parse_dim(f"training.{key}", raw_dim, None, integer=kind is int)
         except SpaceError as err:
@@ -351,6 +367,143 @@ def check_search_section(
             ctx.err(path, grid_needs_finite_message(f"training.{key}"))
     values["params"] = params
     values["training"] = training
+    if environment and isinstance(ranks, list) and ranks:
+        targets = sections.get("adapter", {}).get("target_modules")
+        desc = _model_description(ctx)
+        if desc is not None and targets:
+            from loran_search.models import target_problems
+
+            for path, message in target_problems(desc, targets, ranks):
+                if path[:2] == ("search", "rank"):
+                    ctx.err(path, message)
+    return values
+
+
+def _model_description(ctx: Context) -> Any:
+    """The model's layers as :func:`check_model` read them (``None`` when unknown)."""
+    return ctx.shared.get("model_description")
+
+
+def check_model(
+    raw: dict[str, Any],
+    sections: dict[str, dict[str, Any]],
+    ctx: Context,
+    *,
+    environment: bool = True,
+) -> dict[str, Any]:
+    """``model:``: the schema's checks, then the device, the name and the config.
+
+    With ``environment``: ``cuda`` needs CUDA here (torch is imported only for a ``cuda``
+    device); ``model.name`` must resolve (an embedded model, a folder with ``config.json`` or
+    a hub id) and a readable ``config.json`` must be valid JSON.
+    """
+    from loran_search.models import (
+        DEVICE_PATTERN,
+        ModelError,
+        describe_model,
+        device_problem,
+        model_name_problem,
+    )
+
+    values = check_fields("model", raw, ctx)
+    device = values.get("device")
+    if isinstance(device, str) and (environment or DEVICE_PATTERN.fullmatch(device) is None):
+        problem = device_problem(device)
+        if problem:
+            ctx.err(("model", "device"), problem)
+    usable = all(k in values or k not in raw for k in ("name", "revision"))
+    if environment and usable:
+        section = ModelSection(**values)
+        problem = model_name_problem(section.name)
+        if problem:
+            ctx.err(("model", "name"), problem)
+        else:
+            try:
+                ctx.shared["model_description"] = describe_model(section)
+            except ModelError as err:
+                ctx.err(("model", "name"), str(err))
+    return values
+
+
+def check_task(
+    raw: dict[str, Any],
+    sections: dict[str, dict[str, Any]],
+    ctx: Context,
+    *,
+    environment: bool = True,
+) -> dict[str, Any]:
+    """``task:``: the schema's checks, the metric, the generation budget and the data source.
+
+    ``study.metric`` must be a metric of ``task.type`` (the tasks package's
+    :data:`~loran_search.tasks.TASK_METRICS`); a summarization's ``max_new_tokens`` must leave
+    room for the prompt in ``max_length``. With ``environment``: the data source is checked
+    cheaply (:func:`loran_search.tasks.check_source`) and ``max_length`` against the model's
+    context when its config can be read.
+    """
+    from loran_search.tasks import check_source, metric_names
+
+    values = check_fields("task", raw, ctx)
+    task = TaskSection(**values)
+
+    def given(*keys: str) -> bool:  # every key as written, or absent (its default)
+        return all(k in values or k not in raw for k in keys)
+
+    metric = sections.get("study", {}).get("metric", "accuracy")
+    valid = metric_names(task.type)
+    if given("type") and valid and isinstance(metric, str) and metric not in valid:
+        ctx.err(
+            ("study", "metric"),
+            f"Task type {task.type!r} does not produce the metric {metric!r}."
+            f"{did_you_mean(metric, valid)} Its metrics: {', '.join(valid)}. Set study.metric to "
+            "one of them (or change task.type).",
+        )
+    budget = given("type", "max_new_tokens", "max_length")
+    if budget and task.type == "summarization" and task.max_new_tokens >= task.max_length:
+        ctx.err(
+            ("task", "max_new_tokens"),
+            f"`max_new_tokens` ({task.max_new_tokens}) must be below `max_length` "
+            f"({task.max_length}): a summarization prompt gets max_length − max_new_tokens "
+            "tokens, which leaves none. Lower max_new_tokens or raise max_length.",
+        )
+    if not environment:
+        return values
+    if given("name", "type"):
+        for problem in check_source(task):
+            ctx.err(("task", "name"), problem)
+    desc = _model_description(ctx)
+    context = desc.max_positions if desc is not None else None
+    if given("max_length") and context and task.max_length > context:
+        ctx.err(
+            ("task", "max_length"),
+            f"`max_length` ({task.max_length}) exceeds the model's context of {context} "
+            f"tokens; set task.max_length ≤ {context}.",
+        )
+    return values
+
+
+def check_adapter(
+    raw: dict[str, Any],
+    sections: dict[str, dict[str, Any]],
+    ctx: Context,
+    *,
+    environment: bool = True,
+) -> dict[str, Any]:
+    """``adapter:``: the schema's checks, then every target module against the model's layers.
+
+    With ``environment`` and a model whose config can be read cheaply (see
+    :func:`loran_search.models.describe_model`), each name of ``target_modules`` must match a
+    linear layer (with a did-you-mean); otherwise ``run``/``train`` check it once the model is
+    loaded, before training.
+    """
+    values = check_fields("adapter", raw, ctx)
+    targets = values.get("target_modules")
+    if environment and targets:
+        desc = _model_description(ctx)
+        if desc is not None:
+            from loran_search.models import target_problems
+
+            for path, message in target_problems(desc, targets, []):
+                ctx.err(path, message)
     return values
 
 
@@ -360,72 +513,104 @@ def check_study(
     """``study:``: the schema's checks, then the sampler and pruner (see the module doc)."""
     study = check_study_section(raw, sections, ctx)
     multi = bool(study.get("objectives", []))
-    sampler_spec = study.get("sampler", {"name": "tpe", "seed": 0})
-    is_grid = isinstance(sampler_spec, dict) and sampler_spec.get("name") == "grid"
     sampler = _check_component(
         ctx,
         ("study", "sampler"),
-        sampler_spec,
+        study.get("sampler", {"name": "tpe", "seed": 0}),
         "sampler",
         SAMPLERS,
-        None if is_grid else _sampler_classes(),
     )
     pruner = _check_component(
-        ctx,
-        ("study", "pruner"),
-        study.get("pruner", {"name": "median"}),
-        "pruner",
-        PRUNERS,
-        _pruner_classes(),
+        ctx, ("study", "pruner"), study.get("pruner", {"name": "median"}), "pruner", PRUNERS
     )
-    if multi and sampler == "cmaes":
+    if multi and sampler is not None and not sampler.multi_objective:
+        able = [n for n, row in SAMPLERS.items() if row.multi_objective]
         ctx.err(
             ("study", "sampler", "name"),
-            "The cmaes sampler optimises one objective, but study.objectives makes this study "
-            "multi-objective; use nsga2, tpe or gp, or remove study.objectives.",
+            f"The {sampler.name} sampler optimises one objective, but study.objectives makes "
+            f"this study multi-objective; use one of {', '.join(able)}, or remove "
+            "study.objectives.",
         )
-    if multi and pruner not in (None, "none"):
+    if multi and pruner is not None and not pruner.multi_objective:
+        able = [n for n, row in PRUNERS.items() if row.multi_objective]
         ctx.err(
             ("study", "pruner", "name"),
-            "Optuna cannot prune multi-objective studies; set pruner: {name: none} or remove "
-            "study.objectives.",
+            "Optuna cannot prune multi-objective studies; set pruner: "
+            f"{{name: {' | '.join(able)}}} or remove study.objectives.",
         )
     return study
 
 
-#: The section checks this module adds to the schema's (see ``config.parse_study``).
-CHECKS = {"study": check_study, "search": check_search_section}
+def checks(*, environment: bool = True) -> dict[str, SectionCheck]:
+    """The section checks this module adds to the schema's (see ``config.parse_study``).
+
+    Args:
+        environment: Include what depends on this machine and the files the study names: the
+            CUDA device, the model's name and layers (target modules, rank ≤ layer width,
+            context length), the data source. ``run``, ``train`` and ``validate`` want them;
+            a command that only reads a finished study (a report) may leave them out.
+    """
+    env = {"environment": environment}
+    return {
+        "study": check_study,
+        "model": functools.partial(check_model, **env),
+        "task": functools.partial(check_task, **env),
+        "adapter": functools.partial(check_adapter, **env),
+        "search": functools.partial(check_search_section, **env),
+    }
 
 
-def validate_file(path: str | Path, overrides: Sequence[str] = ()) -> list[tuple[str, str]]:
+#: The section checks of :func:`load_config` (all of them; see :func:`checks`).
+CHECKS = checks()
+_SCHEMA_AND_SEARCH = checks(environment=False)
+
+
+def validate_file(
+    path: str | Path, overrides: Sequence[str] = (), *, environment: bool = True
+) -> list[tuple[str, str]]:
     """Every error of a study file (after overrides) as ``(location, message)`` pairs.
 
     ``location`` reads ``FILE:LINE dotted.path`` (``FILE:LINE:COLUMN`` for YAML syntax errors,
-    ``--set KEY (dotted.path)`` for an override). Nothing is created or written: no storage,
-    no directory; only ``imports:`` modules are imported and inline formulas registered.
+    ``--set KEY (dotted.path)`` for an override). Nothing of the study is created or written:
+    no storage, no directory; only ``imports:`` modules are imported and inline formulas
+    registered. Checking the model's layers may build a cheap embedded model (glassllm) and
+    keeps what it read under the asset cache (see :func:`loran_search.models.describe_model`).
+
+    Args:
+        path: The study YAML.
+        overrides: ``key.path=value`` strings.
+        environment: See :func:`checks`.
     """
-    return parse_study(path, overrides, checks=CHECKS)[1]
+    return parse_study(path, overrides, checks=CHECKS if environment else _SCHEMA_AND_SEARCH)[1]
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
-    """Read, override and validate a study file.
+def load_config(
+    path: str | Path, overrides: Sequence[str] = (), *, environment: bool = True
+) -> StudyConfig:
+    """Read, override and validate a study file: every check ``validate`` makes.
 
     Args:
         path: The study YAML.
         overrides: ``key.path=value`` strings (see :func:`loran_search.config.apply_overrides`).
+        environment: See :func:`checks`; ``False`` for commands that read a finished study
+            (a report) on a machine that may not have its GPU or data.
 
     Raises:
         ConfigError: Every error found, each with its location and a fix.
     """
-    cfg, errors = parse_study(path, overrides, checks=CHECKS)
+    cfg, errors = parse_study(path, overrides, checks=CHECKS if environment else _SCHEMA_AND_SEARCH)
     if errors or cfg is None:
         raise ConfigError(errors)
     return cfg
 
 
-def load_config_text(text: str, overrides: Sequence[str] = ()) -> StudyConfig:
+def load_config_text(
+    text: str, overrides: Sequence[str] = (), *, environment: bool = True
+) -> StudyConfig:
     """Like :func:`load_config` for YAML text (used by tests and notebooks)."""
-    cfg, errors = parse_study(None, overrides, text=text, checks=CHECKS)
+    cfg, errors = parse_study(
+        None, overrides, text=text, checks=CHECKS if environment else _SCHEMA_AND_SEARCH
+    )
     if errors or cfg is None:
         raise ConfigError(errors)
     return cfg

@@ -269,3 +269,76 @@ def test_gradient_checkpointing_gives_the_same_run() -> None:
     ckpt = run(cfg)
     assert [h["loss"] for h in ckpt.history] == pytest.approx([h["loss"] for h in plain.history])
     assert all(h["grad_norm"] > 0 for h in ckpt.history)
+
+
+def test_save_adapter_and_seed_are_checked_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loran_search.cli import main
+
+    def no_training(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(train, "run_training", no_training)
+    path = tmp_path / "s.yaml"
+    path.write_text(STUDY.format(path=path))
+    existing = tmp_path / "adapter.bin"
+    existing.write_text("x")
+    assert main(["train", str(path), "--save-adapter", str(existing)]) == 2
+    err = capsys.readouterr().err
+    assert f"--save-adapter {existing}: That is an existing file, not a folder" in err
+    assert "Traceback" not in err
+    assert main(["train", str(path), "--save-adapter", str(existing / "sub")]) == 2
+    assert "is a file, so no folder can be created below it" in capsys.readouterr().err
+    assert main(["train", str(path), "--seed", str(2**32)]) == 2
+    assert "--seed 4294967296: Outside 0 … 2³² − 1" in capsys.readouterr().err
+    # with a bad study file too: every error at once
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(STUDY.format(path=bad).replace("seeds: [0]", "seeds: [-1]"))
+    assert main(["train", str(bad), "--save-adapter", str(existing)]) == 2
+    err = capsys.readouterr().err
+    assert "2 error(s)" in err and "study.seeds[0]" in err and "--save-adapter" in err
+    with pytest.raises(TrainingError, match="seed -1 is outside"):
+        run_training(make_cfg(), activation="identity", activation_params={}, rank=4, seed=-1)
+
+
+def test_targets_and_rank_are_checked_on_the_loaded_model_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loran_search import models
+    from loran_search.cli import main
+
+    cfg = make_cfg()
+    cfg.adapter.target_modules = ["q_prj", "v_proj"]
+    with pytest.raises(
+        TrainingError, match=r"adapter\.target_modules\[0\]: .*Did you mean 'q_proj'"
+    ):
+        run(cfg)
+    cfg.adapter.target_modules = ["v_proj"]
+    with pytest.raises(TrainingError, match=r"rank: Rank 65 exceeds .* min\(d_in, d_out\) = 64"):
+        run_training(cfg, activation="identity", activation_params={}, rank=65, seed=0)
+    # a model the study-file check could not describe (an asset built only by the run): the
+    # run refuses it after loading, before training, through the command line too
+    monkeypatch.setattr(models, "describe_model", lambda section: None)
+    path = tmp_path / "s.yaml"
+    path.write_text(STUDY.format(path=path))
+    assert main(["train", str(path), "--set", "adapter.target_modules=[q_prj]"]) == 2
+    err = capsys.readouterr().err
+    assert "loran-search: error: adapter.target_modules[0]: The model has no module" in err
+    assert "Traceback" not in err
+
+
+def test_cli_train_data_file_with_a_bad_byte_late_in_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loran_search.cli import main
+
+    rows = [json.dumps({"text": "word " * 20, "label": str(i % 2)}) for i in range(1000)]
+    data = tmp_path / "late.jsonl"
+    data.write_bytes("\n".join(rows).encode() + b'\n{"text": "caf\xe9", "label": "0"}\n')
+    path = tmp_path / "s.yaml"
+    path.write_text(STUDY.format(path=path).replace("name: bbc-news", f"name: {data}"))
+    assert main(["train", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"the data file {data} is not UTF-8 text: byte 0xe9 at offset" in err
+    assert "(line 1001)" in err and "Save it as UTF-8" in err
