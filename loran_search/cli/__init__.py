@@ -29,6 +29,7 @@ from loran_search.errors import (
     EXIT_OK,
     EXIT_TERMINATED,
     LoranSearchError,
+    UsageError,
 )
 
 __all__ = [
@@ -72,6 +73,23 @@ def _resolve(handler: str) -> Callable[[argparse.Namespace], int]:
     return getattr(importlib.import_module(module), func)
 
 
+def _load_plugins(modules: Sequence[str]) -> None:
+    """Import ``--import`` modules; one that raises is bad input naming the module, not a crash."""
+    from activations import ActivationError, load_plugins
+
+    for module in modules:
+        try:
+            load_plugins([module])
+        except ActivationError:
+            raise
+        except Exception as err:
+            raise UsageError(
+                f"--import {module}: importing it raised {type(err).__name__}: {err}.",
+                fix="Fix the module (run `python -c 'import "
+                f"{module}'` to see the traceback) or drop the --import.",
+            ) from err
+
+
 def exit_code_for(err: BaseException) -> int | None:
     """The exit code of an error shown without a traceback, or ``None`` for a real crash."""
     if isinstance(err, LoranSearchError):
@@ -89,9 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if getattr(args, "imports", None):
-            from activations import load_plugins
-
-            load_plugins(args.imports)
+            _load_plugins(args.imports)
         return int(_resolve(args.handler)(args) or 0)
     except (Exception, KeyboardInterrupt) as err:
         code = exit_code_for(err)

@@ -36,7 +36,7 @@ def _study_from_file(path: str) -> tuple[str, str, str | None]:
         )
     from loran_search.search.validate import load_config
 
-    cfg = load_config(path)
+    cfg = load_config(path, environment=False)  # reading a storage needs no device or data
     return cfg.study.storage, cfg.study.name, cfg.study.artifacts
 
 
@@ -56,7 +56,9 @@ def cmd_report(args: argparse.Namespace) -> int:
                 "`loran-search report --storage URL --study NAME`."
             )
         storage, name = args.storage, args.study
-    out = Path(args.out) if args.out else Path("reports") / name
+    from loran_search.cli.study import report_dir
+
+    out = Path(args.out) if args.out else report_dir(name)
     messages: list[str] = []
     analysis: list[Any] = []
     try:

@@ -57,7 +57,12 @@ def _err(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _load(args: argparse.Namespace) -> StudyConfig:
+def _load(args: argparse.Namespace, *, environment: bool = True) -> StudyConfig:
+    """The study file with ``--storage``/``--n-trials``/``--set`` applied, fully checked.
+
+    ``environment=False`` (the dashboard) skips the checks of this machine (device, model,
+    data files), which a command that only reads the storage does not need.
+    """
     from loran_search.config import ConfigError
     from loran_search.search.validate import load_config
 
@@ -67,7 +72,7 @@ def _load(args: argparse.Namespace) -> StudyConfig:
     if getattr(args, "n_trials", None) is not None:
         overrides.append(f"study.n_trials={args.n_trials}")
     try:
-        return load_config(args.file, overrides)
+        return load_config(args.file, overrides, environment=environment)
     except ConfigError as err:
         raise UsageError(str(err)) from None
 
@@ -207,14 +212,32 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
     return 0
 
 
+def report_dir(name: str, base: Path = Path("reports")) -> Path:
+    """``reports/<name>``, refused if it would leave ``reports/`` (a hand-typed ``--study``).
+
+    Raises:
+        UsageError: ``name`` is not a safe study name (see ``config.study_name_problem``).
+    """
+    from loran_search.config import study_name_problem
+
+    problem = study_name_problem(name)
+    out = base / name
+    if problem is None and not out.resolve().is_relative_to(base.resolve()):
+        problem = f"it would write outside {base}/"
+    if problem is not None:
+        raise UsageError(f"Study name {name!r} cannot name a report folder: {problem}")
+    return out
+
+
 def _write_report(cfg: StudyConfig, study: optuna.Study, artifact_dir: Path) -> None:
-    out = Path("reports") / cfg.study.name
+    out = report_dir(cfg.study.name)
     try:
         from loran_search.analysis import write_report
+        from loran_search.search._optuna import storage_of
 
         # the opened storage, not the URL: it already names the installed PostgreSQL driver
         path = write_report(
-            storage=study._storage,
+            storage=storage_of(study),
             study_name=cfg.study.name,
             out_dir=out,
             artifact_dir=artifact_dir,
@@ -255,7 +278,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         )
     artifacts = None
     if args.file is not None:
-        cfg = _load(args)
+        cfg = _load(args, environment=False)
         url = cfg.study.storage
         artifacts = cfg.study.artifacts
     else:
