@@ -1,9 +1,10 @@
 """Safe formulas in ``x``: the whitelist parser and the tree-walking compiler.
 
 :mod:`activations.formula.parser` reads a formula with its own tokenizer and recursive-descent
-parser into a sympy expression (never ``eval``/``sympify``); :mod:`activations.formula.compiler`
-turns that expression into a torch or numpy function and registers formula activations. The
-public names of both are re-exported here::
+parser into a sympy expression (never ``eval``/``sympify``), refusing formulas whose estimated
+evaluation cost (:mod:`activations.formula.cost`) exceeds ``MAX_FORMULA_COST``;
+:mod:`activations.formula.compiler` turns that expression into a torch or numpy function and
+registers formula activations. The public names of both are re-exported here::
 
     from activations.formula import parse_formula, register_formula
 
@@ -27,10 +28,12 @@ from activations.formula.parser import (
     FUNCTIONS,
     MAX_DEGREE,
     MAX_DEPTH,
+    MAX_FORMULA_COST,
     MAX_LENGTH,
     MAX_TERMS,
     FormulaError,
     X,
+    formula_cost,
     parse_formula,
 )
 
@@ -38,6 +41,7 @@ __all__ = [
     "FUNCTIONS",
     "MAX_DEGREE",
     "MAX_DEPTH",
+    "MAX_FORMULA_COST",
     "MAX_LENGTH",
     "MAX_TERMS",
     "Closure",
@@ -47,6 +51,7 @@ __all__ = [
     "compile_expr",
     "compile_formula",
     "expand_sums",
+    "formula_cost",
     "parse_formula",
     "register_formula",
     "spec_expr",

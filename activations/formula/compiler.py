@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 
+from activations.formula.cost import Range, value_range
 from activations.formula.parser import MAX_DEGREE, MAX_TERMS, X, parse_formula
 from activations.registry import (
     ActivationError,
@@ -66,7 +67,9 @@ def expand_sums(expr: sp.Expr, *, max_terms: int = 100_000) -> sp.Expr:
     where some closed forms are wrong (``hermite_prob(k, 0)`` in sympy 1.14).
 
     Raises:
-        ValueError: A bound is not an integer constant, or the expansion exceeds ``max_terms``.
+        ValueError: A bound is not an integer constant, a sum has more than :data:`MAX_TERMS`
+            terms (the limit the compiled function enforces too), or the expansion exceeds
+            ``max_terms``.
     """
     budget = [max_terms]
 
@@ -80,6 +83,8 @@ def expand_sums(expr: sp.Expr, *, max_terms: int = 100_000) -> sp.Expr:
                         f"The bounds of {node} must be integers to expand it, got {lo} and {hi}."
                     )
                 count = max(int(hi) - int(lo) + 1, 0)
+                if count > MAX_TERMS:
+                    raise ValueError(f"A sum is limited to {MAX_TERMS} terms, got {count}.")
                 budget[0] -= count
                 if budget[0] < 0:
                     raise ValueError(f"Expanding the sums would exceed {max_terms} terms.")
@@ -97,7 +102,53 @@ def expand_sums(expr: sp.Expr, *, max_terms: int = 100_000) -> sp.Expr:
     return walk(expr)
 
 
+#: Nodes whose first argument is an integer with an upper limit, and that limit.
+_DEGREE_LIMITS: tuple[tuple[type, int], ...] = (
+    (sp.legendre, MAX_DEGREE),
+    (sp.chebyshevt, MAX_DEGREE),
+    (sp.hermite_prob, MAX_DEGREE),
+    (sp.factorial, 170),
+)
+
+
+def _check_degrees(expr: sp.Basic, ranges: Mapping[str, Range]) -> None:
+    """Refuse parameter values that push a degree (or a factorial) past its limit.
+
+    Substituting a value into ``legendre(n, t)`` makes sympy expand ``P_n`` at once (minutes for
+    ``n = 300``), so the limits the parser and the compiled function enforce
+    (:data:`MAX_DEGREE`, 170) are checked first, with ``ranges`` holding the parameter values
+    and, inside a sum, its index's range.
+
+    Raises:
+        ValueError: A degree can exceed its limit.
+    """
+    if isinstance(expr, sp.Sum):
+        inner = dict(ranges)
+        for index, lo, hi in expr.limits:
+            lo_range, hi_range = value_range(lo, inner), value_range(hi, inner)
+            if lo_range is not None and hi_range is not None:
+                inner[index.name] = (lo_range[0], hi_range[1])
+        _check_degrees(expr.function, inner)
+        return
+    for cls, limit in _DEGREE_LIMITS:
+        if isinstance(expr, cls) and not expr.args[0].is_number:
+            found = value_range(expr.args[0], ranges)
+            if found is not None and found[1] > limit:
+                raise ValueError(
+                    f"The degree of {expr} must lie in [0, {limit}], but reaches {found[1]:g}."
+                )
+    for arg in expr.args:
+        _check_degrees(arg, ranges)
+
+
 def _substitute(expr: sp.Expr, values: Mapping[str, float]) -> sp.Expr:
+    """``expr`` with the parameter ``values`` substituted and its sums expanded.
+
+    Raises:
+        ValueError: A value makes a sum longer than :data:`MAX_TERMS` or a degree larger than
+            :data:`MAX_DEGREE` (checked before sympy expands anything).
+    """
+    _check_degrees(expr, {k: (float(v), float(v)) for k, v in values.items()})
     mapping: dict[sp.Basic, sp.Basic] = {}
     for s in expr.free_symbols:
         if s.name in values and s is not X:
@@ -520,8 +571,14 @@ def _to_param(name: str, value: Param | float | Mapping[str, Any], integer: bool
     return p
 
 
-def compile_formula(text: str, params: Iterable[str] = ()) -> Callable[..., Tensor]:
-    """Parse ``text`` safely and compile it to ``fn(x, **params)`` on torch tensors."""
+def compile_formula(
+    text: str, params: Iterable[str] | Mapping[str, Any] = ()
+) -> Callable[..., Tensor]:
+    """Parse ``text`` safely and compile it to ``fn(x, **params)`` on torch tensors.
+
+    ``params`` are names or declarations, as for :func:`parse_formula` (declared ranges bound
+    the cost of sums and polynomials whose bound or degree is a parameter).
+    """
     return compile_expr(parse_formula(text, params), "torch")
 
 
@@ -540,7 +597,8 @@ def register_formula(
         expr: Formula in ``x`` and the parameter names (see :func:`parse_formula`).
         params: Each parameter as a :class:`Param`, a plain number (a fixed value: the range
             ``[v, v]``), or a mapping ``{default, low, high, log[, integer]}``. Parameters used as
-            sum bounds or polynomial degrees become integer parameters.
+            sum bounds or polynomial degrees become integer parameters; their ``high`` bounds
+            the formula's cost.
         family: Family name.
         force: Replace an existing registration.
 
@@ -548,7 +606,8 @@ def register_formula(
         The registered :class:`ActivationSpec` (its ``fn`` is the compiled torch function).
 
     Raises:
-        FormulaError: The formula is refused.
+        FormulaError: The formula is refused (not in the language, or over
+            :data:`~activations.formula.cost.MAX_FORMULA_COST` for the declared ranges).
         ActivationError: A bad parameter declaration, or the name is taken.
     """
     raw = dict(params or {})

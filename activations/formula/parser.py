@@ -20,11 +20,20 @@ keywords such as ``lambda``, strings, brackets, comprehensions, ``^``) raises
 :class:`FormulaError` with the offending token and its 1-based column. Constant powers are
 bounded (``|p| ≤ 1000``, results of at most 20 000 digits) so that no formula can make sympy
 compute for long.
+
+**Total cost.** Nesting multiplies the per-construct limits (three nested 256-term sums have
+16.7 M terms), so while reading the text the parser also estimates the cost of every part, the
+element-wise operations one evaluation performs (``cost(a + b) = 1 + cost(a) + cost(b)``, a sum
+multiplies its term's cost by its number of terms, a polynomial its argument's by its degree; see
+:mod:`activations.formula.cost`), and refuses the formula as soon as a part costs more than
+:data:`~activations.formula.cost.MAX_FORMULA_COST`, naming that part. :func:`formula_cost`
+returns the estimate.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import keyword
 import math
 import operator
@@ -33,14 +42,27 @@ from typing import Any, NamedTuple
 
 import sympy as sp
 
+from activations.formula.cost import (
+    MAX_FORMULA_COST,
+    Range,
+    declared_ranges,
+    format_cost,
+    node_cost,
+    polynomial_cost,
+    sum_cost,
+    value_range,
+)
+
 __all__ = [
     "FUNCTIONS",
     "MAX_DEGREE",
     "MAX_DEPTH",
+    "MAX_FORMULA_COST",
     "MAX_LENGTH",
     "MAX_TERMS",
     "FormulaError",
     "X",
+    "formula_cost",
     "parse_formula",
 ]
 
@@ -206,14 +228,30 @@ def _is_bad_value(node: sp.Basic) -> bool:
     return bool(node.is_number and node.is_extended_real is False)  # e.g. (-8)**(1/3)
 
 
-class _Parser:
-    """Recursive descent over the token list, building sympy nodes as it goes."""
+class _Part(NamedTuple):
+    """A parsed sub-expression: its sympy node, its cost and where it is in the text."""
 
-    def __init__(self, text: str, params: Mapping[str, sp.Symbol]) -> None:
+    expr: sp.Expr
+    cost: int  # see activations.formula.cost
+    start: int  # 0-based offset of its first character
+    end: int  # 0-based offset just past its last character
+
+
+class _Parser:
+    """Recursive descent over the token list, building sympy nodes as it goes.
+
+    Every grammar method returns a :class:`_Part`; :meth:`charge` refuses a part whose cost is
+    over :data:`MAX_FORMULA_COST` before its sympy node is built.
+    """
+
+    def __init__(
+        self, text: str, params: Mapping[str, sp.Symbol], ranges: Mapping[str, Range]
+    ) -> None:
         self.text = text
         self.tokens = _tokenize(text)
         self.pos = 0
         self.params = params
+        self.ranges: dict[str, Range] = dict(ranges)  # declared parameters, sum indices in scope
         self.bound: dict[str, sp.Symbol] = {}  # sum indices in scope
         self.depth = 0
 
@@ -221,6 +259,12 @@ class _Parser:
     @property
     def tok(self) -> _Token:
         return self.tokens[self.pos]
+
+    @property
+    def end(self) -> int:
+        """Offset just past the last consumed token."""
+        last = self.tokens[self.pos - 1]
+        return last.column - 1 + len(last.text)
 
     def fail(self, problem: str, tok: _Token | None = None, hint: str = "") -> FormulaError:
         tok = tok or self.tok
@@ -239,6 +283,23 @@ class _Parser:
         if self.depth > MAX_DEPTH:
             raise self.fail(f"the formula nests deeper than {MAX_DEPTH} levels", tok)
 
+    def charge(self, cost: int, start: int) -> None:
+        """Refuse the part ``text[start:self.end]`` if it costs more than the bound."""
+        if cost <= MAX_FORMULA_COST:
+            return
+        part = self.text[start : self.end]
+        shown, part_shown = (t if len(t) <= 80 else t[:77] + "..." for t in (self.text, part))
+        raise FormulaError(
+            f"Invalid formula {shown!r}: too costly to evaluate. The part {part_shown!r} at "
+            f"column {start + 1} costs about {format_cost(cost)} operations per evaluated "
+            f"element, over the bound MAX_FORMULA_COST = {format_cost(MAX_FORMULA_COST)} "
+            "(nested sums multiply their numbers of terms, nested polynomials their degrees). "
+            "Use fewer sum terms, lower polynomial degrees or less nesting, or declare a "
+            "smaller range for a parameter used as a sum bound or degree.",
+            column=start + 1,
+            token=part,
+        )
+
     def build(self, tok: _Token, fn: Callable[..., sp.Expr], *args: Any) -> sp.Expr:
         """Call a sympy constructor; any failure or non-real result becomes a FormulaError."""
         try:
@@ -255,8 +316,16 @@ class _Parser:
             )
         return node
 
+    def combine(
+        self, tok: _Token, fn: Callable[..., sp.Expr], start: int, *operands: _Part
+    ) -> _Part:
+        """One operation on parsed operands: ``cost = 1 + Σ cost(operand)``."""
+        cost = node_cost(*(o.cost for o in operands))
+        self.charge(cost, start)
+        return _Part(self.build(tok, fn, *(o.expr for o in operands)), cost, start, self.end)
+
     # -- grammar ----------------------------------------------------------------------------
-    def parse(self) -> sp.Expr:
+    def parse(self) -> _Part:
         if self.tok.kind == "end":
             raise self.fail("the formula is empty", hint="Write an expression in x, e.g. 'x'.")
         node = self.additive()
@@ -271,35 +340,40 @@ class _Parser:
             )
         return node
 
-    def additive(self) -> sp.Expr:
+    def additive(self) -> _Part:
         node = self.term()
         while self.tok.kind == "op" and self.tok.text in {"+", "-"}:
             tok = self.tok
             self.pos += 1
             rhs = self.term()
-            node = self.build(tok, operator.add if tok.text == "+" else operator.sub, node, rhs)
+            fn = operator.add if tok.text == "+" else operator.sub
+            node = self.combine(tok, fn, node.start, node, rhs)
         return node
 
-    def term(self) -> sp.Expr:
+    def term(self) -> _Part:
         node = self.unary()
         while self.tok.kind == "op" and self.tok.text in {"*", "/"}:
             tok = self.tok
             self.pos += 1
             rhs = self.unary()
-            node = self.build(tok, operator.mul if tok.text == "*" else operator.truediv, node, rhs)
+            fn = operator.mul if tok.text == "*" else operator.truediv
+            node = self.combine(tok, fn, node.start, node, rhs)
         return node
 
-    def unary(self) -> sp.Expr:
+    def unary(self) -> _Part:
         tok = self.tok
         if tok.kind == "op" and tok.text in {"+", "-"}:
             self.pos += 1
             self.enter(tok)
             operand = self.unary()
             self.depth -= 1
-            return operand if tok.text == "+" else self.build(tok, operator.neg, operand)
+            start = tok.column - 1
+            if tok.text == "+":
+                return operand._replace(start=start)
+            return self.combine(tok, operator.neg, start, operand)
         return self.power()
 
-    def power(self) -> sp.Expr:
+    def power(self) -> _Part:
         base = self.atom()
         if self.tok.kind == "op" and self.tok.text == "**":
             tok = self.tok
@@ -307,7 +381,8 @@ class _Parser:
             self.enter(tok)
             exponent = self.unary()
             self.depth -= 1
-            return self.build(tok, self.checked_pow, base, exponent, tok)
+            pow_ = functools.partial(self.checked_pow, tok=tok)
+            return self.combine(tok, pow_, base.start, base, exponent)
         return base
 
     def checked_pow(self, base: sp.Expr, exponent: sp.Expr, tok: _Token) -> sp.Expr:
@@ -322,23 +397,24 @@ class _Parser:
                     raise self.fail("this constant power is too large (over 20000 digits)", tok)
         return sp.Pow(base, exponent)
 
-    def atom(self) -> sp.Expr:
+    def atom(self) -> _Part:
         tok = self.tok
+        start = tok.column - 1
         if tok.kind == "num":
             self.pos += 1
-            return self.number(tok)
+            return _Part(self.number(tok), 1, start, self.end)
         if tok.kind == "op" and tok.text == "(":
             self.pos += 1
             self.enter(tok)
             node = self.additive()
             self.depth -= 1
             self.take(")")
-            return node
+            return node._replace(start=start, end=self.end)
         if tok.kind == "name":
             self.pos += 1
             if self.tok.kind == "op" and self.tok.text == "(":
                 return self.call(tok)
-            return self.name(tok)
+            return _Part(self.name(tok), 1, start, self.end)
         if tok.kind == "end":
             raise self.fail("the formula ends too early", hint="Complete the expression.")
         raise self.fail(f"unexpected {tok.text!r}")
@@ -378,10 +454,10 @@ class _Parser:
             "indices; declare a parameter to use a new name."
         )
 
-    def args(self, fname: _Token) -> list[tuple[_Token, sp.Expr]]:
+    def args(self, fname: _Token) -> list[tuple[_Token, _Part]]:
         self.take("(")
         self.enter(fname)
-        out: list[tuple[_Token, sp.Expr]] = []
+        out: list[tuple[_Token, _Part]] = []
         if not (self.tok.kind == "op" and self.tok.text == ")"):
             while True:
                 out.append((self.tok, self.additive()))
@@ -401,8 +477,9 @@ class _Parser:
                 hint=f"Usage: {usage}.",
             )
 
-    def call(self, fname: _Token) -> sp.Expr:
+    def call(self, fname: _Token) -> _Part:
         name = fname.text
+        start = fname.column - 1
         if name == "sum":
             return self.sum_call(fname)
         if name not in FUNCTIONS:
@@ -422,21 +499,34 @@ class _Parser:
         args = self.args(fname)
         if name in _UNARY:
             self.arity(fname, args, 1, f"{name}(t)")
-            return self.build(fname, _UNARY[name], args[0][1])
+            return self.combine(fname, _UNARY[name], start, args[0][1])
         if name == "factorial":
             self.arity(fname, args, 1, "factorial(n), n an integer not depending on x")
-            n = self.degree_arg(fname, *args[0], limit=170)
-            return self.build(fname, sp.factorial, n)
+            self.degree_arg(fname, *args[0], limit=170)
+            return self.combine(fname, sp.factorial, start, args[0][1])
         self.arity(fname, args, 2, f"{name}(n, t), n an integer degree not depending on x")
+        n_part, t_part = args[0][1], args[1][1]
         n = self.degree_arg(fname, *args[0], limit=MAX_DEGREE)
+        cost = polynomial_cost(self.largest(n, MAX_DEGREE), n_part.cost, t_part.cost)
+        self.charge(cost, start)
         cls = _POLYNOMIALS[name]
         if isinstance(n, sp.Integer):
-            return self.build(fname, cls, n, args[1][1])
-        # sympy's closed forms for a symbolic degree are not always right (hermite_prob(n, 0)
-        # in sympy 1.14): keep the node unevaluated until the degree is a number.
-        return self.build(fname, lambda a, b: cls(a, b, evaluate=False), n, args[1][1])
+            node = self.build(fname, cls, n, t_part.expr)
+        else:
+            # sympy's closed forms for a symbolic degree are not always right (hermite_prob(n, 0)
+            # in sympy 1.14): keep the node unevaluated until the degree is a number.
+            node = self.build(fname, lambda a, b: cls(a, b, evaluate=False), n, t_part.expr)
+        return _Part(node, cost, start, self.end)
 
-    def degree_arg(self, fname: _Token, tok: _Token, n: sp.Expr, *, limit: int) -> sp.Expr:
+    def largest(self, value: sp.Expr, cap: int) -> int:
+        """The largest value of an integer expression, within ``[0, cap]`` (``cap`` if unknown)."""
+        found = value_range(value, self.ranges)
+        if found is None:
+            return cap
+        return min(max(math.floor(found[1]), 0), cap)
+
+    def degree_arg(self, fname: _Token, tok: _Token, part: _Part, *, limit: int) -> sp.Expr:
+        n = part.expr
         if n.has(X):
             raise self.fail(f"the degree of {fname.text}() must not depend on x", tok)
         if n.is_number and (not isinstance(n, sp.Integer) or not 0 <= int(n) <= limit):
@@ -445,8 +535,9 @@ class _Parser:
             )
         return n
 
-    def sum_call(self, fname: _Token) -> sp.Expr:
+    def sum_call(self, fname: _Token) -> _Part:
         usage = "sum(k, FROM, TO, TERM) = Σ_{k=FROM}^{TO} TERM"
+        start = fname.column - 1
         self.take("(")
         self.enter(fname)
         itok = self.tok
@@ -459,27 +550,36 @@ class _Parser:
                 hint="Use a fresh name such as k.",
             )
         self.pos += 1
-        bounds: list[sp.Expr] = []
+        bounds: list[_Part] = []
         for _ in range(2):
             self.take(",")
             btok = self.tok
             bound = self.additive()
-            if bound.has(X):
+            if bound.expr.has(X):
                 raise self.fail("sum bounds must not depend on x", btok)
-            if bound.is_number and not isinstance(bound, sp.Integer):
+            if bound.expr.is_number and not isinstance(bound.expr, sp.Integer):
                 raise self.fail("sum bounds must be integers", btok)
             bounds.append(bound)
         self.take(",")
+        lo, hi = bounds[0].expr, bounds[1].expr
+        lo_range, hi_range = value_range(lo, self.ranges), value_range(hi, self.ranges)
+        if lo_range is None or hi_range is None:
+            terms = MAX_TERMS
+        else:
+            terms = min(max(math.floor(hi_range[1]) - math.ceil(lo_range[0]) + 1, 0), MAX_TERMS)
+            self.ranges[index] = (lo_range[0], hi_range[1])
         symbol = sp.Symbol(index, integer=True)
         self.bound[index] = symbol
         body = self.additive()
         del self.bound[index]
+        self.ranges.pop(index, None)
         self.depth -= 1
         self.take(")")
-        lo, hi = bounds
         if lo.is_number and hi.is_number and int(hi) - int(lo) + 1 > MAX_TERMS:
             raise self.fail(f"sum() is limited to {MAX_TERMS} terms", fname)
-        return self.build(fname, sp.Sum, body, (symbol, lo, hi))
+        cost = sum_cost(terms, bounds[0].cost + bounds[1].cost, body.cost)
+        self.charge(cost, start)
+        return _Part(self.build(fname, sp.Sum, body.expr, (symbol, lo, hi)), cost, start, self.end)
 
 
 def _param_symbols(params: Iterable[str]) -> dict[str, sp.Symbol]:
@@ -509,20 +609,7 @@ def _param_symbols(params: Iterable[str]) -> dict[str, sp.Symbol]:
     return out
 
 
-def parse_formula(text: str, params: Iterable[str] = ()) -> sp.Expr:
-    """Parse a formula in ``x`` and the declared ``params`` into a sympy expression.
-
-    Args:
-        text: The formula, e.g. ``"x + a*x*sin(w*x)"``.
-        params: Names the formula may use besides ``x`` and ``pi``.
-
-    Returns:
-        The sympy expression (``x`` and the parameters are real symbols).
-
-    Raises:
-        FormulaError: The text is not in the accepted language (see the module docstring); the
-            error carries the offending token and its 1-based column.
-    """
+def _parse(text: str, params: Iterable[str] | Mapping[str, Any]) -> _Part:
     if not isinstance(text, str):
         raise FormulaError(
             f"A formula must be a string, but got {type(text).__name__}.", column=0, token=""
@@ -532,4 +619,44 @@ def parse_formula(text: str, params: Iterable[str] = ()) -> sp.Expr:
         raise _error(
             text, f"the formula is longer than {MAX_LENGTH} characters", MAX_LENGTH + 1, "..."
         )
-    return _Parser(text, symbols).parse()
+    return _Parser(text, symbols, declared_ranges(params)).parse()
+
+
+def parse_formula(text: str, params: Iterable[str] | Mapping[str, Any] = ()) -> sp.Expr:
+    """Parse a formula in ``x`` and the declared ``params`` into a sympy expression.
+
+    Args:
+        text: The formula, e.g. ``"x + a*x*sin(w*x)"``.
+        params: Names the formula may use besides ``x`` and ``pi``: an iterable of names, or a
+            mapping from names to declarations (a fixed number, a
+            :class:`~activations.registry.Param` or ``{default, low, high}``), whose ranges
+            bound the cost of sums and polynomials whose bound or degree is that parameter (see
+            :mod:`activations.formula.cost`; with names only, such a sum counts as
+            :data:`MAX_TERMS` terms and such a degree as :data:`MAX_DEGREE`).
+
+    Returns:
+        The sympy expression (``x`` and the parameters are real symbols).
+
+    Raises:
+        FormulaError: The text is not in the accepted language (see the module docstring), or
+            a part of it costs more than :data:`MAX_FORMULA_COST`; the error carries the
+            offending token (for the cost, the part) and its 1-based column.
+    """
+    return _parse(text, params).expr
+
+
+def formula_cost(text: str, params: Iterable[str] | Mapping[str, Any] = ()) -> int:
+    """The estimated evaluation cost of a formula (see :mod:`activations.formula.cost`).
+
+    Args:
+        text: The formula.
+        params: As for :func:`parse_formula` (declared ranges bound sums and degrees).
+
+    Returns:
+        The number of element-wise operations one evaluation performs, at most, within the
+        declared ranges; at most :data:`MAX_FORMULA_COST`.
+
+    Raises:
+        FormulaError: As :func:`parse_formula` (a formula over the bound is refused).
+    """
+    return _parse(text, params).cost

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -99,3 +100,47 @@ def test_audit_df0_matches_autograd(name: str) -> None:
     assert g.item() == pytest.approx(r.df0, rel=1e-12)
     assert r.f0 == 0.0 and r.starts_at_zero
     assert get_spec(name).family != "baseline"
+
+
+# -- guards against sympy blow-up ---------------------------------------------------------------
+def test_audit_of_high_degree_polynomials_skips_slow_exact_roots() -> None:
+    # mpmath's nroots took ~56 s for x + x**100 and ~15 s for x + legendre(64, x)
+    start = time.perf_counter()
+    r = audit_formula("x + x**100")
+    assert r.lipschitz == pytest.approx(101.0)
+    # P_64(0) = C(64, 32) / 2**64
+    assert audit_formula("x + 0.001*legendre(64, x)").f0 == pytest.approx(
+        0.001 * math.comb(64, 32) / 2**64, rel=1e-9
+    )
+    assert time.perf_counter() - start < 10.0
+
+
+@pytest.mark.parametrize(
+    ("text", "params", "message"),
+    [
+        ("x + 0.001*legendre(n, x)", {"n": 300}, r"must lie in \[0, 64\], but reaches 300"),
+        ("x + 0.001*factorial(n)*x", {"n": 100_000}, r"must lie in \[0, 170\]"),
+        ("x + 0.001*sum(k, 1, n, sin(k*x)/k**2)", {"n": 3000}, "limited to 256 terms, got 3000"),
+    ],
+)
+def test_audit_refuses_values_past_the_limits_before_sympy_expands(
+    text: str, params: dict, message: str
+) -> None:
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=message):
+        audit_formula(text, params)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_audit_formula_with_a_polynomial_of_a_sum_index() -> None:
+    # sum indices are integer symbols too; they must not be looked up as parameters
+    r = audit_formula("x + 0.01*sum(k, 1, 3, legendre(k, x))")
+    # P1'(0) + P2'(0) + P3'(0) = 1 + 0 - 3/2
+    assert r.df0 == pytest.approx(1 + 0.01 * (1 - 1.5), rel=1e-12)
+
+
+def test_audit_refuses_a_formula_over_the_cost_bound_fast() -> None:
+    start = time.perf_counter()
+    with pytest.raises(FormulaError, match="too costly"):
+        audit_formula("x + legendre(64, legendre(64, legendre(64, x)))")
+    assert time.perf_counter() - start < 1.0

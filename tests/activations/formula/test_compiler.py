@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import math
+import time
+from typing import Any
+
 import numpy as np
 import pytest
 import sympy as sp
 import torch
 
-from activations import ActivationError, Param, get_activation
+import activations.symbolic as symbolic
+from activations import ActivationError, Param, get_activation, list_activations
 from activations.formula import (
+    MAX_FORMULA_COST,
+    MAX_TERMS,
     FormulaError,
     X,
     compile_expr,
     compile_formula,
     expand_sums,
+    formula_cost,
     parse_formula,
     register_formula,
 )
@@ -113,3 +121,64 @@ def test_register_formula_integer_params() -> None:
         register_formula("scratch_series3", "a*x", {"a": {"low": 1}})
     with pytest.raises(FormulaError, match="unknown name 'b'"):
         register_formula("scratch_series4", "a*b*x", {"a": 1.0})
+
+
+# -- the total cost bound -----------------------------------------------------------------------
+_NEAR_BOUND = "x + 1e-3*sum(k, 1, {n}, sum(j, 1, 64, sin(k*j*x)))"
+
+
+def test_formula_just_under_the_bound_is_accepted_and_evaluates() -> None:
+    costs = {}
+    for n in range(1, MAX_TERMS + 1):
+        try:
+            costs[n] = formula_cost(_NEAR_BOUND.format(n=n))
+        except FormulaError as err:
+            assert "too costly" in str(err)
+            break
+    n = max(costs)
+    assert n < MAX_TERMS and 0.95 * MAX_FORMULA_COST < costs[n] <= MAX_FORMULA_COST
+    with pytest.raises(FormulaError, match="too costly"):
+        parse_formula(_NEAR_BOUND.format(n=n + 1))
+    xs = np.linspace(-1.0, 1.0, 101)
+    got = compile_formula(_NEAR_BOUND.format(n=n))(torch.tensor(xs, dtype=torch.float64))
+    k = np.arange(1, n + 1)[:, None, None]
+    j = np.arange(1, 65)[None, :, None]
+    want = xs + 1e-3 * np.sin(k * j * xs).sum(axis=(0, 1))
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.usefixtures("scratch_registry")
+@pytest.mark.parametrize("entry", [register_formula, symbolic.register_formula])
+def test_register_formula_refuses_costly_formulas(entry: Any) -> None:
+    """``register_formula`` is what a study's inline ``{name, expr, params}`` goes through."""
+    text = "x + a*sum(k, 1, n, sum(j, 1, n, sin(k*j*x)))"
+    start = time.perf_counter()
+    with pytest.raises(FormulaError, match="too costly") as err:
+        # a YAML-style declaration: n may reach 256, so 256 × 256 terms
+        entry("scratch_costly", text, {"a": 0.1, "n": {"default": 4, "low": 1, "high": 256}})
+    assert time.perf_counter() - start < 1.0
+    assert err.value.token == "sum(k, 1, n, sum(j, 1, n, sin(k*j*x)))"
+    assert "scratch_costly" not in list_activations()
+    # the same formula with a small declared range is cheap and accepted
+    spec = entry("scratch_costly", text, {"a": 0.1, "n": {"default": 4, "low": 1, "high": 8}})
+    assert spec.params["n"].integer
+    x = torch.linspace(-1, 1, 5, dtype=torch.float64)
+    want = x + 0.1 * sum(torch.sin(k * j * x) for k in range(1, 5) for j in range(1, 5))
+    torch.testing.assert_close(get_activation("scratch_costly")(x), want)
+
+
+def test_compile_formula_counts_undeclared_bounds_at_their_caps() -> None:
+    text = "x + sum(k, 1, n, legendre(k, tanh(x)))"
+    with pytest.raises(FormulaError, match="too costly"):
+        compile_formula(text, ["n"])
+    fn = compile_formula(text, {"n": Param(3, low=1, high=12, integer=True)})
+    x = torch.tensor([0.5], dtype=torch.float64)
+    t = math.tanh(0.5)
+    assert fn(x, n=2).item() == pytest.approx(0.5 + t + (3 * t**2 - 1) / 2, rel=1e-14)
+
+
+def test_expand_sums_enforces_the_term_limit() -> None:
+    n = sp.Symbol("n", real=True)
+    expr = parse_formula("sum(k, 1, n, x/k)", ["n"]).xreplace({n: MAX_TERMS + 1})
+    with pytest.raises(ValueError, match=f"limited to {MAX_TERMS} terms"):
+        expand_sums(expr)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import builtins
+import re
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -13,7 +15,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import activations
-from activations.formula.parser import FormulaError, X, parse_formula
+from activations import Param, get_spec, list_activations
+from activations.formula.cost import format_cost
+from activations.formula.parser import (
+    FUNCTIONS,
+    MAX_FORMULA_COST,
+    FormulaError,
+    X,
+    formula_cost,
+    parse_formula,
+)
 
 a, w = sp.Symbol("a", real=True), sp.Symbol("w", real=True)
 
@@ -225,3 +236,90 @@ def test_injection_attempts_do_not_run(tmp_path: Path) -> None:
         with pytest.raises(FormulaError):
             parse_formula(text)
     assert not canary.exists()
+
+
+# -- the total cost bound -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "part", "cost"),
+    [
+        (
+            "x + sum(k,1,256,sum(j,1,256,sum(i,1,256,x*k*j*i)))",
+            "sum(j,1,256,sum(i,1,256,x*k*j*i))",
+            525_315,
+        ),
+        (
+            "x + legendre(64, legendre(64, legendre(64, x)))",
+            "legendre(64, legendre(64, x))",
+            20_866,
+        ),
+        # five deep: sympy alone needs over a minute to build it; refused before building
+        ("x + " + "legendre(64, " * 5 + "x" + ")" * 5, "legendre(64, legendre(64, x))", 20_866),
+    ],
+)
+def test_cost_bound_refuses_nesting_fast(text: str, part: str, cost: int) -> None:
+    start = time.perf_counter()
+    with pytest.raises(FormulaError) as err:
+        parse_formula(text)
+    assert time.perf_counter() - start < 1.0
+    msg = str(err.value)
+    assert f"The part {part!r}" in msg
+    assert f"costs about {format_cost(cost)} operations" in msg
+    assert f"MAX_FORMULA_COST = {format_cost(MAX_FORMULA_COST)}" in msg
+    assert "fewer sum terms, lower polynomial degrees or less nesting" in msg
+    assert err.value.token == part
+    assert err.value.column == text.index(part) + 1
+
+
+@pytest.mark.parametrize("name", list_activations())
+def test_every_registered_activation_is_under_the_bound(name: str) -> None:
+    spec = get_spec(name)
+    assert 1 <= formula_cost(spec.expr, spec.params) <= MAX_FORMULA_COST
+
+
+def _readme_formulas() -> list[str]:
+    readme = Path(activations.__file__).parents[1] / "README.md"
+    found = re.findall(
+        r'(?:expr=|activation=|register_formula\("\w+", )"([^"]+)"', readme.read_text()
+    )
+    assert len(found) >= 3, found
+    return found
+
+
+@pytest.mark.parametrize("text", _readme_formulas())
+def test_readme_formulas_are_under_the_bound(text: str) -> None:
+    names = set(re.findall(r"[A-Za-z_]\w*", text)) - {"x", "pi", *FUNCTIONS}
+    names -= set(re.findall(r"sum\(\s*([A-Za-z_]\w*)", text))  # sum indices
+    assert 1 <= formula_cost(text, sorted(names)) <= MAX_FORMULA_COST
+
+
+def test_declared_ranges_bound_symbolic_sums_and_degrees() -> None:
+    template = "x + sum(k, 1, {n}, legendre(k, tanh(x)))"
+    text = template.format(n="n")
+    # names only: n counts as MAX_TERMS = 256 terms, legendre(k, .) as degree MAX_DEGREE = 64
+    with pytest.raises(FormulaError, match="too costly"):
+        parse_formula(text, ["n"])
+    # a declared range: at most 12 terms, k ≤ 12
+    small = formula_cost(text, {"n": Param(3, low=1, high=12, integer=True)})
+    assert small == formula_cost(template.format(n=12))
+    assert small == formula_cost(text, {"n": {"default": 3, "low": 1, "high": 12}})
+    assert formula_cost(text, {"n": 5}) == formula_cost(template.format(n=5))
+
+
+@pytest.mark.parametrize(
+    ("text", "cost"),
+    [
+        ("x", 1),
+        ("(x)", 1),
+        ("-x", 2),
+        ("x + 1", 3),
+        ("2*x**3", 5),
+        ("sin(x)", 2),
+        ("legendre(2, x)", 1 + 1 + 2 * (1 + 4)),
+        ("legendre(0, x)", 2),
+        ("sum(k, 1, 3, k)", 1 + 2 + 3 * (1 + 1)),
+        ("sum(k, 3, 1, k)", 3),  # empty
+        ("sum(k, 1, 2, legendre(k, x))", 1 + 2 + 2 * ((1 + 1 + 2 * (1 + 4)) + 1)),
+    ],
+)
+def test_cost_model(text: str, cost: int) -> None:
+    assert formula_cost(text) == cost
