@@ -117,9 +117,14 @@ class TaskSection:
         label_words: ``{label: word}`` — the word the model is trained to answer for each label.
         prompt: Prompt template with ``{text}``.
         train_split: Split name used for training.
-        eval_split: Split name used for evaluation.
+        eval_split: Split the run evaluates on, and so the split the search sees: ``val``
+            (default). The confirmation evaluates on ``test`` (``study.confirm.split``), so
+            the search never sees the test set. Embedded ``bbc-news`` and local single files
+            are split train/val/test (``test`` 20 %, ``val`` 1/8 of the rest, stratified,
+            seeded by ``split_seed``); a folder or hub dataset without a validation split
+            gets ``val`` carved from its train split (said in the run's data notes).
         max_new_tokens: Generation budget (summarization).
-        split_seed: Seed of the fixed train/eval split of embedded datasets.
+        split_seed: Seed of the fixed train/val/test split of embedded datasets and files.
     """
 
     name: str = "bbc-news"
@@ -133,7 +138,7 @@ class TaskSection:
     label_words: dict[str, str] | None = None
     prompt: str | None = None
     train_split: str = "train"
-    eval_split: str = "test"
+    eval_split: str = "val"
     max_new_tokens: int = 48
     split_seed: int = 0
 

@@ -2,8 +2,11 @@
 
 ``build_task(task_cfg, tokenizer, max_positions=…)`` loads and checks the data, tokenizes every
 example and returns an object with ``train_examples`` (``Example(input_ids, labels)``, labels -100
-outside the answer), ``evaluate(model, batch_size) -> {metric: value}``, ``metric_names`` and
-``truncation`` (counts, reported in the run result). Every input problem raises
+outside the answer), ``evaluate(model, batch_size) -> {metric: value}``,
+``evaluate_examples(model, batch_size) -> ({metric: value}, [per-example dict])`` (each example
+with its stable ``id``; every mean metric is the mean of the per-example values),
+``metric_names``, ``eval_split`` (the evaluated split's name), ``notes`` (how the splits were
+made) and ``truncation`` (counts, reported in the run result). Every input problem raises
 :class:`TaskError` before any training.
 
 For the study-file check (no data loaded, no torch): :data:`TASK_METRICS` /
@@ -18,11 +21,17 @@ from typing import Any
 
 from loran_search.config import TaskSection
 from loran_search.tasks.data import TaskError, check_source
-from loran_search.tasks.metrics import METRIC_ALIASES, TASK_METRICS, metric_names
+from loran_search.tasks.metrics import (
+    COMPANION_METRICS,
+    METRIC_ALIASES,
+    TASK_METRICS,
+    metric_names,
+)
 
 TASK_TYPES = tuple(TASK_METRICS)
 
 __all__ = [
+    "COMPANION_METRICS",
     "METRIC_ALIASES",
     "TASK_METRICS",
     "TASK_TYPES",

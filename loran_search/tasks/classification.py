@@ -7,7 +7,13 @@ answer tokens only. Evaluation scores every label by the log-likelihood of its a
     score(l) = Σ_{t=1}^{|a_l|} log p(a_{l,t} | prompt, a_{l,<t}),
 
 and predicts ``argmax_l score(l)`` (ties → the first label in sorted order). Metrics: accuracy and
-macro-F1 (:mod:`loran_search.tasks.metrics`).
+macro-F1 (:mod:`loran_search.tasks.metrics`), and the continuous companion
+``gold_logprob_mean = mean_i score_i(y_i)``, the mean log-likelihood of the gold label word.
+
+Per-example outcomes (:meth:`ClassificationTask.evaluate_examples`): one dict per evaluation
+example, ``{"id", "gold", "pred", "correct", "gold_logprob"}`` with ``correct = [pred = gold]``
+(0/1) and ``gold_logprob = score(y)``; ``accuracy = mean(correct)`` and
+``gold_logprob_mean = mean(gold_logprob)`` exactly (the same values, one mean).
 """
 
 from __future__ import annotations
@@ -23,8 +29,8 @@ from loran_search.tasks.base import (
     model_device,
     pad_batch,
 )
-from loran_search.tasks.data import TaskError, require_columns, train_eval_rows
-from loran_search.tasks.metrics import TASK_METRICS, classification_metrics
+from loran_search.tasks.data import TaskError, require_columns, row_id, task_rows
+from loran_search.tasks.metrics import TASK_METRICS, macro_f1, mean
 
 DEFAULT_PROMPT = "{text}\nTopic:"
 
@@ -40,7 +46,10 @@ class ClassificationTask:
         self.tokenizer = tokenizer
         text_col = cfg.text_column or "text"
         label_col = cfg.label_column or "label"
-        train_rows, eval_rows = train_eval_rows(cfg, strat_key=label_col)
+        rows = task_rows(cfg, strat_key=label_col)
+        train_rows, eval_rows = rows.train, rows.eval
+        self.eval_split = rows.eval_split
+        self.notes = rows.notes
         where = f"dataset {cfg.name!r}"
         require_columns(
             train_rows, {"task.text_column": text_col, "task.label_column": label_col}, where
@@ -103,19 +112,24 @@ class ClassificationTask:
             self.truncation.train_inputs += cut
         self.eval_prompts: list[list[int]] = []
         self.eval_gold: list[str] = []
+        self.eval_ids: list[str] = []
         for r in eval_rows:
             prompt, cut = self.encoder.encode(r[text_col], budget)
             self.eval_prompts.append(prompt)
             self.eval_gold.append(str(r[label_col]))
+            self.eval_ids.append(row_id(r))
             self.truncation.eval_inputs += cut
 
-    def predict(self, model: Any, batch_size: int) -> list[str]:
-        """The best-scoring label of every evaluation prompt."""
+    def scores(self, model: Any, batch_size: int) -> Any:
+        """``score(l)`` of every label for every evaluation prompt: an ``(n, |L|)`` float64 tensor.
+
+        Column ``j`` is label ``self.labels[j]``; see the module docstring for ``score``.
+        """
         import torch
 
         device = model_device(model)
         pad = self.tokenizer.pad_token_id
-        preds: list[str] = []
+        out = []
         for start in range(0, len(self.eval_prompts), batch_size):
             prompts = self.eval_prompts[start : start + batch_size]
             scores = torch.zeros(len(prompts), len(self.labels), dtype=torch.float64)
@@ -136,14 +150,48 @@ class ClassificationTask:
                 logp = torch.log_softmax(logits, dim=-1).double().cpu()  # (B, |a|, V)
                 tgt = torch.tensor(ans).expand(len(prompts), -1)
                 scores[:, j] = logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1).sum(-1)
-            preds += [self.labels[int(i)] for i in scores.argmax(dim=-1)]
-        return preds
+            out.append(scores)
+        return torch.cat(out)
 
-    def evaluate(self, model: Any, batch_size: int = 8) -> dict[str, float]:
-        """``{"accuracy", "macro_f1"}`` on the evaluation split (model left in eval mode)."""
+    def predict(self, model: Any, batch_size: int) -> list[str]:
+        """The best-scoring label of every evaluation prompt."""
+        return [self.labels[int(i)] for i in self.scores(model, batch_size).argmax(dim=-1)]
+
+    def evaluate_examples(
+        self, model: Any, batch_size: int = 8
+    ) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        """Metrics and per-example outcomes on the evaluation split (model left in eval mode).
+
+        Returns:
+            ``({"accuracy", "macro_f1", "gold_logprob_mean"}, examples)`` with one
+            ``{"id", "gold", "pred", "correct", "gold_logprob"}`` per evaluation example, in
+            the split's order (see the module docstring).
+        """
         import torch
 
         model.eval()
         with torch.no_grad():
-            preds = self.predict(model, batch_size)
-        return classification_metrics(preds, self.eval_gold)
+            scores = self.scores(model, batch_size)
+        index = {lab: j for j, lab in enumerate(self.labels)}
+        examples: list[dict[str, Any]] = []
+        for i, (ex_id, gold) in enumerate(zip(self.eval_ids, self.eval_gold, strict=True)):
+            pred = self.labels[int(scores[i].argmax())]
+            examples.append(
+                {
+                    "id": ex_id,
+                    "gold": gold,
+                    "pred": pred,
+                    "correct": int(pred == gold),
+                    "gold_logprob": float(scores[i, index[gold]]),
+                }
+            )
+        metrics = {
+            "accuracy": mean([e["correct"] for e in examples]),
+            "macro_f1": macro_f1([e["pred"] for e in examples], self.eval_gold),
+            "gold_logprob_mean": mean([e["gold_logprob"] for e in examples]),
+        }
+        return metrics, examples
+
+    def evaluate(self, model: Any, batch_size: int = 8) -> dict[str, float]:
+        """The metrics of :meth:`evaluate_examples` (model left in eval mode)."""
+        return self.evaluate_examples(model, batch_size)[0]

@@ -1,16 +1,29 @@
-"""Rows of a task's train and eval splits: embedded datasets, local files, or hub datasets.
+"""Rows of a task's train, val and test splits: embedded datasets, local files, or hub datasets.
 
 ``task.name`` resolves in this order:
 
 1. an embedded dataset (``bbc-news``, ``aclsum``), built into the asset cache on first use;
-2. a local file (``.json``/``.jsonl``/``.csv``/``.parquet``) — one table, split into train/test
-   by :func:`seeded_split` — or a local folder with one such file per split
+2. a local file (``.json``/``.jsonl``/``.csv``/``.parquet``) — one table, split into
+   train/val/test by :func:`three_way_split` — or a local folder with one such file per split
    (``train.jsonl``, ``test.csv``, …);
 3. a hub dataset name loaded with ``datasets.load_dataset`` (needs the network or the HF cache).
 
-Embedded splits. ``bbc-news`` is one table of 2,225 articles: the ``train``/``test`` split is
-:func:`seeded_split` with ``task.split_seed`` (stratified, 20 % test). ``aclsum`` has its own
-``train`` (100) / ``val`` (50) / ``test`` (100) papers.
+Three splits. The search evaluates on ``task.eval_split`` (default ``val``); the confirmation on
+``test``; the training set is the same whichever is evaluated. ``bbc-news`` is one table of
+2,225 articles: :func:`seeded_split` with ``task.split_seed`` (stratified, 20 % ``test``: 448
+articles, the former 80/20 split's test part exactly), then :func:`carve_val` takes 1/8 of the
+remaining stratified ``train`` part as ``val`` (223), leaving 1,554 for ``train`` (the sizes of
+any split seed). ``aclsum`` has its own ``train`` (100) / ``val`` (50) / ``test`` (100) papers.
+A local single file is split the same way as ``bbc-news`` (stratified by the label column for
+classification). A local folder or hub dataset without a validation split (``val``,
+``validation``, ``valid`` or ``dev``) gets ``val`` carved from its train split the same way;
+this is said in the task's data notes (``RunResult.data["notes"]``).
+
+Example ids. Every row gets a stable id under :data:`ID_KEY` when it is read, before any split
+or subsample, so the same example has the same id in every run and process: the ``id`` column
+when the table has one with unique values (``bbc-news``: ``label/NNN``, the article's file;
+``aclsum``: the paper id, to which the summarization task appends ``/summary column``), else the
+row index in its file (a single file: ``"17"``; a folder or hub split: ``"train/17"``).
 """
 
 from __future__ import annotations
@@ -23,6 +36,7 @@ import math
 import random
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +46,42 @@ from loran_search.errors import LoranSearchError
 FILE_TYPES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 SPLIT_ALIASES = {"validation": "val", "valid": "val", "dev": "val", "eval": "test"}
 TEST_FRACTION = 0.2
+#: Fraction of the (post-test) train part that :func:`carve_val` moves to ``val``.
+VAL_FRACTION = 0.125
+#: The row key that holds a row's stable example id (see the module docstring).
+ID_KEY = "__loran_id__"
+VAL_NAMES = ("val", "validation", "valid", "dev")
 
 
 class TaskError(LoranSearchError, ValueError):
     """Bad task input, reported before any training (what, where, how to fix)."""
+
+
+def _strata(rows: Sequence[dict[str, Any]], strat_key: str | None) -> list[list[dict[str, Any]]]:
+    """Rows grouped by ``str(row[strat_key])`` in sorted order; one-row strata pooled, last."""
+    groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[str(row[strat_key]) if strat_key else ""].append(row)
+    singletons = [g[0] for k, g in sorted(groups.items()) if len(g) == 1]
+    strata = [g for _, g in sorted(groups.items()) if len(g) > 1]
+    if singletons:  # one-row strata cannot be split: they are split together as one stratum
+        strata.append(singletons)
+    return strata
+
+
+def _take(
+    rows: Sequence[dict[str, Any]], rng: random.Random, strat_key: str | None, fraction: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(taken, rest)``: per stratum, shuffled by ``rng``, the first ``ceil(fraction·n)``."""
+    taken: list[dict[str, Any]] = []
+    rest: list[dict[str, Any]] = []
+    for stratum in _strata(rows, strat_key):
+        group = list(stratum)
+        rng.shuffle(group)
+        n = math.ceil(fraction * len(group)) if len(group) > 1 else 0
+        taken += group[:n]
+        rest += group[n:]
+    return taken, rest
 
 
 def seeded_split(
@@ -47,22 +93,68 @@ def seeded_split(
     ``ceil(0.2·n)`` go to ``test``; strata are visited in sorted order (rows whose stratum has one
     row form one extra stratum, last), so the split depends only on the rows' order and ``seed``.
     """
-    groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        groups[str(row[strat_key]) if strat_key else ""].append(row)
-    singletons = [g[0] for k, g in sorted(groups.items()) if len(g) == 1]
-    strata = [g for _, g in sorted(groups.items()) if len(g) > 1]
-    if singletons:  # one-row strata cannot be split: they are split together as one stratum
-        strata.append(singletons)
-    rng = random.Random(seed)
-    out: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
-    for stratum in strata:
-        group = list(stratum)
-        rng.shuffle(group)
-        n_test = math.ceil(TEST_FRACTION * len(group)) if len(group) > 1 else 0
-        out["test"] += group[:n_test]
-        out["train"] += group[n_test:]
-    return out
+    test, train = _take(rows, random.Random(seed), strat_key, TEST_FRACTION)
+    return {"train": train, "test": test}
+
+
+def carve_val(
+    rows: Sequence[dict[str, Any]], seed: int, strat_key: str | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(train, val)``: ``val`` is ``ceil(n_s/8)`` rows of every stratum ``s`` of ``rows``.
+
+    The same stratified procedure as :func:`seeded_split` (strata in sorted order, one-row strata
+    pooled) with its own generator ``random.Random(f"val:{seed}")``, so carving ``val`` out of a
+    train part never changes the ``test`` part it was split from. ``train`` keeps the rows'
+    order.
+    """
+    val, _ = _take(rows, random.Random(f"val:{seed}"), strat_key, VAL_FRACTION)
+    chosen = {id(r) for r in val}
+    return [r for r in rows if id(r) not in chosen], val
+
+
+def three_way_split(
+    rows: Sequence[dict[str, Any]], seed: int, strat_key: str | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """``train``/``val``/``test``: :func:`seeded_split`, then :func:`carve_val` of its train part.
+
+    Sizes per stratum of ``n`` rows: ``test = ceil(0.2·n)``, ``val = ceil((n − test)/8)``, the
+    rest ``train`` (about 70/10/20); the ``test`` part is exactly :func:`seeded_split`'s.
+    """
+    two = seeded_split(rows, seed, strat_key)
+    train, val = carve_val(two["train"], seed, strat_key)
+    return {"train": train, "val": val, "test": two["test"]}
+
+
+def assign_ids(tables: dict[str, list[dict[str, Any]]], *, single: bool) -> list[str]:
+    """Give every row a stable example id under :data:`ID_KEY` (see the module docstring).
+
+    Args:
+        tables: ``{split name: rows}`` as read, before any split or subsample (rows are
+            changed in place).
+        single: One table (a local file): the row index alone, ``"17"``; else ``"split/17"``.
+
+    Returns:
+        Notes for the data notes (an ``id`` column whose values are not unique).
+    """
+    rows = [r for t in tables.values() for r in t]
+    ids = [r.get("id") for r in rows]
+    if rows and all(v is not None and str(v) != "nan" for v in ids):
+        if len({str(v) for v in ids}) == len(ids):
+            for r in rows:
+                r[ID_KEY] = str(r["id"])
+            return []
+        note = "the 'id' column has repeated values: examples are identified by row index"
+    else:
+        note = ""
+    for name, table in tables.items():
+        for i, r in enumerate(table):
+            r[ID_KEY] = str(i) if single else f"{name}/{i}"
+    return [note] if note else []
+
+
+def row_id(row: dict[str, Any]) -> str:
+    """The stable example id of a loaded row (:func:`assign_ids`)."""
+    return str(row[ID_KEY])
 
 
 HEAD_BYTES = 1 << 16  # what check_source reads of each data file
@@ -268,7 +360,12 @@ def _split_name(split: str, available: Sequence[str], where: str) -> str:
     )
 
 
-def _embedded(cfg: TaskSection) -> dict[str, list[dict[str, Any]]] | None:
+def _strat(rows: Sequence[dict[str, Any]], strat_key: str | None) -> str | None:
+    # a missing column is reported by the task with a clear message, not here
+    return strat_key if strat_key and rows and strat_key in rows[0] else None
+
+
+def _embedded(cfg: TaskSection, notes: list[str]) -> dict[str, list[dict[str, Any]]] | None:
     from loran_search import assets
 
     spec = assets.ASSETS.get(cfg.name)
@@ -284,26 +381,65 @@ def _embedded(cfg: TaskSection) -> dict[str, list[dict[str, Any]]] | None:
     root = assets.ensure(cfg.name)
     if cfg.name == "bbc-news":
         rows = _read_table(root / "data.jsonl")
-        return seeded_split(rows, cfg.split_seed, strat_key="label")
-    return {s: _read_table(root / f"{s}.jsonl") for s in ("train", "val", "test")}
+        notes += assign_ids({"data": rows}, single=True)
+        return three_way_split(rows, cfg.split_seed, strat_key="label")
+    tables = {s: _read_table(root / f"{s}.jsonl") for s in ("train", "val", "test")}
+    notes += assign_ids(tables, single=False)
+    return tables
 
 
-def _local(path: Path, cfg: TaskSection, strat_key: str | None) -> dict[str, list[dict]]:
+def _with_val(
+    tables: dict[str, list[dict[str, Any]]],
+    cfg: TaskSection,
+    strat_key: str | None,
+    notes: list[str],
+) -> dict[str, list[dict[str, Any]]]:
+    """Carve ``val`` out of the train split when there is no validation split (see above)."""
+    if any(name in tables for name in VAL_NAMES):
+        return tables
+    try:
+        train_name = _split_name(cfg.train_split, list(tables), "")
+    except TaskError:
+        return tables  # the unknown train split is reported by train_eval_rows
+    key = _strat(tables[train_name], strat_key)
+    train, val = carve_val(tables[train_name], cfg.split_seed, key)
+    out = {**tables, train_name: train, "val": val}
+    how = f", stratified by {key!r}" if key else ""
+    notes.append(
+        f"no validation split: 'val' is {len(val)} rows carved from {train_name!r} "
+        f"(1/{round(1 / VAL_FRACTION)} per stratum{how}, seeded by task.split_seed = "
+        f"{cfg.split_seed}); {len(train)} rows stay in {train_name!r}"
+    )
+    return out
+
+
+def _local(
+    path: Path, cfg: TaskSection, strat_key: str | None, notes: list[str]
+) -> dict[str, list[dict]]:
     if path.is_file():
         rows = _read_table(path)
-        if strat_key and rows and strat_key not in rows[0]:
-            strat_key = None  # the missing column is reported by the task with a clear message
-        return seeded_split(rows, cfg.split_seed, strat_key=strat_key)
+        notes += assign_ids({path.stem: rows}, single=True)
+        key = _strat(rows, strat_key)
+        out = three_way_split(rows, cfg.split_seed, strat_key=key)
+        how = f", stratified by {key!r}" if key else ""
+        notes.append(
+            f"one table of {len(rows)} rows split into train/val/test "
+            f"{len(out['train'])}/{len(out['val'])}/{len(out['test'])} (test 20 %, val 1/8 of "
+            f"the rest{how}, seeded by task.split_seed = {cfg.split_seed})"
+        )
+        return out
     files = {p.stem: p for p in sorted(path.iterdir()) if p.suffix.lower() in FILE_TYPES}
     if not files:
         raise TaskError(
             f"task.name {str(path)!r} is a folder without data files; put one file per split "
             "in it (train.jsonl, test.jsonl, … or .json/.csv/.parquet)."
         )
-    return {name: _read_table(p) for name, p in files.items()}
+    tables = {name: _read_table(p) for name, p in files.items()}
+    notes += assign_ids(tables, single=False)
+    return _with_val(tables, cfg, strat_key, notes)
 
 
-def _hub(cfg: TaskSection) -> dict[str, list[dict[str, Any]]]:
+def _hub(cfg: TaskSection, strat_key: str | None, notes: list[str]) -> dict[str, list[dict]]:
     import datasets
 
     try:
@@ -330,31 +466,66 @@ def _hub(cfg: TaskSection) -> dict[str, list[dict[str, Any]]]:
                 for r in rows:
                     r[col] = names[r[col]]
         out[split] = rows
-    return out
+    notes += assign_ids(out, single=False)
+    return _with_val(out, cfg, strat_key, notes)
 
 
-def load_splits(cfg: TaskSection, strat_key: str | None = None) -> dict[str, list[dict]]:
-    """All splits of ``cfg.name`` as lists of row dicts (see the module docstring)."""
-    embedded = _embedded(cfg)
+def load_splits(
+    cfg: TaskSection, strat_key: str | None = None, notes: list[str] | None = None
+) -> dict[str, list[dict]]:
+    """All splits of ``cfg.name`` as lists of row dicts (see the module docstring).
+
+    Args:
+        cfg: The ``task:`` section.
+        strat_key: The label column of a classification task (``val``/``test`` are carved
+            stratified by it).
+        notes: Appended to: how splits were made, how ids were assigned.
+
+    Returns:
+        ``{split: rows}``, every row with its stable id under :data:`ID_KEY`.
+    """
+    notes = [] if notes is None else notes
+    embedded = _embedded(cfg, notes)
     if embedded is not None:
         return embedded
     path = Path(cfg.name).expanduser()
     if path.exists():
-        return _local(path, cfg, strat_key)
+        return _local(path, cfg, strat_key, notes)
     if path.suffix.lower() in FILE_TYPES or cfg.name.startswith((".", "/", "~")):
         raise TaskError(f"task.name {cfg.name!r}: no such file or folder.")
-    return _hub(cfg)
+    return _hub(cfg, strat_key, notes)
 
 
-def train_eval_rows(
-    cfg: TaskSection, strat_key: str | None = None
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+@dataclass
+class TaskRows:
+    """The rows a task is built from.
+
+    Attributes:
+        train: Training rows (subsampled to ``task.train_size``).
+        eval: Evaluation rows of ``eval_split`` (subsampled to ``task.eval_size``).
+        train_split: The train split's name as found (an alias resolved).
+        eval_split: The evaluated split's name as found (``validation`` → ``val`` …).
+        notes: How the splits were made (carved ``val``, ids by row index, …).
+    """
+
+    train: list[dict[str, Any]]
+    eval: list[dict[str, Any]]
+    train_split: str
+    eval_split: str
+    notes: list[str] = field(default_factory=list)
+
+
+def task_rows(cfg: TaskSection, strat_key: str | None = None) -> TaskRows:
     """The train and eval rows, subsampled to ``train_size``/``eval_size`` (seeded).
+
+    Subsampling draws ``size`` row indices with ``random.Random(split_seed)`` (train) or
+    ``random.Random(split_seed + 1)`` (eval) and keeps the rows in their split order.
 
     Raises:
         TaskError: Unknown split, or an empty split after loading.
     """
-    splits = load_splits(cfg, strat_key)
+    notes: list[str] = []
+    splits = load_splits(cfg, strat_key, notes)
     where = f"task.name {cfg.name!r}"
     train_name = _split_name(cfg.train_split, list(splits), where + " (task.train_split)")
     eval_name = _split_name(cfg.eval_split, list(splits), where + " (task.eval_split)")
@@ -375,7 +546,15 @@ def train_eval_rows(
                 + "; give it rows or choose another split."
             )
         out.append(rows)
-    return out[0], out[1]
+    return TaskRows(out[0], out[1], train_name, eval_name, notes)
+
+
+def train_eval_rows(
+    cfg: TaskSection, strat_key: str | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(train rows, eval rows)`` of :func:`task_rows`."""
+    rows = task_rows(cfg, strat_key)
+    return rows.train, rows.eval
 
 
 def require_columns(rows: Sequence[dict[str, Any]], columns: dict[str, str], where: str) -> None:
@@ -386,7 +565,7 @@ def require_columns(rows: Sequence[dict[str, Any]], columns: dict[str, str], whe
         columns: ``{config key: column name}``, e.g. ``{"task.text_column": "text"}``.
         where: Dataset description for the message.
     """
-    present = list(rows[0].keys()) if rows else []
+    present = [k for k in rows[0] if k != ID_KEY] if rows else []
     for key, col in columns.items():
         if col not in present:
             close = difflib.get_close_matches(col, present, n=1)

@@ -11,18 +11,33 @@ Summarization: ``rouge1``, ``rouge2``, ``rougeL`` are the mean F-measures of
 ``rouge_score.rouge_scorer.RougeScorer([...], use_stemmer=True)`` over the pairs, in [0, 1];
 ``rouge_l`` is the same value as ``rougeL`` (an alias, for study files that spell it so).
 
+Per-example outcomes: every aggregate that is a mean is the mean of its per-example values
+(``accuracy = mean(correct_i)``, ``rougeL = mean(rougeL_i)``, …; ``macro_f1`` is not a mean and
+has no per-example value). The continuous companion metrics (:data:`COMPANION_METRICS`) are means
+too: ``gold_logprob_mean = (1/n) Σ_i Σ_t log p(a_{y_i,t} | prompt_i, a_{y_i,<t})`` (the gold label
+word's log-likelihood, the score the prediction ranks) and ``summary_loss = (1/n) Σ_i loss_i``
+with ``loss_i = −(1/|y_i|) Σ_t log p(y_{i,t} | prompt_i, y_{i,<t})`` (teacher forcing on the
+reference ``y_i`` = its tokens ⧺ EOS, cut to ``task.max_new_tokens`` as in training).
+
 :data:`TASK_METRICS` is the one list of the metrics each task type reports; the study-file check
 (``study.metric``) and the tasks themselves read it from here.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 #: The metrics each task type reports (the keys of its ``evaluate()`` result, aliases aside).
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("accuracy", "macro_f1"),
     "summarization": ("rouge1", "rouge2", "rougeL"),
+}
+#: The continuous companion of each task type's metrics (also in ``evaluate()``'s result; not a
+#: ``study.metric``: lower ``summary_loss`` is better, higher ``gold_logprob_mean``).
+COMPANION_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("gold_logprob_mean",),
+    "summarization": ("summary_loss",),
 }
 #: Other spellings a task type also reports: ``{alias: metric}``.
 METRIC_ALIASES: dict[str, str] = {"rouge_l": "rougeL"}
@@ -70,18 +85,32 @@ def classification_metrics(pred: Sequence[str], gold: Sequence[str]) -> dict[str
     return {"accuracy": accuracy(pred, gold), "macro_f1": macro_f1(pred, gold)}
 
 
-def rouge(pred: Sequence[str], ref: Sequence[str]) -> dict[str, float]:
-    """Mean ROUGE-1/2/L F-measures (``rouge_score``, Porter stemmer) and the ``rouge_l`` alias."""
+def mean(values: Sequence[float]) -> float:
+    """``(1/n) Σ_i v_i`` (``nan`` for no values): the one mean of every aggregate."""
+    return sum(values) / len(values) if values else math.nan
+
+
+def rouge_per_example(pred: Sequence[str], ref: Sequence[str]) -> list[dict[str, float]]:
+    """``{"rouge1", "rouge2", "rougeL"}`` F-measures of every pair (``rouge_score``, stemmer)."""
     from rouge_score import rouge_scorer
 
     if len(pred) != len(ref) or not ref:
         raise ValueError(f"need equal, non-empty lists (got {len(pred)} and {len(ref)})")
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
-    sums = {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
+    out = []
     for p, r in zip(pred, ref, strict=True):
         scores = scorer.score(r, p)
-        for k in sums:
-            sums[k] += scores[k].fmeasure
-    out = {k: v / len(ref) for k, v in sums.items()}
+        out.append({k: float(scores[k].fmeasure) for k in ("rouge1", "rouge2", "rougeL")})
+    return out
+
+
+def rouge_from_examples(per_example: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Means of per-example ROUGE F-measures, plus the ``rouge_l`` alias."""
+    out = {k: mean([e[k] for e in per_example]) for k in ("rouge1", "rouge2", "rougeL")}
     out["rouge_l"] = out["rougeL"]
     return out
+
+
+def rouge(pred: Sequence[str], ref: Sequence[str]) -> dict[str, float]:
+    """Mean ROUGE-1/2/L F-measures (``rouge_score``, Porter stemmer) and the ``rouge_l`` alias."""
+    return rouge_from_examples(rouge_per_example(pred, ref))

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -65,9 +66,16 @@ def test_loss_falls_and_result_shape() -> None:
     assert r.status == "completed" and len(losses) == 24
     assert sum(losses[-6:]) / 6 < 0.8 * sum(losses[:6]) / 6
     d = r.to_dict()
-    assert set(d["metrics"]) == {"accuracy", "macro_f1"} and set(d["zero_shot"]) == set(
-        d["metrics"]
-    )
+    assert set(d["metrics"]) == {"accuracy", "macro_f1", "gold_logprob_mean"}
+    assert set(d["zero_shot"]) == set(d["metrics"])
+    assert d["eval_split"] == "val" == d["data"]["eval_split"]  # the search never sees test
+    assert len(d["examples"]) == 10 and len({e["id"] for e in d["examples"]}) == 10
+    # identity = QLoRA: its effective non-linearity is exactly 0, on every layer
+    mech = d["mechanism"]
+    assert mech["n_layers"] == 8 and mech["nonlinearity_max"] == 0.0 and mech["inert"] is True
+    assert mech["nonlinearity_pooled"] == 0.0 and mech["seconds"] >= 0
+    assert len(mech["p_quantiles"]) == 257 and mech["p_quantiles"] == sorted(mech["p_quantiles"])
+    assert mech["p_entries"] == 4 * (128 * 128 + 64 * 128) and mech["p_rms_median"] > 0
     assert set(d["stability"]) == {
         "diverged",
         "diverged_at_step",
@@ -102,6 +110,8 @@ def test_huge_learning_rate_diverges() -> None:
     finite = math.isfinite(last["loss"]) and math.isfinite(last["grad_norm"])
     assert not finite or last["loss"] > 10.0 * r.history[0]["loss"]
     json.dumps(r.to_dict(), allow_nan=False)  # NaN/inf → null in the JSON result
+    assert r.examples == [] and r.mechanism["n_layers"] == 8  # figures of what it reached
+    assert len(r.to_dict()["mechanism"]["p_quantiles"]) == 257
 
 
 def test_nf4_train_after_eval_still_updates_weights(tmp_path: Path) -> None:
@@ -149,6 +159,129 @@ def test_on_eval_calls_and_exceptions_propagate_after_cleanup() -> None:
         run(cfg, on_eval=prune)
     base, _ = train.get_model(cfg)
     assert not any("lora" in n for n, _ in base.named_modules())
+
+
+def test_eval_split_keyword_per_example_outcomes_and_stable_ids() -> None:
+    from loran_search.tasks.data import load_splits, row_id
+
+    cfg = make_cfg(max_steps=3)
+    val = run(cfg)
+    test = run(cfg, eval_split="test")
+    again = run(cfg, eval_split="test")
+    assert (val.eval_split, test.eval_split) == ("val", "test")
+    splits = load_splits(cfg.task, "label")
+    ids = {k: {row_id(r) for r in v} for k, v in splits.items()}
+    assert {e["id"] for e in val.examples} <= ids["val"]
+    assert {e["id"] for e in test.examples} <= ids["test"]
+    assert {e["id"] for e in again.examples} == {e["id"] for e in test.examples}  # same ids
+    assert test.examples == again.examples  # same seed, same outcomes
+    # training does not depend on the evaluated split
+    assert [h["loss"] for h in val.history] == [h["loss"] for h in test.history]
+    for r in (val, test):
+        n = len(r.examples)
+        assert n == 10 and r.metrics["accuracy"] == sum(e["correct"] for e in r.examples) / n
+        assert r.metrics["gold_logprob_mean"] == sum(e["gold_logprob"] for e in r.examples) / n
+        assert all(
+            e["pred"] in {"business", "entertainment", "politics", "sports", "tech"}
+            for e in r.examples
+        )
+    d = json.loads(json.dumps(test.to_dict(), allow_nan=False))
+    assert d["examples"] == test.examples and d["eval_split"] == "test"
+    # the search's seam reads the result as before: extra fields change nothing there
+    from loran_search.search.objective import RunOutcome
+
+    outcome = RunOutcome.from_result(test)
+    assert outcome.metrics == test.metrics and outcome.status == "completed"
+
+
+def test_summarization_run_per_example_outcomes(tmp_path: Path) -> None:
+    rows = [
+        {"document": "Alice said " * (i % 4 + 1), "summary": "the cat " * (i % 3 + 1)}
+        for i in range(24)
+    ]
+    (tmp_path / "s.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    cfg = StudyConfig(
+        model=ModelSection(name="glassllm", quantization="none"),
+        task=TaskSection(
+            name=str(tmp_path / "s.jsonl"),
+            type="summarization",
+            max_length=40,
+            max_new_tokens=8,
+            train_size=None,
+            eval_size=None,
+        ),
+        training=TrainingSection(max_steps=2, learning_rate=5e-3, batch_size=4, eval_every=0),
+    )
+    r = run(cfg)
+    assert r.status == "completed" and r.eval_split == "val"
+    assert len(r.examples) == 3  # 24 rows: test 5, val ceil(19/8) = 3, train 16
+    assert r.data["notes"] and "train/val/test 16/3/5" in r.data["notes"][0]
+    n = len(r.examples)
+    for k in ("rouge1", "rouge2", "rougeL"):
+        assert r.metrics[k] == sum(e[k] for e in r.examples) / n
+    assert r.metrics["summary_loss"] == sum(e["loss"] for e in r.examples) / n > 0
+    assert {e["id"] for e in r.examples} <= {str(i) for i in range(24)}
+
+
+def test_mechanism_of_a_nonlinear_adapter_and_its_prediction() -> None:
+    from activations import get_activation
+
+    cfg = make_cfg(max_steps=6)
+    params = {"amplitude": 1.0, "frequency": 100.0}  # A·ω = 100: far from inert
+    r = run_training(
+        cfg, activation="sinter", activation_params=params, rank=4, seed=0, progress=False
+    )
+    mech = r.mechanism
+    assert mech["n_layers"] == 8 and mech["inert"] is False and mech["nonlinearity_median"] > 0.01
+    assert mech["omega_p_rms_median"] == pytest.approx(100.0 * mech["p_rms_median"], rel=0.3)
+    assert {lay["module"].rsplit(".", 1)[-1] for lay in mech["layers"]} == {"q_proj", "v_proj"}
+    predicted = train.predict_nonlinearity_from_quantiles(
+        mech["p_quantiles"], get_activation("sinter", **params)
+    )
+    assert predicted == pytest.approx(mech["nonlinearity_pooled"], rel=0.05)
+    identity = train.predict_nonlinearity_from_quantiles(
+        mech["p_quantiles"], get_activation("identity")
+    )
+    assert identity == 0.0
+
+
+@pytest.mark.parametrize("rank", [1, 8])
+def test_prediction_from_quantiles_matches_a_layer(rank: int) -> None:
+    from activations import get_activation
+    from loran_search.adapters import telemetry
+
+    g = torch.Generator().manual_seed(rank)
+    A = torch.randn(rank, 256, generator=g) / 16
+    B = torch.randn(256, rank, generator=g) * 0.01
+    q = train.p_quantiles(B @ A)
+    assert q == pytest.approx(np.quantile((B @ A).double().numpy(), np.linspace(0, 1, 257)))
+    rms = float((B @ A).pow(2).mean().sqrt())
+    for omega_rms, rel in ((0.1, 0.03), (1.0, 0.03), (10.0, 0.06)):
+        f = get_activation("sinter", amplitude=0.5, frequency=omega_rms / rms)
+        nu = telemetry.layer_mechanism(A, B, 2.0, f, omega_rms / rms)["nonlinearity"]
+        assert train.predict_nonlinearity_from_quantiles(q, f) == pytest.approx(nu, rel=rel)
+    f = get_activation("sinter", amplitude=0.5, frequency=1.0 / rms)
+    assert train.predict_nonlinearity_from_quantiles([0.0] * 257, f) == 0.0
+    assert math.isnan(train.predict_nonlinearity_from_quantiles([None] * 257, f))
+
+
+def test_mechanism_of_nonfinite_factors_is_nan_never_an_exception() -> None:
+    from activations import get_activation
+
+    f = get_activation("sinter", amplitude=1.0, frequency=100.0)
+    good = train.LayerFactors("good", torch.randn(4, 32), torch.randn(16, 4) * 1e-2, 4.0, f, 100.0)
+    bad_b = torch.randn(16, 4)
+    bad_b[0, 0] = float("nan")
+    bad = train.LayerFactors("bad", torch.randn(4, 32), bad_b, 4.0, f, 100.0)
+    mech = train.mechanism_figures([good, bad])
+    assert mech["n_layers"] == 2 and mech["nonfinite_layers"] == 1
+    assert math.isnan(mech["layers"][1]["nonlinearity"]) and mech["nonlinearity_max"] > 0
+    assert all(math.isnan(v) for v in mech["p_quantiles"]) and len(mech["p_quantiles"]) == 257
+    assert math.isnan(mech["nonlinearity_pooled"])
+    result = RunResult("diverged", {}, None, {}, {}, [], mechanism=mech)
+    out = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert out["mechanism"]["p_quantiles"] == [None] * 257
+    assert train.mechanism_figures([]) == {}
 
 
 def test_schedule_and_spike_definitions() -> None:

@@ -57,10 +57,12 @@ def test_local_file_with_columns_and_label_words(
         eval_size=None,
     )
     task = build_task(cfg, glass_tokenizer)
-    assert task.truncation.train_inputs == 0 and len(task.eval_prompts) == 6
+    # 24 rows: test 6 (20 % per label), val 4 (1/8 of the other 18 per label), train 14
+    assert task.truncation.train_inputs == 0 and len(task.eval_prompts) == 4
+    assert task.eval_split == "val" and len(task.train_examples) == 14
     assert task.answers["royal"] == glass_tokenizer(" queen", add_special_tokens=False)["input_ids"]
     m = task.evaluate(glass_model, batch_size=4)
-    assert set(m) == {"accuracy", "macro_f1"} and 0.0 <= m["accuracy"] <= 1.0
+    assert set(m) == {"accuracy", "macro_f1", "gold_logprob_mean"} and 0.0 <= m["accuracy"] <= 1.0
 
 
 def test_scores_match_a_direct_computation(
@@ -73,13 +75,15 @@ def test_scores_match_a_direct_computation(
         label_words={"royal": "queen", "cards": "the garden"},  # 1 token and 2 tokens
         train_size=None,
         eval_size=None,
+        eval_split="test",
     )
     task = build_task(cfg, glass_tokenizer)
     preds = task.predict(glass_model.eval(), batch_size=3)  # batched, left-padded
-    expected = []
+    metrics, examples = task.evaluate_examples(glass_model, batch_size=3)
+    expected, gold_logprob = [], []
     with torch.no_grad():
-        for prompt in task.eval_prompts:  # one sequence at a time, no padding
-            scores = []
+        for prompt, gold in zip(task.eval_prompts, task.eval_gold, strict=True):
+            scores = []  # one sequence at a time, no padding, from the full logits
             for lab in task.labels:
                 ids = prompt + task.answers[lab]
                 logp = torch.log_softmax(glass_model(torch.tensor([ids])).logits[0], -1)
@@ -88,7 +92,31 @@ def test_scores_match_a_direct_computation(
                     sum(float(logp[len(prompt) - 1 + t, ids[len(prompt) + t]]) for t in range(n))
                 )
             expected.append(task.labels[max(range(len(scores)), key=scores.__getitem__)])
-    assert preds == expected
+            gold_logprob.append(scores[task.labels.index(gold)])
+    assert preds == expected == [e["pred"] for e in examples]
+    # the companion metric: Σ_t log p(a_t | prompt, a_<t) of the gold label word, by hand
+    assert [e["gold_logprob"] for e in examples] == pytest.approx(gold_logprob, abs=1e-4)
+    assert metrics["gold_logprob_mean"] == pytest.approx(sum(gold_logprob) / len(gold_logprob))
+    assert all(g < 0 for g in gold_logprob)
+
+
+def test_aggregates_are_means_of_the_per_example_outcomes(
+    glass_tokenizer: Any, glass_model: Any
+) -> None:
+    cfg = TaskSection(name="bbc-news", max_length=48, train_size=8, eval_size=24)
+    task = build_task(cfg, glass_tokenizer, max_positions=128)
+    metrics, examples = task.evaluate_examples(glass_model, batch_size=5)
+    assert len(examples) == 24 and task.eval_split == "val"
+    assert [e["id"] for e in examples] == task.eval_ids and len(set(task.eval_ids)) == 24
+    assert all(set(e) == {"id", "gold", "pred", "correct", "gold_logprob"} for e in examples)
+    assert all(e["correct"] == int(e["pred"] == e["gold"]) for e in examples)
+    n = len(examples)
+    assert metrics["accuracy"] == sum(e["correct"] for e in examples) / n
+    assert metrics["gold_logprob_mean"] == sum(e["gold_logprob"] for e in examples) / n
+    assert metrics == task.evaluate(glass_model, batch_size=24)  # batching changes nothing
+    from loran_search.tasks.metrics import macro_f1
+
+    assert metrics["macro_f1"] == macro_f1([e["pred"] for e in examples], task.eval_gold)
 
 
 def test_errors(glass_tokenizer: Any, tmp_path: Path) -> None:
@@ -136,5 +164,5 @@ def test_free_text_label_column_is_a_type_mismatch(glass_tokenizer: Any, tmp_pat
     cfg = TaskSection(
         name=str(tmp_path / "sum.jsonl"), text_column="document", label_column="summary"
     )
-    with pytest.raises(TaskError, match=r"40 distinct values in 40 rows — free text.*task\.type"):
+    with pytest.raises(TaskError, match=r"32 distinct values in 32 rows — free text.*task\.type"):
         build_task(cfg, glass_tokenizer)

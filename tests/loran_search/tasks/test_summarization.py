@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from loran_search.config import TaskSection
 from loran_search.tasks import TaskError, build_task
 from loran_search.tasks.base import IGNORE
+from loran_search.tasks.data import load_splits
 
 
 def test_embedded_aclsum(glass_tokenizer: Any, glass_model: Any) -> None:
@@ -34,8 +36,12 @@ def test_embedded_aclsum(glass_tokenizer: Any, glass_model: Any) -> None:
     assert task.truncation.train_inputs == 6 and task.truncation.train_targets == 6
     assert all(ex.labels[-1] != eos for ex in task.train_examples)  # cut targets lose EOS
     m = task.evaluate(glass_model, batch_size=2)
-    assert set(m) == {"rouge1", "rouge2", "rougeL", "rouge_l"}
+    assert set(m) == {"rouge1", "rouge2", "rougeL", "rouge_l", "summary_loss"}
     assert len(task.last_predictions) == 3 and all("\n" not in p for p in task.last_predictions)
+    # ids: paper id + summary column (one paper is three examples), from the val split
+    val = {r["id"] for r in load_splits(cfg)["val"]}
+    assert task.eval_split == "val" and all(i.endswith("/outcome") for i in task.eval_ids)
+    assert {i.rsplit("/", 1)[0] for i in task.eval_ids} <= val
 
 
 def test_local_json_with_eos_target(glass_tokenizer: Any, glass_model: Any, tmp_path: Path) -> None:
@@ -49,6 +55,7 @@ def test_local_json_with_eos_target(glass_tokenizer: Any, glass_model: Any, tmp_
         max_new_tokens=8,
         train_size=None,
         eval_size=None,
+        eval_split="test",
     )
     task = build_task(cfg, glass_tokenizer)
     assert task.truncation.to_dict()["train_targets"] == 0
@@ -98,3 +105,47 @@ def test_errors(glass_tokenizer: Any, tmp_path: Path) -> None:
         TaskError, match=r"is a summarization dataset but task\.type is 'classification'"
     ):
         build_task(TaskSection(name="aclsum", type="classification"), glass_tokenizer)
+
+
+def test_per_example_rouge_and_loss_are_the_aggregates(
+    glass_tokenizer: Any, glass_model: Any, tmp_path: Path
+) -> None:
+    rows = [
+        {"document": "Alice said " * (i + 1), "summary": "the cat " * (i % 3 + 1)}
+        for i in range(16)
+    ]
+    (tmp_path / "s.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    cfg = TaskSection(
+        name=str(tmp_path / "s.jsonl"),
+        type="summarization",
+        max_length=48,
+        max_new_tokens=6,
+        train_size=None,
+        eval_size=None,
+        eval_split="test",
+    )
+    task = build_task(cfg, glass_tokenizer)
+    glass_model.eval()
+    metrics, examples = task.evaluate_examples(glass_model, batch_size=3)
+    assert len(examples) == 4 and [e["id"] for e in examples] == task.eval_ids
+    assert set(task.eval_ids) <= {str(i) for i in range(16)}  # the row index in the file
+    n = len(examples)
+    for k in ("rouge1", "rouge2", "rougeL"):
+        assert metrics[k] == sum(e[k] for e in examples) / n
+    assert metrics["rouge_l"] == metrics["rougeL"]
+    assert metrics["summary_loss"] == sum(e["loss"] for e in examples) / n
+    # the companion by a direct computation: one example at a time, the full logits,
+    # −(1/|y|) Σ_t log p(y_t | prompt, y_<t) over the reference tokens ⧺ EOS (cut to 6)
+    eos = glass_tokenizer.eos_token_id
+    with torch.no_grad():
+        for prompt, ref, e in zip(task.eval_prompts, task.eval_refs, examples, strict=True):
+            target = [*glass_tokenizer(" " + ref, add_special_tokens=False)["input_ids"], eos][:6]
+            ids = prompt + target
+            logp = torch.log_softmax(glass_model(torch.tensor([ids])).logits[0].double(), -1)
+            nll = [-float(logp[len(prompt) - 1 + t, target[t]]) for t in range(len(target))]
+            assert e["loss"] == pytest.approx(sum(nll) / len(nll), abs=1e-4)
+    from loran_search.tasks.metrics import rouge
+
+    assert rouge(task.last_predictions, task.eval_refs) == pytest.approx(
+        {k: v for k, v in metrics.items() if k != "summary_loss"}
+    )
