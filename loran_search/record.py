@@ -86,21 +86,32 @@ LEGACY_RANK = "rank"
 # -- failure kinds (the word before the colon of ``failure``) ----------------------------------
 
 FAIL_DIVERGED = "diverged"  # a seed's training diverged: the configuration is unstable
-FAIL_ERROR = "error"  # the training function raised
+FAIL_NONFINITE = "nonfinite"  # a seed's metric (or a cost objective) is NaN or infinite
+FAIL_SCREENED = "screened"  # reserved: refused by a screening run before the full training
+FAIL_ERROR = "error"  # the training function raised (a missing file, out of memory, a bug)
 FAIL_INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM during the trial
 FAIL_STALE = "stale"  # its worker died (no heartbeat, process gone)
-FAIL_SURPLUS = "surplus"  # other workers had filled n_trials first
-FAIL_CONFIG = "config"  # the study itself is wrong (e.g. the task has no study.metric)
+FAIL_SURPLUS = "surplus"  # other workers had filled n_trials first, or a duplicate retry
+FAIL_CONFIG = "config"  # the study setup is wrong (no study.metric, an unusable train result)
 FAILURE_KINDS = (
     FAIL_DIVERGED,
+    FAIL_NONFINITE,
+    FAIL_SCREENED,
     FAIL_ERROR,
     FAIL_INTERRUPTED,
     FAIL_STALE,
     FAIL_SURPLUS,
     FAIL_CONFIG,
 )
-COUNTED_FAILURES = (FAIL_DIVERGED, FAIL_ERROR)
-"""Failure kinds that use up one of ``n_trials`` candidate slots (the others are retried)."""
+CONFIGURATION_FAILURES = (FAIL_DIVERGED, FAIL_NONFINITE, FAIL_SCREENED)
+"""Failures of the configuration itself: a result (the point is unstable), never retried."""
+COUNTED_FAILURES = CONFIGURATION_FAILURES
+"""Failure kinds that use up one of ``n_trials`` candidate slots (every other kind is retried)."""
+RETRIED_AT_START = (FAIL_ERROR,)
+"""Kinds a worker queues again when it starts (once its cause may be fixed); interrupted, stale,
+surplus and config failures are queued again at once."""
+STOPPED_EARLY = (FAIL_INTERRUPTED, FAIL_STALE, FAIL_SURPLUS)
+"""Kinds whose trial was stopped before it could finish; a retry stands in for it."""
 
 # -- trial system attrs ------------------------------------------------------------------------
 

@@ -154,8 +154,8 @@ def build_tables(
     base_rows: list[dict[str, Any]] = []
     base_trials = trials[trials["role"] == R.ROLE_BASELINE]
     for rank_key in sorted(set(base_trials["rank"]), key=lambda r: (r is None, r or 0)):
-        br = base_runs[[r == rank_key for r in base_runs["rank"]]]
-        bt = base_trials[[r == rank_key for r in base_trials["rank"]]]
+        br = _at_rank(base_runs, rank_key)
+        bt = _at_rank(base_trials, rank_key)
         per_seed, unknown = _seed_means(br)
         base_by_rank[rank_key] = per_seed
         vals = [*per_seed.values(), *unknown]
@@ -248,6 +248,15 @@ def build_tables(
             .reset_index(drop=True)
         )
     return table, baselines, notes
+
+
+def _at_rank(df: pd.DataFrame, rank: Any) -> pd.DataFrame:
+    """The rows of ``df`` at ``rank`` (``None`` matches an unknown rank).
+
+    A boolean *Series* (not a list: ``df[[]]`` would select no columns of an empty frame).
+    """
+    mask = pd.Series([r == rank for r in df["rank"]], index=df.index, dtype=bool)
+    return df.loc[mask]
 
 
 def _nanmean(s: pd.Series) -> float:

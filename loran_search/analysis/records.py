@@ -14,6 +14,15 @@ Two tables come out:
   unit every statistic is computed from.
 
 A *configuration* is ``(activation, rank, resolved parameters)``; trials that share it are grouped.
+
+Trials that hold no result are left out of both tables and counted in ``Records.left_out``, each
+kind with a statement in ``Records.notes``: queued trials (WAITING: not run yet), running trials
+that have not recorded their configuration yet, and trials that failed for a reason that is not
+their configuration's (an error, an interrupt, a dead worker, a surplus or duplicate trial, a
+wrong setup) once another trial repeats them (their retry stands for them). An ``error``/
+``config`` failure not retried yet stays as a FAIL trial without runs (its partial seeds are no
+measurement of the configuration). A failure of the configuration itself (``diverged``,
+``nonfinite``) is a result and stays whole.
 Whatever is missing (an older record without ``seed_metrics``, a trial without ``role``) is
 inferred where it safely can be and otherwise left empty, and every such inference is written to
 ``Records.notes`` so the report can say it.
@@ -50,6 +59,8 @@ class Records:
         param_names: ``{activation: [parameter names]}`` seen in the study.
         notes: Plain-language statements about missing or inferred data.
         eval_size: Evaluation examples per run, when the study records it (``loran.setup``).
+        left_out: ``{why: number of trials}`` of the trials left out of the tables (``queued``,
+            ``running``, or a failure kind such as ``error``).
     """
 
     study_name: str
@@ -61,6 +72,7 @@ class Records:
     eval_size: int | None = None
     param_names: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    left_out: dict[str, int] = field(default_factory=dict)
 
     @property
     def sign(self) -> float:
@@ -182,9 +194,21 @@ def load_records(study: optuna.Study) -> Records:
     histories: dict[int, dict[str, list[dict[str, Any]]]] = {}
     param_names: dict[str, set[str]] = {}
     counts: Counter[str] = Counter()
+    left_out: Counter[str] = Counter()
+    left_baselines: dict[Any, str] = {}
 
+    retried = {n for r in records for n in r.retry_history}
     for r in records:
         state = r.state
+        why_out = _left_out(r, retried)
+        if why_out is not None:
+            left_out[why_out] += 1
+            continue
+        pending = state == "FAIL" and r.failure_kind in (R.FAIL_ERROR, R.FAIL_CONFIG)
+        if pending:
+            counts[f"pending_{r.failure_kind}"] += 1
+            if r.role == R.ROLE_BASELINE:
+                left_baselines[r.rank] = r.failure or str(r.failure_kind)
         spec = r.activation_spec or {}
         activation = r.activation
         if activation is None:
@@ -244,6 +268,8 @@ def load_records(study: optuna.Study) -> Records:
 
         base = {k: row[k] for k in ("trial", "state", "role", "activation", "family", "rank")}
         base.update(key=key, config=row["config"])
+        if pending:
+            continue  # a failed run of the training function, not of the configuration
         seed_metrics = r.seed_metrics
         stability = r.stability
         seeds: list[str | None] = [str(s) for s in seed_metrics] if seed_metrics else []
@@ -262,7 +288,10 @@ def load_records(study: optuna.Study) -> Records:
                     _float(per_metrics.get(metric)) if isinstance(per_metrics, dict) else math.nan
                 )
             else:
+                per_metrics = None
                 value = row["value"] if state == "COMPLETE" and seed == value_run else math.nan
+            if state == "COMPLETE" and not math.isfinite(value) and _measured(per_metrics, metric):
+                counts["nonfinite_metric"] += 1
             stab = stability.get(seed) if seed is not None else None
             has_stab = isinstance(stab, dict)
             stab = stab if isinstance(stab, dict) else {}
@@ -287,7 +316,11 @@ def load_records(study: optuna.Study) -> Records:
                 for s in stability
                 if isinstance(stability.get(s), dict)
             )
-            if any(w in text for w in _DIVERGENCE_WORDS) and not flagged:
+            if r.failure_kind == R.FAIL_NONFINITE:
+                counts["nonfinite_failure"] += 1
+            by_kind = r.failure_kind in (R.FAIL_DIVERGED, R.FAIL_NONFINITE)
+            by_words = r.failure_kind is None and any(w in text for w in _DIVERGENCE_WORDS)
+            if (by_kind or by_words) and not flagged:
                 run_rows.append(
                     {
                         **base,
@@ -302,6 +335,33 @@ def load_records(study: optuna.Study) -> Records:
                 )
                 counts["divergence_from_failure"] += 1
 
+    done_ranks = {
+        row["rank"]
+        for row in trial_rows
+        if row["role"] == R.ROLE_BASELINE and row["state"] == "COMPLETE"
+    }
+    missing = {k: v for k, v in left_baselines.items() if k not in done_ranks}
+    notes += _left_out_notes(left_out, missing)
+    if counts["pending_error"] or counts["pending_config"]:
+        n = counts["pending_error"] + counts["pending_config"]
+        notes.append(
+            f"{n} trial(s) failed with an error (the training raised: a missing file, out of "
+            "memory, a bug), not because of their configuration; they count as failed trials "
+            "without runs, and running the study command again (once the cause is fixed) "
+            "retries them."
+        )
+    if counts["nonfinite_failure"]:
+        notes.append(
+            f"{counts['nonfinite_failure']} trial(s) failed because a seed's {metric} was NaN or "
+            "infinite (failure kind 'nonfinite'); each counts as one diverged run, like a "
+            "divergence, and enters no mean or gain."
+        )
+    if counts["nonfinite_metric"]:
+        notes.append(
+            f"{counts['nonfinite_metric']} run(s) of completed trials report a non-finite "
+            f"{metric} (NaN or infinite, older records); they are left out of metric means and "
+            "gains."
+        )
     if counts["old_version"]:
         notes.append(
             f"{counts['old_version']} trial(s) carry no record_version (older records); missing "
@@ -359,4 +419,48 @@ def load_records(study: optuna.Study) -> Records:
         histories=histories,
         param_names={k: sorted(v) for k, v in param_names.items()},
         notes=notes,
+        left_out=dict(left_out),
     )
+
+
+def _measured(per_metrics: Any, metric: str) -> bool:
+    return isinstance(per_metrics, dict) and metric in per_metrics
+
+
+def _left_out(r: R.TrialRecord, retried: set[int]) -> str | None:
+    """Why a trial holds no result (``queued``, ``running``, a failure kind), else ``None``."""
+    if r.state == "WAITING":
+        return "queued"
+    if r.state == "RUNNING" and r.activation is None:
+        return "running"
+    kind = r.failure_kind
+    if r.state != "FAIL" or kind is None or kind in R.CONFIGURATION_FAILURES:
+        return None
+    if kind in R.STOPPED_EARLY or r.number in retried or r.activation is None:
+        return kind
+    return None  # an error not retried yet: kept as a FAIL trial without runs
+
+
+_LEFT_OUT_WHY = {
+    "queued": "are queued and have not run yet; run the study command again to run them",
+    "running": "are running and have not recorded their configuration yet",
+    R.FAIL_ERROR: "failed with an error (the training raised), not because of their "
+    "configuration, and were queued again",
+    R.FAIL_INTERRUPTED: "were interrupted (Ctrl-C, SIGTERM) and queued again",
+    R.FAIL_STALE: "were left running by a worker that died and were queued again",
+    R.FAIL_SURPLUS: "were taken after n_trials was full (or were a duplicate retry) and never ran",
+    R.FAIL_CONFIG: "stopped the study because its setup was wrong and were queued again",
+}
+
+
+def _left_out_notes(left_out: Counter[str], left_baselines: dict[Any, str]) -> list[str]:
+    notes = []
+    for why, n in sorted(left_out.items()):
+        text = _LEFT_OUT_WHY.get(why, f"failed ({why}) and were queued again")
+        notes.append(f"{n} trial(s) {text}; they are left out of the tables.")
+    for rank, failure in sorted(left_baselines.items(), key=lambda kv: str(kv[0])):
+        notes.append(
+            f"The baseline at rank {rank} has not completed (its trial: {failure}); gains at "
+            f"rank {rank} are unavailable until the study command runs it again."
+        )
+    return notes

@@ -59,7 +59,7 @@ TrainFn = Callable[..., Any]
 
 
 class TrialFailed(Exception):
-    """The configuration failed (diverged); the trial is FAIL, counted, the study goes on."""
+    """The configuration failed (diverged, non-finite); the trial is FAIL, counted, not retried."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(f"{kind}: {message}")
@@ -289,25 +289,53 @@ def execute_trial(
 
     Raises:
         optuna.TrialPruned: The pruner stopped the trial (from ``on_eval``).
-        TrialFailed: A seed diverged.
+        TrialFailed: A seed diverged (``diverged``) or its metric, or a cost objective, is NaN or
+            infinite (``nonfinite``).
         MetricMissing: ``study.metric`` is not among the task's metrics.
         TrainFnError: The training function returned something unusable.
     """
-    import optuna
-
     from activations import get_activation
 
     tc = space.suggest(trial)
     role = trial.user_attrs.get(R.ROLE) or R.ROLE_CANDIDATE
     bound = get_activation(tc.activation, **tc.activation_params)
     _set(trial, R.to_user_attrs(role=role, activation_spec=bound.to_dict(), version=True))
-    metric = cfg.study.metric
-    multi = bool(cfg.study.objectives)
-    max_steps = int(tc.training_overrides.get("max_steps", cfg.training.max_steps))
     save = cfg.study.save_adapters
     adapter_dir = None
     if save != "none" and adapters_dir is not None:
         adapter_dir = adapters_dir / f"trial-{trial.number}"
+    try:
+        return _train_seeds(
+            trial, cfg, tc, bound, train_fn, artifact_store, adapter_dir, best_value, progress
+        )
+    except BaseException:
+        # Pruned, failed or interrupted (Ctrl-C, SIGTERM): no half-written adapter folder stays.
+        if adapter_dir is not None:
+            shutil.rmtree(adapter_dir, ignore_errors=True)
+        raise
+
+
+def _train_seeds(
+    trial: optuna.Trial,
+    cfg: StudyConfig,
+    tc: Any,
+    bound: Any,
+    train_fn: TrainFn,
+    artifact_store: Any | None,
+    adapter_dir: Path | None,
+    best_value: float | None,
+    progress: bool,
+) -> float | list[float]:
+    """Every seed of one trial, the record written seed by seed (see :func:`execute_trial`)."""
+    import optuna
+
+    metric = cfg.study.metric
+    multi = bool(cfg.study.objectives)
+    max_steps = int(tc.training_overrides.get("max_steps", cfg.training.max_steps))
+    save = cfg.study.save_adapters
+    what = f"{tc.activation} {dict(bound.params)} at rank {tc.rank}"
+    if tc.training_overrides:
+        what += f" with {dict(tc.training_overrides)}"
     seed_metrics: dict[str, dict[str, float]] = {}
     stability: dict[str, dict[str, Any]] = {}
     history: dict[str, list[dict[str, Any]]] = {}
@@ -362,11 +390,9 @@ def execute_trial(
         if run.status == "diverged":
             at = run.stability.get("diverged_at_step")
             loss = run.stability.get("final_train_loss")
-            extra = f" with {dict(tc.training_overrides)}" if tc.training_overrides else ""
             raise TrialFailed(
                 R.FAIL_DIVERGED,
-                f"seed {seed} diverged at step {at} (last train loss {loss}); "
-                f"{tc.activation} {dict(bound.params)} at rank {tc.rank}{extra} is unstable",
+                f"seed {seed} diverged at step {at} (last train loss {loss}); {what} is unstable",
             )
         if metric not in run.metrics:
             raise MetricMissing(
@@ -374,13 +400,22 @@ def execute_trial(
                 f"{', '.join(sorted(run.metrics)) or 'none'}).",
                 fix="Set study.metric to one of them.",
             )
+        if not math.isfinite(run.metrics[metric]):
+            raise TrialFailed(
+                R.FAIL_NONFINITE,
+                f"seed {seed}: {metric} = {run.metrics[metric]}; {what} gives no finite result",
+            )
 
     values = [seed_metrics[str(s)][metric] for s in cfg.study.seeds]
     value = sum(values) / len(values)
     cost = aggregate_cost(costs)
     out: float | list[float] = value
     if multi:
-        out = [value, *(float(cost.get(o) or 0.0) for o in cfg.study.objectives)]
+        costs_out = {o: float(cost.get(o) or 0.0) for o in cfg.study.objectives}
+        bad = {o: v for o, v in costs_out.items() if not math.isfinite(v)}
+        if bad:
+            raise TrialFailed(R.FAIL_NONFINITE, f"cost objective(s) {bad} are not finite; {what}")
+        out = [value, *costs_out.values()]
 
     if artifact_store is not None:
         _upload_metrics(trial, artifact_store, value, seed_metrics, stability, cost)

@@ -1,17 +1,20 @@
 """Where a study stands: which trials count toward ``n_trials``, baselines, the best value.
 
 ``n_trials`` counts *candidate* trials that are COMPLETE, PRUNED, RUNNING, or FAIL because the
-configuration itself failed (a failure kind of :data:`loran_search.record.COUNTED_FAILURES`).
-Interrupted, stale and surplus trials are not counted: they are failed and queued again.
-Baselines come on top of ``n_trials``.
+configuration itself failed (a failure kind of :data:`loran_search.record.COUNTED_FAILURES`:
+diverged, non-finite). A trial that failed for another reason (an error, an interrupt, a dead
+worker) is not counted: it is queued again (at once, or when the next worker starts).
+Baselines come on top of ``n_trials`` and are counted per rank: a baseline whose trial failed is
+still one of ``baselines_total``, missing until a retry completes it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loran_search import record as R
+from loran_search.search._optuna import queued_params
 
 if TYPE_CHECKING:
     import optuna
@@ -52,8 +55,9 @@ class Progress:
     Attributes:
         candidates: Counted candidates (:func:`is_counted`), running ones included.
         finished: Counted candidates that are no longer running.
-        baselines_done: COMPLETE baselines.
-        baselines_total: Baselines done, waiting or running.
+        baselines_done: Ranks whose baseline is COMPLETE.
+        baselines_total: Ranks with a baseline trial in any state (failed ones included).
+        baselines_failed: Ranks whose baseline only failed (none done, waiting or running).
         waiting: Queued trials of any role.
         waiting_baselines: Queued baselines.
         running_baselines: Running baselines.
@@ -66,6 +70,7 @@ class Progress:
     finished: int = 0
     baselines_done: int = 0
     baselines_total: int = 0
+    baselines_failed: int = 0
     waiting: int = 0
     waiting_baselines: int = 0
     running_baselines: int = 0
@@ -88,8 +93,12 @@ def progress_of(
 
     p = Progress()
     maximize = study_directions(cfg)[0] == "maximize"
+    base_states: dict[Any, set[TrialState]] = {}
     for t in study.get_trials(deepcopy=False) if trials is None else trials:
         role = role_of(t)
+        if role == R.ROLE_BASELINE:
+            rank = (queued_params(t) or t.params).get(R.PARAM_RANK)
+            base_states.setdefault(rank, set()).add(t.state)
         if t.state == TrialState.WAITING:
             p.waiting += 1
             if role == R.ROLE_BASELINE:
@@ -101,8 +110,6 @@ def progress_of(
                 p.running_baselines += 1
                 continue
         if role == R.ROLE_BASELINE:
-            if t.state == TrialState.COMPLETE:
-                p.baselines_done += 1
             continue
         if is_counted(t):
             p.candidates += 1
@@ -112,5 +119,25 @@ def progress_of(
             v = t.values[0]
             if p.best is None or (v > p.best if maximize else v < p.best):
                 p.best, p.best_trial = v, t.number
-    p.baselines_total = p.baselines_done + p.waiting_baselines + p.running_baselines
+    p.baselines_total = len(base_states)
+    p.baselines_done = sum(TrialState.COMPLETE in s for s in base_states.values())
+    live = {TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING}
+    p.baselines_failed = sum(not (s & live) for s in base_states.values())
     return p
+
+
+def missing_baselines(trials: list[FrozenTrial]) -> dict[Any, str]:
+    """``{rank: last failure}`` of the ranks whose baseline only failed."""
+    from optuna.trial import TrialState
+
+    out: dict[Any, str] = {}
+    ok: set[Any] = set()
+    for t in trials:
+        if role_of(t) != R.ROLE_BASELINE:
+            continue
+        rank = (queued_params(t) or t.params).get(R.PARAM_RANK)
+        if t.state in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING):
+            ok.add(rank)
+        elif t.state == TrialState.FAIL:
+            out[rank] = str(t.user_attrs.get(R.FAILURE) or "failed without a recorded reason")
+    return {r: f for r, f in out.items() if r not in ok}

@@ -1,18 +1,31 @@
-"""The worker loop, heartbeats and the recovery of trials whose worker died.
+"""The worker loop, heartbeats and the recovery of failed trials and of dead workers.
 
-**The loop** (:func:`run_worker`) repeats four steps until the study has ``n_trials`` counted
-candidates and every baseline (:mod:`loran_search.search.progress`):
+**The loop** (:func:`run_worker`) first queues again what failed for a reason that may be
+fixed by now (:func:`requeue_failed`), then repeats these steps until the study has
+``n_trials`` counted candidates and every baseline (:mod:`loran_search.search.progress`):
 
 1. *survey*: read the trials once, fail and re-queue stale ones, decide whether to stop;
-2. *take the next trial*: ``study.ask()`` pops a queued trial (baselines first, grid points) or
-   samples one, and records this worker in it;
-3. *check surplus*: after ``ask()`` a worker checks that fewer than ``n_trials`` counted
-   candidates have a smaller trial number; if not, the others filled the budget first and its
-   trial is recorded FAIL ``surplus:`` (a queued point is queued again), so several workers
-   finish with exactly ``n_trials``;
-4. *execute with a heartbeat* and *record the outcome*: the trial's exception (if any) is
-   classified into one :class:`_Outcome` (COMPLETE, PRUNED, or FAIL of a kind, whether to queue
-   it again, whether to stop), which is then written in one place.
+2. *take the next trial*: ``study.ask()`` pops a queued trial (baselines first, grid points,
+   retries) or samples one, and records this worker in it; a second copy of a retry (two
+   workers started together) is recorded FAIL ``surplus:`` and skipped;
+3. *check surplus*: a worker checks that fewer than ``n_trials`` counted candidates have a
+   smaller trial number; if not, the others filled the budget first and its trial is recorded
+   FAIL ``surplus:`` (a queued point is queued again), so several workers finish with exactly
+   ``n_trials``;
+4. *execute with a heartbeat*, then *record the outcome*: how the trial ended is classified into
+   one :class:`_Outcome` (COMPLETE, PRUNED, or FAIL of a kind; whether to queue it again;
+   whether to stop), which is written in one place, with Ctrl-C and SIGTERM held back until it
+   is written.
+
+**Failures** (kinds of :mod:`loran_search.record`). A configuration that diverges or gives a
+non-finite metric is a result: FAIL, counted in ``n_trials``, never retried. Anything else is
+retried, so every failure can be recovered by running the same command again once its cause is
+fixed: an ``error:`` (the training function raised: a missing data file, out of memory) is
+not counted, the loop goes on, and the next worker to start queues it again (a baseline
+always, a candidate while ``n_trials`` has room); an interrupt, a dead worker or a surplus
+trial is queued again at once. :data:`MAX_CONSECUTIVE_ERRORS` errors in a row stop the worker
+with :class:`TrialErrors`. Ctrl-C and SIGTERM record the running trial FAIL ``interrupted:``,
+queue it again and raise :class:`StudyInterrupted` (exit 130 or 143).
 
 **Dead workers.** Every running trial records its worker (host, pid, process start time) and
 keeps a heartbeat (Optuna's on SQLite/PostgreSQL/MySQL; a system attr on the journal). Before
@@ -39,9 +52,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loran_search import record as R
-from loran_search.errors import EXIT_INTERRUPTED, LoranSearchError
+from loran_search.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, LoranSearchError, RuntimeFailure
 from loran_search.search._optuna import heartbeats_enabled, queued_params, stale_trial_ids
-from loran_search.search.progress import Progress, is_counted, progress_of, role_of
+from loran_search.search.progress import (
+    Progress,
+    is_counted,
+    missing_baselines,
+    progress_of,
+    role_of,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -56,7 +75,9 @@ MAX_CONSECUTIVE_ERRORS = 3
 
 
 class StudyInterrupted(LoranSearchError):
-    """Ctrl-C: the running trial was recorded FAIL (``interrupted:``) and queued again.
+    """Ctrl-C or SIGTERM: the running trial was recorded FAIL (``interrupted:``), queued again.
+
+    ``exit_code`` is 130 after SIGINT (Ctrl-C) and 143 after SIGTERM.
 
     Attributes:
         trial_number: The interrupted trial, ``None`` when none was running.
@@ -74,6 +95,17 @@ class StudyInterrupted(LoranSearchError):
     ) -> None:
         super().__init__(message, fix=fix, exit_code=exit_code)
         self.trial_number = trial_number
+
+
+class TrialErrors(RuntimeFailure):
+    """:data:`MAX_CONSECUTIVE_ERRORS` trials in a row raised an error: the worker stops (exit 1).
+
+    Nothing is lost: the failed trials are queued again when the same command runs again.
+    """
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (raised in the main thread like Ctrl-C's ``KeyboardInterrupt``)."""
 
 
 # ------------------------------------------------------------------------------ worker identity
@@ -265,18 +297,164 @@ def recover_stale(
     return recovered
 
 
+# ------------------------------------------------------------------------------ retry at start
+
+
+def _retried(trials: list[FrozenTrial]) -> set[int]:
+    """Numbers of the trials some other trial repeats."""
+    return {n for t in trials for n in (t.system_attrs.get(R.RETRY_HISTORY) or [])}
+
+
+def _retry_at_start(t: FrozenTrial) -> bool:
+    """A FAIL trial to queue again when a worker starts: an error, or no reason recorded."""
+    from optuna.trial import TrialState
+
+    if t.state != TrialState.FAIL:
+        return False
+    kind = R.TrialRecord.from_frozen(t).failure_kind
+    return kind in R.RETRIED_AT_START or (kind is None and R.FAILURE not in t.user_attrs)
+
+
+def requeue_failed(handle: StudyHandle, *, target: int, log: Callable[[str], None]) -> list[int]:
+    """Queue again every trial that failed with an error and has no retry yet.
+
+    A baseline is always queued again; a candidate while the study has room in ``n_trials``
+    (counted candidates plus queued ones below ``target``), oldest first. Called when a worker
+    starts: the cause (a missing data file, memory) may have been fixed since.
+
+    Returns:
+        The numbers of the failed trials queued again.
+    """
+    from optuna.trial import TrialState
+
+    study = handle.study
+    trials = study.get_trials(deepcopy=False)
+    retried = _retried(trials)
+    todo = [t for t in trials if _retry_at_start(t) and t.number not in retried]
+    if not todo:
+        return []
+    p = progress_of(study, handle.cfg, trials)
+    waiting = sum(
+        1 for t in trials if t.state == TrialState.WAITING and role_of(t) == R.ROLE_CANDIDATE
+    )
+    room = target - p.candidates - waiting
+    done = []
+    for t in todo:
+        role = role_of(t)
+        if role == R.ROLE_CANDIDATE:
+            if room <= 0:
+                continue
+            room -= 1
+        elif role != R.ROLE_BASELINE:
+            continue
+        retry_trial(study, t)
+        why = t.user_attrs.get(R.FAILURE) or "no reason recorded"
+        log(f"Trial {t.number} ({role}) had failed ({why}); queued again.")
+        done.append(t.number)
+    return done
+
+
+def _duplicate_of(trials: list[FrozenTrial], frozen: FrozenTrial) -> int | None:
+    """The lower-numbered trial that repeats the same failed trial as ``frozen``, if any."""
+    history = frozen.system_attrs.get(R.RETRY_HISTORY) or []
+    if not history:
+        return None
+    parent = history[-1]
+    for t in trials:
+        if t.number >= frozen.number:
+            break
+        if (t.system_attrs.get(R.RETRY_HISTORY) or [None])[-1] == parent:
+            return t.number
+    return None
+
+
+# ------------------------------------------------------------------------------ signals
+
+
+class _Signals:
+    """SIGTERM raised like Ctrl-C; both held back while a trial's outcome is written.
+
+    Only in the main thread (Python delivers signals there); elsewhere it does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.active = threading.current_thread() is threading.main_thread()
+        self.holding = False
+        self.pending: type[BaseException] | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        if self.active:
+            self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._on_signal)
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        kind = _Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        if self.holding:
+            self.pending = self.pending or kind
+            return
+        raise kind()
+
+    @contextlib.contextmanager
+    def held(self, *, drop: bool = False) -> Iterator[None]:
+        """Hold Ctrl-C/SIGTERM back in the block; raise one that came after it (unless ``drop``)."""
+        outer = self.holding
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = outer
+        if not outer:
+            pending, self.pending = self.pending, None
+            if pending is not None and not drop:
+                raise pending()
+
+
+def _signal_name(err: BaseException) -> str:
+    return "SIGTERM" if isinstance(err, _Terminated) else "SIGINT"
+
+
+def _interrupted(err: BaseException, number: int | None) -> StudyInterrupted:
+    name = _signal_name(err)
+    code = EXIT_TERMINATED if name == "SIGTERM" else EXIT_INTERRUPTED
+    if number is None:
+        message = f"Interrupted ({name}) between trials; no trial was running."
+    else:
+        message = f"Trial {number} was recorded as FAIL (interrupted: {name}) and queued again."
+    return StudyInterrupted(message, number, exit_code=code)
+
+
 # ------------------------------------------------------------------------------ the loop
 
 
 @dataclass
 class WorkerResult:
-    """What one worker did."""
+    """What one worker did.
+
+    Attributes:
+        ran: Trials this worker ran.
+        completed: Of those, COMPLETE.
+        pruned: PRUNED.
+        failed: FAIL.
+        reason: Why it stopped.
+        requeued: Failed trials it queued again when it started.
+        notes: What the user should know about the study (failed baselines, errors to retry).
+    """
 
     ran: int = 0
     completed: int = 0
     pruned: int = 0
     failed: int = 0
     reason: str = ""
+    requeued: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -287,6 +465,7 @@ class _Taken:
     trial_id: int
     role: str
     queued: bool
+    recorded: bool = False
 
 
 @dataclass
@@ -312,17 +491,7 @@ class _Outcome:
     stop: BaseException | None = None
 
 
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Ignore Ctrl-C while an interrupted trial is recorded (a second one would leave it)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+_SKIP = "skip"  # check_surplus: this trial was a duplicate retry; take the next one
 
 
 class _Worker:
@@ -356,28 +525,49 @@ class _Worker:
         self.hb_interval = float(self.cfg.study.heartbeat_interval)
         self.errors_in_a_row = 0
         self.result = WorkerResult()
+        self.signals = _Signals()
 
     def run(self) -> WorkerResult:
-        """Loop until the study is done or another worker filled it."""
-        while True:
-            p = self.survey()
-            reason = self.done(p)
-            if reason is None:
-                taken = self.take_next_trial()
-                reason = self.check_surplus(taken)
-            if reason is not None:
-                self.result.reason = reason
-                return self.result
-            self.result.ran += 1
-            outcome = self.execute_with_heartbeat(taken, p.best)
-            self.record(taken, outcome)
+        """Queue failed trials again, then loop until the study is done or others filled it."""
+        with self.signals:
+            taken: _Taken | None = None
+            try:
+                with self.signals.held():
+                    self.result.requeued = requeue_failed(
+                        self.handle, target=self.target, log=self.log
+                    )
+                while True:
+                    taken = None
+                    p = self.survey()
+                    reason = self.done(p)
+                    if reason is None:
+                        taken = self.take_next_trial()
+                        reason = self.check_surplus(taken)
+                    if reason == _SKIP:
+                        continue
+                    if reason is not None:
+                        self.result.reason = reason
+                        break
+                    self.result.ran += 1
+                    outcome = self.execute_with_heartbeat(taken, p.best)
+                    self.record(taken, outcome)
+            except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM outside the training itself
+                if taken is not None and not taken.recorded:
+                    self.record(taken, self._interrupt_outcome(taken, err))
+                raise _interrupted(err, None) from None
+        self.result.notes = self.notes()
+        for note in self.result.notes:
+            self.log(note)
+        return self.result
 
     # -- step 1: survey ----------------------------------------------------------------------
 
     def survey(self) -> Progress:
         """Read the trials once (the journal: one sync), recover stale ones, count."""
         snapshot = self.study.get_trials(deepcopy=False)
-        if recover_stale(self.handle, self.log, snapshot):
+        with self.signals.held():
+            recovered = recover_stale(self.handle, self.log, snapshot)
+        if recovered:
             snapshot = self.study.get_trials(deepcopy=False)
         return progress_of(self.study, self.cfg, snapshot)
 
@@ -393,27 +583,34 @@ class _Worker:
 
     def take_next_trial(self) -> _Taken:
         """``ask()`` (a queued trial first), record this worker in it."""
-        with warnings.catch_warnings():  # "Heartbeat … supposed to be used with optimize":
-            warnings.simplefilter("ignore", UserWarning)  # heartbeat() below keeps it
-            trial = self.study.ask()
-        tid = _trial_id(self.handle, trial.number)
-        self.storage.set_trial_system_attr(tid, R.WORKER, worker_identity())
-        frozen = self.storage.get_trial(tid)
-        queued = queued_params(frozen) is not None or bool(frozen.params)
-        return _Taken(trial, tid, role_of(frozen), queued)
+        with self.signals.held():  # a popped trial is RUNNING: it must carry its worker
+            with warnings.catch_warnings():  # "Heartbeat … supposed to be used with optimize":
+                warnings.simplefilter("ignore", UserWarning)  # heartbeat() below keeps it
+                trial = self.study.ask()
+            tid = _trial_id(self.handle, trial.number)
+            self.storage.set_trial_system_attr(tid, R.WORKER, worker_identity())
+            frozen = self.storage.get_trial(tid)
+            queued = queued_params(frozen) is not None or bool(frozen.params)
+            return _Taken(trial, tid, role_of(frozen), queued)
 
     # -- step 3: check surplus ---------------------------------------------------------------
 
     def check_surplus(self, taken: _Taken) -> str | None:
-        """Record a candidate beyond ``n_trials`` (or beyond the grid) FAIL ``surplus:``."""
-        from optuna.trial import TrialState
+        """Record a duplicate retry, or a candidate beyond ``n_trials``/the grid, as surplus.
 
+        Returns:
+            ``None`` to run the trial, :data:`_SKIP` to take the next one, else why to stop.
+        """
+        trials = self.study.get_trials(deepcopy=False)
+        frozen = self.storage.get_trial(taken.trial_id)
+        twin = _duplicate_of(trials, frozen)
+        if twin is not None:
+            self._surplus(taken, f"a duplicate retry (trial {twin} repeats the same trial)", False)
+            return _SKIP
         if taken.role != R.ROLE_CANDIDATE:
             return None
         number = taken.trial.number
-        before = sum(
-            1 for t in self.study.get_trials(deepcopy=False) if t.number < number and is_counted(t)
-        )
+        before = sum(1 for t in trials if t.number < number and is_counted(t))
         if before < self.target and (taken.queued or not self.grid):
             return None
         why = (
@@ -421,22 +618,34 @@ class _Worker:
             if before >= self.target
             else "the grid is exhausted"
         )
+        return self._surplus(taken, why, taken.queued)
+
+    def _surplus(self, taken: _Taken, why: str, retry: bool) -> str:
+        from optuna.trial import TrialState
+
         attrs = R.failure_attrs(R.FAIL_SURPLUS, why)
-        for key, value in attrs.items():
-            self.storage.set_trial_user_attr(taken.trial_id, key, value)
-        self.study.tell(taken.trial, state=TrialState.FAIL)
-        if taken.queued:
-            retry_trial(self.study, self.storage.get_trial(taken.trial_id))
+        with self.signals.held():
+            for key, value in attrs.items():
+                self.storage.set_trial_user_attr(taken.trial_id, key, value)
+            self.study.tell(taken.trial, state=TrialState.FAIL)
+            if retry:
+                retry_trial(self.study, self.storage.get_trial(taken.trial_id))
+            taken.recorded = True
         return attrs[R.FAILURE]
 
     # -- step 4: execute with a heartbeat ----------------------------------------------------
 
     def execute_with_heartbeat(self, taken: _Taken, best: float | None) -> _Outcome:
-        """Run the trial; classify how it ended (never raises but for a ``BaseException``)."""
+        """Run the trial; classify how it ended (an interrupt too: it is recorded, then raised)."""
         import optuna
         from optuna.trial import TrialState
 
-        from loran_search.search.objective import MetricMissing, TrialFailed, execute_trial
+        from loran_search.search.objective import (
+            MetricMissing,
+            TrainFnError,
+            TrialFailed,
+            execute_trial,
+        )
 
         trial = taken.trial
         try:
@@ -459,17 +668,9 @@ class _Worker:
                 attrs=R.failure_attrs(err.kind, str(err)),
                 message=f"Trial {trial.number} failed: {err}",
             )
-        except KeyboardInterrupt:
-            return _Outcome(
-                TrialState.FAIL,
-                attrs=R.failure_attrs(R.FAIL_INTERRUPTED, "Ctrl-C (SIGINT) during the trial"),
-                retry=True,
-                stop=StudyInterrupted(
-                    f"Trial {trial.number} was recorded as FAIL (interrupted) and queued again.",
-                    trial.number,
-                ),
-            )
-        except MetricMissing as err:
+        except KeyboardInterrupt as err:
+            return self._interrupt_outcome(taken, err)
+        except (MetricMissing, TrainFnError) as err:  # the setup is wrong: stop, lose nothing
             return _Outcome(
                 TrialState.FAIL,
                 attrs=R.failure_attrs(R.FAIL_CONFIG, str(err)),
@@ -485,25 +686,39 @@ class _Worker:
                 error=True,
             )
             if self.errors_in_a_row + 1 >= MAX_CONSECUTIVE_ERRORS:
-                stop = RuntimeError(
-                    f"{MAX_CONSECUTIVE_ERRORS} trials in a row raised an error (last: {msg}); "
-                    "this looks systematic, so the study stops. The trials keep the errors in "
-                    "user_attrs['failure']."
+                stop = TrialErrors(
+                    f"{MAX_CONSECUTIVE_ERRORS} trials in a row raised an error (last: trial "
+                    f"{trial.number}, {msg}); this looks systematic, so the worker stops. The "
+                    "trials keep the errors in user_attrs['failure'].",
+                    fix="Fix the cause and run the same command again: the failed trials are "
+                    "queued again, nothing is lost.",
                 )
                 stop.__cause__ = err
                 outcome.stop = stop
             return outcome
         return _Outcome(TrialState.COMPLETE, values=values)
 
+    def _interrupt_outcome(self, taken: _Taken, err: BaseException) -> _Outcome:
+        from optuna.trial import TrialState
+
+        name = _signal_name(err)
+        why = "Ctrl-C (SIGINT)" if name == "SIGINT" else "SIGTERM"
+        return _Outcome(
+            TrialState.FAIL,
+            attrs=R.failure_attrs(R.FAIL_INTERRUPTED, f"{why} during the trial"),
+            retry=True,
+            stop=_interrupted(err, taken.trial.number),
+        )
+
     # -- step 5: record the outcome ----------------------------------------------------------
 
     def record(self, taken: _Taken, outcome: _Outcome) -> None:
-        """Write the outcome: attrs, state, a retry; then stop or report the trial."""
+        """Write the outcome (attrs, state, a retry) with signals held; then stop or report."""
         from optuna.trial import TrialState
 
         trial = taken.trial
-        guard = _sigint_ignored() if outcome.retry and outcome.stop else contextlib.nullcontext()
-        with guard:
+        stopping = isinstance(outcome.stop, StudyInterrupted)
+        with self.signals.held(drop=stopping):  # a second Ctrl-C must not cut the record short
             for key, value in outcome.attrs.items():
                 trial.set_user_attr(key, value)
             if outcome.message:
@@ -514,6 +729,7 @@ class _Worker:
                 self.study.tell(trial, state=outcome.state)
             if outcome.retry:
                 retry_trial(self.study, self.storage.get_trial(taken.trial_id))
+            taken.recorded = True
         self.errors_in_a_row = self.errors_in_a_row + 1 if outcome.error else 0
         if outcome.stop is not None:
             raise outcome.stop
@@ -522,6 +738,33 @@ class _Worker:
         self.result.failed += outcome.state == TrialState.FAIL
         if self.on_trial is not None:
             self.on_trial(self.storage.get_trial(taken.trial_id), progress_of(self.study, self.cfg))
+
+    # -- the end -----------------------------------------------------------------------------
+
+    def notes(self) -> list[str]:
+        """What the user must know when the worker is done: missing baselines, errors."""
+        trials = self.study.get_trials(deepcopy=False)
+        out = []
+        for rank, failure in sorted(missing_baselines(trials).items(), key=lambda kv: str(kv[0])):
+            out.append(
+                f"The baseline at rank {rank} failed ({failure}): gains at rank {rank} are "
+                "unavailable until it completes; fix the cause and run the same command again "
+                "to retry it."
+            )
+        retried = _retried(trials)
+        waiting = [
+            t.number
+            for t in trials
+            if _retry_at_start(t) and t.number not in retried and role_of(t) == R.ROLE_CANDIDATE
+        ]
+        if waiting:
+            shown = ", ".join(str(n) for n in waiting[:10]) + (" …" if len(waiting) > 10 else "")
+            out.append(
+                f"{len(waiting)} candidate trial(s) failed with an error and are not counted "
+                f"(trials {shown}); run the same command again (with a larger --n-trials if the "
+                "budget is full) to retry them."
+            )
+        return out
 
 
 def run_worker(
@@ -541,14 +784,16 @@ def run_worker(
         train_fn: The training function (default :func:`~loran_search.search.objective.\
 get_train_fn`).
         progress: Show the per-run progress bar.
-        log: Receives the loop's messages (recovered trials, failures).
+        log: Receives the loop's messages (recovered and re-queued trials, failures, and at the
+            end :attr:`WorkerResult.notes`).
         on_trial: Called after each recorded trial with the trial and the study's progress.
 
     Raises:
-        StudyInterrupted: Ctrl-C; the running trial is recorded FAIL (``interrupted:``) and
-            queued again.
-        MetricMissing: The task has no ``study.metric``.
-        RuntimeError: Three configurations in a row raised an error (a systematic problem).
+        StudyInterrupted: Ctrl-C (exit 130) or SIGTERM (exit 143); the running trial is
+            recorded FAIL (``interrupted:``) and queued again.
+        MetricMissing: The task has no ``study.metric`` (the trial is queued again).
+        TrainFnError: The training function cannot be loaded or returned something unusable.
+        TrialErrors: :data:`MAX_CONSECUTIVE_ERRORS` trials in a row raised an error.
     """
     from loran_search.search.objective import get_train_fn
 

@@ -280,3 +280,72 @@ def test_amplitude_and_frequency_grid(tmp_path) -> None:
     assert "training diverges from amplitude × frequency A·ω ≥ 100" in first
     assert "largest stable A·ω below it: 10" in first
     assert (tmp_path / "plots" / "amp_freq_heatmap.png").stat().st_size > 0
+
+
+# -- degraded studies: each gets a statement, none a crash ---------------------------------------
+
+
+def test_a_study_of_failed_trials_only(tmp_path) -> None:
+    study, b = new_study()
+    b.add("identity", 8, None, state=TrialState.FAIL, failure="error: FileNotFoundError: d.csv")
+    b.add("sinter", 8, None, amplitude=1e-3, state=TrialState.FAIL,
+          failure="error: FileNotFoundError: d.csv")  # fmt: skip
+    md, _ = _report(study, tmp_path / "r")
+    assert "No candidate configuration has a completed run" in md
+    assert "The baseline at rank 8 has not completed (its trial: error: FileNotFoundError" in md
+    assert "2 trial(s) failed with an error" in md
+
+
+def test_a_study_of_queued_trials_only(tmp_path) -> None:
+    study, _ = new_study()
+    study.enqueue_trial({"activation": "identity", "rank": 8}, user_attrs={"role": "baseline"})
+    study.enqueue_trial({"activation": "sinter", "rank": 8, "sinter.amplitude": 1e-3},
+                        user_attrs={"role": "candidate"})  # fmt: skip
+    md, _ = _report(study, tmp_path / "r")
+    assert "2 trial(s) are queued and have not run yet" in md
+    assert "unknown" not in md
+
+
+def test_queued_grid_points_are_not_unknown_configurations(tmp_path) -> None:
+    study, b = new_study()
+    b.add("identity", 8, {0: 0.5, 1: 0.6})
+    b.add("sinter", 8, {0: 0.6, 1: 0.7}, amplitude=1e-3)
+    study.enqueue_trial({"activation": "sinter", "rank": 8, "sinter.amplitude": 1e-2},
+                        user_attrs={"role": "candidate"})  # fmt: skip
+    md, _ = _report(study, tmp_path / "r")
+    assert "unknown()" not in md and "r=?" not in md
+    assert "1 trial(s) are queued" in md
+    table = pd.read_csv(tmp_path / "r" / "configurations.csv")
+    assert list(table["activation"]) == ["sinter"]
+
+
+def test_infinite_and_nan_values_are_stated_and_never_ranked_best(tmp_path) -> None:
+    study, b = new_study()
+    b.add("identity", 8, {0: 0.5, 1: 0.6})
+    b.add("sinter", 8, {0: float("inf"), 1: 0.62}, amplitude=1e-3)  # an older record
+    b.add("sinter", 8, {0: 0.55, 1: 0.65}, amplitude=1e-4)
+    b.add("sinter", 8, {0: float("nan"), 1: 0.6}, amplitude=1e-2)
+    b.add("sinter", 8, {0: 0.5}, amplitude=5e-2, state=TrialState.FAIL,
+          failure="nonfinite: seed 1: accuracy = nan; sinter … gives no finite result")  # fmt: skip
+    md, _ = _report(study, tmp_path / "r")
+    summary = _summary(md)
+    assert "inf" not in summary.split("Best configuration")[1].split("\n")[0]
+    assert "Best configuration: sinter(amplitude=0.0001" in summary
+    assert "2 run(s) of completed trials report a non-finite accuracy" in md
+    assert "1 trial(s) failed because a seed's accuracy was NaN or infinite" in md
+    table = pd.read_csv(tmp_path / "r" / "configurations.csv")
+    assert table["gain"].dropna().map(abs).max() < 1
+
+
+def test_a_retried_trial_is_counted_once(tmp_path) -> None:
+    study, b = new_study()
+    b.add("identity", 8, {0: 0.5, 1: 0.6})
+    b.add("sinter", 8, {0: 0.6}, amplitude=1e-3, state=TrialState.FAIL,
+          failure="interrupted: Ctrl-C (SIGINT) during the trial")  # fmt: skip
+    b.add("sinter", 8, {0: 0.6, 1: 0.7}, amplitude=1e-3)
+    from loran_search.analysis.records import load_records
+
+    rec = load_records(study)
+    assert rec.left_out == {"interrupted": 1}
+    assert list(rec.trials["state"]) == ["COMPLETE", "COMPLETE"]
+    assert len(rec.runs[rec.runs["role"] == "candidate"]) == 2  # the retry's two seeds only

@@ -5,7 +5,13 @@ Behaviour, from the environment:
 
 * ``FAKE_TRAIN_SLEEP``: seconds slept at each of the 3 evaluations (default 0);
 * ``FAKE_TRAIN_DIVERGE_ABOVE``: a sinter amplitude above it diverges (seed 0, step 2);
-* ``FAKE_TRAIN_LOG``: a file that gets one line ``activation rank params seed`` per run start.
+* ``FAKE_TRAIN_LOG``: a file that gets one line ``activation rank params seed`` per run start;
+* ``FAKE_TRAIN_METRIC``: ``nan`` or ``inf``: the accuracy of a sinter amplitude above
+  ``FAKE_TRAIN_METRIC_ABOVE`` (default 0: every sinter run) is that value;
+* ``FAKE_TRAIN_RAISE``: ``ExceptionName`` (``FileNotFoundError``, ``MemoryError``, …) raised at
+  the start of a run whose activation is ``FAKE_TRAIN_RAISE_FOR`` (default: every run);
+* ``FAKE_TRAIN_ADAPTER_EARLY``: ``1`` writes a partial adapter file before training (so that an
+  interrupted run leaves a half-written adapter folder unless the search removes it).
 
 The metric is a smooth made-up function of the configuration so that runs are distinguishable:
 ``accuracy = 0.5 + 0.01·rank/8 + 0.1·min(amplitude·100, 1) + 0.001·seed``.
@@ -13,6 +19,7 @@ The metric is a smooth made-up function of the configuration so that runs are di
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import time
@@ -49,9 +56,19 @@ def run(
     if log:
         with open(log, "a") as fh:
             fh.write(json.dumps([activation, rank, dict(activation_params), seed]) + "\n")
+    raise_name = os.environ.get("FAKE_TRAIN_RAISE")
+    if raise_name and os.environ.get("FAKE_TRAIN_RAISE_FOR", activation) == activation:
+        raise getattr(builtins, raise_name)(f"fake {raise_name} for {activation} seed {seed}")
+    if adapter_dir is not None and os.environ.get("FAKE_TRAIN_ADAPTER_EARLY") == "1":
+        Path(adapter_dir).mkdir(parents=True, exist_ok=True)
+        (Path(adapter_dir) / "adapter_model.safetensors.partial").write_bytes(b"half")
     sleep = float(os.environ.get("FAKE_TRAIN_SLEEP", "0"))
     amp = float(activation_params.get("amplitude", 0.0))
     acc = 0.5 + 0.01 * rank / 8 + 0.1 * min(amp * 100, 1.0) + 0.001 * seed
+    bad_metric = os.environ.get("FAKE_TRAIN_METRIC")
+    above = float(os.environ.get("FAKE_TRAIN_METRIC_ABOVE", "0"))
+    if bad_metric and activation == "sinter" and amp > above:
+        acc = float(bad_metric)
     limit = os.environ.get("FAKE_TRAIN_DIVERGE_ABOVE")
     diverge = limit is not None and amp > float(limit)
     history = []
