@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loran_search.cli._args import add_command, add_import, add_set
-from loran_search.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, UsageError
+from loran_search.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, UsageError
 from loran_search.storage import mask_url
 
 if TYPE_CHECKING:
-    import optuna
+    from optuna.storages import BaseStorage
 
     from loran_search.config import StudyConfig
 
@@ -146,7 +146,7 @@ class _Bar:
 
 
 def _run(args: argparse.Namespace, *, report: bool) -> int:
-    from loran_search.search.objective import MetricMissing
+    from loran_search.record import ROLE_CANDIDATE, TrialRecord
     from loran_search.search.study import (
         StudyInterrupted,
         StudyMismatch,
@@ -180,10 +180,11 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
             prog.baselines_total + cfg.study.n_trials,
             prog.best,
         )
+        rec = TrialRecord.from_frozen(t)
         value = f"{t.values[0]:.4g}" if t.values else t.state.name
-        why = t.user_attrs.get("failure") or t.user_attrs.get("pruned") or ""
+        why = rec.failure or rec.pruned or ""
         bar.write(
-            f"trial {t.number} ({t.user_attrs.get('role', 'candidate')}) {dict(t.params)} → "
+            f"trial {t.number} ({rec.role or ROLE_CANDIDATE}) {dict(t.params)} → "
             f"{value}{'  ' + why if why else ''}"
         )
 
@@ -196,19 +197,15 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
             f"\nInterrupted. {detail}Completed trials are kept in {mask_url(cfg.study.storage)}.\n"
             f"Resume with:\n  {_command_line()}"
         )
-        return EXIT_INTERRUPTED
-    except MetricMissing as err:
-        bar.close()
-        raise UsageError(str(err)) from None
-    except RuntimeError as err:
-        bar.close()
-        _err(f"loran-search: error: {err}")
-        return EXIT_FAILURE
+        return err.exit_code if isinstance(err, StudyInterrupted) else EXIT_INTERRUPTED
+    except BaseException:
+        bar.close()  # a LoranSearchError (metric missing, errors in a row): the CLI prints it
+        raise
     bar.close()
     _err(f"Worker finished: {result.ran} trial(s) run here; {result.reason}.")
     print(summarize(study, cfg))
     if report and cfg.study.report and not getattr(args, "no_report", False):
-        _write_report(cfg, study, handle.artifact_dir)
+        _write_report(cfg, handle.storage, handle.artifact_dir)
     return 0
 
 
@@ -229,15 +226,14 @@ def report_dir(name: str, base: Path = Path("reports")) -> Path:
     return out
 
 
-def _write_report(cfg: StudyConfig, study: optuna.Study, artifact_dir: Path) -> None:
+def _write_report(cfg: StudyConfig, storage: BaseStorage, artifact_dir: Path) -> None:
     out = report_dir(cfg.study.name)
     try:
         from loran_search.analysis import write_report
-        from loran_search.search._optuna import storage_of
 
         # the opened storage, not the URL: it already names the installed PostgreSQL driver
         path = write_report(
-            storage=storage_of(study),
+            storage=storage,
             study_name=cfg.study.name,
             out_dir=out,
             artifact_dir=artifact_dir,
@@ -264,7 +260,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     """``loran-search dashboard FILE|--storage URL [--port P]``: optuna-dashboard on 127.0.0.1."""
-    from loran_search.search.storage import (
+    from loran_search.storage import (
         StorageURLError,
         default_artifact_dir,
         open_storage,

@@ -60,8 +60,8 @@ def noop_train(cfg: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 def _worker(text: str, queue: Any) -> None:
-    from loran_search.search.validate import load_config_text
     from loran_search.search.study import open_study, run_worker
+    from loran_search.search.validate import load_config_text
 
     cfg = load_config_text(text)
     handle = open_study(cfg, log=lambda m: None)
@@ -74,8 +74,8 @@ def measure(url: str, trials: int, workers: int, tmp: Path) -> dict[str, Any]:
     """Run one fresh study of ``trials`` no-op trials with ``workers`` processes."""
     name = f"bench-{workers}w-{uuid.uuid4().hex[:8]}"
     text = STUDY.format(name=name, url=url, artifacts=tmp / "artifacts", trials=trials)
-    from loran_search.search.validate import load_config_text
     from loran_search.search.study import open_study
+    from loran_search.search.validate import load_config_text
 
     open_study(load_config_text(text), log=lambda m: None)  # create it before the race
     ctx = mp.get_context("spawn")
@@ -97,7 +97,7 @@ def _postgres_ok(url: str) -> bool:
     try:
         import sqlalchemy
 
-        from loran_search.search.storage import _with_driver
+        from loran_search.storage import _with_driver
 
         engine = sqlalchemy.create_engine(_with_driver(url), connect_args={"connect_timeout": 2})
         with engine.connect():

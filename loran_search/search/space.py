@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from loran_search.config import StudyConfig, TrainingSection, training_key_kind
 from loran_search.errors import LoranSearchError
+from loran_search.record import BASELINE_ACTIVATION
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
     from activations.registry import Param
 
 RANGE_KEYS = ("low", "high", "log", "step", "num")
-BASELINE_ACTIVATION = "identity"
 
 
 class SpaceError(LoranSearchError, ValueError):
@@ -483,7 +483,7 @@ def build_space(cfg: StudyConfig) -> SearchSpace:
     """Build the :class:`SearchSpace` of a validated config (see :func:`load_config`).
 
     Raises:
-        SpaceError: An entry that :func:`loran_search.search.validate.load_config` would have refused.
+        SpaceError: An entry that :func:`~loran_search.search.validate.load_config` refuses.
     """
     from activations import get_spec, resolve_names
 

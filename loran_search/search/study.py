@@ -224,7 +224,7 @@ def open_study(
     import optuna
 
     from loran_search.search.space import build_space
-    from loran_search.search.storage import default_artifact_dir, open_storage, parse_storage_url
+    from loran_search.storage import default_artifact_dir, open_storage, parse_storage_url
 
     url = storage_url or cfg.study.storage
     parsed = parse_storage_url(url)
@@ -236,6 +236,7 @@ def open_study(
         heartbeat_interval=hb if parsed.heartbeats else None,
         grace_period=int(grace),
         stale_callback=retry_trial,
+        log=log,
     )
     fp = fingerprint(cfg, space)
     digest = _digest(fp)

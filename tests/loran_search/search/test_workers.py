@@ -17,7 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from loran_search.search.storage import open_storage
+from loran_search.storage import open_storage
 from tests.loran_search.search.conftest import cli, postgres_url, run_cli, unique_name
 
 GRID6 = (
