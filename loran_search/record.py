@@ -12,8 +12,16 @@ Optuna storage"):
   loss_spikes, final_train_loss}}``), :data:`COST` (``train_seconds`` = mean per run,
   ``train_seconds_total``, ``peak_memory_mb`` = max, ``trainable_params``), :data:`HISTORY`
   (``{"<seed>": [{step, loss, grad_norm, lr, …}]}``), :data:`ZERO_SHOT`, :data:`ADAPTER_PATH`
-  when an adapter was kept, :data:`RECORD_VERSION_KEY`; a failed trial has :data:`FAILURE` (a
-  sentence that starts with its kind, ``diverged: seed 0 diverged at step 4 …``) and
+  when an adapter was kept, :data:`RECORD_VERSION_KEY`; :data:`EVAL_SPLIT` (the split every
+  seed was evaluated on: ``task.eval_split`` for search trials, ``study.confirm.split`` for
+  confirmation trials); :data:`MECHANISM` (``{"<seed>": {nonlinearity_median, …,
+  p_quantiles, nonlinearity_pooled, seconds}}``: ``RunResult.mechanism`` without its
+  per-layer ``layers`` list, floats to 7 significant digits, non-finite as ``null``,
+  ``inert`` a boolean); the per-example outcomes ``examples.<seed>``
+  (:data:`EXAMPLES_PREFIX`, see *Examples* below); on a confirmation trial (roles
+  :data:`CONFIRM_ROLES`) :data:`CONFIRM_OF` (the numbers of the search trials of that
+  configuration) and :data:`CONFIRM_KEY` (its queue key); a failed trial has :data:`FAILURE`
+  (a sentence that starts with its kind, ``diverged: seed 0 diverged at step 4 …``) and
   :data:`FAILURE_KIND` (one of :data:`FAILURE_KINDS`); a pruned one :data:`PRUNED`;
 * **trial system attrs**: :data:`WORKER` (``{host, pid, start}`` of the process running it),
   :data:`HEARTBEAT` (the journal's heartbeat, a UNIX time), and on a retry
@@ -22,19 +30,32 @@ Optuna storage"):
 * **study user attrs**: :data:`STUDY_SETUP` (what a trial measures: space, seeds, metric,
   directions, model, task, adapter, training), :data:`STUDY_FINGERPRINT` (its digest),
   :data:`STUDY_READY` (the creator finished queuing), :data:`STUDY_CONFIG_PATH`,
-  :data:`STUDY_REPORT_ARTIFACTS` (``{filename: artifact_id}`` of the published report), and in
-  hand-made or older studies :data:`STUDY_METRIC` / :data:`STUDY_DIRECTION`.
+  :data:`STUDY_REPORT_ARTIFACTS` (``{filename: artifact_id}`` of the published report),
+  :data:`STUDY_CONFIRM` (the confirmation setup ``{top_k, seeds, split}`` once a confirmation
+  was queued; not part of the fingerprint), and in hand-made or older studies
+  :data:`STUDY_METRIC` / :data:`STUDY_DIRECTION`.
 
-The writer builds user attrs with :func:`to_user_attrs` and :func:`failure_attrs`; every reader
-turns an ``optuna.trial.FrozenTrial`` into a :class:`TrialRecord` with
-:meth:`TrialRecord.from_frozen`, which tolerates older and partial records (a missing or
-ill-typed field reads as ``None`` or empty, never raises).
+*Examples.* Optuna stores a user attr as JSON text and MySQL's ``TEXT`` holds 64 KB, so the
+outcomes of one seed are stored column-wise, ``examples.<seed>`` = ``{"id": [str, …],
+"<value>": [number | str | null, …], …}`` (one list per field of the per-example dicts, all of
+the same length, in evaluation order; floats to 7 significant digits, non-finite as ``null``,
+booleans as 0/1). When that JSON is longer than :data:`EXAMPLES_CHUNK_CHARS` characters the rows
+are split into consecutive parts ``examples.<seed>.0``, ``examples.<seed>.1``, … (each a
+columnar mapping of the same shape, each under the limit) and ``examples.<seed>`` is then the
+index ``{"parts": n, "rows": m}``, written after the parts: a reader joins the parts in order,
+and a seed whose index is missing or whose parts are incomplete reads as absent.
+
+The writer builds user attrs with :func:`to_user_attrs`, :func:`examples_attrs` and
+:func:`failure_attrs`; every reader turns an ``optuna.trial.FrozenTrial`` into a
+:class:`TrialRecord` with :meth:`TrialRecord.from_frozen`, which tolerates older and partial
+records (a missing or ill-typed field reads as ``None`` or empty, never raises).
 
 This module imports only the standard library (``optuna`` only for type checking).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -59,9 +80,10 @@ TRAINING_PREFIX = "training."
 
 ROLE_BASELINE = "baseline"
 ROLE_CANDIDATE = "candidate"
-ROLE_CONFIRM = "confirm"  # reserved: the confirmation of a top candidate on disjoint seeds
-ROLE_CONFIRM_BASELINE = "confirm_baseline"  # reserved: the baseline of a confirmation
+ROLE_CONFIRM = "confirm"  # a top candidate retrained on the confirmation seeds and split
+ROLE_CONFIRM_BASELINE = "confirm_baseline"  # the baseline at a confirmed candidate's rank
 SEARCH_ROLES = (ROLE_BASELINE, ROLE_CANDIDATE)
+CONFIRM_ROLES = (ROLE_CONFIRM, ROLE_CONFIRM_BASELINE)
 ROLES = (ROLE_BASELINE, ROLE_CANDIDATE, ROLE_CONFIRM, ROLE_CONFIRM_BASELINE)
 
 # -- trial user attrs --------------------------------------------------------------------------
@@ -79,6 +101,10 @@ RECORD_VERSION_KEY = "record_version"
 FAILURE = "failure"
 FAILURE_KIND = "failure_kind"
 PRUNED = "pruned"
+MECHANISM = "mechanism"
+EXAMPLES_PREFIX = "examples."
+CONFIRM_OF = "confirm_of"
+CONFIRM_KEY = "confirm_key"
 LEGACY_SEED = "seed"  # version-0 records: the one seed a trial value stands for
 LEGACY_ACTIVATION = "activation"  # version-0 records: the activation as a user attr
 LEGACY_RANK = "rank"
@@ -88,6 +114,7 @@ LEGACY_RANK = "rank"
 FAIL_DIVERGED = "diverged"  # a seed's training diverged: the configuration is unstable
 FAIL_NONFINITE = "nonfinite"  # a seed's metric (or a cost objective) is NaN or infinite
 FAIL_SCREENED = "screened"  # reserved: refused by a screening run before the full training
+FAIL_INERT = "inert"  # search.skip_inert: the predicted non-linearity is below the threshold
 FAIL_ERROR = "error"  # the training function raised (a missing file, out of memory, a bug)
 FAIL_INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM during the trial
 FAIL_STALE = "stale"  # its worker died (no heartbeat, process gone)
@@ -97,13 +124,14 @@ FAILURE_KINDS = (
     FAIL_DIVERGED,
     FAIL_NONFINITE,
     FAIL_SCREENED,
+    FAIL_INERT,
     FAIL_ERROR,
     FAIL_INTERRUPTED,
     FAIL_STALE,
     FAIL_SURPLUS,
     FAIL_CONFIG,
 )
-CONFIGURATION_FAILURES = (FAIL_DIVERGED, FAIL_NONFINITE, FAIL_SCREENED)
+CONFIGURATION_FAILURES = (FAIL_DIVERGED, FAIL_NONFINITE, FAIL_SCREENED, FAIL_INERT)
 """Failures of the configuration itself: a result (the point is unstable), never retried."""
 COUNTED_FAILURES = CONFIGURATION_FAILURES
 """Failure kinds that use up one of ``n_trials`` candidate slots (every other kind is retried)."""
@@ -127,6 +155,14 @@ STUDY_FINGERPRINT = "loran.fingerprint"
 STUDY_READY = "loran.ready"
 STUDY_CONFIG_PATH = "loran.config_path"
 STUDY_REPORT_ARTIFACTS = "loran.report_artifacts"
+STUDY_CONFIRM = "loran.confirm"
+
+EXAMPLES_CHUNK_CHARS = 60_000
+"""The most characters of JSON one ``examples.*`` user attr holds (MySQL ``TEXT``: 64 KB)."""
+SIGNIFICANT_DIGITS = 7
+"""Floats in ``mechanism`` and ``examples`` are stored to this many significant digits."""
+MECHANISM_DROPPED = ("layers",)
+"""Keys of ``RunResult.mechanism`` left out of the record (the per-layer list: too large)."""
 STUDY_METRIC = "metric"
 STUDY_DIRECTION = "direction"
 
@@ -145,6 +181,9 @@ def to_user_attrs(
     zero_shot: Mapping[str, Any] | None = None,
     adapter_path: str | None = None,
     eval_split: str | None = None,
+    mechanism: Mapping[str, Mapping[str, Any]] | None = None,
+    confirm_of: list[int] | tuple[int, ...] | None = None,
+    confirm_key: str | None = None,
     version: bool = False,
 ) -> dict[str, Any]:
     """The user attrs of a trial record, keyed as the contract says; ``None`` fields left out.
@@ -162,6 +201,10 @@ def to_user_attrs(
         zero_shot: ``{"<seed>": metrics}`` of the unadapted model, when measured.
         adapter_path: Absolute path of the kept adapter.
         eval_split: The split the trial was evaluated on.
+        mechanism: ``{"<seed>": RunResult.mechanism}``; stored by :func:`mechanism_attr`
+            (``layers`` dropped, floats rounded, non-finite as ``None``).
+        confirm_of: A confirmation trial's search trial numbers of the same configuration.
+        confirm_key: A confirmation trial's queue key (:data:`CONFIRM_KEY`).
         version: Add :data:`RECORD_VERSION_KEY` = :data:`RECORD_VERSION`.
 
     Raises:
@@ -180,8 +223,172 @@ def to_user_attrs(
         ZERO_SHOT: _plain(zero_shot) or None,
         ADAPTER_PATH: adapter_path,
         EVAL_SPLIT: eval_split,
+        MECHANISM: mechanism_attr(mechanism) if mechanism is not None else None,
+        CONFIRM_OF: [int(n) for n in confirm_of] if confirm_of is not None else None,
+        CONFIRM_KEY: confirm_key,
     }
     return {k: v for k, v in items.items() if v is not None}
+
+
+def _round(value: Any, *, bools: bool = False) -> Any:
+    """A JSON-safe scalar: floats to :data:`SIGNIFICANT_DIGITS`, non-finite ``None``.
+
+    Booleans stay booleans when ``bools``, else become 0/1 (an example's value is a number).
+    """
+    if isinstance(value, bool):
+        return value if bools else int(value)
+    if isinstance(value, float):
+        return float(f"{value:.{SIGNIFICANT_DIGITS}g}") if math.isfinite(value) else None
+    if isinstance(value, (int, str)) or value is None:
+        return value
+    try:  # numpy and torch scalars
+        return _round(float(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _compact(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _compact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_compact(v) for v in value]
+    return _round(value, bools=True)
+
+
+def mechanism_attr(mechanism: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The stored :data:`MECHANISM`: per seed, the summary without :data:`MECHANISM_DROPPED`.
+
+    Args:
+        mechanism: ``{"<seed>": RunResult.mechanism}`` (a seed with ``{}``, no LoRAN layer, is
+            kept as ``{}``).
+    """
+    return {
+        str(seed): {str(k): _compact(v) for k, v in (m or {}).items() if k not in MECHANISM_DROPPED}
+        for seed, m in mechanism.items()
+    }
+
+
+def examples_columns(rows: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Per-example dicts as columns ``{"id": [...], field: [...]}`` (see *Examples*).
+
+    ``id`` comes first and is a string; the other fields in first-seen order, a row without a
+    field gets ``None`` there; values as :func:`_round` stores them.
+    """
+    names: list[str] = ["id"]
+    for row in rows:
+        for k in row:
+            if str(k) not in names:
+                names.append(str(k))
+    cols: dict[str, list[Any]] = {n: [] for n in names}
+    for row in rows:
+        plain = {str(k): v for k, v in row.items()}
+        cols["id"].append(None if plain.get("id") is None else str(plain["id"]))
+        for n in names[1:]:
+            cols[n].append(_round(plain.get(n)))
+    return cols
+
+
+def _json_len(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")))
+
+
+def examples_attrs(
+    seed: Any, rows: list[Mapping[str, Any]], *, limit: int = EXAMPLES_CHUNK_CHARS
+) -> dict[str, Any]:
+    """The user attrs of one seed's per-example outcomes (``examples.<seed>`` [+ parts]).
+
+    Args:
+        seed: The seed (its string is the key).
+        rows: ``RunResult.examples``: one dict per example with its stable ``id``.
+        limit: The most JSON characters per user attr (:data:`EXAMPLES_CHUNK_CHARS`).
+
+    Returns:
+        ``{"examples.<seed>": columns}`` when it fits, else ``{"examples.<seed>.0": part, …,
+        "examples.<seed>": {"parts": n, "rows": m}}`` in that order (set them in order: the
+        index last). ``{}`` for no rows.
+    """
+    if not rows:
+        return {}
+    key = f"{EXAMPLES_PREFIX}{seed}"
+    cols = examples_columns(rows)
+    total = _json_len(cols)
+    if total <= limit:
+        return {key: cols}
+    n = len(rows)
+    out: dict[str, Any] = {}
+    start, part = 0, 0
+    per = max(1, int(n * limit / total * 0.9))  # a first guess, halved until a part fits
+    while start < n:
+        size = min(per, n - start)
+        while True:
+            chunk = {c: v[start : start + size] for c, v in cols.items()}
+            if _json_len(chunk) <= limit or size == 1:
+                break
+            size = max(1, size // 2)
+        out[f"{key}.{part}"] = chunk
+        start += size
+        part += 1
+    out[key] = {"parts": part, "rows": n}
+    return out
+
+
+def is_examples_key(key: str) -> bool:
+    """Whether a user attr key is one of the ``examples.*`` attrs."""
+    return key.startswith(EXAMPLES_PREFIX)
+
+
+def read_examples(user_attrs: Mapping[str, Any]) -> dict[str, dict[str, list[Any]]]:
+    """``{"<seed>": columns}`` from a trial's user attrs, parts joined (see *Examples*).
+
+    A seed whose value is not a columnar mapping, whose parts are incomplete or whose columns
+    differ in length is left out; never raises.
+    """
+    out: dict[str, dict[str, list[Any]]] = {}
+    for key, value in user_attrs.items():
+        if not isinstance(key, str) or not key.startswith(EXAMPLES_PREFIX):
+            continue
+        seed = key[len(EXAMPLES_PREFIX) :]
+        if not seed or "." in seed or not isinstance(value, Mapping):
+            continue  # a part (``examples.<seed>.<k>``) is read with its index
+        if "id" in value:
+            cols = _columns(value)
+        elif isinstance(value.get("parts"), int) and not isinstance(value.get("parts"), bool):
+            parts = [user_attrs.get(f"{key}.{k}") for k in range(int(value["parts"]))]
+            cols = _join(parts)
+            rows = value.get("rows")
+            if cols is not None and isinstance(rows, int) and len(cols["id"]) != rows:
+                cols = None
+        else:
+            cols = None
+        if cols is not None:
+            out[seed] = cols
+    return out
+
+
+def _columns(value: Any) -> dict[str, list[Any]] | None:
+    if not isinstance(value, Mapping) or not isinstance(value.get("id"), list):
+        return None
+    cols = {str(k): list(v) for k, v in value.items() if isinstance(v, list)}
+    n = len(cols["id"])
+    if len(cols) != len(value) or any(len(v) != n for v in cols.values()):
+        return None
+    return cols
+
+
+def _join(parts: list[Any]) -> dict[str, list[Any]] | None:
+    joined: dict[str, list[Any]] | None = None
+    for part in parts:
+        cols = _columns(part)
+        if cols is None:
+            return None
+        if joined is None:
+            joined = {k: list(v) for k, v in cols.items()}
+        elif set(cols) != set(joined):
+            return None
+        else:
+            for k, v in cols.items():
+                joined[k].extend(v)
+    return joined
 
 
 def failure_attrs(kind: str, message: str) -> dict[str, str]:
@@ -234,6 +441,12 @@ def _rank(value: Any) -> int | None:
     return int(number) if math.isfinite(number) and number == int(number) else None
 
 
+def _numbers(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(int(n) for n in value if isinstance(n, int) and not isinstance(n, bool))
+
+
 @dataclass(frozen=True)
 class TrialRecord:
     """One trial as the contract reads it; every field tolerant of older and partial records.
@@ -260,6 +473,11 @@ class TrialRecord:
         failure_kind: The recorded kind, else the kind the failure sentence starts with.
         pruned: Why the pruner stopped it.
         eval_split: The split it was evaluated on, when recorded.
+        mechanism: ``{"<seed>": {nonlinearity_median, …, p_quantiles, nonlinearity_pooled,
+            seconds}}``; empty when absent.
+        examples: ``{"<seed>": {"id": [...], field: [...]}}`` (parts joined); empty when
+            absent.
+        confirm_of: A confirmation trial's search trial numbers; ``()`` otherwise.
         seed: The older records' single ``seed`` user attr.
         worker: ``{host, pid, start}`` of the process that ran it.
         heartbeat: The journal heartbeat (UNIX time) of a running trial.
@@ -287,6 +505,9 @@ class TrialRecord:
     failure_kind: str | None = None
     pruned: str | None = None
     eval_split: str | None = None
+    mechanism: dict[str, dict[str, Any]] = field(default_factory=dict)
+    examples: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    confirm_of: tuple[int, ...] = ()
     seed: Any = None
     worker: dict[str, Any] | None = None
     heartbeat: float | None = None
@@ -331,6 +552,9 @@ class TrialRecord:
         kind = _str(ua.get(FAILURE_KIND)) or failure_kind_of(failure)
         retries = sa.get(RETRY_HISTORY)
         beat = sa.get(HEARTBEAT)
+        stored = _dict(ua.get(MECHANISM)) or {}
+        mechanism = {s: dict(m) for s, m in stored.items() if isinstance(m, Mapping)}
+        confirm_of = ua.get(CONFIRM_OF)
         return cls(
             number=int(trial.number),
             state=trial.state.name,
@@ -351,6 +575,9 @@ class TrialRecord:
             failure_kind=kind,
             pruned=_str(ua.get(PRUNED)),
             eval_split=_str(ua.get(EVAL_SPLIT)),
+            mechanism=mechanism,
+            examples=read_examples(ua),
+            confirm_of=_numbers(confirm_of),
             seed=ua.get(LEGACY_SEED),
             worker=_dict(sa.get(WORKER)),
             heartbeat=float(beat) if isinstance(beat, (int, float)) else None,

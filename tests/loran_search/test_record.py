@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import re
 import subprocess
@@ -181,3 +182,121 @@ def test_a_record_written_by_the_writer_reads_back_through_optuna(tmp_path: Path
     study.tell(trial, 1.0)
     rec = R.TrialRecord.from_frozen(study.get_trials()[0])
     assert rec.role == "baseline" and rec.seed_metrics == {"0": {"accuracy": 1.0}}
+
+
+# -- evidence fields: eval_split, mechanism, examples, confirm_of ------------------------------
+
+MECH = {
+    "nonlinearity_median": 1.23456789e-4,
+    "nonlinearity_max": float("nan"),
+    "inert": True,
+    "p_quantiles": [-0.1234567891, 0.0, float("inf")],
+    "nonlinearity_pooled": 2e-4,
+    "seconds": 0.01,
+    "layers": [{"module": "q_proj", "nonlinearity": 1e-4}],
+}
+
+
+def _rows(n: int) -> list[dict]:
+    return [
+        {
+            "id": f"bbc-news:val:{i:05d}",
+            "gold": "tech",
+            "pred": "sport" if i % 3 else "tech",
+            "correct": i % 3 == 0,
+            "gold_logprob": -1.0 / (i + 1) if i != 5 else float("nan"),
+        }
+        for i in range(n)
+    ]
+
+
+def test_mechanism_drops_layers_rounds_and_nulls_non_finite() -> None:
+    out = R.mechanism_attr({0: MECH, "1": {}})
+    assert set(out) == {"0", "1"} and out["1"] == {}
+    m = out["0"]
+    assert "layers" not in m and m["inert"] is True
+    assert m["nonlinearity_median"] == 1.234568e-4 and m["nonlinearity_max"] is None
+    assert m["p_quantiles"] == [-0.1234568, 0.0, None]
+    assert R.to_user_attrs(mechanism={0: MECH})[R.MECHANISM] == {"0": m}
+
+
+def test_examples_are_columns_with_string_ids_and_rounded_values() -> None:
+    attrs = R.examples_attrs(0, _rows(7))
+    assert list(attrs) == ["examples.0"]
+    cols = attrs["examples.0"]
+    assert list(cols) == ["id", "gold", "pred", "correct", "gold_logprob"]
+    assert cols["id"][0] == "bbc-news:val:00000" and cols["correct"][:3] == [1, 0, 0]
+    assert cols["gold_logprob"][2] == -0.3333333 and cols["gold_logprob"][5] is None
+    assert R.examples_attrs(0, []) == {}
+    ragged = R.examples_columns([{"id": 1, "a": 1.0}, {"id": 2, "b": "x"}])
+    assert ragged == {"id": ["1", "2"], "a": [1.0, None], "b": [None, "x"]}
+
+
+def test_examples_over_the_limit_are_split_into_parts_joined_on_reading() -> None:
+    rows = _rows(3000)
+    attrs = R.examples_attrs(4, rows)
+    parts = [k for k in attrs if k.startswith("examples.4.")]
+    assert len(parts) >= 2 and list(attrs)[-1] == "examples.4"  # the index is set last
+    assert attrs["examples.4"] == {"parts": len(parts), "rows": 3000}
+    assert all(len(json.dumps(attrs[k], separators=(",", ":"))) <= 60_000 for k in parts)
+    whole = R.examples_columns(rows)
+    assert R.read_examples(attrs) == {"4": whole}
+    small = R.examples_attrs(4, rows[:50], limit=1000)
+    assert R.read_examples(small) == {"4": R.examples_columns(rows[:50])}
+    incomplete = {k: v for k, v in attrs.items() if k != parts[-1]}
+    assert R.read_examples(incomplete) == {}  # a missing part: the seed reads as absent
+    no_index = {k: v for k, v in attrs.items() if k != "examples.4"}
+    assert R.read_examples(no_index) == {}  # parts without their index: not finished
+
+
+def test_evidence_fields_round_trip_through_optuna_storage(tmp_path: Path) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'e.db'}")
+    trial = study.ask()
+    trial.suggest_categorical("activation", ["identity", "sinter"])
+    attrs = R.to_user_attrs(
+        role=R.ROLE_CONFIRM,
+        eval_split="test",
+        mechanism={"100": MECH},
+        confirm_of=[3, 7],
+        confirm_key="k",
+        seed_metrics={"100": {"accuracy": 0.5}},
+    )
+    attrs.update(R.examples_attrs(100, _rows(3000)))
+    attrs.update(R.examples_attrs(101, _rows(4)))
+    for k, v in attrs.items():
+        trial.set_user_attr(k, v)
+    study.tell(trial, 0.5)
+    rec = R.TrialRecord.from_frozen(study.get_trials()[0])
+    assert rec.role == "confirm" and rec.eval_split == "test" and rec.confirm_of == (3, 7)
+    assert rec.mechanism["100"]["p_quantiles"] == [-0.1234568, 0.0, None]
+    assert "layers" not in rec.mechanism["100"]
+    assert rec.examples["100"] == R.examples_columns(_rows(3000))
+    assert rec.examples["101"]["id"] == [f"bbc-news:val:{i:05d}" for i in range(4)]
+
+
+def test_evidence_fields_are_tolerant_of_absent_and_ill_typed_values() -> None:
+    rec = R.TrialRecord.from_frozen(_frozen())
+    assert rec.mechanism == {} and rec.examples == {} and rec.confirm_of == ()
+    assert rec.eval_split is None
+    bad = {
+        "mechanism": {"0": "x", "1": {"inert": False}},
+        "examples.0": {"id": [1, 2], "correct": [1]},  # ragged columns
+        "examples.1": "junk",
+        "examples.2": {"parts": "2"},
+        "examples.3": {"id": "a"},
+        "confirm_of": [1, "2", True],
+        "eval_split": 3,
+    }
+    rec = R.TrialRecord.from_frozen(_frozen(user_attrs=bad))
+    assert rec.mechanism == {"1": {"inert": False}} and rec.examples == {}
+    assert rec.confirm_of == (1,) and rec.eval_split is None
+
+
+def test_confirm_roles_and_the_inert_failure_kind() -> None:
+    assert R.CONFIRM_ROLES == ("confirm", "confirm_baseline")
+    assert R.FAIL_INERT in R.COUNTED_FAILURES
+    assert R.failure_attrs(R.FAIL_INERT, "predicted ν = 1e-05 < threshold 0.001")[
+        "failure"
+    ].startswith("inert: ")
+    assert R.is_examples_key("examples.0.1") and not R.is_examples_key("example")
