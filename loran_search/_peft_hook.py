@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from loran_search.quant.noise import silence_bitsandbytes_noise  # logging only: cheap
-
 _TARGET = "peft"
 _ADAPTERS = "loran_search.adapters"
 
@@ -56,6 +54,9 @@ class PeftImportHook(importlib.abc.MetaPathFinder):
         if fullname != _TARGET:
             return None
         _uninstall()  # one shot; also keeps the lookup below from finding this finder again
+        # only now (peft is being imported): logging costs `import loran_search` a few ms
+        from loran_search.quant.noise import silence_bitsandbytes_noise
+
         silence_bitsandbytes_noise()  # (importing loran_search.adapters here would import peft)
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:

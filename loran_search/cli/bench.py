@@ -8,7 +8,6 @@ from typing import Any
 
 from loran_search.cli._args import add_command, add_format
 from loran_search.errors import UsageError
-from loran_search.storage import mask_url
 
 _HERE = "loran_search.cli.bench"
 
@@ -84,6 +83,8 @@ def cmd_bench_storage(args: argparse.Namespace) -> int:
 
     if args.trials < 2:
         raise UsageError("--trials must be at least 2.")
+    from loran_search.storage import mask_url
+
     rows = bench(args.storage, args.trials)
     if args.format == "json":
         print(json.dumps(rows, indent=2))
