@@ -56,6 +56,15 @@ class StudySection:
         heartbeat_interval: Seconds between worker heartbeats on RDB storages.
         grace_period: Seconds without a heartbeat after which a trial is declared stale.
         report: Write the report when ``run`` finishes.
+        confirm: The confirmation phase, ``{top_k, seeds, split}`` or ``false``. After the
+            search, the ``top_k`` best distinct candidate configurations (by search value,
+            finite only) and the identity baseline at each of their ranks are retrained on
+            ``seeds`` (disjoint from ``study.seeds``) and evaluated on ``split`` (never
+            ``task.eval_split``): one trial per configuration, role ``confirm`` /
+            ``confirm_baseline``. Default ``{top_k: 3, seeds: [100, 101, 102], split: test}``;
+            a mapping that gives only some keys takes the others from the default, ``true`` is
+            the default. ``run --no-confirm`` skips it; ``loran-search confirm`` runs it on an
+            existing study. Not part of the search fingerprint.
     """
 
     name: str = "loran-study"
@@ -73,6 +82,9 @@ class StudySection:
     heartbeat_interval: int = 60
     grace_period: int | None = None
     report: bool = True
+    confirm: dict[str, Any] | bool = field(
+        default_factory=lambda: {"top_k": 3, "seeds": [100, 101, 102], "split": "test"}
+    )
 
 
 @dataclass
@@ -216,12 +228,19 @@ class SearchSection:
             choices, or a plain value (fixed).
         training: Optional training hyperparameters to search, e.g.
             ``{learning_rate: {low: 1e-5, high: 1e-3, log: true}}``.
+        skip_inert: Do not train a candidate whose non-linearity, predicted from the trained
+            baseline's ``P = B·A`` at the same rank, is below the inert threshold
+            (``loran_search.adapters.telemetry.INERT_THRESHOLD``): it would be LoRA in all but
+            name. Its trial is recorded FAIL ``inert: predicted ν = … < threshold …`` and
+            counts toward ``n_trials`` like a diverged one. Default ``false``: the prediction is
+            only printed.
     """
 
     activations: list[str | InlineActivation] = field(default_factory=lambda: ["sinter"])
     rank: list[int] = field(default_factory=lambda: [8])
     params: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    skip_inert: bool = False
 
 
 @dataclass

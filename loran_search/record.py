@@ -20,7 +20,9 @@ Optuna storage"):
   ``inert`` a boolean); the per-example outcomes ``examples.<seed>``
   (:data:`EXAMPLES_PREFIX`, see *Examples* below); on a confirmation trial (roles
   :data:`CONFIRM_ROLES`) :data:`CONFIRM_OF` (the numbers of the search trials of that
-  configuration) and :data:`CONFIRM_KEY` (its queue key); a failed trial has :data:`FAILURE`
+  configuration) and :data:`CONFIRM_KEY` (its queue key); on a candidate
+  :data:`PREDICTED_NONLINEARITY` (``ν̂`` of its ``f`` at the trained baseline's ``P``, predicted
+  before training, when that baseline had finished); a failed trial has :data:`FAILURE`
   (a sentence that starts with its kind, ``diverged: seed 0 diverged at step 4 …``) and
   :data:`FAILURE_KIND` (one of :data:`FAILURE_KINDS`); a pruned one :data:`PRUNED`;
 * **trial system attrs**: :data:`WORKER` (``{host, pid, start}`` of the process running it),
@@ -105,6 +107,7 @@ MECHANISM = "mechanism"
 EXAMPLES_PREFIX = "examples."
 CONFIRM_OF = "confirm_of"
 CONFIRM_KEY = "confirm_key"
+PREDICTED_NONLINEARITY = "predicted_nonlinearity"
 LEGACY_SEED = "seed"  # version-0 records: the one seed a trial value stands for
 LEGACY_ACTIVATION = "activation"  # version-0 records: the activation as a user attr
 LEGACY_RANK = "rank"
@@ -184,6 +187,7 @@ def to_user_attrs(
     mechanism: Mapping[str, Mapping[str, Any]] | None = None,
     confirm_of: list[int] | tuple[int, ...] | None = None,
     confirm_key: str | None = None,
+    predicted_nonlinearity: float | None = None,
     version: bool = False,
 ) -> dict[str, Any]:
     """The user attrs of a trial record, keyed as the contract says; ``None`` fields left out.
@@ -205,6 +209,7 @@ def to_user_attrs(
             (``layers`` dropped, floats rounded, non-finite as ``None``).
         confirm_of: A confirmation trial's search trial numbers of the same configuration.
         confirm_key: A confirmation trial's queue key (:data:`CONFIRM_KEY`).
+        predicted_nonlinearity: A candidate's ``ν̂`` predicted before training.
         version: Add :data:`RECORD_VERSION_KEY` = :data:`RECORD_VERSION`.
 
     Raises:
@@ -226,8 +231,18 @@ def to_user_attrs(
         MECHANISM: mechanism_attr(mechanism) if mechanism is not None else None,
         CONFIRM_OF: [int(n) for n in confirm_of] if confirm_of is not None else None,
         CONFIRM_KEY: confirm_key,
+        PREDICTED_NONLINEARITY: (
+            round_value(float(predicted_nonlinearity))
+            if predicted_nonlinearity is not None
+            else None
+        ),
     }
     return {k: v for k, v in items.items() if v is not None}
+
+
+def round_value(value: Any) -> Any:
+    """A number as the record stores it: 7 significant digits, non-finite ``None``."""
+    return _round(value, bools=True)
 
 
 def _round(value: Any, *, bools: bool = False) -> Any:
@@ -441,6 +456,12 @@ def _rank(value: Any) -> int | None:
     return int(number) if math.isfinite(number) and number == int(number) else None
 
 
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(float(value)) else None
+
+
 def _numbers(value: Any) -> tuple[int, ...]:
     if not isinstance(value, list):
         return ()
@@ -478,6 +499,7 @@ class TrialRecord:
         examples: ``{"<seed>": {"id": [...], field: [...]}}`` (parts joined); empty when
             absent.
         confirm_of: A confirmation trial's search trial numbers; ``()`` otherwise.
+        predicted_nonlinearity: ``ν̂`` predicted before training (candidates), if it was.
         seed: The older records' single ``seed`` user attr.
         worker: ``{host, pid, start}`` of the process that ran it.
         heartbeat: The journal heartbeat (UNIX time) of a running trial.
@@ -508,6 +530,7 @@ class TrialRecord:
     mechanism: dict[str, dict[str, Any]] = field(default_factory=dict)
     examples: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     confirm_of: tuple[int, ...] = ()
+    predicted_nonlinearity: float | None = None
     seed: Any = None
     worker: dict[str, Any] | None = None
     heartbeat: float | None = None
@@ -578,6 +601,7 @@ class TrialRecord:
             mechanism=mechanism,
             examples=read_examples(ua),
             confirm_of=_numbers(confirm_of),
+            predicted_nonlinearity=_number(ua.get(PREDICTED_NONLINEARITY)),
             seed=ua.get(LEGACY_SEED),
             worker=_dict(sa.get(WORKER)),
             heartbeat=float(beat) if isinstance(beat, (int, float)) else None,

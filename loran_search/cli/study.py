@@ -1,4 +1,4 @@
-"""``loran-search run | worker | validate | dashboard``: parsers and handlers.
+"""``loran-search run | worker | confirm | validate | dashboard``: parsers and handlers.
 
 Exit codes: 0 done, 1 a run-time failure, 2 bad input (config errors, a study whose stored
 setup differs), 130 Ctrl-C (the running trial is recorded FAIL and queued again).
@@ -26,19 +26,36 @@ _HERE = "loran_search.cli.study"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``run``, ``worker``, ``validate`` and ``dashboard``."""
+    """Add ``run``, ``worker``, ``confirm``, ``validate`` and ``dashboard``."""
+    no_confirm = "skip the confirmation phase after the search (study.confirm)"
     p = add_command(sub, "run", f"{_HERE}:cmd_run", "run (or resume) a study")
     p.add_argument("file", metavar="FILE", help="study YAML")
     p.add_argument("--storage", metavar="URL", help="override study.storage")
     p.add_argument("--n-trials", type=int, metavar="N", help="override study.n_trials")
     add_set(p, "any config key")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument("--no-confirm", action="store_true", help=no_confirm)
     add_import(p)
 
     p = add_command(sub, "worker", f"{_HERE}:cmd_worker", "join a study as a worker")
     p.add_argument("file", metavar="FILE", help="study YAML")
     p.add_argument("--storage", required=True, metavar="URL", help="the shared storage")
     p.add_argument("--n-trials", type=int, metavar="N", help="override study.n_trials")
+    add_set(p, "any config key")
+    p.add_argument("--no-confirm", action="store_true", help=no_confirm)
+    add_import(p)
+
+    p = add_command(
+        sub,
+        "confirm",
+        f"{_HERE}:cmd_confirm",
+        "retrain an existing study's top-k configurations and baselines on held-out seeds and "
+        "split",
+    )
+    p.add_argument("file", metavar="FILE", help="study YAML of the existing study")
+    p.add_argument("--top-k", type=int, metavar="K", help="override study.confirm.top_k")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="S", help="override study.confirm.seeds")
+    p.add_argument("--storage", metavar="URL", help="override study.storage")
     add_set(p, "any config key")
     add_import(p)
 
@@ -147,6 +164,7 @@ class _Bar:
 
 def _run(args: argparse.Namespace, *, report: bool) -> int:
     from loran_search.record import ROLE_CANDIDATE, TrialRecord
+    from loran_search.search.confirm import confirm_setup
     from loran_search.search.study import (
         StudyInterrupted,
         StudyMismatch,
@@ -157,6 +175,7 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
     from loran_search.search.summary import summarize
 
     cfg = _load(args)
+    confirm = None if getattr(args, "no_confirm", False) else confirm_setup(cfg)
     try:
         handle = open_study(cfg, log=_err)
     except StudyMismatch as err:
@@ -189,7 +208,7 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
         )
 
     try:
-        result = run_worker(handle, progress=tty, log=bar.write, on_trial=on_trial)
+        result = run_worker(handle, progress=tty, log=bar.write, on_trial=on_trial, confirm=confirm)
     except (StudyInterrupted, KeyboardInterrupt) as err:
         bar.close()
         detail = f"{err} " if isinstance(err, StudyInterrupted) else ""
@@ -203,6 +222,8 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
         raise
     bar.close()
     _err(f"Worker finished: {result.ran} trial(s) run here; {result.reason}.")
+    if result.confirm_reason:
+        _err(f"Confirmation: {result.confirm_ran} trial(s) run here; {result.confirm_reason}.")
     print(summarize(study, cfg))
     if report and cfg.study.report and not getattr(args, "no_report", False):
         _write_report(cfg, handle.storage, handle.artifact_dir)
@@ -256,6 +277,79 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     """``loran-search worker FILE --storage URL``: join the study from another process."""
     return _run(args, report=False)
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    """``loran-search confirm FILE [--top-k K] [--seeds S …] [--storage URL]``.
+
+    Confirms an existing study: its top-k completed candidate configurations and the baseline
+    at their ranks are retrained on the confirmation seeds and evaluated on the confirmation
+    split (``study.confirm``, or its default when the file says ``confirm: false``); nothing is
+    searched. Already confirmed configurations are not run again; other seeds or another split
+    than the study's confirmation trials were run with are refused.
+    """
+    from loran_search.record import TrialRecord
+    from loran_search.search.confirm import confirm_problems, confirm_setup
+    from loran_search.search.study import (
+        StudyInterrupted,
+        StudyMismatch,
+        open_study,
+        run_confirmation,
+        study_exists,
+    )
+    from loran_search.search.summary import summarize
+
+    cfg = _load(args)
+    setup = confirm_setup(cfg, top_k=args.top_k, seeds=args.seeds, force=True)
+    assert setup is not None
+    flags = {"top_k": "--top-k", "seeds": "--seeds"}
+    problems = confirm_problems(
+        setup.to_dict(), study_seeds=cfg.study.seeds, eval_split=cfg.task.eval_split
+    )
+    if problems:
+        lines = []
+        for key, message in problems:
+            given = getattr(args, key[0], None) is not None
+            where = flags[key[0]] if given and key[0] in flags else "study.confirm"
+            lines.append(f"  {where}: {message}")
+        raise UsageError("The confirmation setup is not usable:\n" + "\n".join(lines))
+    url = cfg.study.storage
+    if not study_exists(cfg, url):
+        raise UsageError(
+            f"No study '{cfg.study.name}' in {mask_url(url)}: there is nothing to confirm.",
+            fix=f"Run it first (loran-search run {cfg.path or 'FILE'}), or point --storage at "
+            "the storage that holds it.",
+        )
+    try:
+        handle = open_study(cfg, log=_err)
+    except StudyMismatch as err:
+        raise UsageError(str(err)) from None
+    source = (
+        " and ".join(f for k, f in flags.items() if getattr(args, k, None) is not None)
+        or f"{cfg.path or 'FILE'} study.confirm"
+    )
+    _err(
+        f"Confirming study '{cfg.study.name}' in {mask_url(url)}: top {setup.top_k} on seeds "
+        f"{list(setup.seeds)}, evaluated on '{setup.split}'."
+    )
+
+    def on_trial(t: Any, prog: Any) -> None:
+        rec = TrialRecord.from_frozen(t)
+        value = f"{t.values[0]:.4g}" if t.values else t.state.name
+        why = rec.failure or rec.pruned or ""
+        _err(f"trial {t.number} ({rec.role}) {dict(t.params)} → {value}{'  ' + why if why else ''}")
+
+    try:
+        result = run_confirmation(
+            handle, setup, source=source, progress=sys.stderr.isatty(), log=_err, on_trial=on_trial
+        )
+    except (StudyInterrupted, KeyboardInterrupt) as err:
+        detail = f"{err} " if isinstance(err, StudyInterrupted) else ""
+        _err(f"\nInterrupted. {detail}Resume with:\n  {_command_line()}")
+        return err.exit_code if isinstance(err, StudyInterrupted) else EXIT_INTERRUPTED
+    _err(f"Confirmation: {result.confirm_ran} trial(s) run here; {result.confirm_reason}.")
+    print(summarize(handle.study, cfg))
+    return 0
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:

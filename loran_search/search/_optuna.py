@@ -9,6 +9,7 @@ behaviour relied on, so an Optuna upgrade that changes one fails there, not in a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -65,3 +66,85 @@ def queued_params(trial: FrozenTrial) -> dict[str, Any] | None:
     """
     params = trial.system_attrs.get(FIXED_PARAMS_ATTR)
     return dict(params) if isinstance(params, dict) else None
+
+
+def take_waiting(study: optuna.Study, trial_id: int) -> optuna.Trial | None:
+    """Take one WAITING trial by id (its state to RUNNING), as ``Study.ask`` pops the queue.
+
+    ``ask()`` pops the *oldest* WAITING trial, or samples a new one when none is left; the
+    confirmation takes a given queued trial and must never sample. The state change is the
+    public ``storage.set_trial_state_values`` (atomic: of two workers only one wins, exactly as
+    ``Study._pop_waiting_trial_id`` relies on); building ``optuna.trial.Trial(study, trial_id)``
+    for a trial that is RUNNING is what ``ask`` does after its pop (the constructor is public but
+    documented as internal). The trial's queued params are read back by ``suggest_*``.
+
+    Returns:
+        The running trial, or ``None`` when another worker took (or finished) it first.
+    """
+    import optuna
+
+    storage = storage_of(study)
+    try:
+        if not storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.RUNNING):
+            return None
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return None
+    return optuna.trial.Trial(study, trial_id)
+
+
+def hide_trials(sampler: Any, hidden: Callable[[FrozenTrial], bool]) -> Any:
+    """``sampler`` as if the trials for which ``hidden`` holds were not in the study.
+
+    Confirmation trials hold values measured on the held-out split; a sampler that learnt from
+    them (a search resumed after its confirmation) would leak that split into the search. The
+    built-in samplers (TPE, CMA-ES, GP, NSGA-II, the search-space helpers they call) read the
+    history through the private ``Study._get_trials`` (and ``get_trials``/``trials``); the
+    wrapper hands them a view of the study whose three readers leave those trials out and that
+    passes everything else (``_storage``, ``directions``, …) through. Pinned by
+    ``test_optuna_privates.py`` (a TPE fed only hidden trials samples as in an empty study).
+    """
+    from optuna.samplers import BaseSampler
+
+    class _View:
+        def __init__(self, study: Any) -> None:
+            self._study_ = study
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._study_, name)
+
+        def _get_trials(self, *args: Any, **kwargs: Any) -> list[FrozenTrial]:
+            return [t for t in self._study_._get_trials(*args, **kwargs) if not hidden(t)]
+
+        def get_trials(self, *args: Any, **kwargs: Any) -> list[FrozenTrial]:
+            return [t for t in self._study_.get_trials(*args, **kwargs) if not hidden(t)]
+
+        @property
+        def trials(self) -> list[FrozenTrial]:
+            return self.get_trials()
+
+    class SearchSampler(BaseSampler):
+        def __init__(self) -> None:
+            self._base = sampler
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._base, name)
+
+        def infer_relative_search_space(self, study: Any, trial: Any) -> Any:
+            return self._base.infer_relative_search_space(_View(study), trial)
+
+        def sample_relative(self, study: Any, trial: Any, search_space: Any) -> Any:
+            return self._base.sample_relative(_View(study), trial, search_space)
+
+        def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
+            return self._base.sample_independent(_View(study), trial, name, dist)
+
+        def before_trial(self, study: Any, trial: Any) -> None:
+            self._base.before_trial(_View(study), trial)
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            self._base.after_trial(_View(study), trial, state, values)
+
+        def reseed_rng(self) -> None:
+            self._base.reseed_rng()
+
+    return SearchSampler()

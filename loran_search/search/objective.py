@@ -18,13 +18,34 @@ the same order, so a pruner compares trials at the same seed *and* step (a paire
 
     train_fn(cfg, activation=NAME, activation_params={param: value}, rank=R, seed=S,
              training_overrides={key: value}, on_eval=CALLBACK, adapter_dir=PATH_OR_NONE,
-             progress=BOOL)
+             progress=BOOL, eval_split=SPLIT)
 
-and returns a mapping or an object with ``status`` (``"completed"``/``"diverged"``; default
-``completed``), ``metrics`` (``{name: number}``, must hold ``study.metric`` when completed),
-``stability``, ``cost`` (mappings), ``history`` (a list of mappings), ``zero_shot`` (a mapping or
-``None``) and ``adapter_path`` (a path or ``None``); every key is optional. :class:`RunOutcome`
+``eval_split`` is ``task.eval_split`` for search trials and ``study.confirm.split`` for
+confirmation trials; a function without an ``eval_split`` parameter (nor ``**kwargs``) is called
+without it, which is fine for the search and refused (``TrainFnError``) for a confirmation,
+since it could not evaluate on the held-out split. It returns a mapping or an object with
+``status`` (``"completed"``/``"diverged"``; default ``completed``), ``metrics`` (``{name:
+number}``, must hold ``study.metric`` when completed), ``stability``, ``cost`` (mappings),
+``history`` (a list of mappings), ``zero_shot`` (a mapping or ``None``), ``adapter_path`` (a
+path or ``None``), ``eval_split`` (the split it evaluated; when given it must be the one asked
+for), ``examples`` (a list of per-example mappings, each with a stable ``id``) and
+``mechanism`` (a mapping: ``RunResult.mechanism``); every key is optional. :class:`RunOutcome`
 reads it once, at the seam, and names the function and the key when something is unusable.
+
+**What a trial records per seed** (:mod:`loran_search.record`): ``seed_metrics``,
+``stability``, ``history``, ``cost``, ``mechanism[seed]`` (``layers`` dropped), the outcomes
+``examples.<seed>`` (columns, split into parts above 60,000 characters) and ``eval_split``.
+
+**Confirmation trials** (roles ``confirm`` / ``confirm_baseline``, :mod:`.confirm`) run the same
+way on the confirmation seeds and split, never report intermediate values (no pruning; nothing
+for the pruner to compare with search trials) and keep no adapter.
+
+**Inert candidates.** Given :class:`InertCheck` (the trained baselines' ``p_quantiles``), a
+candidate's ``ν̂`` (:func:`loran_search.train.predict_nonlinearity_from_quantiles` at the
+baseline's ``P`` of its rank, the mean over the baseline's seeds) is recorded as
+``predicted_nonlinearity`` right after its params are known and before any training; below
+``INERT_THRESHOLD`` it is said, and with ``search.skip_inert`` the trial fails ``inert:`` there,
+untrained.
 """
 
 from __future__ import annotations
@@ -53,7 +74,18 @@ if TYPE_CHECKING:
 
 TRAIN_FN_ENV = "LORAN_SEARCH_TRAIN_FN"
 RUN_STATUSES = ("completed", "diverged")
-RESULT_KEYS = ("status", "metrics", "stability", "cost", "history", "zero_shot", "adapter_path")
+RESULT_KEYS = (
+    "status",
+    "metrics",
+    "stability",
+    "cost",
+    "history",
+    "zero_shot",
+    "adapter_path",
+    "eval_split",
+    "examples",
+    "mechanism",
+)
 
 TrainFn = Callable[..., Any]
 
@@ -133,6 +165,11 @@ class RunOutcome:
         history: One mapping per logged step (``step, loss, grad_norm, lr`` …).
         zero_shot: Metrics of the unadapted model, when measured.
         adapter_path: Where the adapter was saved, if it was.
+        eval_split: The split it evaluated, when the function says (``None``: not said).
+        examples: One mapping per evaluation example (``id`` and its values); empty when not
+            given.
+        mechanism: ``RunResult.mechanism`` (telemetry summary, ``p_quantiles`` …); empty when
+            not given.
     """
 
     status: str = "completed"
@@ -142,6 +179,9 @@ class RunOutcome:
     history: list[dict[str, Any]] = field(default_factory=list)
     zero_shot: dict[str, Any] | None = None
     adapter_path: str | None = None
+    eval_split: str | None = None
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    mechanism: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_result(cls, result: Any, *, source: str = "the training function") -> RunOutcome:
@@ -217,6 +257,18 @@ class RunOutcome:
         path = get("adapter_path")
         if path is not None and not isinstance(path, (str, os.PathLike)):
             raise bad("adapter_path", "a path (str) or None", path)
+        split = get("eval_split")
+        if split is not None and not isinstance(split, str):
+            raise bad("eval_split", "a split name (str) or None", split)
+        examples = get("examples")
+        if examples is not None and (
+            isinstance(examples, (str, bytes, Mapping))
+            or not all(isinstance(e, Mapping) for e in examples)
+        ):
+            raise bad("examples", "a list of mappings (one per evaluation example)", examples)
+        mechanism = get("mechanism")
+        if mechanism is not None and not isinstance(mechanism, Mapping):
+            raise bad("mechanism", "a mapping (RunResult.mechanism)", mechanism)
         return cls(
             status=str(status),
             metrics=metrics,
@@ -225,6 +277,9 @@ class RunOutcome:
             history=[dict(h) for h in history or []],
             zero_shot=dict(zero_shot) if zero_shot else None,
             adapter_path=str(path) if path else None,
+            eval_split=split or None,
+            examples=[dict(e) for e in examples or []],
+            mechanism=dict(mechanism or {}),
         )
 
 
@@ -251,13 +306,124 @@ def _set(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
         trial.set_user_attr(k, v)
 
 
-def call_train_fn(train_fn: TrainFn, cfg: StudyConfig, **kwargs: Any) -> RunOutcome:
+def accepts_eval_split(train_fn: TrainFn) -> bool:
+    """Whether the function takes ``eval_split=`` (a parameter of that name, or ``**kwargs``)."""
+    import inspect
+
+    try:
+        params = inspect.signature(train_fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: assume the documented seam
+        return True
+    return any(p.name == "eval_split" or p.kind == p.VAR_KEYWORD for p in params)
+
+
+def call_train_fn(
+    train_fn: TrainFn, cfg: StudyConfig, *, eval_split: str | None = None, **kwargs: Any
+) -> RunOutcome:
     """Call the training function with the seam's keyword arguments; normalise its result.
 
     The call is ``train_fn(cfg, activation=…, activation_params=…, rank=…, seed=…,
-    training_overrides=…, on_eval=…, adapter_dir=…, progress=…)``.
+    training_overrides=…, on_eval=…, adapter_dir=…, progress=…, eval_split=…)``; a function
+    that takes no ``eval_split`` is called without it when the split is ``task.eval_split``.
+
+    Raises:
+        TrainFnError: The function takes no ``eval_split`` but another split is asked for, or
+            it reports having evaluated another split than the one asked for.
     """
-    return RunOutcome.from_result(train_fn(cfg, **kwargs), source=describe_fn(train_fn))
+    source = describe_fn(train_fn)
+    split = eval_split or cfg.task.eval_split
+    if accepts_eval_split(train_fn):
+        result = train_fn(cfg, eval_split=split, **kwargs)
+    elif split == cfg.task.eval_split:
+        result = train_fn(cfg, **kwargs)
+    else:
+        raise TrainFnError(
+            f"The training function {source} takes no eval_split argument, so it cannot "
+            f"evaluate on the confirmation split {split!r} (task.eval_split is "
+            f"{cfg.task.eval_split!r}).",
+            fix="Add an eval_split=None keyword to the function (see README, 'the "
+            "training-function seam'), or set study.confirm: false / run with --no-confirm.",
+        )
+    run = RunOutcome.from_result(result, source=source)
+    if run.eval_split is not None and run.eval_split != split:
+        raise TrainFnError(
+            f"The training function {source} was asked to evaluate on {split!r} but reports "
+            f"eval_split = {run.eval_split!r}.",
+            fix="Evaluate on the eval_split it is given (see README, 'the training-function "
+            "seam').",
+        )
+    return run
+
+
+# -- predicted non-linearity -------------------------------------------------------------------
+
+
+@dataclass
+class InertCheck:
+    """Predict a candidate's non-linearity from the trained baseline at its rank.
+
+    Attributes:
+        quantiles: ``{rank: [p_quantiles of each seed of the COMPLETE baseline]}``.
+        threshold: ``INERT_THRESHOLD`` (a configuration with ``ν̂`` below it is inert).
+        skip: ``search.skip_inert``: fail an inert candidate ``inert:`` before training it.
+    """
+
+    quantiles: dict[int, list[list[Any]]]
+    threshold: float
+    skip: bool = False
+
+    @classmethod
+    def from_trials(cls, trials: list[Any], *, skip: bool) -> InertCheck:
+        """From a snapshot of the study: the newest COMPLETE baseline of each rank.
+
+        The threshold (and so torch) is imported only once some baseline has quantiles.
+        """
+        from optuna.trial import TrialState
+
+        quantiles: dict[int, list[list[Any]]] = {}
+        for t in trials:
+            if t.state != TrialState.COMPLETE or t.user_attrs.get(R.ROLE) != R.ROLE_BASELINE:
+                continue
+            stored = t.user_attrs.get(R.MECHANISM)
+            if not isinstance(stored, Mapping):
+                continue
+            qs = [
+                list(m["p_quantiles"])
+                for m in stored.values()
+                if isinstance(m, Mapping) and isinstance(m.get("p_quantiles"), list)
+            ]
+            rank = R.TrialRecord.from_frozen(t).rank
+            if qs and rank is not None:
+                quantiles[rank] = qs
+        if not quantiles:
+            return cls({}, math.nan, skip)
+        from loran_search.adapters.telemetry import INERT_THRESHOLD
+
+        return cls(quantiles, float(INERT_THRESHOLD), skip)
+
+    def predict(self, activation: str, params: Mapping[str, Any], rank: int) -> float | None:
+        """``ν̂`` (mean over the baseline's seeds), ``None`` without a baseline or a finite value."""
+        qs = self.quantiles.get(int(rank))
+        if not qs:
+            return None
+        from activations import get_activation
+        from loran_search.train import predict_nonlinearity_from_quantiles
+
+        f = get_activation(activation, **dict(params))
+        values = [predict_nonlinearity_from_quantiles(q, f) for q in qs]
+        finite = [v for v in values if math.isfinite(v)]
+        return sum(finite) / len(finite) if finite else None
+
+    def is_inert(self, nu: float | None) -> bool:
+        """``ν̂ < threshold``."""
+        return nu is not None and nu < self.threshold
+
+    def reason(self, nu: float, rank: int) -> str:
+        """The ``failure`` sentence of a skipped inert candidate."""
+        return (
+            f"predicted ν = {nu:.3g} < threshold {self.threshold:g} at the rank-{rank} "
+            "baseline's P: LoRA in all but name, not trained (search.skip_inert)"
+        )
 
 
 def execute_trial(
@@ -270,6 +436,9 @@ def execute_trial(
     adapters_dir: Path | None = None,
     best_value: float | None = None,
     progress: bool = False,
+    confirm: Any | None = None,
+    inert: InertCheck | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> float | list[float]:
     """Train every seed of one trial and record it.
 
@@ -283,6 +452,10 @@ def execute_trial(
         best_value: Best value of the study so far (``save_adapters: best`` keeps this trial's
             adapter only if it beats it).
         progress: Show the per-run progress bar.
+        confirm: The study's :class:`~loran_search.search.confirm.ConfirmSetup`; a trial with a
+            confirmation role runs on its seeds and split (required for one).
+        inert: Predict a candidate's non-linearity before training it (module doc).
+        log: Receives the notes of an inert prediction.
 
     Returns:
         The trial's value (or values for a multi-objective study).
@@ -290,7 +463,8 @@ def execute_trial(
     Raises:
         optuna.TrialPruned: The pruner stopped the trial (from ``on_eval``).
         TrialFailed: A seed diverged (``diverged``) or its metric, or a cost objective, is NaN or
-            infinite (``nonfinite``).
+            infinite (``nonfinite``); a candidate predicted inert with ``search.skip_inert``
+            (``inert``).
         MetricMissing: ``study.metric`` is not among the task's metrics.
         TrainFnError: The training function returned something unusable.
     """
@@ -298,21 +472,69 @@ def execute_trial(
 
     tc = space.suggest(trial)
     role = trial.user_attrs.get(R.ROLE) or R.ROLE_CANDIDATE
+    confirming = role in R.CONFIRM_ROLES
+    if confirming and confirm is None:
+        raise TrainFnError(
+            f"Trial {trial.number} is a {role} trial but the study has no confirmation setup.",
+            fix="Run it with loran-search confirm FILE (or run FILE without --no-confirm).",
+        )
+    seeds = list(confirm.seeds) if confirming else list(cfg.study.seeds)
+    split = confirm.split if confirming else cfg.task.eval_split
     bound = get_activation(tc.activation, **tc.activation_params)
-    _set(trial, R.to_user_attrs(role=role, activation_spec=bound.to_dict(), version=True))
+    _set(
+        trial,
+        R.to_user_attrs(role=role, activation_spec=bound.to_dict(), eval_split=split, version=True),
+    )
+    if role == R.ROLE_CANDIDATE and inert is not None:
+        _check_inert(trial, tc, bound, inert, log)
     save = cfg.study.save_adapters
     adapter_dir = None
-    if save != "none" and adapters_dir is not None:
+    if save != "none" and adapters_dir is not None and not confirming:
         adapter_dir = adapters_dir / f"trial-{trial.number}"
     try:
         return _train_seeds(
-            trial, cfg, tc, bound, train_fn, artifact_store, adapter_dir, best_value, progress
+            trial,
+            cfg,
+            tc,
+            bound,
+            train_fn,
+            artifact_store,
+            adapter_dir,
+            best_value,
+            progress,
+            seeds=seeds,
+            split=split,
+            report=not confirming,
         )
     except BaseException:
         # Pruned, failed or interrupted (Ctrl-C, SIGTERM): no half-written adapter folder stays.
         if adapter_dir is not None:
             shutil.rmtree(adapter_dir, ignore_errors=True)
         raise
+
+
+def _check_inert(
+    trial: optuna.Trial,
+    tc: Any,
+    bound: Any,
+    inert: InertCheck,
+    log: Callable[[str], None] | None,
+) -> None:
+    """Record ``predicted_nonlinearity``; say an inert one; fail it with ``skip_inert``."""
+    nu = inert.predict(tc.activation, dict(bound.params), tc.rank)
+    if nu is None:
+        return
+    _set(trial, R.to_user_attrs(predicted_nonlinearity=nu))
+    if not inert.is_inert(nu):
+        return
+    if inert.skip:
+        raise TrialFailed(R.FAIL_INERT, inert.reason(nu, tc.rank))
+    if log is not None:
+        log(
+            f"Trial {trial.number}: {tc.activation} {dict(bound.params)} at rank {tc.rank} is "
+            f"predicted inert (ν̂ = {nu:.3g} < {inert.threshold:g}): LoRA in all but name; "
+            "training it anyway (search.skip_inert: false)."
+        )
 
 
 def _train_seeds(
@@ -325,6 +547,10 @@ def _train_seeds(
     adapter_dir: Path | None,
     best_value: float | None,
     progress: bool,
+    *,
+    seeds: list[int],
+    split: str,
+    report: bool = True,
 ) -> float | list[float]:
     """Every seed of one trial, the record written seed by seed (see :func:`execute_trial`)."""
     import optuna
@@ -340,14 +566,15 @@ def _train_seeds(
     stability: dict[str, dict[str, Any]] = {}
     history: dict[str, list[dict[str, Any]]] = {}
     zero_shot: dict[str, Any] = {}
+    mechanism: dict[str, Any] = {}
     costs: list[Mapping[str, Any]] = []
     adapter_path: str | None = None
 
-    for i, seed in enumerate(cfg.study.seeds):
+    for i, seed in enumerate(seeds):
 
         def on_eval(step: int, metrics: dict[str, float], i: int = i, seed: int = seed) -> None:
             value = metrics.get(metric)
-            if multi or value is None or not math.isfinite(float(value)):
+            if not report or multi or value is None or not math.isfinite(float(value)):
                 return
             trial.report(float(value), i * max_steps + int(step))
             if trial.should_prune():
@@ -366,6 +593,7 @@ def _train_seeds(
             on_eval=on_eval,
             adapter_dir=adapter_dir if i == 0 else None,
             progress=progress,
+            eval_split=split,
         )
         key = str(seed)
         stability[key] = run.stability
@@ -377,6 +605,9 @@ def _train_seeds(
             adapter_path = run.adapter_path
         if run.status == "completed":
             seed_metrics[key] = run.metrics
+        if run.mechanism:
+            mechanism[key] = run.mechanism
+        _set(trial, R.examples_attrs(key, run.examples))  # the parts first, their index last
         _set(
             trial,
             R.to_user_attrs(
@@ -385,6 +616,7 @@ def _train_seeds(
                 history=history,
                 cost=aggregate_cost(costs),
                 zero_shot=zero_shot,
+                mechanism=mechanism or None,
             ),
         )
         if run.status == "diverged":
@@ -406,7 +638,7 @@ def _train_seeds(
                 f"seed {seed}: {metric} = {run.metrics[metric]}; {what} gives no finite result",
             )
 
-    values = [seed_metrics[str(s)][metric] for s in cfg.study.seeds]
+    values = [seed_metrics[str(s)][metric] for s in seeds]
     value = sum(values) / len(values)
     cost = aggregate_cost(costs)
     out: float | list[float] = value
@@ -419,7 +651,7 @@ def _train_seeds(
 
     if artifact_store is not None:
         _upload_metrics(trial, artifact_store, value, seed_metrics, stability, cost)
-    keep = save == "all" or (save == "best" and _beats(value, best_value, cfg))
+    keep = save == "all" or (save == "best" and report and _beats(value, best_value, cfg))
     if adapter_path is not None:
         if keep:
             if artifact_store is not None:

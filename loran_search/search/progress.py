@@ -5,7 +5,9 @@ configuration itself failed (a failure kind of :data:`loran_search.record.COUNTE
 diverged, non-finite). A trial that failed for another reason (an error, an interrupt, a dead
 worker) is not counted: it is queued again (at once, or when the next worker starts).
 Baselines come on top of ``n_trials`` and are counted per rank: a baseline whose trial failed is
-still one of ``baselines_total``, missing until a retry completes it.
+still one of ``baselines_total``, missing until a retry completes it. Confirmation trials (roles
+``confirm`` / ``confirm_baseline``) are never counted and never the best: they are counted
+apart (``confirm_*``).
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ class Progress:
         waiting_baselines: Queued baselines.
         running_baselines: Running baselines.
         running: Running trials of any role.
+        waiting_search: Queued search trials (candidates and baselines).
+        running_search: Running search trials.
+        confirm_waiting: Queued confirmation trials.
+        confirm_running: Running confirmation trials.
+        confirm_done: COMPLETE confirmation trials.
         best: The best COMPLETE candidate value (first objective).
         best_trial: Its number.
     """
@@ -75,6 +82,11 @@ class Progress:
     waiting_baselines: int = 0
     running_baselines: int = 0
     running: int = 0
+    waiting_search: int = 0
+    running_search: int = 0
+    confirm_waiting: int = 0
+    confirm_running: int = 0
+    confirm_done: int = 0
     best: float | None = None
     best_trial: int | None = None
 
@@ -96,16 +108,25 @@ def progress_of(
     base_states: dict[Any, set[TrialState]] = {}
     for t in study.get_trials(deepcopy=False) if trials is None else trials:
         role = role_of(t)
+        if role in R.CONFIRM_ROLES:
+            p.waiting += t.state == TrialState.WAITING
+            p.running += t.state == TrialState.RUNNING
+            p.confirm_waiting += t.state == TrialState.WAITING
+            p.confirm_running += t.state == TrialState.RUNNING
+            p.confirm_done += t.state == TrialState.COMPLETE
+            continue
         if role == R.ROLE_BASELINE:
             rank = (queued_params(t) or t.params).get(R.PARAM_RANK)
             base_states.setdefault(rank, set()).add(t.state)
         if t.state == TrialState.WAITING:
             p.waiting += 1
+            p.waiting_search += 1
             if role == R.ROLE_BASELINE:
                 p.waiting_baselines += 1
             continue
         if t.state == TrialState.RUNNING:
             p.running += 1
+            p.running_search += 1
             if role == R.ROLE_BASELINE:
                 p.running_baselines += 1
                 continue

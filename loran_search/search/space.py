@@ -350,6 +350,28 @@ class SearchSpace:
         training = {k: d.suggest(trial) for k, d in self.training.items()}
         return TrialConfig(act, int(rank), params, training)
 
+    def config_of(self, params: Mapping[str, Any]) -> TrialConfig | None:
+        """The configuration that trial ``params`` (queued or recorded) stand for.
+
+        Read as :meth:`suggest` reads them: fixed parameters from the space; ``None`` when the
+        activation, the rank or a searched parameter is missing.
+        """
+        act, rank = params.get("activation"), params.get("rank")
+        if not isinstance(act, str) or rank is None:
+            return None
+        own: dict[str, Any] = {}
+        for p, d in self.dims.get(act, {}).items():
+            if not d.searched:
+                own[p] = d.value
+            elif d.name in params:
+                own[p] = params[d.name]
+            else:
+                return None
+        training = {
+            k: d.value if not d.searched else params.get(d.name) for k, d in self.training.items()
+        }
+        return TrialConfig(act, int(rank), own, training)
+
     def first_configuration(self) -> TrialConfig:
         """The study's first configuration: what ``loran-search train`` runs.
 

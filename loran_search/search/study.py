@@ -8,6 +8,10 @@ enqueues the baselines (identity at every searched rank) and, for ``sampler: gri
 point; then it marks the study ready. Resuming with a different fingerprint is refused with the
 list of what changed.
 
+**Metric names.** The study's objectives are named (``study.set_metric_names``: the metric,
+then the cost objectives) when it is created, or resumed without names, so the dashboard says
+``accuracy``, not ``Objective 0``.
+
 **Grid.** Grid points are enqueued, not drawn by Optuna's ``GridSampler``: the grid is
 conditional (``relu`` is one point per rank, not one per ``sinter.amplitude`` value) and popping a
 queued trial is atomic in every storage (a state change from WAITING that only one worker can
@@ -25,6 +29,7 @@ import hashlib
 import json
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from loran_search import record as R
 from loran_search.errors import LoranSearchError
-from loran_search.search._optuna import queued_params
+from loran_search.search._optuna import hide_trials, queued_params
 from loran_search.search.progress import (
     Progress,
     is_counted,
@@ -53,6 +58,7 @@ from loran_search.search.workers import (
     recover_stale,
     requeue_failed,
     retry_trial,
+    run_confirmation,
     run_worker,
     worker_identity,
 )
@@ -78,17 +84,21 @@ __all__ = [
     "fail_and_retry",
     "fingerprint",
     "heartbeat",
+    "is_confirmation",
     "is_counted",
     "make_pruner",
     "make_sampler",
+    "metric_names",
     "open_study",
     "progress_of",
     "recover_stale",
     "requeue_failed",
     "retry_trial",
     "role_of",
+    "run_confirmation",
     "run_worker",
     "study_directions",
+    "study_exists",
     "worker_identity",
 ]
 
@@ -154,13 +164,23 @@ def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 # ------------------------------------------------------------------------------ samplers
 
 
+def is_confirmation(t: Any) -> bool:
+    """A confirmation trial (roles ``confirm`` / ``confirm_baseline``)."""
+    return t.user_attrs.get(R.ROLE) in R.CONFIRM_ROLES
+
+
 def make_sampler(cfg: StudyConfig, space: SearchSpace) -> Any:
-    """The Optuna sampler of ``study.sampler`` (:mod:`loran_search.search.samplers`)."""
-    return build_sampler(
+    """The Optuna sampler of ``study.sampler`` (:mod:`loran_search.search.samplers`).
+
+    It never sees the confirmation trials (:func:`~loran_search.search._optuna.hide_trials`):
+    their values are measured on the held-out split, which must not steer the search.
+    """
+    base = build_sampler(
         cfg.study.sampler,
         conditional=len(space.activation_choices) > 1,
         excluded=space.excluded_for_candidates,
     )
+    return hide_trials(base, is_confirmation)
 
 
 def make_pruner(cfg: StudyConfig) -> Any:
@@ -261,6 +281,10 @@ def open_study(
     artifact_dir = Path(cfg.study.artifacts) if cfg.study.artifacts else default_artifact_dir(url)
     study_id = storage.get_study_id_from_name(cfg.study.name)
     handle = StudyHandle(study, cfg, space, url, created, grace, artifact_dir, storage, study_id)
+    if created or study.metric_names is None:
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(metric_names(cfg))
     if created:
         _store_setup(study, cfg, fp, digest)
         _enqueue_setup(handle)
@@ -284,6 +308,27 @@ def open_study(
     return handle
 
 
+def metric_names(cfg: StudyConfig) -> list[str]:
+    """The names of the study's objectives: ``study.metric``, then ``study.objectives``."""
+    return [cfg.study.metric, *cfg.study.objectives]
+
+
+def study_exists(cfg: StudyConfig, storage_url: str | None = None) -> bool:
+    """Whether the storage holds a study named ``study.name`` (never creates one)."""
+    from loran_search.storage import open_storage, parse_storage_url
+
+    url = storage_url or cfg.study.storage
+    parsed = parse_storage_url(url)
+    if parsed.path is not None and not parsed.path.exists():
+        return False
+    storage = open_storage(url, heartbeat_interval=None, create=False, writable=False)
+    try:
+        storage.get_study_id_from_name(cfg.study.name)
+    except KeyError:
+        return False
+    return True
+
+
 def _store_setup(study: optuna.Study, cfg: StudyConfig, fp: dict[str, Any], digest: str) -> None:
     study.set_user_attr(R.STUDY_FINGERPRINT, digest)
     study.set_user_attr(R.STUDY_SETUP, fp)
@@ -302,10 +347,6 @@ def _mismatch_message(cfg: StudyConfig, url: str, changes: list[str]) -> str:
         "(or point --storage at another database). To continue the old study, restore the "
         "old settings."
     )
-
-
-def _point_key(params: dict[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True, default=str)
 
 
 def _point_key(params: dict[str, Any]) -> str:

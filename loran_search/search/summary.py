@@ -4,6 +4,12 @@ For a candidate with mean value ``v̄`` at rank ``r`` and the baseline (identity
 ``b̄_r``, the gain is ``Δ = v̄ − b̄_r`` (``b̄_r − v̄`` when minimising, so that a positive gain is
 always an improvement) and the relative gain ``Δ / |b̄_r|``. The per-seed paired statistics are
 the analysis' job (``loran-search report``).
+
+The search table's numbers are on ``task.eval_split`` (``val``) with ``study.seeds``: the
+configuration was chosen on them, so the best of them is optimistic (the winner's curse). The
+confirmation lines that follow are the held-out numbers: each confirmed configuration's mean
+over ``study.confirm.seeds`` on ``study.confirm.split`` against the confirmed baseline at its
+rank on the same seeds and split.
 """
 
 from __future__ import annotations
@@ -97,7 +103,13 @@ def summarize(study: optuna.Study, cfg: StudyConfig) -> str:
         return "\n".join(lines)
     cands.sort(key=lambda t: t.values[0], reverse=maximize)
     header = f"{'#':>5}  {'configuration':<44} {'rank':>4} {metric:>10} {'gain':>9} {'rel.':>7}"
-    lines += ["", header, "-" * len(header)]
+    lines += [
+        "",
+        f"search (on '{cfg.task.eval_split}', seeds {list(cfg.study.seeds)}; optimistic: the "
+        "configurations are chosen on these numbers):",
+        header,
+        "-" * len(header),
+    ]
     for t in cands[:10]:
         r = int(t.params.get(R.PARAM_RANK, 0))
         v = t.values[0]
@@ -126,4 +138,85 @@ def summarize(study: optuna.Study, cfg: StudyConfig) -> str:
         ]
     if best.user_attrs.get(R.ADAPTER_PATH):
         lines.append(f"adapter: {best.user_attrs[R.ADAPTER_PATH]}")
+    lines += confirmation_lines(study, cfg, trials)
     return "\n".join(lines)
+
+
+def _cell(x: float | None, sign: bool = False) -> str:
+    if x is None:
+        return "—"
+    return f"{x:+.4f}" if sign else f"{x:.4f}"
+
+
+def confirmation_lines(study: optuna.Study, cfg: StudyConfig, trials: list[Any]) -> list[str]:
+    """The confirmation result: per confirmed configuration, its held-out mean vs the baseline's.
+
+    Empty when the study has no confirmation trial.
+    """
+    from optuna.trial import TrialState
+
+    from loran_search.search.progress import role_of
+    from loran_search.search.study import study_directions
+
+    confirms = [t for t in trials if role_of(t) in R.CONFIRM_ROLES]
+    if not confirms:
+        return []
+    maximize = study_directions(cfg)[0] == "maximize"
+    setup = study.user_attrs.get(R.STUDY_CONFIRM) or {}
+    split = setup.get("split") or next(
+        (t.user_attrs.get(R.EVAL_SPLIT) for t in confirms if t.user_attrs.get(R.EVAL_SPLIT)), "?"
+    )
+    seeds = setup.get("seeds", "?")
+    metric = cfg.study.metric
+
+    def value(t: Any) -> float | None:
+        if t.state == TrialState.COMPLETE and t.values and math.isfinite(t.values[0]):
+            return float(t.values[0])
+        return None
+
+    by_number = {t.number: t for t in trials}
+    base: dict[int, Any] = {}
+    for t in confirms:
+        if role_of(t) == R.ROLE_CONFIRM_BASELINE:
+            r = int((t.params or {}).get(R.PARAM_RANK, 0))
+            if r not in base or value(t) is not None:
+                base[r] = t
+    done: dict[str, Any] = {}
+    for t in confirms:  # one row per configuration: its COMPLETE trial, else its latest
+        if role_of(t) != R.ROLE_CONFIRM:
+            continue
+        key = str(t.user_attrs.get(R.CONFIRM_KEY) or t.number)
+        if key not in done or value(done[key]) is None:
+            done[key] = t
+    lines = [
+        "",
+        f"confirmation (held out: on '{split}', seeds {seeds}, never used to choose; "
+        f"{metric} mean over those seeds):",
+    ]
+    header = (
+        f"{'#':>5}  {'configuration':<44} {'rank':>4} {'search':>9} {'confirm':>9} "
+        f"{'baseline':>9} {'gain':>9}"
+    )
+    lines += [header, "-" * len(header)]
+    for t in sorted(done.values(), key=lambda t: t.number):
+        r = int((t.params or {}).get(R.PARAM_RANK, 0))
+        v = value(t)
+        b = value(base[r]) if r in base else None
+        searched = [
+            by_number[n].values[0]
+            for n in (t.user_attrs.get(R.CONFIRM_OF) or [])
+            if n in by_number and value(by_number[n]) is not None
+        ]
+        s_best = (max(searched) if maximize else min(searched)) if searched else None
+        gain = None if v is None or b is None else (v - b if maximize else b - v)
+        state = "" if v is not None else f"  ({t.state.name.lower()})"
+        lines.append(
+            f"{t.number:>5}  {_fmt_params(t):<44.44} {r:>4} {_cell(s_best):>9} {_cell(v):>9} "
+            f"{_cell(b):>9} {_cell(gain, True):>9}{state}"
+        )
+    lines.append(
+        f"search = the best search value on '{cfg.task.eval_split}' (optimistic); confirm and "
+        f"baseline = held out on '{split}'; gain = confirm − baseline"
+        + (" (baseline − confirm when minimising)." if not maximize else ".")
+    )
+    return lines

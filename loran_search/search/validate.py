@@ -10,6 +10,8 @@ of every key, ``--set`` overrides); the *meaning* of the search space lives here
 * ``search.rank``, ``search.params`` (exact and glob keys, against each activation's declared
   parameters and ranges; a grid needs finite dimensions), ``search.training`` (numeric keys of
   ``training:`` only);
+* ``study.confirm``: ``{top_k ≥ 1, seeds disjoint from study.seeds, split ≠ task.eval_split}``
+  or ``false`` (:mod:`loran_search.search.confirm`);
 * ``study.sampler`` / ``study.pruner``: names from the one table
   (:mod:`loran_search.search.samplers`), their arguments bound against the Optuna class's
   signature, and the combinations a multi-objective study cannot use.
@@ -457,6 +459,15 @@ def check_task(
             f"{did_you_mean(metric, valid)} Its metrics: {', '.join(valid)}. Set study.metric to "
             "one of them (or change task.type).",
         )
+    confirm = sections.get("study", {}).get("confirm", True)
+    if confirm is not False and given("eval_split"):
+        from loran_search.search.confirm import resolve_confirm, split_problem
+
+        data = resolve_confirm(confirm)
+        assert isinstance(data, dict)
+        problem = split_problem(data.get("split"), task.eval_split)
+        if problem:
+            ctx.err(("study", "confirm", "split"), problem)
     budget = given("type", "max_new_tokens", "max_length")
     if budget and task.type == "summarization" and task.max_new_tokens >= task.max_length:
         ctx.err(
@@ -510,8 +521,22 @@ def check_adapter(
 def check_study(
     raw: dict[str, Any], sections: dict[str, dict[str, Any]], ctx: Context
 ) -> dict[str, Any]:
-    """``study:``: the schema's checks, then the sampler and pruner (see the module doc)."""
+    """``study:``: the schema's checks, the sampler and pruner, ``confirm`` (see the module doc).
+
+    ``study.confirm`` is resolved here (``true`` and partial mappings get the default's other
+    keys) and checked: known keys, ``top_k ≥ 1``, seeds disjoint from ``study.seeds``; its split
+    is checked against ``task.eval_split`` by :func:`check_task`.
+    """
     study = check_study_section(raw, sections, ctx)
+    if "confirm" in study:
+        from loran_search.search.confirm import confirm_problems, resolve_confirm
+
+        confirm = resolve_confirm(study["confirm"])
+        study["confirm"] = confirm
+        if isinstance(confirm, dict):
+            seeds = study.get("seeds", [0])
+            for key, message in confirm_problems(confirm, study_seeds=seeds, eval_split=None):
+                ctx.err(("study", "confirm", *key), message)
     multi = bool(study.get("objectives", []))
     sampler = _check_component(
         ctx,

@@ -35,6 +35,24 @@ this host and that process is gone (``kill -9``: detected at once), or no heartb
 machines). A live worker's trial is never touched, so several workers may restart at will.
 A re-queued trial is a new WAITING trial with the same params and role, and the numbers of the
 trials it repeats in ``retry_history`` (Optuna's ``RetryHeartbeatStaleTrialCallback`` form).
+
+**Confirmation** (``confirm=`` a :class:`~loran_search.search.confirm.ConfirmSetup`;
+:mod:`loran_search.search.confirm`). When the search loop is done, the worker waits until no
+search trial is running on another worker (running a search trial that a dead worker left
+behind itself), then queues the confirmation trials that no trial carries the key of yet
+(baselines first; the setup stored in the study attr ``loran.confirm``) and takes queued
+confirmation trials one by one by id (:func:`~loran_search.search._optuna.take_waiting`: never
+``ask()``, so nothing is sampled), until none is queued. A taken confirmation trial whose key a
+lower-numbered queued or running trial, or a complete one, already stands for is recorded FAIL
+``surplus:`` and skipped. Heartbeats, stale recovery, retries, signals and the record are the
+search trials'. A confirmation trial that a search-loop ``ask()`` pops (it was queued while
+another worker was still searching) runs as a confirmation trial too.
+
+**Inert candidates.** Before a candidate trains, its non-linearity is predicted from the trained
+baseline at its rank (:class:`~loran_search.search.objective.InertCheck`); the first time a
+worker is about to train a candidate with a baseline to predict from, it prints the prediction
+for every queued candidate configuration, marking the inert ones (``search.skip_inert`` then
+records those FAIL ``inert:`` untrained, counted like a diverged one).
 """
 
 from __future__ import annotations
@@ -67,6 +85,8 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial, TrialState
 
+    from loran_search.search.confirm import ConfirmSetup
+    from loran_search.search.objective import InertCheck
     from loran_search.search.study import StudyHandle
 
 HOST = socket.gethostname()
@@ -201,12 +221,16 @@ def retry_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     history = [*system_attrs.get(R.RETRY_HISTORY, []), trial.number]
     system_attrs[R.RETRY_HISTORY] = history
     system_attrs.setdefault(R.FAILED_TRIAL, history[0])
+    user_attrs = {R.ROLE: role_of(trial)}
+    for key in (R.CONFIRM_KEY, R.CONFIRM_OF):  # a confirmation trial's retry keeps its key
+        if key in trial.user_attrs:
+            user_attrs[key] = trial.user_attrs[key]
     study.add_trial(
         optuna.trial.create_trial(
             state=optuna.trial.TrialState.WAITING,
             params=trial.params,
             distributions=trial.distributions,
-            user_attrs={R.ROLE: role_of(trial)},
+            user_attrs=user_attrs,
             system_attrs=system_attrs,
         )
     )
@@ -318,9 +342,10 @@ def _retry_at_start(t: FrozenTrial) -> bool:
 def requeue_failed(handle: StudyHandle, *, target: int, log: Callable[[str], None]) -> list[int]:
     """Queue again every trial that failed with an error and has no retry yet.
 
-    A baseline is always queued again; a candidate while the study has room in ``n_trials``
-    (counted candidates plus queued ones below ``target``), oldest first. Called when a worker
-    starts: the cause (a missing data file, memory) may have been fixed since.
+    A baseline or confirmation trial is always queued again; a candidate while the study has
+    room in ``n_trials`` (counted candidates plus queued ones below ``target``), oldest first.
+    Called when a worker starts: the cause (a missing data file, memory) may have been fixed
+    since.
 
     Returns:
         The numbers of the failed trials queued again.
@@ -345,7 +370,7 @@ def requeue_failed(handle: StudyHandle, *, target: int, log: Callable[[str], Non
             if room <= 0:
                 continue
             room -= 1
-        elif role != R.ROLE_BASELINE:
+        elif role != R.ROLE_BASELINE and role not in R.CONFIRM_ROLES:
             continue
         retry_trial(study, t)
         why = t.user_attrs.get(R.FAILURE) or "no reason recorded"
@@ -446,6 +471,9 @@ class WorkerResult:
         reason: Why it stopped.
         requeued: Failed trials it queued again when it started.
         notes: What the user should know about the study (failed baselines, errors to retry).
+        confirm_queued: Confirmation trials this worker queued.
+        confirm_ran: Confirmation trials this worker ran (included in ``ran``).
+        confirm_reason: Why its confirmation phase ended (empty when it had none).
     """
 
     ran: int = 0
@@ -455,6 +483,9 @@ class WorkerResult:
     reason: str = ""
     requeued: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    confirm_queued: int = 0
+    confirm_ran: int = 0
+    confirm_reason: str = ""
 
 
 @dataclass
@@ -506,9 +537,19 @@ class _Worker:
         progress: bool,
         log: Callable[[str], None],
         on_trial: Callable[[FrozenTrial, Progress], None] | None,
+        confirm: ConfirmSetup | None = None,
+        confirm_source: str = "study.confirm",
+        poll: float = 1.0,
     ) -> None:
         from optuna.artifacts import FileSystemArtifactStore
 
+        self.confirm_setup = confirm
+        self.confirm_source = confirm_source
+        self.poll = poll
+        self.inert_table_shown = False
+        self.inert_shown: set[int] = set()  # trials whose prediction the table showed
+        self.snapshot: list[FrozenTrial] = []
+        self.taken: _Taken | None = None
         self.handle = handle
         self.study = handle.study
         self.storage = handle.storage
@@ -527,31 +568,25 @@ class _Worker:
         self.result = WorkerResult()
         self.signals = _Signals()
 
-    def run(self) -> WorkerResult:
-        """Queue failed trials again, then loop until the study is done or others filled it."""
+    def run(self, *, search: bool = True) -> WorkerResult:
+        """Queue failed trials again, loop until the search is done, then confirm (if asked).
+
+        Args:
+            search: Run the search loop (``False``: only the confirmation, ``confirm``).
+        """
         with self.signals:
-            taken: _Taken | None = None
+            self.taken = None
             try:
                 with self.signals.held():
                     self.result.requeued = requeue_failed(
                         self.handle, target=self.target, log=self.log
                     )
-                while True:
-                    taken = None
-                    p = self.survey()
-                    reason = self.done(p)
-                    if reason is None:
-                        taken = self.take_next_trial()
-                        reason = self.check_surplus(taken)
-                    if reason == _SKIP:
-                        continue
-                    if reason is not None:
-                        self.result.reason = reason
-                        break
-                    self.result.ran += 1
-                    outcome = self.execute_with_heartbeat(taken, p.best)
-                    self.record(taken, outcome)
+                if search:
+                    self.result.reason = self.search_loop()
+                if self.confirm_setup is not None:
+                    self.result.confirm_reason = self.confirm_phase(wait=search)
             except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM outside the training itself
+                taken = self.taken
                 if taken is not None and not taken.recorded:
                     self.record(taken, self._interrupt_outcome(taken, err))
                 raise _interrupted(err, None) from None
@@ -559,6 +594,224 @@ class _Worker:
         for note in self.result.notes:
             self.log(note)
         return self.result
+
+    def search_loop(self) -> str:
+        """Steps 1–4 until the search is done (or others filled it); returns why it stopped."""
+        while True:
+            self.taken = None
+            p = self.survey()
+            reason = self.done(p)
+            if reason is None:
+                self.taken = self.take_next_trial()
+                reason = self.check_surplus(self.taken)
+            if reason == _SKIP:
+                continue
+            if reason is not None:
+                return reason
+            self.result.ran += 1
+            outcome = self.execute_with_heartbeat(self.taken, p.best)
+            self.record(self.taken, outcome)
+
+    # -- the confirmation --------------------------------------------------------------------
+
+    def confirm_phase(self, *, wait: bool) -> str:
+        """Wait for the search to finish, queue the confirmation, run queued confirmation trials.
+
+        Args:
+            wait: Wait for search trials running on other workers (and run any that is queued
+                again meanwhile); ``False`` (``loran-search confirm``): confirm what is complete
+                now, saying what is not.
+
+        Returns:
+            Why the phase ended.
+        """
+        from optuna.trial import TrialState
+
+        setup = self.confirm_setup
+        assert setup is not None
+        said = False
+        while wait:
+            p = self.survey()
+            if self.done(p) is None:  # a search trial was queued again (a dead worker's)
+                self.result.reason = self.search_loop()
+                continue
+            if p.running_search == 0:
+                break
+            if not said:
+                self.log(
+                    f"Search done here; waiting for {p.running_search} search trial(s) running "
+                    "on other workers before choosing what to confirm."
+                )
+                said = True
+            time.sleep(self.poll)
+        trials = self.study.get_trials(deepcopy=False)
+        if not wait:
+            live = [
+                t.number
+                for t in trials
+                if role_of(t) in R.SEARCH_ROLES
+                and t.state in (TrialState.RUNNING, TrialState.WAITING)
+            ]
+            if live:
+                shown = ", ".join(str(n) for n in live[:10]) + (" …" if len(live) > 10 else "")
+                self.log(
+                    f"{len(live)} search trial(s) are queued or running (trials {shown}); the "
+                    "configurations to confirm are chosen from the completed ones."
+                )
+        with self.signals.held():
+            self.result.confirm_queued = self.queue_confirmation(setup, trials)
+        while True:
+            self.taken = None
+            snapshot = self.study.get_trials(deepcopy=False)
+            with self.signals.held():
+                if recover_stale(self.handle, self.log, snapshot):
+                    snapshot = self.study.get_trials(deepcopy=False)
+            waiting = [
+                t
+                for t in snapshot
+                if t.state == TrialState.WAITING and role_of(t) in R.CONFIRM_ROLES
+            ]
+            if not waiting:
+                running = sum(
+                    1
+                    for t in snapshot
+                    if t.state == TrialState.RUNNING and role_of(t) in R.CONFIRM_ROLES
+                )
+                if running:
+                    return f"no confirmation trial left to take; {running} running elsewhere"
+                return "every confirmation trial is done"
+            self.taken = self.take_confirmation(waiting)
+            if self.taken is None:
+                continue
+            reason = self.check_surplus(self.taken)
+            if reason == _SKIP:
+                continue
+            self.result.ran += 1
+            self.result.confirm_ran += 1
+            outcome = self.execute_with_heartbeat(self.taken, None)
+            self.record(self.taken, outcome)
+
+    def queue_confirmation(self, setup: ConfirmSetup, trials: list[FrozenTrial]) -> int:
+        """Store the setup and queue every planned confirmation trial no trial has the key of.
+
+        Raises:
+            ConfirmMismatch: Confirmation trials exist with other seeds or another split.
+        """
+        from loran_search.search.confirm import (
+            check_stored_setup,
+            existing_keys,
+            plan_confirmation,
+        )
+
+        check_stored_setup(
+            self.study.user_attrs.get(R.STUDY_CONFIRM),
+            setup,
+            trials,
+            study=self.cfg.study.name,
+            where=self.confirm_source,
+        )
+        if self.study.user_attrs.get(R.STUDY_CONFIRM) != setup.to_dict():
+            self.study.set_user_attr(R.STUDY_CONFIRM, setup.to_dict())
+        plan = plan_confirmation(trials, self.cfg, self.handle.space, setup)
+        have = existing_keys(trials)
+        queued = 0
+        for item in plan:
+            if item.key in have:
+                continue
+            self.study.enqueue_trial(
+                item.params,
+                user_attrs=R.to_user_attrs(
+                    role=item.role,
+                    confirm_key=item.key,
+                    confirm_of=list(item.confirm_of),
+                    eval_split=setup.split,
+                ),
+            )
+            queued += 1
+        if not plan:
+            self.log("Nothing to confirm: no candidate trial completed with a finite value.")
+        elif queued:
+            n = sum(1 for i in plan if i.role == R.ROLE_CONFIRM)
+            fewer = f" (of top_k = {setup.top_k}: only {n} completed)" if n < setup.top_k else ""
+            self.log(
+                f"Confirmation: queued {queued} trial(s) — the top {n} configuration(s){fewer} "
+                f"and the baseline at their rank(s), on seeds {list(setup.seeds)}, evaluated on "
+                f"'{setup.split}' (held out; the search used '{self.cfg.task.eval_split}')."
+            )
+        return queued
+
+    def take_confirmation(self, waiting: list[FrozenTrial]) -> _Taken | None:
+        """Take the oldest queued confirmation trial another worker has not taken first."""
+        from loran_search.search._optuna import take_waiting
+
+        with self.signals.held():  # a taken trial is RUNNING: it must carry its worker
+            for t in sorted(waiting, key=lambda t: t.number):
+                tid = _trial_id(self.handle, t.number)
+                trial = take_waiting(self.study, tid)
+                if trial is None:
+                    continue
+                self.storage.set_trial_system_attr(tid, R.WORKER, worker_identity())
+                return _Taken(trial, tid, role_of(t), True)
+        return None
+
+    def stored_confirm(self) -> ConfirmSetup | None:
+        """The study's confirmation setup (the stored one wins), for a confirmation trial."""
+        from loran_search.search.confirm import ConfirmSetup
+
+        stored = self.study.user_attrs.get(R.STUDY_CONFIRM)
+        if isinstance(stored, dict):
+            try:
+                return ConfirmSetup.from_dict(stored)
+            except (KeyError, TypeError, ValueError):
+                pass
+        return self.confirm_setup
+
+    # -- inert candidates --------------------------------------------------------------------
+
+    def inert_check(self, trials: list[FrozenTrial]) -> InertCheck | None:
+        """The predictor from the trained baselines (``None`` before any has a ``P``)."""
+        from loran_search.search.objective import InertCheck
+
+        check = InertCheck.from_trials(trials, skip=self.cfg.search.skip_inert)
+        return check if check.quantiles else None
+
+    def show_inert_table(self, check: InertCheck, trials: list[FrozenTrial]) -> None:
+        """Once: the predicted ν of every queued candidate configuration, inert ones marked."""
+        from optuna.trial import TrialState
+
+        self.inert_table_shown = True
+        rows = []
+        for t in trials:
+            if t.state != TrialState.WAITING or role_of(t) != R.ROLE_CANDIDATE:
+                continue
+            tc = self.handle.space.config_of(queued_params(t) or {})
+            if tc is None:
+                continue
+            act, own, rank = tc.activation, tc.activation_params, tc.rank
+            try:
+                nu = check.predict(act, own, rank)
+            except Exception as err:  # an activation that cannot be built here: say so
+                self.log(f"  (no prediction for trial {t.number}: {type(err).__name__}: {err})")
+                continue
+            if nu is not None:
+                rows.append((t.number, act, own, rank, nu))
+                self.inert_shown.add(t.number)
+        if not rows:
+            return
+        inert = [r for r in rows if check.is_inert(r[4])]
+        what = (
+            "skipped (search.skip_inert)"
+            if check.skip
+            else "trained anyway (search.skip_inert: false)"
+        )
+        self.log(
+            f"Predicted non-linearity ν̂ at the trained baseline's P, before training: "
+            f"{len(inert)} of {len(rows)} queued candidate configuration(s) are inert "
+            f"(ν̂ < {check.threshold:g}, LoRA in all but name) and will be {what}."
+        )
+        for number, act, own, rank, nu in rows:
+            mark = "  inert" if check.is_inert(nu) else ""
+            self.log(f"  trial {number}: {act} {own} at rank {rank}: ν̂ = {nu:.3g}{mark}")
 
     # -- step 1: survey ----------------------------------------------------------------------
 
@@ -569,13 +822,14 @@ class _Worker:
             recovered = recover_stale(self.handle, self.log, snapshot)
         if recovered:
             snapshot = self.study.get_trials(deepcopy=False)
+        self.snapshot = snapshot
         return progress_of(self.study, self.cfg, snapshot)
 
     def done(self, p: Progress) -> str | None:
         """Why the worker stops before taking a trial, or ``None``."""
         if p.candidates >= self.target and p.waiting_baselines == 0:
             return f"{p.candidates} of {self.target} candidate trials done or running"
-        if self.grid and p.waiting == 0:
+        if self.grid and p.waiting_search == 0:
             return "the grid is exhausted"
         return None
 
@@ -607,6 +861,15 @@ class _Worker:
         if twin is not None:
             self._surplus(taken, f"a duplicate retry (trial {twin} repeats the same trial)", False)
             return _SKIP
+        if taken.role in R.CONFIRM_ROLES:
+            from loran_search.search.confirm import duplicate_confirmation
+
+            twin = duplicate_confirmation(trials, frozen)
+            if twin is not None:
+                why = f"a duplicate confirmation (trial {twin} stands for the same configuration)"
+                self._surplus(taken, why, False)
+                return _SKIP
+            return None
         if taken.role != R.ROLE_CANDIDATE:
             return None
         number = taken.trial.number
@@ -648,6 +911,13 @@ class _Worker:
         )
 
         trial = taken.trial
+        confirm = self.stored_confirm() if taken.role in R.CONFIRM_ROLES else None
+        inert = None
+        if taken.role == R.ROLE_CANDIDATE:
+            snapshot = self.snapshot or self.study.get_trials(deepcopy=False)
+            inert = self.inert_check(snapshot)
+            if inert is not None and not self.inert_table_shown:
+                self.show_inert_table(inert, snapshot)
         try:
             with heartbeat(self.storage, taken.trial_id, self.hb_interval):
                 values = execute_trial(
@@ -659,6 +929,9 @@ class _Worker:
                     adapters_dir=self.adapters_dir,
                     best_value=best,
                     progress=self.progress,
+                    confirm=confirm,
+                    inert=inert,
+                    log=None if trial.number in self.inert_shown else self.log,
                 )
         except optuna.TrialPruned as err:
             return _Outcome(TrialState.PRUNED, attrs={R.PRUNED: str(err)})
@@ -764,6 +1037,17 @@ class _Worker:
                 f"(trials {shown}); run the same command again (with a larger --n-trials if the "
                 "budget is full) to retry them."
             )
+        confirm = [
+            t.number
+            for t in trials
+            if _retry_at_start(t) and t.number not in retried and role_of(t) in R.CONFIRM_ROLES
+        ]
+        if confirm:
+            shown = ", ".join(str(n) for n in confirm[:10]) + (" …" if len(confirm) > 10 else "")
+            out.append(
+                f"{len(confirm)} confirmation trial(s) failed with an error (trials {shown}); "
+                "run the same command again to retry them."
+            )
         return out
 
 
@@ -775,8 +1059,14 @@ def run_worker(
     progress: bool = False,
     log: Callable[[str], None] = print,
     on_trial: Callable[[FrozenTrial, Progress], None] | None = None,
+    confirm: ConfirmSetup | None = None,
+    poll: float = 1.0,
 ) -> WorkerResult:
     """Run trials until the study has ``n_trials`` counted candidates and every baseline.
+
+    With ``confirm``, the worker then runs the confirmation phase (module doc): it waits for
+    the search trials other workers are running, queues the confirmation and runs queued
+    confirmation trials.
 
     Args:
         handle: The opened study (:func:`loran_search.search.study.open_study`).
@@ -787,10 +1077,13 @@ get_train_fn`).
         log: Receives the loop's messages (recovered and re-queued trials, failures, and at the
             end :attr:`WorkerResult.notes`).
         on_trial: Called after each recorded trial with the trial and the study's progress.
+        confirm: The confirmation setup (``None``: no confirmation phase).
+        poll: Seconds between looks at the study while waiting for other workers.
 
     Raises:
         StudyInterrupted: Ctrl-C (exit 130) or SIGTERM (exit 143); the running trial is
             recorded FAIL (``interrupted:``) and queued again.
+        ConfirmMismatch: The study's confirmation trials were run with other seeds or split.
         MetricMissing: The task has no ``study.metric`` (the trial is queued again).
         TrainFnError: The training function cannot be loaded or returned something unusable.
         TrialErrors: :data:`MAX_CONSECUTIVE_ERRORS` trials in a row raised an error.
@@ -805,5 +1098,50 @@ get_train_fn`).
         progress=progress,
         log=log,
         on_trial=on_trial,
+        confirm=confirm,
+        poll=poll,
     )
     return worker.run()
+
+
+def run_confirmation(
+    handle: StudyHandle,
+    setup: ConfirmSetup,
+    *,
+    source: str = "study.confirm",
+    train_fn: Callable[..., Any] | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+    on_trial: Callable[[FrozenTrial, Progress], None] | None = None,
+) -> WorkerResult:
+    """Confirm an existing study: queue its confirmation and run it (no search trial runs).
+
+    The top-k come from the candidates complete now (search trials still queued or running are
+    named in the log). Failed confirmation trials are queued again first, as a worker does.
+
+    Args:
+        handle: The opened study.
+        setup: The confirmation setup (``study.confirm`` with ``--top-k``/``--seeds``).
+        source: Where the setup came from, for a refusal's message.
+        train_fn: The training function (default: ``get_train_fn()``).
+        progress: Show the per-run progress bar.
+        log: Receives the messages.
+        on_trial: Called after each recorded trial.
+
+    Raises:
+        ConfirmMismatch: Confirmation trials exist with other seeds or another split.
+        StudyInterrupted: Ctrl-C or SIGTERM (the running trial is queued again).
+    """
+    from loran_search.search.objective import get_train_fn
+
+    worker = _Worker(
+        handle,
+        target=handle.cfg.study.n_trials,
+        train_fn=train_fn or get_train_fn(),
+        progress=progress,
+        log=log,
+        on_trial=on_trial,
+        confirm=setup,
+        confirm_source=source,
+    )
+    return worker.run(search=False)

@@ -385,3 +385,51 @@ def test_cli_validate_exit_codes(write, tmp_path: Path) -> None:
     assert "bad.yaml:13 search.activations[0]" in res.stderr
     assert "Unknown activation 'nope'" in res.stderr
     assert list(tmp_path.iterdir()) == [good, bad] or set(tmp_path.iterdir()) == {good, bad}
+
+
+# -- study.confirm and search.skip_inert -------------------------------------------------------
+
+
+def test_confirm_and_skip_inert_defaults() -> None:
+    cfg = StudyConfig()
+    assert cfg.study.confirm == {"top_k": 3, "seeds": [100, 101, 102], "split": "test"}
+    assert cfg.search.skip_inert is False
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("false", False),
+        ("true", {"top_k": 3, "seeds": [100, 101, 102], "split": "test"}),
+        ("{top_k: 5}", {"top_k": 5, "seeds": [100, 101, 102], "split": "test"}),
+        ("{seeds: [7], split: heldout}", {"top_k": 3, "seeds": [7], "split": "heldout"}),
+    ],
+)
+def test_confirm_is_resolved_against_the_default(write, value: str, expected: object) -> None:
+    cfg = load_config(write(), [f"study.confirm={value}", "search.skip_inert=true"])
+    assert cfg.study.confirm == expected and cfg.search.skip_inert is True
+
+
+def test_confirm_errors_name_the_line_the_key_and_the_fix(write) -> None:
+    text = BASE.format(db=write.db).replace(
+        "  seeds: [0]\n", "  seeds: [0, 1]\n  confirm: {top_k: 0, seeds: [1, 100], spilt: x}\n"
+    )
+    errs = dict(errors_of(write(text)))
+    line = text.splitlines().index("  confirm: {top_k: 0, seeds: [1, 100], spilt: x}") + 1
+    assert (
+        "`top_k` must be ≥ 1"
+        in errs[f"{write.db.parent.parent / 's.yaml'}:{line} study.confirm.top_k"]
+    )
+    seeds = errs[f"{write.db.parent.parent / 's.yaml'}:{line} study.confirm.seeds"]
+    assert "shares seed(s) [1] with `study.seeds`" in seeds and "disjoint" in seeds
+    unknown = errs[f"{write.db.parent.parent / 's.yaml'}:{line} study.confirm.spilt"]
+    assert "Did you mean 'split'?" in unknown
+
+
+def test_a_confirmation_on_the_search_split_is_refused_naming_both_keys(write) -> None:
+    loc, msg = one_error(write(), ["task.eval_split=test"])
+    assert "study.confirm.split" in loc
+    assert "`study.confirm.split` ('test')" in msg and "`task.eval_split` = 'test'" in msg
+    assert "study.confirm: false" in msg  # the fix
+    assert errors_of(write(), ["task.eval_split=test", "study.confirm=false"]) == []
+    assert errors_of(write(), ["task.eval_split=test", "study.confirm.split=val"]) == []

@@ -39,12 +39,14 @@ study:
   save_adapters: {save_adapters}
   heartbeat_interval: {heartbeat}
   report: false
+  confirm: {confirm}
 model: {{name: glassllm, quantization: none}}
 task: {{name: bbc-news, train_size: 16, eval_size: 8}}
 training: {{max_steps: 6, eval_every: 2}}
 search:
   activations: {activations}
   rank: {rank}
+  skip_inert: {skip_inert}
   params:
 {params}
 """
@@ -61,6 +63,8 @@ def study_text(**kw: object) -> str:
         "baseline": "true",
         "save_adapters": "best",
         "heartbeat": 60,
+        "confirm": "false",
+        "skip_inert": "false",
         "activations": "[sinter]",
         "rank": "[4]",
         "params": "    sinter.amplitude: [1.0e-4, 1.0e-3, 1.0e-2]\n    sinter.frequency: 1.0e4",

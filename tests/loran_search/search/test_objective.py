@@ -48,6 +48,18 @@ def test_every_key_is_optional() -> None:
     assert RunOutcome.from_result({"metrics": {"accuracy": 0.5}}).status == "completed"
 
 
+def test_the_evidence_fields_are_read() -> None:
+    run = RunOutcome.from_result(
+        {
+            "eval_split": "test",
+            "examples": [{"id": "x:1", "correct": 1}],
+            "mechanism": {"nonlinearity_median": 0.1, "p_quantiles": [0.0, 1.0]},
+        }
+    )
+    assert run.eval_split == "test" and run.examples == [{"id": "x:1", "correct": 1}]
+    assert run.mechanism["p_quantiles"] == [0.0, 1.0]
+
+
 @pytest.mark.parametrize(
     ("result", "key"),
     [
@@ -61,6 +73,10 @@ def test_every_key_is_optional() -> None:
         ({"history": [1, 2]}, "history = list"),
         ({"zero_shot": 0.3}, "zero_shot = float"),
         ({"adapter_path": 7}, "adapter_path = int 7"),
+        ({"eval_split": 3}, "eval_split = int 3"),
+        ({"examples": {"id": "a"}}, "examples = dict"),
+        ({"examples": ["a"]}, "examples = list"),
+        ({"mechanism": [0.1]}, "mechanism = list"),
     ],
 )
 def test_an_unusable_result_names_the_function_and_the_key(result: Any, key: str) -> None:
@@ -103,8 +119,9 @@ def test_the_seam_gets_the_documented_keywords_and_a_dict_result_works(
     handle, result = _run(study_file, train, n_trials=1, seeds="[0]")
     assert set(calls[0]) == {
         "activation", "activation_params", "rank", "seed", "training_overrides", "on_eval",
-        "adapter_dir", "progress",
+        "adapter_dir", "progress", "eval_split",
     }  # fmt: skip
+    assert calls[0]["eval_split"] == "val"
     assert result.completed == 2
     done = [t for t in handle.study.get_trials() if t.state == TrialState.COMPLETE]
     assert all(set(t.user_attrs["seed_metrics"]["0"]) >= {"accuracy"} for t in done)

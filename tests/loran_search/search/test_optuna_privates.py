@@ -155,3 +155,71 @@ def test_the_retry_history_reads_as_optunas(tmp_path: Path) -> None:
         warnings.simplefilter("ignore")
         assert RetryHeartbeatStaleTrialCallback.retried_trial_number(last) == 0
         assert RetryHeartbeatStaleTrialCallback.retry_history(last) == [0, 1]
+
+
+# -- take_waiting, hide_trials (the confirmation) ----------------------------------------------
+
+
+def test_take_waiting_takes_a_queued_trial_once_and_reads_its_params(tmp_path: Path) -> None:
+    from loran_search.search._optuna import take_waiting
+
+    study = optuna.create_study(storage=_rdb(tmp_path))
+    study.enqueue_trial({"x": 0.25}, user_attrs={"role": "confirm"})
+    study.enqueue_trial({"x": 0.75})
+    second = study.get_trials()[1]._trial_id
+    trial = take_waiting(study, second)  # not the oldest: the one asked for
+    assert trial is not None and trial.number == 1
+    assert trial.suggest_float("x", 0.0, 1.0) == 0.75
+    assert take_waiting(study, second) is None  # already taken
+    study.tell(trial, 1.0)
+    assert take_waiting(study, second) is None  # finished
+    assert [t.state for t in study.get_trials()] == [TrialState.WAITING, TrialState.COMPLETE]
+
+
+@pytest.mark.parametrize("name", ["tpe", "cmaes", "nsga2", "gp"])
+def test_hide_trials_keeps_hidden_trials_from_the_sampler(tmp_path: Path, name: str) -> None:
+    """A sampler fed only hidden trials proposes what it proposes beside as many FAIL trials.
+
+    (FAIL trials keep the trial numbers equal, which CMA-ES folds into its seed, and no sampler
+    learns from them.)
+    """
+    from optuna.distributions import FloatDistribution
+
+    from loran_search.search._optuna import hide_trials
+
+    def make() -> optuna.samplers.BaseSampler:
+        if name == "tpe":
+            return optuna.samplers.TPESampler(seed=0, n_startup_trials=2)
+        if name == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=0, n_startup_trials=2)
+        if name == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=0, population_size=2)
+        return optuna.samplers.GPSampler(seed=0, n_startup_trials=2)
+
+    def proposals(hidden_trials: bool) -> list[float]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sampler = hide_trials(make(), lambda t: t.user_attrs.get("role") == "confirm")
+            study = optuna.create_study(sampler=sampler)
+            for i in range(6):
+                study.add_trial(
+                    optuna.trial.create_trial(
+                        state=TrialState.COMPLETE if hidden_trials else TrialState.FAIL,
+                        params={"x": 0.1 * i, "y": 0.5},
+                        distributions={
+                            "x": FloatDistribution(0.0, 1.0),
+                            "y": FloatDistribution(0.0, 1.0),
+                        },
+                        value=float(i) if hidden_trials else None,
+                        user_attrs={"role": "confirm" if hidden_trials else "filler"},
+                    )
+                )
+            out = []
+            for _ in range(4):
+                trial = study.ask()
+                x, y = trial.suggest_float("x", 0.0, 1.0), trial.suggest_float("y", 0.0, 1.0)
+                study.tell(trial, (x - 0.3) ** 2 + y)
+                out += [x, y]
+            return out
+
+    assert proposals(True) == proposals(False)
