@@ -4,8 +4,12 @@ Entry point: :func:`write_report` (used by ``loran-search report`` and at the en
 ``loran-search run``). The pieces:
 
 * :mod:`.records` — trials → tidy tables, tolerant of older/partial records;
+  :func:`load_examples` — one trial's per-example outcomes as a table;
 * :mod:`.stats` — paired-t gains, intervals, p-values, Holm / Benjamini–Hochberg corrections;
-* :mod:`.configurations` — one row per candidate configuration, paired by rank and seed;
+* :mod:`.paired` — per-example paired statistics: bootstrap intervals, McNemar, power;
+* :mod:`.configurations` — one row per candidate configuration, paired by rank, seed and
+  example, with its search and confirmation evidence;
+* :mod:`.mechanism` — the non-linearity that was active, the visited range of ``P``;
 * :mod:`.stability` — divergence/spike rates per configuration and family, amplitude thresholds;
 * :mod:`.importance` — PED-ANOVA parameter importance; :mod:`.pareto` — Pareto fronts;
 * :mod:`.plots`, :mod:`.report` — figures and the md/html/csv/json outputs;
@@ -14,6 +18,12 @@ Entry point: :func:`write_report` (used by ``loran-search report`` and at the en
 
 from __future__ import annotations
 
-from loran_search.analysis.api import ReportError, open_storage, write_report
+from loran_search.analysis.api import (
+    ReportError,
+    load_examples,
+    open_storage,
+    visited_interval,
+    write_report,
+)
 
-__all__ = ["ReportError", "open_storage", "write_report"]
+__all__ = ["ReportError", "load_examples", "open_storage", "visited_interval", "write_report"]

@@ -12,6 +12,7 @@ from loran_search.storage import open_storage as shared_open_storage
 
 if TYPE_CHECKING:
     import optuna
+    import pandas as pd
     from optuna.storages import BaseStorage
 
     from loran_search.analysis.report import Analysis
@@ -80,6 +81,70 @@ def load_study(
             f"{', '.join(sorted(names)) or 'no study'}. Pass one of those with --study, or the "
             "study YAML that created it."
         ) from None
+
+
+def load_examples(
+    *,
+    storage: str | BaseStorage,
+    study_name: str,
+    trial_number: int,
+    log: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """The per-example outcomes of one trial, as a tidy table.
+
+    Args:
+        storage: Storage URL or object, see :func:`open_storage`.
+        study_name: The study.
+        trial_number: The trial's number (search or confirmation trial alike).
+        log: Receives the notes of :func:`open_storage`.
+
+    Returns:
+        Columns ``seed`` (str), ``example_id`` (str), then the recorded values in their order
+        (classification: ``correct``, ``gold_logprob``, ``pred``, ``gold``; summarization:
+        ``rouge1``, ``rouge2``, ``rougeL``, ``loss``); one row per (seed, example). Empty (with
+        ``seed`` and ``example_id`` columns) when the trial records no per-example outcomes, as
+        older records do not.
+
+    Raises:
+        ReportError: No such study, storage or trial.
+    """
+    from loran_search import record as R
+    from loran_search.analysis.records import examples_frame
+
+    study = load_study(storage, study_name, log=log)
+    for trial in study.get_trials(deepcopy=False):
+        if trial.number == trial_number:
+            return examples_frame(R.TrialRecord.from_frozen(trial).examples)
+    numbers = [t.number for t in study.get_trials(deepcopy=False)]
+    span = f"{min(numbers)}–{max(numbers)}" if numbers else "none"
+    raise ReportError(f"Study '{study_name}' has no trial {trial_number} (its trials: {span}).")
+
+
+def visited_interval(
+    *,
+    storage: str | BaseStorage,
+    study_name: str,
+    log: Callable[[str], None] | None = None,
+) -> tuple[tuple[float, float], str]:
+    """The interval of ``P = B·A`` a study's runs visited, for showing or auditing ``f``.
+
+    Args:
+        storage: Storage URL or object, see :func:`open_storage`.
+        study_name: The study.
+        log: Receives the notes of :func:`open_storage`.
+
+    Returns:
+        ``((a, b), why)``: ``± max`` over the candidate runs of the recorded 99.9th percentile of
+        ``|P|`` (:func:`loran_search.analysis.mechanism.visited_interval`), or ``(-1, 1)`` with
+        a sentence saying the study records no mechanism.
+
+    Raises:
+        ReportError: No such study or storage.
+    """
+    from loran_search.analysis.mechanism import visited_interval as from_records
+    from loran_search.analysis.records import load_records
+
+    return from_records(load_records(load_study(storage, study_name, log=log)))
 
 
 def _default_artifact_dir(storage: str | BaseStorage, out: Path) -> Path:

@@ -1,34 +1,77 @@
 """The configuration table: one row per candidate configuration, paired against the baseline.
 
-A configuration is ``(activation, rank, resolved parameters)``. For each one:
+A configuration is ``(activation, rank, resolved parameters)``. Two comparisons with QLoRA (the
+identity at the **same rank**) are made for each one, with the same statistics:
 
-* ``metric_mean`` / ``metric_std``: mean and sample standard deviation over seeds of the metric
-  of its COMPLETE trials (several trials on the same seed are averaged first);
-* ``baseline_mean``: the baseline's (identity = QLoRA) mean at the **same rank** over the
-  **paired** seeds;
-* ``gain`` = mean over paired seeds of ``candidate − baseline`` (same rank, same seed), with the
-  95% paired-t interval ``gain_ci_low..gain_ci_high`` and the two-sided paired-t ``p_value``
-  (:mod:`loran_search.analysis.stats`); ``p_adjusted`` corrects the p-values across all
-  configurations (Holm by default) and ``significant`` is ``p_adjusted < 0.05``;
-* stability rates over every finished run (:mod:`loran_search.analysis.stability`);
-* ``lipschitz``: the registry audit's bound ``sup |f'|`` on ``[-1, 1]``.
+* the **search** comparison: its ``candidate`` trials against the ``baseline`` trials on the
+  search split (``val``) and the search seeds. It is what selected the configuration, so for the
+  best configurations it is optimistic (the winner's curse): ``search_gain``;
+* the **confirmation** comparison, when the configuration was confirmed: its ``confirm`` trial
+  against the ``confirm_baseline`` trial at its rank, both retrained on the disjoint confirmation
+  seeds and evaluated on the confirmation split (``test``).
+
+``evidence`` is ``confirmation`` when a confirmation gain was measured (a COMPLETE ``confirm``
+trial paired with a COMPLETE ``confirm_baseline``), else ``search``; ``gain``, ``gain_ci_low``,
+``gain_ci_high``, ``p_value``, ``p_adjusted``, ``significant``, ``n_paired``, ``ci_method``,
+``mcnemar_p``, the companion columns and ``mde`` come from that comparison. A confirmation that
+failed, or one without its baseline, leaves the search evidence in place and says so in ``note``.
+
+**How one comparison is made.** Per-seed metrics are the means over a seed's COMPLETE trials
+(several trials on one seed are averaged first); only seeds both sides have are paired.
+
+* With per-example outcomes (``examples``) on every paired seed, outcomes are paired by rank,
+  seed **and example id** (:func:`loran_search.analysis.paired.pair_examples`); different
+  example sets are flagged in ``note`` and get no interval or p-value (never silently mixed). The
+  gain is ``ḡ`` = the mean over seeds of the mean per-example difference; the interval is
+  :func:`~loran_search.analysis.paired.paired_gain_interval` (two-level bootstrap over seeds
+  then examples with ≥ 2 seeds, over examples with one; seeded, so reproducible) and
+  ``ci_method`` names it; ``p_value`` is the two-sided z-test of
+  :func:`~loran_search.analysis.paired.paired_p_value` (the test the MDE describes); accuracy on
+  one seed also gets the exact McNemar ``mcnemar_p``. The companion metric
+  (``gold_logprob_mean``: mean gold-label log-likelihood, higher is better; ``summary_loss``:
+  lower is better, so its gain is baseline − candidate) gets the same interval.
+* Without them (older records), the seed-level paired t of :mod:`loran_search.analysis.stats`:
+  ``gain ± t(0.975, n − 1)·sd/√n`` over the paired seed differences (``ci_method`` says so).
+
+``p_adjusted`` corrects the p-values with Holm (default) or Benjamini–Hochberg within each family
+of tests: the search comparisons of all configurations, and separately the confirmation
+comparisons of the confirmed ones (new data, a new family); ``significant`` is
+``p_adjusted < 0.05``. ``mde`` is
+:func:`~loran_search.analysis.paired.minimum_detectable_effect` of the design that ran (power 0.8,
+α = 0.05 divided by the number of tested configurations of its family, Holm's first threshold);
+over seeds only, ``(z_{1−α'/2} + z_{0.8})·sd/√n``.
+
+Mechanism columns (:mod:`loran_search.analysis.mechanism`): ``nonlinearity``, ``p_rms``,
+``stable_rank``, ``stable_rank_lora`` are the medians over the configuration's runs (search and
+confirmation) of the recorded per-run medians over layers; ``inert`` says it was LoRA in all but
+name. Stability rates come from the search runs (:mod:`loran_search.analysis.stability`);
+``lipschitz`` is the registry audit's bound ``sup |f'|`` on ``[-1, 1]``.
 
 Only COMPLETE trials enter metrics and gains (a pruned or failed run is partial); all finished
-runs enter stability.
+search runs enter stability.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from loran_search import record as R
-from loran_search.analysis.records import Records
+from loran_search.analysis import paired as PE
+from loran_search.analysis.mechanism import configuration_mechanism
+from loran_search.analysis.records import (
+    COMPANIONS,
+    EXAMPLE_COLUMN,
+    Records,
+    examples_frame,
+)
 from loran_search.analysis.stability import run_stability
 from loran_search.analysis.stats import ALPHA, adjust, paired_t
 
@@ -42,8 +85,22 @@ STAT_COLUMNS = [
 EXTRA_COLUMNS = [
     "p_adjusted", "n_paired", "unstable_rate", "amp_freq", "n_trials", "trials", "config", "note",
 ]  # fmt: skip
-INTERNAL_COLUMNS = ["key"]  # dropped from every written output
-_RESERVED = set(LEADING_COLUMNS + STAT_COLUMNS + EXTRA_COLUMNS + ["key", "improvement"])
+EVIDENCE_COLUMNS = [
+    "evidence", "search_gain", "ci_method", "mcnemar_p", "companion_metric", "companion_gain",
+    "companion_ci_low", "companion_ci_high", "mde", "nonlinearity", "p_rms", "stable_rank",
+    "stable_rank_lora", "inert", "n_examples", "n_tests", "confirm_metric_mean",
+    "confirm_baseline_mean", "confirm_trials",
+]  # fmt: skip
+INTERNAL_COLUMNS = ["key", "designs", "confirm_seeds", "confirm_split"]  # dropped from outputs
+_RESERVED = set(
+    LEADING_COLUMNS + STAT_COLUMNS + EXTRA_COLUMNS + EVIDENCE_COLUMNS + INTERNAL_COLUMNS
+) | {"improvement"}
+
+EVIDENCE_SEARCH = "search"
+EVIDENCE_CONFIRMATION = "confirmation"
+POWER = 0.8
+SEED_T = "paired t over seeds"
+NO_EXAMPLES_NOTE = "no per-example outcomes in this study's records: intervals are over seeds"
 
 AUDIT_BUDGET_S = 60.0
 Auditor = Callable[[str, dict[str, float]], float]
@@ -54,12 +111,12 @@ def param_column(name: str) -> str:
     return f"param_{name}" if name in _RESERVED else name
 
 
-def _seed_means(runs: pd.DataFrame) -> tuple[dict[str, float], list[float]]:
-    """Per-seed mean metric of COMPLETE runs, and the metrics of runs with an unknown seed."""
-    ok = runs[(runs["state"] == "COMPLETE") & np.isfinite(runs["metric"].to_numpy(dtype=float))]
+def _seed_means(runs: pd.DataFrame, column: str = "metric") -> tuple[dict[str, float], list[float]]:
+    """Per-seed mean ``column`` of COMPLETE runs, and the values of runs with an unknown seed."""
+    ok = runs[(runs["state"] == "COMPLETE") & np.isfinite(runs[column].to_numpy(dtype=float))]
     known = ok[ok["seed"].notna()]
-    per_seed = known.groupby("seed")["metric"].mean().to_dict()
-    unknown = ok.loc[ok["seed"].isna(), "metric"].astype(float).tolist()
+    per_seed = known.groupby("seed")[column].mean().to_dict()
+    unknown = ok.loc[ok["seed"].isna(), column].astype(float).tolist()
     return {str(k): float(v) for k, v in per_seed.items()}, unknown
 
 
@@ -129,6 +186,312 @@ def make_auditor(notes: list[str], budget_s: float = AUDIT_BUDGET_S) -> Auditor:
     return lipschitz
 
 
+# --------------------------------------------------------------------------------------------
+# one comparison
+
+
+@dataclass
+class Comparison:
+    """A candidate against its baseline in one phase (search or confirmation).
+
+    Attributes:
+        n_seeds: Paired seeds.
+        n_examples: Paired examples per seed (the smallest count), 0 when over seeds only.
+        metric_mean: The candidate's metric over the paired seeds.
+        baseline_mean: The baseline's over the same seeds.
+        gain: Mean over paired seeds of (candidate − baseline).
+        ci_low: Lower end of the 95% interval (``nan`` when none).
+        ci_high: Upper end.
+        p_value: Two-sided p-value (``nan`` when untestable).
+        ci_method: How the interval was computed (``""`` when there is none).
+        mcnemar_p: Exact McNemar p-value (accuracy on one seed), else ``nan``.
+        companion_metric: The companion's seed-metric name, ``None`` without one.
+        companion_gain: The companion's gain, direction-aware (higher is better).
+        companion_ci_low: Lower end of its interval.
+        companion_ci_high: Upper end.
+        note: What is missing or flagged, ``""`` when nothing is.
+        diffs: Per-seed arrays of the per-example differences (per-example mode).
+        seed_diffs: The paired per-seed differences.
+        seeds: The paired seeds.
+        split: The evaluation split both sides recorded (``None`` when not recorded).
+    """
+
+    n_seeds: int = 0
+    n_examples: int = 0
+    metric_mean: float = math.nan
+    baseline_mean: float = math.nan
+    gain: float = math.nan
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    p_value: float = math.nan
+    ci_method: str = ""
+    mcnemar_p: float = math.nan
+    companion_metric: str | None = None
+    companion_gain: float = math.nan
+    companion_ci_low: float = math.nan
+    companion_ci_high: float = math.nan
+    note: str = ""
+    diffs: list[np.ndarray] | None = None
+    seed_diffs: list[float] = field(default_factory=list)
+    seeds: list[str] = field(default_factory=list)
+    split: str | None = None
+
+    @property
+    def measured(self) -> bool:
+        """Whether a gain was measured (at least one paired seed)."""
+        return self.n_seeds > 0 and math.isfinite(self.gain)
+
+
+class _ExampleCache:
+    """Per-trial example tables, built once."""
+
+    def __init__(self, rec: Records) -> None:
+        self.rec = rec
+        self.frames: dict[int, pd.DataFrame] = {}
+
+    def __call__(self, trial: int) -> pd.DataFrame | None:
+        if trial not in self.rec.examples:
+            return None
+        if trial not in self.frames:
+            self.frames[trial] = examples_frame(self.rec.examples[trial])
+        return self.frames[trial]
+
+
+def _phase_examples(
+    cache: _ExampleCache, trials: pd.DataFrame, seeds: Sequence[str], columns: Sequence[str]
+) -> pd.DataFrame | None:
+    """Examples of ``trials`` (COMPLETE) on ``seeds``, averaged per example over trials.
+
+    Returns ``None`` unless every seed has per-example outcomes with ``columns[0]``.
+    """
+    frames = []
+    for n in trials.loc[trials["state"] == "COMPLETE", "trial"]:
+        df = cache(int(n))
+        if df is not None and columns[0] in df:
+            frames.append(df[df["seed"].isin(list(seeds))])
+    if not frames:
+        return None
+    df = pd.concat(frames, ignore_index=True)
+    if set(seeds) - set(df["seed"]):
+        return None
+    keep = [c for c in columns if c in df]
+    for c in keep:
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    if len(frames) == 1:
+        return df[["seed", "example_id", *keep]].reset_index(drop=True)
+    return df.groupby(["seed", "example_id"], as_index=False, sort=True)[keep].mean()
+
+
+def compare(
+    rec: Records,
+    cand_trials: pd.DataFrame,
+    cand_runs: pd.DataFrame,
+    base_trials: pd.DataFrame,
+    base_runs: pd.DataFrame,
+    cache: _ExampleCache | None = None,
+    *,
+    seed: int = 0,
+) -> Comparison:
+    """Compare a candidate with its baseline on the seeds and examples both have.
+
+    Args:
+        rec: The study's records (metric, companion, per-example outcomes).
+        cand_trials: The candidate's trials (any state; only COMPLETE ones count).
+        cand_runs: Their runs.
+        base_trials: The baseline's trials at the same rank, same phase.
+        base_runs: Their runs.
+        cache: Per-trial example tables (built on the fly when ``None``).
+        seed: Seed of the bootstrap resampling.
+
+    Returns:
+        The :class:`Comparison` (see the module docstring for the statistics).
+    """
+    cache = cache or _ExampleCache(rec)
+    out = Comparison()
+    per_c, _ = _seed_means(cand_runs)
+    per_b, _ = _seed_means(base_runs)
+    paired = sorted(set(per_c) & set(per_b), key=_seed_order)
+    out.split = _split(cand_trials, base_trials)
+    if out.split == "":
+        out.note = "the candidate and the baseline were evaluated on different splits: not paired"
+        return out
+    if not paired:
+        out.note = "no paired seed with the baseline"
+        return out
+    out.seeds = paired
+    out.n_seeds = len(paired)
+    out.seed_diffs = [per_c[s] - per_b[s] for s in paired]
+    out.metric_mean = float(np.mean([per_c[s] for s in paired]))
+    out.baseline_mean = float(np.mean([per_b[s] for s in paired]))
+    column = EXAMPLE_COLUMN.get(rec.metric)
+    companion = _companion(rec, cache, cand_trials)
+    ex_c = ex_b = None
+    if column is not None:
+        wanted = [column] + ([companion[1]] if companion else [])
+        ex_c = _phase_examples(cache, cand_trials, paired, wanted)
+        ex_b = _phase_examples(cache, base_trials, paired, wanted) if ex_c is not None else None
+    if ex_c is None or ex_b is None or column is None:
+        _over_seeds(out, rec, cand_runs, base_runs, paired, companion)
+        return out
+    try:
+        pairs = PE.pair_examples(ex_c, ex_b, column)
+    except PE.PairingError as err:
+        res = paired_t(out.seed_diffs)
+        out.gain = res.gain
+        out.ci_method = "none: the example sets differ"
+        out.note = f"not paired: {err}"
+        return out
+    _over_examples(out, rec, pairs, column, seed)
+    if companion is not None:
+        name, col, sign = companion
+        out.companion_metric = name
+        try:
+            cp = PE.pair_examples(ex_c, ex_b, col)
+            diffs = [sign * d for d in PE.differences(cp)]
+            iv = PE.paired_gain_interval(diffs, seed=seed)
+            out.companion_gain, out.companion_ci_low, out.companion_ci_high = (
+                iv.gain,
+                iv.low,
+                iv.high,
+            )
+        except PE.PairingError as err:
+            out.note = _join_notes(out.note, f"companion {name} not paired: {err}")
+    return out
+
+
+def _split(cand_trials: pd.DataFrame, base_trials: pd.DataFrame) -> str | None:
+    """The split both sides were evaluated on; ``""`` when they differ, ``None`` if unknown."""
+    done_c = cand_trials[cand_trials["state"] == "COMPLETE"]
+    done_b = base_trials[base_trials["state"] == "COMPLETE"]
+    sc = {s for s in done_c["eval_split"] if isinstance(s, str)}
+    sb = {s for s in done_b["eval_split"] if isinstance(s, str)}
+    if sc and sb and sc != sb:
+        return ""
+    both = sc | sb
+    return next(iter(both)) if len(both) == 1 else None
+
+
+def _companion(
+    rec: Records, cache: _ExampleCache, trials: pd.DataFrame
+) -> tuple[str, str, float] | None:
+    """``(seed-metric name, example column, sign)`` of the companion these trials record."""
+    for name, col, sign in COMPANIONS:
+        if rec.companion == name:
+            return name, col, sign
+    for n in trials["trial"]:
+        df = cache(int(n))
+        if df is not None:
+            for name, col, sign in COMPANIONS:
+                if col in df:
+                    return name, col, sign
+    return None
+
+
+def _over_examples(
+    out: Comparison, rec: Records, pairs: pd.DataFrame, column: str, seed: int
+) -> None:
+    diffs = PE.differences(pairs)
+    out.diffs = diffs
+    out.n_examples = int(min(d.size for d in diffs))
+    iv = PE.paired_gain_interval(pairs, seed=seed)
+    out.gain, out.ci_low, out.ci_high, out.ci_method = iv.gain, iv.low, iv.high, iv.method
+    per_seed = pairs.groupby("seed", sort=False)[["candidate", "baseline"]].mean()
+    out.metric_mean = float(per_seed["candidate"].mean())
+    out.baseline_mean = float(per_seed["baseline"].mean())
+    try:
+        out.p_value = PE.paired_p_value(diffs, method="z")
+    except PE.PairingError as err:  # one example per seed
+        out.note = _join_notes(out.note, f"no p-value: {err}")
+    if column == "correct" and out.n_seeds == 1:
+        try:
+            out.mcnemar_p = PE.mcnemar_exact(pairs).p_value
+        except PE.PairingError as err:
+            out.note = _join_notes(out.note, f"no McNemar test: {err}")
+    means = [float(d.mean()) for d in diffs]
+    off = [
+        s
+        for s, m, d in zip(out.seeds, means, out.seed_diffs, strict=True)
+        if math.isfinite(d) and abs(m - d) > 1e-6 * max(1.0, abs(d))
+    ]
+    if off:
+        out.note = _join_notes(
+            out.note,
+            f"the per-example outcomes do not average to the recorded {rec.metric} difference "
+            f"on seed(s) {', '.join(off)}: the statistics use the per-example outcomes",
+        )
+
+
+def _over_seeds(
+    out: Comparison,
+    rec: Records,
+    cand_runs: pd.DataFrame,
+    base_runs: pd.DataFrame,
+    paired: list[str],
+    companion: tuple[str, str, float] | None,
+) -> None:
+    res = paired_t(out.seed_diffs)
+    out.gain, out.ci_low, out.ci_high, out.p_value = res.gain, res.ci_low, res.ci_high, res.p_value
+    out.note = _join_notes(out.note, res.note)
+    if math.isfinite(res.ci_low):
+        out.ci_method = SEED_T
+    if companion is None:
+        return
+    name, _, sign = companion
+    cc, _ = _seed_means(cand_runs, "companion")
+    cb, _ = _seed_means(base_runs, "companion")
+    both = [s for s in paired if s in cc and s in cb]
+    if not both:
+        return
+    cres = paired_t([sign * (cc[s] - cb[s]) for s in both])
+    out.companion_metric = name
+    out.companion_gain, out.companion_ci_low, out.companion_ci_high = (
+        cres.gain,
+        cres.ci_low,
+        cres.ci_high,
+    )
+
+
+def _z_sum(n_tests: int) -> float:
+    alpha = ALPHA / max(1, n_tests)
+    return float(sps.norm.ppf(1.0 - alpha / 2.0) + sps.norm.ppf(POWER))
+
+
+def power_of(
+    cmp: Comparison, n_tests: int, target_gain: float
+) -> tuple[float, list[tuple[int, int | None]]]:
+    """The MDE of the design that ran and the designs that would detect ``target_gain``.
+
+    Args:
+        cmp: The comparison.
+        n_tests: Tests in its family (Holm's factor).
+        target_gain: The gain to detect.
+
+    Returns:
+        ``(mde, designs)``: with per-example outcomes, ``designs`` is
+        :func:`~loran_search.analysis.paired.required_design` (``(seeds, examples per seed)``,
+        up to 5 seeds); over seeds only, one ``(seeds, None)`` at the examples that ran
+        (``seeds = ⌈(K·sd/g)²⌉``). Both are ``nan``/empty when the data give no variance.
+    """
+    m = max(1, n_tests)
+    if cmp.diffs is not None:
+        try:
+            mde = PE.minimum_detectable_effect(cmp.diffs, power=POWER, n_tests=m)
+            designs = PE.required_design(cmp.diffs, target_gain, power=POWER, n_tests=m)
+        except (PE.PairingError, ValueError):
+            return math.nan, []
+        return mde, [(int(s), int(n)) for s, n in designs]
+    d = np.asarray([x for x in cmp.seed_diffs if math.isfinite(x)], dtype=float)
+    if d.size < 2 or float(d.std(ddof=1)) == 0.0:
+        return math.nan, []
+    k = _z_sum(m)
+    sd = float(d.std(ddof=1))
+    return k * sd / math.sqrt(d.size), [(max(2, math.ceil((k * sd / target_gain) ** 2)), None)]
+
+
+# --------------------------------------------------------------------------------------------
+# the tables
+
+
 def build_tables(
     rec: Records, *, correction: str = "holm", auditor: Auditor | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
@@ -141,13 +504,17 @@ def build_tables(
 
     Returns:
         ``(configurations, baselines, notes)``. ``configurations`` has the columns
-        ``activation, family, rank``, one per parameter, then :data:`STAT_COLUMNS` and
-        :data:`EXTRA_COLUMNS`, sorted best first (largest direction-aware gain, or metric when
-        there is no baseline). ``baselines`` has one row per rank.
+        ``activation, family, rank``, one per parameter, then :data:`STAT_COLUMNS`,
+        :data:`EXTRA_COLUMNS`, :data:`EVIDENCE_COLUMNS` (and the internal
+        :data:`INTERNAL_COLUMNS`), sorted best first: confirmed configurations first, then by
+        the largest direction-aware gain (or metric when there is no baseline). ``baselines`` has
+        one row per rank of the search.
     """
     notes: list[str] = []
     auditor = auditor or make_auditor(notes)
     runs, trials = rec.runs, rec.trials
+    ctrials, cruns = rec.confirm_trials, rec.confirm_runs
+    cache = _ExampleCache(rec)
 
     base_runs = runs[runs["role"] == R.ROLE_BASELINE]
     base_by_rank: dict[Any, dict[str, float]] = {}
@@ -178,21 +545,53 @@ def build_tables(
         {p for ps in trials.loc[trials["role"] == R.ROLE_CANDIDATE, "params"] for p in ps}
     )
     rows: list[dict[str, Any]] = []
+    comparisons: list[tuple[Comparison, Comparison | None]] = []
     cand = trials[trials["role"] == R.ROLE_CANDIDATE]
+    confirm_cands = ctrials[ctrials["role"] == R.ROLE_CONFIRM]
+    confirm_bases = ctrials[ctrials["role"] == R.ROLE_CONFIRM_BASELINE]
+    matched: set[int] = set()
     for key, ct in cand.groupby("key", sort=False):
         activation, rank, params_key = key
         params = dict(params_key)
         cr = runs[runs["key"] == key]
+        bt, br = _at_rank(base_trials, rank), _at_rank(base_runs, rank)
         per_seed, unknown = _seed_means(cr)
         vals = [*per_seed.values(), *unknown]
-        base = base_by_rank.get(rank, {})
-        paired = sorted(set(per_seed) & set(base), key=_seed_order)
-        res = paired_t([per_seed[s] - base[s] for s in paired])
-        note = res.note if vals else "no completed run"
+        search = compare(rec, ct, cr, bt, br, cache)
+        note = search.note if vals else "no completed run"
+        if not vals and len(ct) and set(ct["failure_kind"]) == {R.FAIL_INERT}:
+            note = (
+                "not trained: search.skip_inert refused it (its predicted non-linearity was "
+                "below the inert threshold: LoRA in all but name)"
+            )
         if vals and not base_by_rank:
             note = "no baseline trials"
-        elif vals and not base:
+        elif vals and not base_by_rank.get(rank):
             note = f"no baseline at rank {rank}"
+
+        # The confirmation of this configuration, if any.
+        numbers = set(int(n) for n in ct["trial"])
+        mask = [
+            k == key or bool(numbers & set(of or ()))
+            for k, of in zip(confirm_cands["key"], confirm_cands["confirm_of"], strict=True)
+        ]
+        conf_t = confirm_cands[mask] if len(confirm_cands) else confirm_cands
+        matched.update(int(n) for n in conf_t["trial"])
+        confirm, conf_note = _confirmation(rec, conf_t, cruns, confirm_bases, rank, cache)
+        use = confirm if confirm is not None and confirm.measured else search
+        evidence = EVIDENCE_CONFIRMATION if use is confirm else EVIDENCE_SEARCH
+        if use is confirm:
+            note = _join_notes(confirm.note, conf_note)
+        else:
+            note = _join_notes(note, conf_note)
+        comparisons.append((search, confirm if use is confirm else None))
+
+        mech = configuration_mechanism(
+            pd.concat([cr, cruns[cruns["trial"].isin(conf_t["trial"])]], ignore_index=True)
+            if len(conf_t)
+            else cr,
+            ct,
+        )
         row: dict[str, Any] = {
             "activation": activation,
             "family": ct["family"].iloc[0],
@@ -201,11 +600,11 @@ def build_tables(
             "n_seeds": len(vals),
             "metric_mean": float(np.mean(vals)) if vals else math.nan,
             "metric_std": float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan,
-            "baseline_mean": float(np.mean([base[s] for s in paired])) if paired else math.nan,
-            "gain": res.gain,
-            "gain_ci_low": res.ci_low,
-            "gain_ci_high": res.ci_high,
-            "p_value": res.p_value,
+            "baseline_mean": search.baseline_mean,
+            "gain": use.gain,
+            "gain_ci_low": use.ci_low,
+            "gain_ci_high": use.ci_high,
+            "p_value": use.p_value,
             "significant": None,
         }
         st = run_stability(cr)
@@ -217,7 +616,7 @@ def build_tables(
             train_seconds=_nanmean(ct["train_seconds"]),
             **_state_counts(ct),
             p_adjusted=math.nan,
-            n_paired=res.n,
+            n_paired=use.n_seeds,
             unstable_rate=st["unstable_rate"],
             amp_freq=(
                 params["amplitude"] * params["frequency"]
@@ -228,26 +627,165 @@ def build_tables(
             trials=",".join(str(n) for n in sorted(ct["trial"])),
             config=ct["config"].iloc[0],
             note=note,
+            evidence=evidence,
+            search_gain=search.gain,
+            ci_method=use.ci_method,
+            mcnemar_p=use.mcnemar_p,
+            companion_metric=use.companion_metric,
+            companion_gain=use.companion_gain,
+            companion_ci_low=use.companion_ci_low,
+            companion_ci_high=use.companion_ci_high,
+            mde=math.nan,
+            **mech,
+            n_examples=use.n_examples,
+            n_tests=0,
+            confirm_metric_mean=confirm.metric_mean if confirm is not None else math.nan,
+            confirm_baseline_mean=confirm.baseline_mean if confirm is not None else math.nan,
+            confirm_trials=",".join(str(n) for n in sorted(conf_t["trial"])),
             key=key,
+            designs=[],
+            confirm_seeds=",".join(confirm.seeds) if confirm is not None else "",
+            confirm_split=confirm.split if confirm is not None else None,
         )
         rows.append(row)
 
+    notes += _study_notes(rec, rows, confirm_cands, matched)
     columns = [*LEADING_COLUMNS, *(param_column(p) for p in all_params), *STAT_COLUMNS,
-               *EXTRA_COLUMNS, *INTERNAL_COLUMNS]  # fmt: skip
+               *EXTRA_COLUMNS, *EVIDENCE_COLUMNS, *INTERNAL_COLUMNS]  # fmt: skip
     table = pd.DataFrame(rows, columns=columns)
     if not table.empty:
-        adj = adjust(table["p_value"].astype(float).tolist(), correction)
-        table["p_adjusted"] = adj
-        table["significant"] = [None if math.isnan(p) else bool(p < ALPHA) for p in adj]
+        _adjust_and_power(table, comparisons, correction, rec.target_gain)
         improvement = rec.sign * table["gain"].astype(float)
         order_metric = rec.sign * table["metric_mean"].astype(float)
+        confirmed = (table["evidence"] == EVIDENCE_CONFIRMATION).astype(int)
         table = (
-            table.assign(_imp=improvement, _met=order_metric)
-            .sort_values(["_imp", "_met"], ascending=False, na_position="last")
-            .drop(columns=["_imp", "_met"])
+            table.assign(_conf=confirmed, _imp=improvement, _met=order_metric)
+            .sort_values(["_conf", "_imp", "_met"], ascending=False, na_position="last")
+            .drop(columns=["_conf", "_imp", "_met"])
             .reset_index(drop=True)
         )
     return table, baselines, notes
+
+
+def _adjust_and_power(
+    table: pd.DataFrame,
+    comparisons: list[tuple[Comparison, Comparison | None]],
+    correction: str,
+    target_gain: float,
+) -> None:
+    """``p_adjusted``, ``significant``, ``mde`` and the designs, per family of tests."""
+    confirmed = np.array([c is not None for _, c in comparisons])
+    p = table["p_value"].astype(float).to_numpy()
+    adjusted = np.full(p.shape, np.nan)
+    sizes = np.zeros(p.shape, dtype=int)
+    # The confirmation family: the confirmed configurations' tests on new data.
+    idx = np.flatnonzero(confirmed)
+    if idx.size:
+        adjusted[idx] = adjust(p[idx].tolist(), correction)
+        sizes[idx] = int(np.isfinite(p[idx]).sum())
+    # The search family: every configuration's search test, the confirmed ones' included.
+    search_p = np.array([s.p_value for s, _ in comparisons], dtype=float)
+    search_adj = np.array(adjust(search_p.tolist(), correction), dtype=float)
+    idx = np.flatnonzero(~confirmed)
+    adjusted[idx] = search_adj[idx]
+    sizes[idx] = int(np.isfinite(search_p).sum())
+    table["p_adjusted"] = adjusted
+    table["significant"] = [None if math.isnan(x) else bool(x < ALPHA) for x in adjusted]
+    mdes, designs = [], []
+    for (search, confirm), m in zip(comparisons, sizes, strict=True):
+        mde, design = power_of(confirm or search, int(m) or 1, target_gain)
+        mdes.append(mde)
+        designs.append(design)
+    table["n_tests"] = sizes
+    table["mde"] = mdes
+    table["designs"] = pd.Series(designs, index=table.index, dtype=object)
+
+
+def _confirmation(
+    rec: Records,
+    conf_trials: pd.DataFrame,
+    conf_runs: pd.DataFrame,
+    conf_bases: pd.DataFrame,
+    rank: Any,
+    cache: _ExampleCache,
+) -> tuple[Comparison | None, str]:
+    """The confirmation comparison of one configuration and a note on what went wrong."""
+    if conf_trials.empty:
+        return None, ""
+    done = conf_trials[conf_trials["state"] == "COMPLETE"]
+    if done.empty:
+        failures = [f for f in conf_trials["failure"] if isinstance(f, str) and f] or sorted(
+            set(conf_trials["state"])
+        )
+        return None, (
+            f"confirmation trial(s) {_numbers(conf_trials)} did not complete "
+            f"({'; '.join(failures)}): no confirmation gain, the search evidence stands "
+            "(optimistic)"
+        )
+    bt = _at_rank(conf_bases, rank)
+    if bt.empty or (bt["state"] == "COMPLETE").sum() == 0:
+        why = "no confirm_baseline trial" if bt.empty else "its confirm_baseline did not complete"
+        return None, (
+            f"confirmation without baseline ({why} at rank {rank} on the confirmation seeds): "
+            "no confirmation gain, the search evidence stands (optimistic)"
+        )
+    runs_c = conf_runs[conf_runs["trial"].isin(conf_trials["trial"])]
+    runs_b = conf_runs[conf_runs["trial"].isin(bt["trial"])]
+    cmp = compare(rec, conf_trials, runs_c, bt, runs_b, cache)
+    extra = ""
+    if len(conf_trials) > len(done):
+        extra = f"confirmation trial(s) {_numbers(conf_trials[conf_trials['state'] != 'COMPLETE'])}"
+        extra += " did not complete and were left out"
+    return cmp, extra
+
+
+def _study_notes(
+    rec: Records, rows: list[dict[str, Any]], confirm_cands: pd.DataFrame, matched: set[int]
+) -> list[str]:
+    notes: list[str] = []
+    if rows and any(r["n_paired"] for r in rows):
+        if not rec.examples:
+            notes.append(NO_EXAMPLES_NOTE[0].upper() + NO_EXAMPLES_NOTE[1:] + " (paired t).")
+        elif EXAMPLE_COLUMN.get(rec.metric) is None:
+            notes.append(
+                f"The metric {rec.metric} is not a mean of per-example values: its intervals are "
+                "over seeds (paired t)."
+            )
+    unmatched = confirm_cands[~confirm_cands["trial"].isin(sorted(matched))]
+    if len(unmatched):
+        notes.append(
+            f"Confirmation trial(s) {_numbers(unmatched)} match no searched configuration "
+            "(neither their configuration nor their confirm_of trials); they are left out."
+        )
+    search_splits = {s for s in rec.trials["eval_split"] if isinstance(s, str)}
+    confirm_splits = {s for s in rec.confirm_trials["eval_split"] if isinstance(s, str)}
+    if "test" in search_splits:
+        notes.append(
+            "Search trials were evaluated on the test split: their gains are selection-biased "
+            "and the test split is no longer held out."
+        )
+    if search_splits and confirm_splits & search_splits:
+        notes.append(
+            f"The confirmation was evaluated on the search's split "
+            f"({', '.join(sorted(confirm_splits & search_splits))}): it is not held-out evidence."
+        )
+    search_seeds = {str(s) for s in rec.runs["seed"] if s is not None}
+    confirm_seeds = {str(s) for s in rec.confirm_runs["seed"] if s is not None}
+    if search_seeds & confirm_seeds:
+        reused = ", ".join(sorted(search_seeds & confirm_seeds, key=_seed_order))
+        notes.append(
+            f"The confirmation reuses search seed(s) {reused}: its seeds are meant to be "
+            "disjoint from the search's."
+        )
+    return notes
+
+
+def _numbers(trials: pd.DataFrame) -> str:
+    return ", ".join(str(int(n)) for n in sorted(trials["trial"]))
+
+
+def _join_notes(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
 
 
 def _at_rank(df: pd.DataFrame, rank: Any) -> pd.DataFrame:

@@ -322,8 +322,18 @@ def shapes(
     notes: list[str],
     top: int = 3,
     interval: tuple[float, float] = (-1.0, 1.0),
+    interval_note: str = "",
 ) -> Path | None:
-    """``f`` and ``f'`` (torch autograd) of the top configurations and the identity."""
+    """``f`` and ``f'`` (torch autograd) of the top configurations and the identity.
+
+    Args:
+        configs: The configuration table (best first).
+        out_dir: Where the PNG goes.
+        notes: Receives why the figure or a curve was not drawn.
+        top: How many configurations to draw.
+        interval: The range of ``x`` (the visited range of ``P`` when the study records it).
+        interval_note: Where ``interval`` comes from (shown in the title).
+    """
     try:
         import torch
 
@@ -370,5 +380,97 @@ def shapes(
     for ax in axes:
         ax.set_xlabel("x (entry of B·A)")
         ax.legend(fontsize="x-small")
-    fig.suptitle(f"Shapes of the top configurations on [{interval[0]:g}, {interval[1]:g}]")
+    title = f"Shapes of the top configurations on [{interval[0]:.3g}, {interval[1]:.3g}]"
+    fig.suptitle(title + (f" — {interval_note}" if interval_note else ""))
     return _save(fig, out_dir, "shapes.png")
+
+
+def _interval_bars(d: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(gain, lower error, upper error)`` with zero-length bars where there is no interval."""
+    g = d["gain"].to_numpy(dtype=float)
+    lo = d["gain_ci_low"].to_numpy(dtype=float)
+    hi = d["gain_ci_high"].to_numpy(dtype=float)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    return g, np.where(ok, g - lo, 0.0), np.where(ok, hi - g, 0.0)
+
+
+def gain_intervals(
+    configs: pd.DataFrame, out_dir: Path, notes: list[str], top: int = 15
+) -> Path | None:
+    """The gain of the top configurations with their 95% intervals (a forest plot).
+
+    Confirmed configurations show their confirmation gain (held-out, filled) and their
+    search-phase gain (hollow, optimistic); the others their search gain only.
+    """
+    d = _finite(configs, "gain").head(top)
+    if d.empty:
+        notes.append("Plot 'gain with intervals' skipped: no configuration has a paired gain.")
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(11.5, 0.42 * len(d) + 1.9))
+    y = np.arange(len(d))[::-1]
+    g, el, eh = _interval_bars(d)
+    confirmed = (
+        (d["evidence"] == "confirmation").to_numpy()
+        if "evidence" in d
+        else np.zeros(len(d), dtype=bool)
+    )
+    for mask, color, label in (
+        (confirmed, "C0", "confirmation (held-out) gain, 95% interval"),
+        (~confirmed, "C1", "search-phase gain, 95% interval (optimistic)"),
+    ):
+        if mask.any():
+            ax.errorbar(g[mask], y[mask], xerr=[el[mask], eh[mask]], fmt="o", color=color,
+                        capsize=3, label=label)  # fmt: skip
+    if "search_gain" in d and confirmed.any():
+        sg = d["search_gain"].to_numpy(dtype=float)
+        ok = confirmed & np.isfinite(sg)
+        ax.plot(sg[ok], y[ok] + 0.18, "o", mfc="none", color="C1",
+                label="its search-phase gain (optimistic)")  # fmt: skip
+    ax.axvline(0.0, color="black", linewidth=1, linestyle="--", label="QLoRA")
+    ax.set_yticks(y)
+    ax.set_yticklabels([str(c) for c in d["config"]], fontsize="small")
+    ax.set_xlabel("gain over QLoRA (same rank, seed and examples)")
+    ax.set_title(f"Gain over QLoRA with 95% intervals (top {len(d)})")
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(fig, out_dir, "gain_intervals.png")
+
+
+def gain_vs_nonlinearity(
+    configs: pd.DataFrame, out_dir: Path, notes: list[str], threshold: float
+) -> Path | None:
+    """Gain against the effective non-linearity ν (log x) with interval bars."""
+    d = _finite(configs, "gain", "nonlinearity")
+    dropped = int((d["nonlinearity"].astype(float) <= 0).sum()) if len(d) else 0
+    d = d[d["nonlinearity"].astype(float) > 0] if len(d) else d
+    if d.empty:
+        notes.append(
+            "Plot 'gain vs non-linearity' skipped: no configuration has both a paired gain and a "
+            "recorded effective non-linearity ν > 0 (older records carry no mechanism)."
+        )
+        return None
+    if dropped:
+        notes.append(
+            f"Plot 'gain vs non-linearity': {dropped} configuration(s) with ν = 0 are not drawn "
+            "(a log axis)."
+        )
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    g, el, eh = _interval_bars(d)
+    x = d["nonlinearity"].to_numpy(dtype=float)
+    inert = x < threshold
+    for mask, color, label in (
+        (~inert, "C0", "non-linearity active"),
+        (inert, "C7", f"LoRA in all but name (ν < {threshold:g})"),
+    ):
+        if mask.any():
+            ax.errorbar(x[mask], g[mask], yerr=[el[mask], eh[mask]], fmt="o", color=color,
+                        capsize=3, label=label)  # fmt: skip
+    ax.axvline(threshold, color="C3", linewidth=1, linestyle=":", label="inert threshold")
+    ax.axhline(0.0, color="black", linewidth=1, linestyle="--", label="QLoRA")
+    ax.set_xscale("log")
+    ax.set_xlabel("effective non-linearity ν = ‖f(P) − P‖ / ‖P‖ (median over runs)")
+    ax.set_ylabel("gain over QLoRA")
+    ax.set_title("Gain vs the non-linearity that was active (bars: 95% intervals)")
+    ax.legend(fontsize="small")
+    return _save(fig, out_dir, "gain_vs_nonlinearity.png")

@@ -6,12 +6,24 @@ search's ``loran.setup`` = ``{metric, directions, …}``), else from the only ke
 named in :mod:`loran_search.record`; every trial is read through
 :meth:`loran_search.record.TrialRecord.from_frozen`.
 
-Two tables come out:
+Two tables come out for the search (roles ``candidate`` and ``baseline``), and the same two for
+the confirmation (roles ``confirm`` and ``confirm_baseline``: the top candidates and the QLoRA
+baseline retrained on disjoint seeds and evaluated on the confirmation split), kept apart so that
+no search statistic ever mixes in a confirmation run:
 
-* ``trials``: one row per trial (state, role, activation, family, rank, resolved parameters,
-  configuration key, cost, failure, record version);
-* ``runs``: one row per (trial, seed) — the seed's metric and stability telemetry. This is the
-  unit every statistic is computed from.
+* ``trials`` / ``confirm_trials``: one row per trial (state, role, activation, family, rank,
+  resolved parameters, configuration key, cost, failure, record version, ``eval_split``,
+  ``confirm_of``);
+* ``runs`` / ``confirm_runs``: one row per (trial, seed) — the seed's metric, its companion
+  metric (``gold_logprob_mean`` or ``summary_loss``), stability telemetry and the mechanism
+  medians (``nonlinearity``, ``p_rms``, ``stable_rank``, ``stable_rank_lora``, ``p_abs_p999_max``,
+  ``inert``). This is the unit every seed-level statistic is computed from.
+
+Per-example outcomes (user attrs ``examples.<seed>``, columnar ``{"id": [...], "correct": [...],
+...}``, long ones in parts, as :attr:`loran_search.record.TrialRecord.examples` joins them) are
+kept per trial in ``Records.examples`` (``{trial: {seed: {column: list}}}``);
+:func:`examples_frame` turns one trial's into a tidy table with ``seed`` and ``example_id``
+columns.
 
 A *configuration* is ``(activation, rank, resolved parameters)``; trials that share it are grouped.
 
@@ -32,6 +44,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +56,43 @@ if TYPE_CHECKING:
     import optuna
 
 _DIVERGENCE_WORDS = ("diverg", "nan", "inf", "overflow", "exploded")
+
+#: The gain the power statement is about when the study names none (one accuracy point).
+DEFAULT_TARGET_GAIN = 0.01
+#: Roles of the confirmation trials (kept out of every search table).
+CONFIRM_ROLES = R.CONFIRM_ROLES
+#: ``runs`` column ← the recorded per-seed mechanism figure it holds.
+MECHANISM_FIELDS = {
+    "nonlinearity": "nonlinearity_median",
+    "p_rms": "p_rms_median",
+    "stable_rank": "stable_rank_median",
+    "stable_rank_lora": "stable_rank_lora_median",
+    "p_abs_p999_max": "p_abs_p999_max",
+}
+#: The continuous companion of a task's metric, as ``seed_metrics`` and ``examples`` name it:
+#: ``(seed-metric name, example column, +1 if higher is better else -1)``.
+COMPANIONS = (("gold_logprob_mean", "gold_logprob", 1.0), ("summary_loss", "loss", -1.0))
+#: The per-example column whose mean is the study metric.
+EXAMPLE_COLUMN = {
+    "accuracy": "correct",
+    "rouge1": "rouge1",
+    "rouge2": "rouge2",
+    "rougeL": "rougeL",
+    "rouge_l": "rougeL",
+    "gold_logprob_mean": "gold_logprob",
+    "summary_loss": "loss",
+}
+
+TRIAL_COLUMNS = [
+    "trial", "state", "role", "activation", "family", "rank", "key", "config", "params",
+    "value", "failure", "failure_kind", "record_version", "train_seconds", "peak_memory_mb",
+    "trainable_params", "eval_split", "confirm_of",
+]  # fmt: skip
+RUN_COLUMNS = [
+    "trial", "state", "role", "activation", "family", "rank", "key", "config", "seed",
+    "metric", "companion", "has_stability", "diverged", "grad_norm_max", "loss_spikes",
+    "final_train_loss", *MECHANISM_FIELDS, "inert",
+]  # fmt: skip
 
 
 @dataclass
@@ -61,6 +111,15 @@ class Records:
         eval_size: Evaluation examples per run, when the study records it (``loran.setup``).
         left_out: ``{why: number of trials}`` of the trials left out of the tables (``queued``,
             ``running``, or a failure kind such as ``error``).
+        confirm_trials: The confirmation trials (roles ``confirm``/``confirm_baseline``), same
+            columns as ``trials``.
+        confirm_runs: Their runs, same columns as ``runs``.
+        examples: ``{trial: {seed: {column: list}}}`` of the trials that record per-example
+            outcomes (search and confirmation alike).
+        target_gain: The gain the power statement is about (study attr or setup
+            ``report.target_gain``; default :data:`DEFAULT_TARGET_GAIN`, one accuracy point).
+        companion: The companion metric the runs record (``gold_logprob_mean`` or
+            ``summary_loss``; :data:`COMPANIONS`), ``None`` when none does.
     """
 
     study_name: str
@@ -73,6 +132,13 @@ class Records:
     param_names: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     left_out: dict[str, int] = field(default_factory=dict)
+    confirm_trials: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=TRIAL_COLUMNS)
+    )
+    confirm_runs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RUN_COLUMNS))
+    examples: dict[int, dict[str, dict[str, list[Any]]]] = field(default_factory=dict)
+    target_gain: float = 0.01
+    companion: str | None = None
 
     @property
     def sign(self) -> float:
@@ -186,12 +252,19 @@ def load_records(study: optuna.Study) -> Records:
         for per_seed in (r.seed_metrics or {}).values():
             if isinstance(per_seed, dict):
                 keys.update(k for k, v in per_seed.items() if not isinstance(v, (dict, list)))
+    companion = next((n for n, _, _ in COMPANIONS if n in keys), None)
+    for name, _, _ in COMPANIONS:  # a companion is never the metric unless the study says so
+        if keys and set(keys) != {name}:
+            keys.pop(name, None)
     metric, notes = _study_metric(study, keys)
     direction = _study_direction(study)
 
-    trial_rows: list[dict[str, Any]] = []
-    run_rows: list[dict[str, Any]] = []
+    phases: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
+        "search": ([], []),
+        "confirm": ([], []),
+    }
     histories: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    examples: dict[int, dict[str, dict[str, list[Any]]]] = {}
     param_names: dict[str, set[str]] = {}
     counts: Counter[str] = Counter()
     left_out: Counter[str] = Counter()
@@ -204,6 +277,8 @@ def load_records(study: optuna.Study) -> Records:
         if why_out is not None:
             left_out[why_out] += 1
             continue
+        confirm = r.role in CONFIRM_ROLES
+        trial_rows, run_rows = phases["confirm" if confirm else "search"]
         pending = state == "FAIL" and r.failure_kind in (R.FAIL_ERROR, R.FAIL_CONFIG)
         if pending:
             counts[f"pending_{r.failure_kind}"] += 1
@@ -232,7 +307,7 @@ def load_records(study: optuna.Study) -> Records:
             family = _registry_family_and_params(activation, {})[0] or "unknown"
         rank = r.rank
         role = r.role
-        if role not in R.SEARCH_ROLES:
+        if role not in R.ROLES:
             counts["no_role"] += 1
             role = R.ROLE_BASELINE if activation == R.BASELINE_ACTIVATION else R.ROLE_CANDIDATE
         version = r.record_version
@@ -242,7 +317,8 @@ def load_records(study: optuna.Study) -> Records:
         failure = r.failure
         params_key = tuple(sorted((k, _round_key(v)) for k, v in params.items()))
         key = (activation, rank, params_key)
-        param_names.setdefault(activation, set()).update(params)
+        if not confirm:
+            param_names.setdefault(activation, set()).update(params)
 
         row: dict[str, Any] = {
             "trial": r.number,
@@ -256,15 +332,21 @@ def load_records(study: optuna.Study) -> Records:
             "params": dict(params_key),
             "value": _float(r.value) if r.value is not None else math.nan,
             "failure": failure,
+            "failure_kind": r.failure_kind,
             "record_version": version,
             "train_seconds": _float(cost.get("train_seconds")),
             "peak_memory_mb": _float(cost.get("peak_memory_mb")),
             "trainable_params": _float(cost.get("trainable_params")),
+            "eval_split": r.eval_split,
+            "confirm_of": tuple(r.confirm_of),
         }
         trial_rows.append(row)
 
         if r.history is not None:
             histories[r.number] = r.history
+        if r.examples:
+            examples[r.number] = r.examples
+        mechanism = {str(k): v for k, v in r.mechanism.items() if isinstance(v, Mapping)}
 
         base = {k: row[k] for k in ("trial", "state", "role", "activation", "family", "rank")}
         base.update(key=key, config=row["config"])
@@ -274,6 +356,7 @@ def load_records(study: optuna.Study) -> Records:
         stability = r.stability
         seeds: list[str | None] = [str(s) for s in seed_metrics] if seed_metrics else []
         seeds += [str(s) for s in stability if str(s) not in seeds]
+        seeds += [s for s in mechanism if s not in seeds]
         value_run: str | None = None  # seed of the one run an older record's value stands for
         if seed_metrics is None and state in ("COMPLETE", "FAIL", "PRUNED"):
             counts["no_seed_metrics"] += 1
@@ -282,11 +365,17 @@ def load_records(study: optuna.Study) -> Records:
                 if value_run not in seeds:
                     seeds.append(value_run)
         for seed in seeds:
+            comp_value = math.nan
             if seed_metrics is not None:
                 per_metrics = seed_metrics.get(seed)
                 value = (
                     _float(per_metrics.get(metric)) if isinstance(per_metrics, dict) else math.nan
                 )
+                if isinstance(per_metrics, dict):
+                    comp_value = next(
+                        (_float(per_metrics[n]) for n, _, _ in COMPANIONS if n in per_metrics),
+                        math.nan,
+                    )
             else:
                 per_metrics = None
                 value = row["value"] if state == "COMPLETE" and seed == value_run else math.nan
@@ -296,16 +385,21 @@ def load_records(study: optuna.Study) -> Records:
             has_stab = isinstance(stab, dict)
             stab = stab if isinstance(stab, dict) else {}
             diverged = stab.get("diverged")
+            mech = mechanism.get(seed, {}) if seed is not None else {}
+            inert = mech.get("inert")
             run_rows.append(
                 {
                     **base,
                     "seed": seed,
                     "metric": value,
+                    "companion": comp_value,
                     "has_stability": has_stab,
                     "diverged": bool(diverged) if diverged is not None else None,
                     "grad_norm_max": _float(stab.get("grad_norm_max")),
                     "loss_spikes": _float(stab.get("loss_spikes")),
                     "final_train_loss": _float(stab.get("final_train_loss")),
+                    **{col: _float(mech.get(name)) for col, name in MECHANISM_FIELDS.items()},
+                    "inert": bool(inert) if isinstance(inert, (bool, int)) else None,
                 }
             )
         # A trial that failed because training diverged, without a per-seed flag saying so.
@@ -326,15 +420,19 @@ def load_records(study: optuna.Study) -> Records:
                         **base,
                         "seed": None,
                         "metric": math.nan,
+                        "companion": math.nan,
                         "has_stability": True,
                         "diverged": True,
                         "grad_norm_max": math.nan,
                         "loss_spikes": math.nan,
                         "final_train_loss": math.nan,
+                        **{col: math.nan for col in MECHANISM_FIELDS},
+                        "inert": None,
                     }
                 )
                 counts["divergence_from_failure"] += 1
 
+    trial_rows, run_rows = phases["search"]
     done_ranks = {
         row["rank"]
         for row in trial_rows
@@ -391,24 +489,13 @@ def load_records(study: optuna.Study) -> Records:
             "their failure reason; each counts as one diverged run of unknown seed."
         )
 
-    trial_cols = [
-        "trial", "state", "role", "activation", "family", "rank", "key", "config", "params",
-        "value", "failure", "record_version", "train_seconds", "peak_memory_mb",
-        "trainable_params",
-    ]  # fmt: skip
-    run_cols = [
-        "trial", "state", "role", "activation", "family", "rank", "key", "config", "seed",
-        "metric", "has_stability", "diverged", "grad_norm_max", "loss_spikes",
-        "final_train_loss",
-    ]  # fmt: skip
-    trials = pd.DataFrame(trial_rows, columns=trial_cols)
-    runs = pd.DataFrame(run_rows, columns=run_cols)
-    # Keep ranks as Python ints (None when unknown) and seeds as strings, never floats.
-    for df, src in ((trials, trial_rows), (runs, run_rows)):
-        df["rank"] = pd.Series([r["rank"] for r in src], index=df.index, dtype=object)
-    runs["seed"] = pd.Series([r["seed"] for r in run_rows], index=runs.index, dtype=object)
+    trials, runs = _frames(*phases["search"])
+    confirm_trials, confirm_runs = _frames(*phases["confirm"])
     task = _setup(study).get("task")
     eval_size = task.get("eval_size") if isinstance(task, dict) else None
+    target, target_note = _target_gain(study)
+    if target_note:
+        notes.append(target_note)
     return Records(
         study_name=study.study_name,
         eval_size=int(eval_size) if isinstance(eval_size, (int, float)) and eval_size > 0 else None,
@@ -420,7 +507,84 @@ def load_records(study: optuna.Study) -> Records:
         param_names={k: sorted(v) for k, v in param_names.items()},
         notes=notes,
         left_out=dict(left_out),
+        confirm_trials=confirm_trials,
+        confirm_runs=confirm_runs,
+        examples=examples,
+        target_gain=target,
+        companion=companion,
     )
+
+
+def _frames(
+    trial_rows: list[dict[str, Any]], run_rows: list[dict[str, Any]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``trials`` and ``runs`` frames of one phase (ranks as ints, seeds as strings)."""
+    trials = pd.DataFrame(trial_rows, columns=TRIAL_COLUMNS)
+    runs = pd.DataFrame(run_rows, columns=RUN_COLUMNS)
+    # Keep ranks as Python ints (None when unknown) and seeds as strings, never floats.
+    for df, src in ((trials, trial_rows), (runs, run_rows)):
+        df["rank"] = pd.Series([r["rank"] for r in src], index=df.index, dtype=object)
+    runs["seed"] = pd.Series([r["seed"] for r in run_rows], index=runs.index, dtype=object)
+    for col in ("eval_split", "failure_kind", "confirm_of"):
+        trials[col] = pd.Series([r[col] for r in trial_rows], index=trials.index, dtype=object)
+    runs["inert"] = pd.Series([r["inert"] for r in run_rows], index=runs.index, dtype=object)
+    return trials, runs
+
+
+def _target_gain(study: optuna.Study) -> tuple[float, str | None]:
+    """``report.target_gain`` from the study attrs or the setup, else the default."""
+    setup_report = _setup(study).get("report")
+    candidates = [
+        study.user_attrs.get("report.target_gain"),
+        (study.user_attrs.get("report") or {}).get("target_gain")
+        if isinstance(study.user_attrs.get("report"), dict)
+        else None,
+        setup_report.get("target_gain") if isinstance(setup_report, dict) else None,
+    ]
+    for value in candidates:
+        if value is None:
+            continue
+        number = _float(value)
+        if math.isfinite(number) and number != 0.0:
+            return abs(number), None
+        return DEFAULT_TARGET_GAIN, (
+            f"report.target_gain = {value!r} is not a non-zero number; the power statement uses "
+            f"{DEFAULT_TARGET_GAIN}."
+        )
+    return DEFAULT_TARGET_GAIN, None
+
+
+def examples_frame(examples: Mapping[str, Mapping[str, list[Any]]]) -> pd.DataFrame:
+    """One trial's per-example outcomes as a tidy table.
+
+    Args:
+        examples: ``{seed: {"id": [...], column: [...]}}``
+            (:attr:`loran_search.record.TrialRecord.examples`).
+
+    Returns:
+        Columns ``seed`` (str), ``example_id`` (str), then the value columns in their recorded
+        order; one row per (seed, example). A seed whose columns are not all as long as its ids
+        is left out (a malformed record), as are its columns.
+    """
+    frames = []
+    columns: list[str] = []
+    for seed, cols in examples.items():
+        ids = cols.get("id")
+        if not isinstance(ids, list) or not ids:
+            continue
+        if any(len(v) != len(ids) for v in cols.values()):
+            continue
+        data = {"seed": [str(seed)] * len(ids), "example_id": [str(i) for i in ids]}
+        for col, vals in cols.items():
+            if col != "id":
+                data[col] = vals
+                if col not in columns:
+                    columns.append(col)
+        frames.append(pd.DataFrame(data))
+    if not frames:
+        return pd.DataFrame(columns=["seed", "example_id", *columns])
+    out = pd.concat(frames, ignore_index=True)
+    return out[["seed", "example_id", *columns]]
 
 
 def _measured(per_metrics: Any, metric: str) -> bool:

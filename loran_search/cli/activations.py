@@ -4,6 +4,12 @@
 ``plot`` also imports torch, matplotlib and seaborn. Each handler takes the parsed
 ``argparse.Namespace`` and returns the exit code; user errors raise
 :class:`loran_search.errors.UsageError`.
+
+``audit`` and ``plot`` take ``--study FILE`` (a study YAML): without ``--interval`` they then use
+the range of ``P = B·A`` that study's runs visited (``± max`` over its candidate runs of the
+recorded 99.9th percentile of ``|P|``), read through :func:`loran_search.analysis.visited_interval`;
+``--interval`` still overrides it, and a study without mechanism records keeps ``[-1, 1]`` with a
+note on stderr.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("names", nargs="*", metavar="NAME", help="activations (default: all)")
     p.add_argument("--expr", action="append", default=[], metavar="E", help="audit a formula in x")
     add_set(p, "a parameter as name.param=value")
-    p.add_argument("--interval", default="-1,1", metavar="A,B", help="default -1,1")
+    _add_interval(p)
     add_format(p, ("table", "json"), "table")
     add_import(p)
     p = add_command(
@@ -51,9 +57,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("names", nargs="+", metavar="NAME")
     add_set(p, "a parameter as name.param=value")
-    p.add_argument("--interval", default="-1,1", metavar="A,B", help="default -1,1")
+    _add_interval(p)
     p.add_argument("--out", required=True, metavar="FILE.png")
     add_import(p)
+
+
+def _add_interval(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--interval",
+        default=None,
+        metavar="A,B",
+        help="default -1,1, or the visited range of P in the --study",
+    )
+    p.add_argument(
+        "--study",
+        metavar="FILE",
+        help="a study YAML: default --interval to the range of P its runs visited",
+    )
+
+
+def resolve_interval(args: argparse.Namespace) -> tuple[float, float]:
+    """``--interval``, else the visited range of ``--study``'s runs, else ``(-1, 1)``.
+
+    Where the interval comes from is printed to stderr when it is the study's.
+
+    Raises:
+        UsageError: A malformed ``--interval``, a missing study file, storage or study.
+    """
+    if args.interval is not None:
+        return parse_interval(args.interval)
+    if not getattr(args, "study", None):
+        return (-1.0, 1.0)
+    from loran_search.analysis.api import ReportError, visited_interval
+    from loran_search.cli.report import study_from_file
+
+    storage, name, _ = study_from_file(args.study)
+    try:
+        interval, why = visited_interval(storage=storage, study_name=name)
+    except ReportError as err:
+        raise UsageError(str(err)) from None
+    print(f"interval from study '{name}': {why}", file=sys.stderr)
+    return interval
 
 
 #: Key of ``--set`` values that apply to ``--expr`` formulas (``--set a=0.1`` without a name).
@@ -199,10 +243,10 @@ def _params_for(name: str, given: dict[str, float]) -> dict[str, float]:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    """``activations audit [NAME …] [--expr E] [--set n.p=v] [--interval a,b] [--format …]``."""
+    """``activations audit [NAME …] [--expr E] [--set n.p=v] [--interval a,b | --study FILE]``."""
     from activations.symbolic import FormulaError, audit, audit_formula
 
-    interval = parse_interval(args.interval)
+    interval = resolve_interval(args)
     sets = parse_sets(args.overrides, allow_formula=True)
     names = list(args.names) or ([] if args.expr else list_activations())
     for n in names:
@@ -247,7 +291,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         for r in results
     ]
     a, b = interval
-    print(_table(rows, ("name", "f(0)", "f'(0)", f"sup|f'| on [{a:g},{b:g}]", "ΔW=0", "warn")))
+    print(_table(rows, ("name", "f(0)", "f'(0)", f"sup|f'| on [{a:.4g},{b:.4g}]", "ΔW=0", "warn")))
     for r in results:
         if r.warnings:
             params = ", ".join(f"{k}={_fmt(v)}" for k, v in r.params.items())
@@ -258,11 +302,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    """``activations plot NAME… [--set n.p=v] [--interval a,b] --out FILE.png``: f and f'."""
+    """``activations plot NAME… [--set n.p=v] [--interval a,b | --study FILE] --out FILE``."""
     out = Path(args.out)
     if out.suffix.lower() not in {".png", ".svg", ".pdf"}:
         raise UsageError(f"--out {args.out!r}: use a .png (or .svg/.pdf) file name.")
-    interval = parse_interval(args.interval)
+    interval = resolve_interval(args)
     sets = parse_sets(args.overrides, allow_formula=False)
     names = list(args.names)
     _check_set_targets(sets, names)

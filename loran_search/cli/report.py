@@ -28,8 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_import(p)
 
 
-def _study_from_file(path: str) -> tuple[str, str, str | None]:
-    """``(storage, study name, artifact dir)`` of a study YAML (checked by the loader)."""
+def study_from_file(path: str) -> tuple[str, str, str | None]:
+    """``(storage, study name, artifact dir)`` of a study YAML (checked by the loader).
+
+    Raises:
+        UsageError: No file at ``path``.
+        ConfigError: The file is not a valid study (exit 2, with every problem listed).
+    """
     if not Path(path).is_file():
         raise UsageError(
             f"No study file at {path}. Pass a study YAML, or --storage URL --study NAME."
@@ -46,7 +51,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     artifacts: str | None = None
     if args.file:
-        storage, name, artifacts = _study_from_file(args.file)
+        storage, name, artifacts = study_from_file(args.file)
         storage = args.storage or storage
         name = args.study or name
     else:

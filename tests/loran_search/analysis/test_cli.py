@@ -84,3 +84,44 @@ def test_report_errors_are_clear(sqlite_study, tmp_path, capsys) -> None:
     missing_db = f"sqlite:///{tmp_path / 'nothing.db'}"
     assert main(["report", "--storage", missing_db, "--study", "x"]) == 2
     assert "No study database" in capsys.readouterr().err
+
+
+def test_activations_audit_and_plot_default_to_the_studys_visited_range(tmp_path, capsys) -> None:
+    import json
+
+    from tests.loran_search.analysis.conftest import mechanism_figures
+
+    url = f"sqlite:///{tmp_path / 'mech.db'}"
+    _, b = new_study(storage=url)
+    b.add("identity", 8, {0: 0.5, 1: 0.6}, mechanism=0.0)
+    mech = {0: mechanism_figures(0.01, 0.02), 1: mechanism_figures(0.01, 0.04)}
+    b.add("sinter", 8, {0: 0.52, 1: 0.61}, amplitude=1e-3, mechanism=mech)
+    yml = tmp_path / "study.yaml"
+    yml.write_text(STUDY_YAML.format(path=yml, url=url))
+    assert main(["activations", "audit", "sinter", "--study", str(yml), "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)[0]["interval"] == pytest.approx([-0.04, 0.04])
+    assert "interval from study 'synthetic': the visited range of P, ±0.04" in captured.err
+    # --interval still overrides the study's range
+    args = ["activations", "audit", "sinter", "--study", str(yml), "--interval=-2,2",
+            "--format", "json"]  # fmt: skip
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)[0]["interval"] == [-2.0, 2.0]
+    out = tmp_path / "f.png"
+    assert main(["activations", "plot", "sinter", "--study", str(yml), "--out", str(out)]) == 0
+    assert out.stat().st_size > 0 and "±0.04" in capsys.readouterr().err
+
+
+def test_activations_audit_with_an_older_study_keeps_the_unit_interval(
+    sqlite_study, tmp_path, capsys
+) -> None:
+    import json
+
+    yml = tmp_path / "study.yaml"
+    yml.write_text(STUDY_YAML.format(path=yml, url=sqlite_study))
+    assert main(["activations", "audit", "sinter", "--study", str(yml), "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)[0]["interval"] == [-1.0, 1.0]
+    assert "no run records the visited scale of P (older records)" in captured.err
+    assert main(["activations", "audit", "sinter", "--study", str(tmp_path / "no.yaml")]) == 2
+    assert "No study file" in capsys.readouterr().err

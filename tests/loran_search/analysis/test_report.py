@@ -38,16 +38,23 @@ def test_every_output_is_written_and_the_html_embeds_its_figures(canonical, tmp_
         assert (out / name).stat().st_size > 0, name
     pngs = sorted((out / "plots").glob("*.png"))
     assert {p.stem for p in pngs} >= {
-        "gain_vs_amplitude", "amp_freq_heatmap", "stability_by_family", "calibration",
-        "loss_curves", "shapes", "pareto",
+        "gain_intervals", "gain_vs_amplitude", "amp_freq_heatmap", "stability_by_family",
+        "calibration", "loss_curves", "shapes", "pareto",
     }  # fmt: skip
     assert all(p.stat().st_size > 5000 for p in pngs)
     html = (out / "report.html").read_text()
     assert html.count("<img") == len(pngs)
     assert html.count('src="data:image/png;base64,') == len(pngs)
     assert not re.search(r'src="(?!data:)', html)  # nothing loaded from outside the file
-    # Summary first: the verdict comes before any table or figure.
-    assert html.index("Best configuration") < html.index("<table") < html.index("<img")
+    # The verdict first, then the gain-with-interval figure, then the tables, then the rest.
+    verdict = html.index('id="verdict"')
+    assert verdict < html.index("Best configuration") < html.index('id="fig-gain_intervals"')
+    assert (
+        html.index('id="fig-gain_intervals"')
+        < html.index("<table")
+        < html.index('id="fig-gain_vs_amplitude"')
+    )
+    assert html.count('class="table-wrap"') == html.count("<table")
     assert "95% paired-t interval" in html and "Holm" in html
     # CSV and JSON hold the same rows, with the issue's columns.
     csv = pd.read_csv(out / "configurations.csv")
