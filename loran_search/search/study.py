@@ -17,9 +17,9 @@ conditional (``relu`` is one point per rank, not one per ``sinter.amplitude`` va
 queued trial is atomic in every storage (a state change from WAITING that only one worker can
 win), so no point runs twice, even with workers racing.
 
-Running the study is :mod:`loran_search.search.workers` (the loop, heartbeats, dead workers);
-counting is :mod:`loran_search.search.progress`. Their public names are importable from here
-too.
+Running the study is :mod:`loran_search.search.workers` (the loop), which stands on
+:mod:`loran_search.search.recovery` (heartbeats, retries, dead workers, signals); counting is
+:mod:`loran_search.search.progress`. Their public names are importable from here too.
 """
 
 from __future__ import annotations
@@ -45,23 +45,21 @@ from loran_search.search.progress import (
     role_of,
     study_directions,
 )
-from loran_search.search.samplers import build_pruner, build_sampler
-from loran_search.search.workers import (
+from loran_search.search.recovery import (
     HOST,
     MAX_CONSECUTIVE_ERRORS,
     StudyInterrupted,
     TrialErrors,
-    WorkerResult,
     _proc_start,
     fail_and_retry,
     heartbeat,
     recover_stale,
     requeue_failed,
     retry_trial,
-    run_confirmation,
-    run_worker,
     worker_identity,
 )
+from loran_search.search.samplers import build_pruner, build_sampler
+from loran_search.search.workers import WorkerResult, run_confirmation, run_worker
 
 if TYPE_CHECKING:
     import optuna

@@ -25,7 +25,7 @@ from loran_search.search._optuna import (
     stale_trial_ids,
     storage_of,
 )
-from loran_search.search.workers import retry_trial
+from loran_search.search.recovery import retry_trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 pytestmark = pytest.mark.filterwarnings(

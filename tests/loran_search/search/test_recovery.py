@@ -25,10 +25,11 @@ from optuna.trial import TrialState
 
 from loran_search.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED
 from loran_search.search.progress import progress_of
+from loran_search.search.recovery import MAX_CONSECUTIVE_ERRORS, TrialErrors
 from loran_search.search.study import open_study
 from loran_search.search.summary import summarize
 from loran_search.search.validate import load_config
-from loran_search.search.workers import MAX_CONSECUTIVE_ERRORS, TrialErrors, run_worker
+from loran_search.search.workers import run_worker
 from tests.loran_search.search.conftest import FAKE_SPEC, cli
 
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
@@ -194,7 +195,7 @@ def test_two_workers_starting_together_retry_a_failed_trial_once(study_file) -> 
     cfg = load_config(path)
     a = open_study(cfg, log=lambda m: None)
     b = open_study(cfg, log=lambda m: None)
-    from loran_search.search.workers import requeue_failed
+    from loran_search.search.recovery import requeue_failed
 
     requeue_failed(a, target=3, log=lambda m: None)
     requeue_failed(b, target=3, log=lambda m: None)  # raced: it queues a second copy
@@ -303,7 +304,8 @@ SCRIPT = """\
 import sys
 from loran_search.search.study import open_study
 from loran_search.search.validate import load_config
-from loran_search.search.workers import StudyInterrupted, run_worker
+from loran_search.search.recovery import StudyInterrupted
+from loran_search.search.workers import run_worker
 
 handle = open_study(load_config(sys.argv[1]), log=lambda m: None)
 try:

@@ -14,10 +14,11 @@ from optuna.trial import TrialState
 
 from loran_search import record as R
 from loran_search.search.progress import progress_of
+from loran_search.search.recovery import _proc_start
 from loran_search.search.study import StudyMismatch, open_study
 from loran_search.search.summary import summarize
 from loran_search.search.validate import load_config
-from loran_search.search.workers import _proc_start, run_worker
+from loran_search.search.workers import run_worker
 from tests.loran_search.search.conftest import FAKE_SPEC
 
 # the tests play a worker by hand with study.ask(); the search's own loop silences this
