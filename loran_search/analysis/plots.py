@@ -407,7 +407,7 @@ def gain_intervals(
         notes.append("Plot 'gain with intervals' skipped: no configuration has a paired gain.")
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(11.5, 0.42 * len(d) + 1.9))
+    fig, ax = plt.subplots(figsize=(10.5, 0.42 * len(d) + 2.6))
     y = np.arange(len(d))[::-1]
     g, el, eh = _interval_bars(d)
     confirmed = (
@@ -432,7 +432,9 @@ def gain_intervals(
     ax.set_yticklabels([str(c) for c in d["config"]], fontsize="small")
     ax.set_xlabel("gain over QLoRA (same rank, seed and examples)")
     ax.set_title(f"Gain over QLoRA with 95% intervals (top {len(d)})")
-    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    below = -0.8 / (0.42 * len(d) + 1.2)  # about 0.8 in under the axes, past the x label
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, below), ncol=2,
+              frameon=False)  # fmt: skip
     return _save(fig, out_dir, "gain_intervals.png")
 
 
@@ -458,7 +460,14 @@ def gain_vs_nonlinearity(
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     g, el, eh = _interval_bars(d)
     x = d["nonlinearity"].to_numpy(dtype=float)
-    inert = x < threshold
+    flags = d["inert"].tolist() if "inert" in d else [None] * len(d)
+    inert = np.array(
+        [
+            bool(f) if isinstance(f, (bool, np.bool_)) else bool(v < threshold)
+            for f, v in zip(flags, x, strict=True)
+        ],
+        dtype=bool,
+    )
     for mask, color, label in (
         (~inert, "C0", "non-linearity active"),
         (inert, "C7", f"LoRA in all but name (ν < {threshold:g})"),

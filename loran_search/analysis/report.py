@@ -7,9 +7,20 @@ fronts, plain-language summary); :func:`write_outputs` writes the chosen formats
   ``pareto.csv``);
 * ``json``: ``configurations.json`` (the same rows) and ``report.json`` (summary, notes and the
   other tables);
-* ``md``: ``report.md`` — summary first, then the tables; figures under ``plots/``;
-* ``html``: ``report.html`` — one self-contained file, summary first, then tables and every
-  figure embedded as ``data:image/png;base64``.
+* ``md``: ``report.md`` — the verdict first, then the gain figure, the details, the tables;
+  figures under ``plots/``;
+* ``html``: ``report.html`` — one self-contained file in the same order, every figure embedded
+  as ``data:image/png;base64``; at 1280 px wide the page never scrolls sideways (tables scroll
+  in their own box, text columns wrap at a readable width).
+
+**The verdict** (:func:`_verdict`) answers, in order: (1) does the best configuration beat QLoRA
+on held-out data — the confirmation's gain, interval and adjusted p beside its optimistic
+search-phase gain — or, without a confirmation, that the evidence is search-phase only; (2) was
+the design powered to see it (the MDE against the gain, and the seeds × examples that would
+detect ``report.target_gain``, one accuracy point by default); (3) where training becomes
+unstable; (4) whether the non-linearity was active (how many configurations were LoRA in all
+but name). Every degraded input (older records, one seed, no baseline, no or a failed
+confirmation) gives a statement instead.
 """
 
 from __future__ import annotations

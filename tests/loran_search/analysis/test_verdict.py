@@ -206,3 +206,20 @@ def test_no_baseline_and_empty_studies_still_answer(tmp_path) -> None:
     empty, _ = new_study(name="empty")
     md = _report(empty, tmp_path / "b")
     assert "no trials yet" in md and math.isfinite(0.0)
+
+
+def test_an_inert_best_configuration_is_called_lora_in_all_but_name(tmp_path) -> None:
+    study, b = new_study()
+    rng = np.random.default_rng(1)
+    n, p = 120, rng.uniform(0.2, 0.8, 120)
+    b.add("identity", 8, None, examples={s: (rng.random(n) < p).astype(int) for s in (0, 1)},
+          mechanism=0.0)  # fmt: skip
+    b.add("sinter", 8, None, amplitude=1e-6, mechanism=3e-5,
+          examples={s: (rng.random(n) < p + 0.1).astype(int) for s in (0, 1)})  # fmt: skip
+    mech = next(x for x in _verdict(_report(study, tmp_path)).splitlines() if "Non-linearity" in x)
+    assert "**Non-linearity: 1 of 1 measured configuration(s) were LoRA in all but name**" in mech
+    assert "The best configuration, sinter(amplitude=1e-06, frequency=10000) r=8, is one" in mech
+    assert "its gain, if any, is not the non-linearity's" in mech
+    table = pd.read_csv(tmp_path / "configurations.csv")
+    assert bool(table.iloc[0]["inert"]) is True
+    assert table.iloc[0]["nonlinearity"] == pytest.approx(3e-5)
