@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import loran_search.adapters  # noqa: F401  (registers LoRAN with peft, silences bitsandbytes)
+from tests.conftest import tiny_llama
 
 # The activations used where a test needs f visibly non-linear on the tiny models, one per family
 # (the registry defaults of Sinter, A = 5e-5, make f almost the identity at these scales).
@@ -30,24 +31,6 @@ def _quiet() -> Any:
         warnings.filterwarnings("ignore", message=".*(Merge|Unmerge) lora module to 8-bit.*")
         warnings.filterwarnings("ignore", message=".*Already found a `peft_config`.*")
         yield
-
-
-def tiny_llama(seed: int = 0, vocab: int = 96) -> Any:
-    """A 2-layer LLaMA (hidden 64, 4 heads) with random weights, float32, eval mode."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        vocab_size=vocab,
-        max_position_embeddings=64,
-        tie_word_embeddings=False,
-    )
-    return LlamaForCausalLM(cfg).eval()
 
 
 def nf4_llama(seed: int = 0, compute_dtype: torch.dtype = torch.float32, **kw: Any) -> Any:

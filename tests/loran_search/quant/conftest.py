@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from loran_search.quant import silence_bitsandbytes_noise
+from tests.conftest import tiny_llama
 
 silence_bitsandbytes_noise()
 
@@ -17,24 +18,6 @@ silence_bitsandbytes_noise()
 @pytest.fixture(autouse=True)
 def _quiet() -> None:
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-
-
-def tiny_llama(seed: int = 0, vocab: int = 96) -> Any:
-    """A 2-layer LLaMA (hidden 64, 4 heads) with random weights, float32, eval mode."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        vocab_size=vocab,
-        max_position_embeddings=64,
-        tie_word_embeddings=False,
-    )
-    return LlamaForCausalLM(cfg).eval()
 
 
 @pytest.fixture
