@@ -358,7 +358,8 @@ def load_records(study: optuna.Study) -> Records:
         seeds += [str(s) for s in stability if str(s) not in seeds]
         seeds += [s for s in mechanism if s not in seeds]
         value_run: str | None = None  # seed of the one run an older record's value stands for
-        if seed_metrics is None and state in ("COMPLETE", "FAIL", "PRUNED"):
+        untrained = r.failure_kind == R.FAIL_INERT  # refused before training: nothing to read
+        if seed_metrics is None and state in ("COMPLETE", "FAIL", "PRUNED") and not untrained:
             counts["no_seed_metrics"] += 1
             if state == "COMPLETE":
                 value_run = None if r.seed is None else str(r.seed)

@@ -477,11 +477,18 @@ def _mechanism_answer(a: Analysis) -> str:
         if nus.size
         else ""
     )
+    notes = c["note"].astype(str) if "note" in c else pd.Series([], dtype=str)
+    skipped = int(notes.str.startswith("not trained: search.skip_inert").sum())
     if k:
+        how = (
+            f"; {skipped} of them predicted so from the baseline's P and not trained"
+            if skipped
+            else ""
+        )
         line = (
-            f"**Non-linearity: {k} of {len(measured)} measured configuration(s) were LoRA in all "
+            f"**Non-linearity: {k} of {len(measured)} configuration(s) were LoRA in all "
             f"but name** (effective non-linearity ν = ‖f(P) − P‖/‖P‖ below {thr} in every run"
-            f"{span}): their results say nothing about f."
+            f"{how}{span}): their results say nothing about f."
         )
     else:
         line = (

@@ -81,3 +81,15 @@ def test_divergence_known_only_from_the_failure_reason() -> None:
     runs = rec.runs[rec.runs["trial"] == 0]
     assert len(runs) == 1 and bool(runs.iloc[0]["diverged"])
     assert any("failure reason" in n for n in rec.notes)
+
+
+def test_a_candidate_skipped_as_inert_is_not_an_old_record() -> None:
+    """search.skip_inert records FAIL `inert:` before training: no 'no seed_metrics' note."""
+    study, b = new_study()
+    b.add("identity", 8, {0: 0.5})
+    b.add("sinter", 8, None, amplitude=1e-5, state=TrialState.FAIL,
+          failure="inert: predicted ν = 7e-06 < threshold 0.001", drop=("seed_metrics",),
+          attrs={"failure_kind": "inert"})  # fmt: skip
+    rec = load_records(study)
+    assert not any("no seed_metrics" in n for n in rec.notes)
+    assert rec.trials.loc[1, "failure_kind"] == "inert"

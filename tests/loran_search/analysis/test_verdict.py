@@ -117,7 +117,7 @@ def test_search_only_evidence_is_called_optimistic(tmp_path) -> None:
     assert "`loran-search confirm FILE`" in verdict
     assert "**Power:** the search design that ran (3 seed(s) × 150 examples)" in verdict
     assert "α = 0.05/2, Holm over 2 tests" in verdict
-    assert "1 of 2 measured configuration(s) were LoRA in all but name" in verdict
+    assert "1 of 2 configuration(s) were LoRA in all but name" in verdict
 
 
 def test_target_gain_comes_from_the_setup(tmp_path) -> None:
@@ -217,7 +217,7 @@ def test_an_inert_best_configuration_is_called_lora_in_all_but_name(tmp_path) ->
     b.add("sinter", 8, None, amplitude=1e-6, mechanism=3e-5,
           examples={s: (rng.random(n) < p + 0.1).astype(int) for s in (0, 1)})  # fmt: skip
     mech = next(x for x in _verdict(_report(study, tmp_path)).splitlines() if "Non-linearity" in x)
-    assert "**Non-linearity: 1 of 1 measured configuration(s) were LoRA in all but name**" in mech
+    assert "**Non-linearity: 1 of 1 configuration(s) were LoRA in all but name**" in mech
     assert "The best configuration, sinter(amplitude=1e-06, frequency=10000) r=8, is one" in mech
     assert "its gain, if any, is not the non-linearity's" in mech
     table = pd.read_csv(tmp_path / "configurations.csv")
