@@ -61,9 +61,11 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loran_search import record as R
+from loran_search.errors import UsageError
 from loran_search.search._optuna import queued_params
 from loran_search.search.progress import (
     Progress,
@@ -100,6 +102,25 @@ if TYPE_CHECKING:
 
 
 # ------------------------------------------------------------------------------ the loop
+
+
+def adapters_dir_of(artifact_dir: Path, study_name: str) -> Path:
+    """``<artifacts>/adapters/<study>``, refused if the name would lead outside ``artifacts/``.
+
+    Trial folders there are created and removed, so this is checked even though a validated
+    study name has no separator and no ``..`` (a hand-built config skips validation).
+
+    Raises:
+        UsageError: The folder would not lie inside ``<artifacts>/adapters``.
+    """
+    base = artifact_dir / "adapters"
+    path = base / study_name
+    if not path.resolve().is_relative_to(base.resolve()) or path.resolve() == base.resolve():
+        raise UsageError(
+            f"Study name {study_name!r} would put the adapters outside {base}: use a plain "
+            "name (letters, digits, '-', '_', '.'), e.g. sinter-amplitude-2."
+        )
+    return path
 
 
 @dataclass
@@ -205,7 +226,7 @@ class _Worker:
         self.grid = self.cfg.study.sampler.get("name") == "grid"
         handle.artifact_dir.mkdir(parents=True, exist_ok=True)
         self.store = FileSystemArtifactStore(str(handle.artifact_dir))
-        self.adapters_dir = handle.artifact_dir / "adapters" / self.cfg.study.name
+        self.adapters_dir = adapters_dir_of(handle.artifact_dir, self.cfg.study.name)
         self.hb_interval = float(self.cfg.study.heartbeat_interval)
         self.errors_in_a_row = 0
         self.result = WorkerResult()
