@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from loran_search.cli._args import add_command, add_import, add_set
 from loran_search.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, UsageError
-from loran_search.storage import mask_url
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -68,6 +67,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", nargs="?", metavar="FILE", help="study YAML (or --storage)")
     p.add_argument("--storage", metavar="URL")
     p.add_argument("--port", type=int, default=8080)
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password shown as ``***`` (the storage module, imported when needed)."""
+    from loran_search.storage import mask_url as _mask
+
+    return _mask(url)
 
 
 def _err(msg: str) -> None:
