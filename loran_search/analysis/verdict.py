@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from loran_search import record as R
 from loran_search.analysis.configurations import (
     EVIDENCE_CONFIRMATION,
     POWER,
@@ -398,7 +399,20 @@ def _stability_answers(a: Analysis) -> list[str]:
             )
         out.append(line + ".")
     elif len(t):
-        out.append("Stability: no run records stability telemetry.")
+        runs = rec.runs
+        cand = runs[(runs["role"] == R.ROLE_CANDIDATE) & runs["has_stability"].astype(bool)]
+        if len(cand):
+            # every candidate is in the registry's `baseline` family (relu, sigmoid, …), which
+            # the family table shares with QLoRA: state the candidates' runs directly
+            spiked = (cand["loss_spikes"].fillna(0) > 0).mean()
+            out.append(
+                f"Stability of the candidates (all in the registry's `baseline` family of "
+                f"standard functions): {pct(cand['diverged'].astype(bool).mean())} of their "
+                f"{len(cand)} run(s) diverged, {pct(spiked)} had loss spikes, max gradient norm "
+                f"{fmt(cand['grad_norm_max'].max(), 3)}."
+            )
+        else:
+            out.append("Stability: no run records stability telemetry.")
 
     for th in a.thresholds:
         act = th["activation"]
@@ -468,7 +482,12 @@ def _mechanism_answer(a: Analysis) -> str:
             "**Non-linearity:** not measured — no run records the mechanism telemetry (older "
             "records), so whether f did anything beyond LoRA is unknown."
         )
-    k = int(sum(truthy(v) for v in measured["inert"]))
+    # P = B·A stayed exactly 0 (e.g. relu: f'(0) = 0 with B = 0 at the start, so no gradient
+    # ever reaches A or B): not "LoRA in all but name" but an adapter that never trained
+    p_rms = measured["p_rms"].to_numpy(dtype=float) if "p_rms" in measured else np.array([])
+    dead = measured[p_rms == 0] if p_rms.size else measured.iloc[0:0]
+    measured_live = measured.drop(index=dead.index)
+    k = int(sum(truthy(v) for v in measured_live["inert"]))
     thr = f"{INERT_THRESHOLD:g}"
     nus = measured["nonlinearity"].to_numpy(dtype=float)
     nus = nus[np.isfinite(nus)]
@@ -495,9 +514,16 @@ def _mechanism_answer(a: Analysis) -> str:
             f"**Non-linearity:** active in all {len(measured)} measured configuration(s) "
             f"(ν = ‖f(P) − P‖/‖P‖ ≥ {thr} in some run{span})."
         )
+    if len(dead):
+        names = ", ".join(str(x) for x in dead["config"])
+        line += (
+            f" **{len(dead)} configuration(s) never trained: P = B·A stayed exactly 0** "
+            f"({names}): f′(0) = 0, and with B = 0 at the start no gradient reaches A or B — "
+            "the run measures the unadapted model, not f."
+        )
     _, with_gain = _with_gain(c)
     best = with_gain.iloc[0] if len(with_gain) else None
-    if best is not None and truthy(best["inert"]):
+    if best is not None and truthy(best["inert"]) and best.name not in dead.index:
         line += (
             f" The best configuration, {best['config']}, is one of them (ν = "
             f"{fmt(best['nonlinearity'], 3)}): its gain, if any, is not the non-linearity's."

@@ -28,9 +28,9 @@ from loran_search.analysis.records import load_records
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-ACTIVATIONS = ("identity", "sinter")
+ACTIVATIONS = ("identity", "relu", "sinter")
 RANKS = (4, 8, 16)
-FAMILY = {"identity": "baseline", "sinter": "sinter"}
+FAMILY = {"identity": "baseline", "relu": "baseline", "sinter": "sinter"}
 DIST = {
     "activation": CategoricalDistribution(ACTIVATIONS),
     "rank": CategoricalDistribution(RANKS),

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from loran_search.analysis import paired as PE
 from loran_search.analysis import write_report
 from loran_search.analysis.configurations import EVIDENCE_COLUMNS, STAT_COLUMNS
-from tests.loran_search.analysis.conftest import new_study
+from tests.loran_search.analysis.conftest import mechanism_figures, new_study
 
 
 def _report(study, out: Path, formats=("md", "csv", "json")) -> str:
@@ -223,3 +223,17 @@ def test_an_inert_best_configuration_is_called_lora_in_all_but_name(tmp_path) ->
     table = pd.read_csv(tmp_path / "configurations.csv")
     assert bool(table.iloc[0]["inert"]) is True
     assert table.iloc[0]["nonlinearity"] == pytest.approx(3e-5)
+
+
+def test_an_adapter_whose_update_stayed_zero_is_said_to_have_never_trained(tmp_path) -> None:
+    """relu with B = 0 at the start: f'(0) = 0, no gradient, P = 0 (seen in the real ablation)."""
+    study, b = new_study()
+    rng = np.random.default_rng(2)
+    n, p = 120, rng.uniform(0.2, 0.8, 120)
+    b.add("identity", 8, None, examples={s: (rng.random(n) < p).astype(int) for s in (0, 1)},
+          mechanism=0.0)  # fmt: skip
+    b.add("relu", 8, None, mechanism={s: mechanism_figures(0.0, p999=0.0) for s in (0, 1)},
+          examples={s: (rng.random(n) < p - 0.3).astype(int) for s in (0, 1)})  # fmt: skip
+    mech = next(x for x in _verdict(_report(study, tmp_path)).splitlines() if "Non-linearity" in x)
+    assert "**1 configuration(s) never trained: P = B·A stayed exactly 0** (relu() r=8)" in mech
+    assert "were LoRA in all but name" not in mech
