@@ -658,7 +658,9 @@ class _Worker:
         with self.signals.held(drop=stopping):  # a second Ctrl-C must not cut the record short
             for key, value in outcome.attrs.items():
                 trial.set_user_attr(key, value)
-            if outcome.message:
+            # on_trial reports the recorded trial, failure included: log the message only when
+            # nothing else will say it (no callback, or the worker stops before calling it)
+            if outcome.message and (self.on_trial is None or outcome.stop is not None):
                 self.log(outcome.message)
             if outcome.state == TrialState.COMPLETE:
                 self.study.tell(trial, outcome.values)
