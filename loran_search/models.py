@@ -194,11 +194,15 @@ class ModelDescription:
             (``model.layers.0.self_attn.q_proj`` → ``(128, 128)``).
         others: ``{module name: class name}`` of every other module (peft matches those too).
         max_positions: The config's ``max_position_embeddings`` (the context), if it has one.
+        conv: ``{module name: (C_in·k_h·k_w, C_out)}`` of every ``nn.Conv2d``: the widths of
+            its flattened kernel, whose LoRAN update is ``f(B·A)`` of that shape
+            (:mod:`loran_search.adapters.conv`).
     """
 
     linear: dict[str, tuple[int, int]]
     others: dict[str, str] = field(default_factory=dict)
     max_positions: int | None = None
+    conv: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (see :meth:`from_dict`)."""
@@ -206,6 +210,7 @@ class ModelDescription:
             "linear": {k: list(v) for k, v in self.linear.items()},
             "others": dict(self.others),
             "max_positions": self.max_positions,
+            "conv": {k: list(v) for k, v in self.conv.items()},
         }
 
     @classmethod
@@ -215,6 +220,7 @@ class ModelDescription:
             linear={str(k): (int(v[0]), int(v[1])) for k, v in data["linear"].items()},
             others={str(k): str(v) for k, v in data.get("others", {}).items()},
             max_positions=data.get("max_positions"),
+            conv={str(k): (int(v[0]), int(v[1])) for k, v in data.get("conv", {}).items()},
         )
 
 
@@ -224,16 +230,21 @@ def module_table(model: Any) -> ModelDescription:
 
     linear: dict[str, tuple[int, int]] = {}
     others: dict[str, str] = {}
+    conv: dict[str, tuple[int, int]] = {}
     for name, module in model.named_modules():
         if not name:
             continue
         if isinstance(module, torch.nn.Linear):  # bitsandbytes' layers subclass it
             linear[name] = (int(module.in_features), int(module.out_features))
+        elif isinstance(module, torch.nn.Conv2d):
+            kh, kw = module.kernel_size
+            conv[name] = (int(module.in_channels) * int(kh) * int(kw), int(module.out_channels))
         else:
             others[name] = type(module).__name__
     config = getattr(model, "config", None)
     max_pos = getattr(config, "max_position_embeddings", None)
-    return ModelDescription(linear, others, int(max_pos) if isinstance(max_pos, int) else None)
+    positions = int(max_pos) if isinstance(max_pos, int) else None
+    return ModelDescription(linear, others, positions, conv)
 
 
 def _cheap_to_build(name: str) -> bool:
@@ -286,12 +297,15 @@ def _config_file(section: ModelSection) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
-def _instantiate_on_meta(folder: Path) -> ModelDescription | None:
+def _instantiate_on_meta(
+    folder: Path, auto_class: str = "AutoModelForCausalLM"
+) -> ModelDescription | None:
     """Build the architecture of ``folder``'s config on the ``meta`` device (no weights)."""
     import warnings
 
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    import transformers
+    from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
@@ -301,7 +315,7 @@ def _instantiate_on_meta(folder: Path) -> ModelDescription | None:
             warnings.simplefilter("ignore")
             config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
             with torch.device("meta"):
-                model = AutoModelForCausalLM.from_config(config)
+                model = getattr(transformers, auto_class).from_config(config)
     except Exception:  # an architecture transformers cannot build here: run/train will say
         return None
     finally:
@@ -318,7 +332,9 @@ def _description_cache(key: str) -> Path:
     return assets.cache_root() / "modules" / f"{key}.json"
 
 
-def describe_model(section: ModelSection) -> ModelDescription | None:
+def describe_model(
+    section: ModelSection, auto_class: str = "AutoModelForCausalLM"
+) -> ModelDescription | None:
     """The layers of ``model.name`` read from its config, without loading any weights.
 
     The config is the ``config.json`` of a local folder or of a built embedded asset (an
@@ -329,6 +345,8 @@ def describe_model(section: ModelSection) -> ModelDescription | None:
 
     Args:
         section: The ``model:`` section (``name`` and ``revision`` are used).
+        auto_class: The transformers auto class that builds the architecture
+            (``AutoModelForSeq2SeqLM`` for encoder-decoders; see :mod:`loran_search.kinds`).
 
     Returns:
         The description, or ``None`` when it cannot be had cheaply and offline (an unbuilt
@@ -353,7 +371,8 @@ def describe_model(section: ModelSection) -> ModelDescription | None:
             f"model.name {section.name!r}: {file} is not valid JSON ({err}).",
             fix="Restore the checkpoint's config.json (save_pretrained writes it).",
         ) from None
-    key = hashlib.sha256(raw + b"\0transformers " + version.encode()).hexdigest()
+    salt = b"" if auto_class == "AutoModelForCausalLM" else b"\0" + auto_class.encode()
+    key = hashlib.sha256(raw + b"\0transformers " + version.encode() + salt).hexdigest()
     if key in _DESCRIBED:
         return _DESCRIBED[key]
     cache = _description_cache(key)
@@ -361,7 +380,7 @@ def describe_model(section: ModelSection) -> ModelDescription | None:
     try:
         desc = ModelDescription.from_dict(json.loads(cache.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError, IndexError):
-        desc = _instantiate_on_meta(file.parent)
+        desc = _instantiate_on_meta(file.parent, auto_class)
         if desc is not None:
             _write_atomically(cache, json.dumps(desc.to_dict()))
     _DESCRIBED[key] = desc
@@ -378,6 +397,22 @@ def _write_atomically(path: Path, text: str) -> None:
         os.replace(tmp, path)
     except OSError:
         return
+
+
+def read_config(section: ModelSection) -> dict[str, Any] | None:
+    """The ``config.json`` of ``model.name`` when it can be read cheaply and offline, else ``None``.
+
+    Read from the same places as :func:`describe_model` (a local folder, a built embedded
+    asset, a hub id already in the Hugging Face cache); never reaches the network.
+    """
+    file = _config_file(section)
+    if file is None:
+        return None
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def describe_modules(section: ModelSection) -> dict[str, list[tuple[int, int]]] | None:
@@ -421,7 +456,8 @@ def target_problems(
     """
     from loran_search.config import did_you_mean
 
-    leaves = list(dict.fromkeys(n.rsplit(".", 1)[-1] for n in desc.linear))
+    layers = {**desc.linear, **desc.conv}  # the layers LoRAN adapts
+    leaves = list(dict.fromkeys(n.rsplit(".", 1)[-1] for n in layers))
     problems: list[tuple[tuple[str | int, ...], str]] = []
     if not target_modules:
         problems.append(
@@ -435,13 +471,14 @@ def target_problems(
     for i, target in enumerate(target_modules):
         path: tuple[str | int, ...] = ("adapter", "target_modules", i)
         other = next(((n, c) for n, c in desc.others.items() if _matches(n, target)), None)
-        linear = {n: s for n, s in desc.linear.items() if _matches(n, target)}
+        linear = {n: s for n, s in layers.items() if _matches(n, target)}
         if other is not None:
             problems.append(
                 (
                     path,
                     f"{target!r} matches {other[0]!r}, a {other[1]}, not a linear layer; LoRAN "
-                    f"adapts linear layers only (this model's: {', '.join(leaves)}).",
+                    f"adapts linear (and 2-D convolution) layers only (this model's: "
+                    f"{', '.join(leaves)}).",
                 )
             )
         elif not linear:
@@ -494,8 +531,11 @@ def _guard(model: Any) -> int:
     return int(guard_4bit(model))
 
 
-def load_model(cfg: ModelSection) -> tuple[Any, Any]:
+def load_model(cfg: ModelSection, auto_class: str = "AutoModelForCausalLM") -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` as ``cfg`` says; the model is frozen-ready and in eval mode.
+
+    ``auto_class`` is the transformers class that loads it (``AutoModelForSeq2SeqLM`` for the
+    encoder-decoder kind, :mod:`loran_search.kinds`).
 
     The tokenizer always has a pad token (EOS when the checkpoint defines none) and pads on the
     right. ``model.loran_load_info`` holds a :class:`LoadInfo` (loading seconds etc.).
@@ -508,7 +548,8 @@ def load_model(cfg: ModelSection) -> tuple[Any, Any]:
     device = resolve_device(cfg.device)
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import transformers
+    from transformers import AutoTokenizer
 
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     t0 = time.perf_counter()
@@ -522,7 +563,7 @@ def load_model(cfg: ModelSection) -> tuple[Any, Any]:
             model_kwargs["dtype"] = getattr(torch, cfg.compute_dtype)
         else:
             model_kwargs["dtype"] = getattr(torch, cfg.compute_dtype)
-        model = AutoModelForCausalLM.from_pretrained(path, **model_kwargs)
+        model = getattr(transformers, auto_class).from_pretrained(path, **model_kwargs)
     except OSError as err:
         hint = (
             " It is a hub id: online, check the spelling and access rights; offline, download it "

@@ -168,9 +168,9 @@ def get_model(cfg: StudyConfig) -> tuple[Any, Any]:
     """The (cached) base model and tokenizer of ``cfg.model``."""
     key = _key(cfg.model)
     if key not in _MODELS:
-        from loran_search.models import load_model
+        from loran_search.kinds import load  # the model kind's loader (LLaMA: models.load_model)
 
-        _MODELS[key] = load_model(cfg.model)
+        _MODELS[key] = load(cfg.model)
     return _MODELS[key]
 
 
@@ -178,11 +178,10 @@ def get_task(cfg: StudyConfig) -> Any:
     """The (cached) tokenized task of ``cfg.task`` for ``cfg.model``'s tokenizer."""
     key = _key(cfg.model, cfg.task)
     if key not in _TASKS:
-        from loran_search.tasks import build_task
+        from loran_search.kinds import build_task  # the kind's task (LLaMA: tasks.build_task)
 
         model, tokenizer = get_model(cfg)
-        max_pos = getattr(model.config, "max_position_embeddings", None)
-        _TASKS[key] = build_task(cfg.task, tokenizer, max_positions=max_pos)
+        _TASKS[key] = build_task(cfg.model, cfg.task, model, tokenizer)
     return _TASKS[key]
 
 
@@ -277,6 +276,7 @@ def build_adapter(
     import peft
 
     from loran_search.adapters import LoranConfig
+    from loran_search.kinds import peft_task_type
 
     if rank < 1:
         raise TrainingError(f"rank must be ≥ 1 (got {rank}).")
@@ -288,7 +288,7 @@ def build_adapter(
         use_rslora=adapter.use_rslora,
         activation=activation,
         activation_params=dict(activation_params),
-        task_type="CAUSAL_LM",
+        task_type=peft_task_type(model),  # the model kind's (CAUSAL_LM for LLaMA)
     )
     return peft.get_peft_model(model, cfg)
 
@@ -417,8 +417,9 @@ def adapter_layers(model: Any) -> list[LayerFactors]:
             out.append(
                 LayerFactors(
                     module=name if len(module.loran_activations) == 1 else f"{name}[{adapter}]",
-                    A=module.lora_A[adapter].weight,
-                    B=module.lora_B[adapter].weight,
+                    # a conv kernel's factors flattened (r × C_in·k_h·k_w, C_out × r): P = B·A
+                    A=module.lora_A[adapter].weight.flatten(1),
+                    B=module.lora_B[adapter].weight.flatten(1),
                     scale=float(module.scaling[adapter]),
                     f=fn,
                     frequency=None if freq is None else float(freq),
@@ -727,7 +728,8 @@ def _train(
     n_trainable = sum(p.numel() for p in params)
     opt = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
     batches = _batches(task.train_examples, t.batch_size, seed)
-    pad_id = tokenizer.pad_token_id
+    pad_id = getattr(tokenizer, "pad_token_id", None)  # a network's task has no tokenizer
+    task_loss = getattr(task, "loss", None)  # a task that owns its loss (kinds docstring)
     memory = _Memory(device)
     history: list[dict[str, Any]] = []
     losses: list[float] = []
@@ -750,7 +752,9 @@ def _train(
             opt.zero_grad(set_to_none=True)
             step_loss = 0.0
             for _ in range(t.grad_accum):
-                loss = _loss(model, next(batches), pad_id, device) / t.grad_accum
+                batch = next(batches)
+                loss = task_loss(model, batch) if task_loss else _loss(model, batch, pad_id, device)
+                loss = loss / t.grad_accum
                 loss.backward()
                 step_loss += float(loss.detach())
             norm = torch.nn.utils.clip_grad_norm_(

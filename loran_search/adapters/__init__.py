@@ -1,4 +1,4 @@
-"""LoRAN adapters for peft: ``ΔW = s·f(B·A)`` on ``nn.Linear`` and bitsandbytes 4/8-bit layers.
+"""LoRAN adapters for peft: ``ΔW = s·f(B·A)`` on ``nn.Linear``, ``nn.Conv2d``, bnb 4/8-bit layers.
 
 Importing this package registers LoRAN with peft: ``peft.get_peft_model(model, LoranConfig(...))``
 builds LoRAN layers, and ``PeftModel.from_pretrained`` recognises saved LoRAN adapters
@@ -30,6 +30,7 @@ warnings.filterwarnings(
 
 from loran_search.adapters.bnb import LoranLinear4bit, LoranLinear8bitLt  # noqa: E402
 from loran_search.adapters.config import LORAN_FIELDS, LoranConfig, build_activation  # noqa: E402
+from loran_search.adapters.conv import LoranConv2d  # noqa: E402
 from loran_search.adapters.function import DeltaTerm, loran_linear  # noqa: E402
 from loran_search.adapters.io import (  # noqa: E402
     install_config_loader,
@@ -46,6 +47,7 @@ __all__ = [
     "LORAN_FIELDS",
     "DeltaTerm",
     "LoranConfig",
+    "LoranConv2d",
     "LoranLayerMixin",
     "LoranLinear",
     "LoranLinear4bit",

@@ -19,8 +19,9 @@ class UnsupportedLayer:
         name = kwargs.get("target_name", "?")
         raise ValueError(
             f"LoRAN cannot adapt module {name!r} of type {type(base).__name__}. Supported layer "
-            "types: torch.nn.Linear, bitsandbytes.nn.Linear4bit, bitsandbytes.nn.Linear8bitLt. "
-            "Narrow `target_modules` to linear layers (e.g. ['q_proj', 'v_proj'])."
+            "types: torch.nn.Linear, torch.nn.Conv2d, bitsandbytes.nn.Linear4bit, "
+            "bitsandbytes.nn.Linear8bitLt. Narrow `target_modules` to linear or convolution "
+            "layers (e.g. ['q_proj', 'v_proj'])."
         )
 
 
@@ -29,11 +30,13 @@ def custom_module_mapping() -> dict[type[nn.Module], Any]:
     import bitsandbytes as bnb
 
     from loran_search.adapters.bnb import LoranLinear4bit, LoranLinear8bitLt
+    from loran_search.adapters.conv import LoranConv2d
     from loran_search.adapters.layers import LoranLinear
 
     return {
         bnb.nn.Linear4bit: LoranLinear4bit,
         bnb.nn.Linear8bitLt: LoranLinear8bitLt,
         nn.Linear: LoranLinear,
+        nn.Conv2d: LoranConv2d,
         nn.Module: UnsupportedLayer,
     }

@@ -81,6 +81,7 @@ EXAMPLE_COLUMN = {
     "rouge_l": "rougeL",
     "gold_logprob_mean": "gold_logprob",
     "summary_loss": "loss",
+    "mean_return": "return",  # a control task: per-episode returns, paired by episode seed
 }
 
 TRIAL_COLUMNS = [

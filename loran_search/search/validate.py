@@ -399,10 +399,10 @@ def check_model(
     device); ``model.name`` must resolve (an embedded model, a folder with ``config.json`` or
     a hub id) and a readable ``config.json`` must be valid JSON.
     """
+    from loran_search.kinds import describe, kind_problems, resolve_kind
     from loran_search.models import (
         DEVICE_PATTERN,
         ModelError,
-        describe_model,
         device_problem,
         model_name_problem,
     )
@@ -417,11 +417,15 @@ def check_model(
     if environment and usable:
         section = ModelSection(**values)
         problem = model_name_problem(section.name)
+        kinds = kind_problems(section) if "kind" in values or "kind" not in raw else []
+        for key, message in kinds:  # the model kind (loran_search.kinds) fits the base
+            ctx.err(("model", key), message)
         if problem:
             ctx.err(("model", "name"), problem)
-        else:
+        elif not kinds:
+            ctx.shared["model_kind"] = resolve_kind(section)
             try:
-                ctx.shared["model_description"] = describe_model(section)
+                ctx.shared["model_description"] = describe(section)
             except ModelError as err:
                 ctx.err(("model", "name"), str(err))
     return values
@@ -478,6 +482,18 @@ def check_task(
         )
     if not environment:
         return values
+    kind = ctx.shared.get("model_kind")
+    if kind is not None and given("name", "type", "env"):
+        from loran_search.kinds import task_problems
+
+        kind_found = task_problems(kind, task)
+        for key, message in kind_found:
+            ctx.err(("task", key), message)
+        if not kind_found and task.type == "control":
+            from loran_search.tasks.control import env_problems
+
+            for message in env_problems(task.env):
+                ctx.err(("task", "env"), message)
     if given("name", "type"):
         for problem in check_source(task):
             ctx.err(("task", "name"), problem)
@@ -507,6 +523,9 @@ def check_adapter(
     loaded, before training.
     """
     values = check_fields("adapter", raw, ctx)
+    kind = ctx.shared.get("model_kind")
+    if "target_modules" not in raw and kind is not None:
+        values["target_modules"] = list(kind.default_targets)  # the model kind's default
     targets = values.get("target_modules")
     if environment and targets:
         desc = _model_description(ctx)

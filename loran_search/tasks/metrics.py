@@ -11,6 +11,10 @@ Summarization: ``rouge1``, ``rouge2``, ``rougeL`` are the mean F-measures of
 ``rouge_score.rouge_scorer.RougeScorer([...], use_stemmer=True)`` over the pairs, in [0, 1];
 ``rouge_l`` is the same value as ``rougeL`` (an alias, for study files that spell it so).
 
+Control (a policy, :mod:`loran_search.tasks.control`): ``mean_return = (1/n) Σ_i R_i`` over
+the ``n`` evaluation episodes, ``R_i`` the return of episode ``i`` (fixed environment seed,
+greedy actions); its per-example value is ``return``.
+
 Per-example outcomes: every aggregate that is a mean is the mean of its per-example values
 (``accuracy = mean(correct_i)``, ``rougeL = mean(rougeL_i)``, …; ``macro_f1`` is not a mean and
 has no per-example value). The continuous companion metrics (:data:`COMPANION_METRICS`) are means
@@ -32,12 +36,14 @@ from collections.abc import Sequence
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("accuracy", "macro_f1"),
     "summarization": ("rouge1", "rouge2", "rougeL"),
+    "control": ("mean_return",),
 }
 #: The continuous companion of each task type's metrics (also in ``evaluate()``'s result; not a
 #: ``study.metric``: lower ``summary_loss`` is better, higher ``gold_logprob_mean``).
 COMPANION_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("gold_logprob_mean",),
     "summarization": ("summary_loss",),
+    "control": (),
 }
 #: Other spellings a task type also reports: ``{alias: metric}``.
 METRIC_ALIASES: dict[str, str] = {"rouge_l": "rougeL"}
