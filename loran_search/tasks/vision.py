@@ -1,7 +1,7 @@
 """Image classification on scikit-learn's digits: a network pretrained on 0–4 adapted to 5–9.
 
 Data: the embedded ``digits`` asset (1,797 8×8 images, :mod:`loran_search.zoo.digits`); the
-task keeps the digits ``5 … 9`` (:data:`TASK_CLASSES`, 884 images) and splits them like every
+task keeps the digits ``5 … 9`` (:data:`TASK_CLASSES`, 896 images) and splits them like every
 embedded dataset (:func:`loran_search.tasks.data.three_way_split`, stratified by digit, seeded
 by ``task.split_seed``: ``test`` 20 %, ``val`` 1/8 of the rest, ``train`` the rest), then draws
 ``task.train_size`` / ``task.eval_size`` examples as :func:`~loran_search.tasks.data.task_rows`
