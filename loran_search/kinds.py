@@ -349,8 +349,9 @@ def kind_problems(section: ModelSection) -> list[tuple[str, str]]:
         problems.append(
             (
                 "quantization",
-                f"the {kind.name} kind loads {', '.join(kind.quantizations)} weights only "
-                f"(bitsandbytes quantizes transformers checkpoints); set model.quantization: "
+                f"the {kind.name} kind takes model.quantization "
+                f"{' or '.join(kind.quantizations)}, not {section.quantization!r} (bitsandbytes "
+                f"quantizes transformers checkpoints only); set model.quantization: "
                 f"{kind.quantizations[0]}.",
             )
         )

@@ -422,7 +422,7 @@ def check_model(
             ctx.err(("model", key), message)
         if problem:
             ctx.err(("model", "name"), problem)
-        elif not kinds:
+        elif not any(key in ("kind", "name") for key, _ in kinds):
             ctx.shared["model_kind"] = resolve_kind(section)
             try:
                 ctx.shared["model_description"] = describe(section)
@@ -524,8 +524,8 @@ def check_adapter(
     """
     values = check_fields("adapter", raw, ctx)
     kind = ctx.shared.get("model_kind")
-    if "target_modules" not in raw and kind is not None:
-        values["target_modules"] = list(kind.default_targets)  # the model kind's default
+    if "target_modules" not in raw and kind is not None:  # the model kind's default targets
+        raw["target_modules"] = values["target_modules"] = list(kind.default_targets)
     targets = values.get("target_modules")
     if environment and targets:
         desc = _model_description(ctx)
