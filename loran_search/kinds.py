@@ -432,6 +432,8 @@ def describe(section: ModelSection) -> Any:
     from loran_search.models import describe_model, module_table
 
     kind = resolve_kind(section)
+    if kind.auto_class == "AutoModelForCausalLM":
+        return describe_model(section)  # the decoders: exactly as before the kinds
     if kind.auto_class is not None:
         return describe_model(section, kind.auto_class)
     if section.name not in kind.embedded:

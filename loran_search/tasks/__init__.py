@@ -1,5 +1,11 @@
 """Tasks: classification (label-word scoring) and summarization (greedy generation + ROUGE).
 
+Beyond the causal-LM text tasks: their encoder-decoder forms (:mod:`.seq2seq`), image
+classification on the digits (:mod:`.vision`) and a CartPole policy's control task
+(:mod:`.control`); :mod:`loran_search.kinds` says which a model kind serves. A task may own its
+loss, ``loss(model, batch) -> scalar tensor`` over a micro-batch of ``train_examples``; the
+causal-LM tasks leave it to the trainer's answer-token loss.
+
 ``build_task(task_cfg, tokenizer, max_positions=…)`` loads and checks the data, tokenizes every
 example and returns an object with ``train_examples`` (``Example(input_ids, labels)``, labels -100
 outside the answer), ``evaluate(model, batch_size) -> {metric: value}``,
@@ -66,6 +72,10 @@ def build_task(cfg: TaskSection, tokenizer: Any, *, max_positions: int | None = 
         from loran_search.tasks.classification import ClassificationTask
 
         return ClassificationTask(cfg, tokenizer)
+    if cfg.type == "control":  # a policy's task: no tokenizer (loran_search.tasks.control)
+        from loran_search.tasks.control import ControlTask
+
+        return ControlTask(cfg)
     from loran_search.tasks.summarization import SummarizationTask
 
     return SummarizationTask(cfg, tokenizer)

@@ -155,6 +155,7 @@ def test_custom_module_mapping_is_per_config_ordered_and_not_saved(tmp_path):
         bnb.nn.Linear4bit,
         bnb.nn.Linear8bitLt,
         torch.nn.Linear,
+        torch.nn.Conv2d,
         torch.nn.Module,
     ]
     assert cfg._custom_modules[torch.nn.Module] is UnsupportedLayer
@@ -169,7 +170,9 @@ def test_custom_module_mapping_is_per_config_ordered_and_not_saved(tmp_path):
 # --- 4. the variant hook: LoraVariant and LoraLayer.resolve_lora_variant -----------------------
 
 
-@pytest.mark.parametrize("cls", [lora_layer.Linear, lora_bnb.Linear4bit, lora_bnb.Linear8bitLt])
+@pytest.mark.parametrize(
+    "cls", [lora_layer.Linear, lora_layer.Conv2d, lora_bnb.Linear4bit, lora_bnb.Linear8bitLt]
+)
 def test_resolve_lora_variant_takes_the_config(cls):
     params = inspect.signature(cls.resolve_lora_variant).parameters
     assert params["config"].kind is inspect.Parameter.KEYWORD_ONLY

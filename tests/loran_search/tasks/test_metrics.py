@@ -46,9 +46,14 @@ def test_metric_names_per_task_type_come_from_one_table() -> None:
     from loran_search.tasks.classification import ClassificationTask
     from loran_search.tasks.summarization import SummarizationTask
 
-    assert TASK_TYPES == ("classification", "summarization")
+    assert TASK_TYPES == ("classification", "summarization", "control")
     assert ClassificationTask.metric_names == TASK_METRICS["classification"]
     assert SummarizationTask.metric_names == TASK_METRICS["summarization"]
+    from loran_search.tasks.control import ControlTask
+    from loran_search.tasks.vision import DigitsTask
+
+    assert DigitsTask.metric_names == TASK_METRICS["classification"]
+    assert ControlTask.metric_names == TASK_METRICS["control"] == ("mean_return",)
     assert metric_names("summarization") == ("rouge1", "rouge2", "rougeL", "rouge_l")
     assert metric_names("summarization", aliases=False) == ("rouge1", "rouge2", "rougeL")
     assert set(classification_metrics(["a"], ["a"])) == set(metric_names("classification"))
