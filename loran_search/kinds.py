@@ -382,26 +382,46 @@ def task_problems(kind: ModelKind, task: TaskSection) -> list[tuple[str, str]]:
 def load(section: ModelSection) -> tuple[Any, Any]:
     """Load ``(model, tokenizer or None)`` through the kind's loader; the model is tagged.
 
-    ``model.loran_kind`` holds the kind's name (read by :func:`peft_task_type`).
+    For a transformers checkpoint the config decides first (offline from a folder or the hub
+    cache, else fetched as the loading would): ``auto`` takes its kind; an explicit
+    ``model.kind`` that needs another transformers class (``seq2seq_lm`` for a decoder, …) is
+    refused before any weight is read. ``model.loran_kind`` holds the kind's name (read by
+    :func:`peft_task_type`).
 
     Raises:
-        KindError: The loaded checkpoint is of another kind than ``model.kind`` says.
+        KindError: The checkpoint is of another kind than ``model.kind`` says.
         ModelError: See the loader (:func:`loran_search.models.load_model`).
     """
+    from loran_search.models import read_config
+
     kind = resolve_kind(section)
+    if kind.auto_class is not None and section.name not in kind.embedded:
+        config = read_config(section)
+        found = kind_of_config(config) if config is not None else _hub_kind(section)
+        if found is not None and found is not kind and found.auto_class is not None:
+            if section.kind == "auto":
+                kind = found
+            elif found.auto_class != kind.auto_class:
+                raise KindError(
+                    f"model.kind is {kind.name!r} but {section.name!r} is a {found.name} "
+                    f"checkpoint (loaded by {found.auto_class}); set model.kind: {found.name} "
+                    "or auto."
+                )
     model, tokenizer = kind.loader(section)
-    config = getattr(model, "config", None)
-    to_dict = getattr(config, "to_dict", None)
-    found = kind_of_config(to_dict()) if callable(to_dict) else None
-    if found is not None and found is not kind and section.kind != "auto":
-        raise KindError(
-            f"model.kind is {kind.name!r} but {section.name!r} is a {found.name} checkpoint "
-            f"(model_type {config.model_type!r}); set model.kind: {found.name} or auto."
-        )
-    if found is not None and section.kind == "auto" and found is not kind:
-        kind = found  # an unreadable config at resolve time, read now
     model.loran_kind = kind.name
     return model, tokenizer
+
+
+def _hub_kind(section: ModelSection) -> ModelKind | None:
+    """The kind of a hub or local checkpoint from its config (may download ``config.json``)."""
+    try:
+        from transformers import AutoConfig
+
+        kwargs = {"revision": section.revision} if section.revision else {}
+        config = AutoConfig.from_pretrained(section.name, **kwargs)
+    except Exception:  # offline, gated, misspelt: the loader reports it with its own fix
+        return None
+    return kind_of_config(config.to_dict())
 
 
 def build_task(section: ModelSection, task: TaskSection, model: Any, tokenizer: Any) -> Any:

@@ -162,3 +162,17 @@ def glass_tokenizer(_asset_cache: None) -> Any:
     from loran_search.assets import ensure
 
     return AutoTokenizer.from_pretrained(ensure("glassllm", progress=False))
+
+
+def test_load_resolves_and_tags_the_kind(tmp_path: Path, glass_tokenizer: Any) -> None:
+    from loran_search.config import ModelSection
+    from loran_search.kinds import KindError, load
+
+    tiny_t5().save_pretrained(tmp_path)
+    glass_tokenizer.save_pretrained(tmp_path)
+    model, tokenizer = load(ModelSection(name=str(tmp_path), quantization="none"))
+    assert type(model).__name__ == "T5ForConditionalGeneration"
+    assert model.loran_kind == "seq2seq_lm" and tokenizer.padding_side == "right"
+    assert not any(p.requires_grad for p in model.parameters())
+    with pytest.raises(KindError, match="set model.kind: seq2seq_lm or auto"):
+        load(ModelSection(name=str(tmp_path), quantization="none", kind="falcon"))
