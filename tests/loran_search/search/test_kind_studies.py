@@ -21,7 +21,13 @@ from loran_search.search.validate import load_config, validate_file
 from tests.conftest import tiny_falcon, tiny_t5
 
 ROOT = Path(__file__).resolve().parents[3]
-STUDIES = ["vision_digits", "rl_cartpole", "flan_t5_summarization", "falcon_classification"]
+STUDIES = [
+    "vision_digits",
+    "vision_digits_vit",
+    "rl_cartpole",
+    "flan_t5_summarization",
+    "falcon_classification",
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -86,6 +92,12 @@ SHRINK = [
     [
         (
             "vision_digits",
+            ["task.train_size=32", "task.eval_size=24", "sinter.amplitude={low: 10.0, high: 10.0}"],
+            "accuracy",
+            "correct",
+        ),
+        (
+            "vision_digits_vit",
             ["task.train_size=32", "task.eval_size=24", "sinter.amplitude={low: 10.0, high: 10.0}"],
             "accuracy",
             "correct",
@@ -174,5 +186,5 @@ def test_load_resolves_and_tags_the_kind(tmp_path: Path, glass_tokenizer: Any) -
     assert type(model).__name__ == "T5ForConditionalGeneration"
     assert model.loran_kind == "seq2seq_lm" and tokenizer.padding_side == "right"
     assert not any(p.requires_grad for p in model.parameters())
-    with pytest.raises(KindError, match="set model.kind: seq2seq_lm or auto"):
+    with pytest.raises(KindError, match=r"set model\.kind: seq2seq_lm or auto"):
         load(ModelSection(name=str(tmp_path), quantization="none", kind="falcon"))
