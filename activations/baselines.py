@@ -1,9 +1,9 @@
 """Baseline activations: the identity (LoRAN = QLoRA) and the standard non-linearities.
 
-Every baseline is applied element-wise to the full update ``B·A``. Only ``identity`` and the
-reference ``cos`` perturbation satisfy ``f(0) = 0`` *and* ``f'(0) ≈ 1``; the others are here to
-measure what a generic non-linearity does to a LoRA update (``activations audit`` says where each
-one starts and how it rescales the gradient).
+Every baseline is applied element-wise to the full update ``B·A``. Only ``identity`` and
+``tanh`` satisfy ``f(0) = 0`` *and* ``f'(0) = 1`` (the published ``cos`` has ``f'(0) = 2``); the
+others are here to measure what a generic non-linearity does to a LoRA update (``activations
+audit`` says where each one starts and how it rescales the gradient).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from activations.registry import Param, register_activation
 if TYPE_CHECKING:
     from torch import Tensor
 
-_AMPLITUDE = Param(5e-5, low=1e-7, high=1e-1, log=True, doc="A: perturbation size")
 _FREQUENCY = Param(1e4, low=1e-1, high=1e5, log=True, doc="ω: oscillation frequency")
 
 
@@ -83,16 +82,30 @@ def gaussian(x: Tensor) -> Tensor:
     return 0.5 * x * torch.exp(-x * x)
 
 
+#: The published LoRAN code's ``Cos``: ``x·cos(1e4·x) + x``, amplitude 1 (fixed there). The range
+#: keeps the amplitude searchable around it (``1`` lies inside, as do the small ones of Sinter).
+_COS_AMPLITUDE = Param(1.0, low=1e-7, high=1e1, log=True, doc="A: perturbation size (published: 1)")
+
+
 @register_activation(
     "cos",
     family="baseline",
-    params={"amplitude": _AMPLITUDE, "frequency": _FREQUENCY},
+    params={"amplitude": _COS_AMPLITUDE, "frequency": _FREQUENCY},
     expr="x + amplitude*x*cos(frequency*x)",
 )
 def cos(x: Tensor, amplitude: float, frequency: float) -> Tensor:
-    """The reference code's cosine perturbation ``f(x) = x + A·x·cos(ω·x)``.
+    """The published LoRAN code's ``Cos`` baseline ``f(x) = x + A·x·cos(ω·x)``.
 
-    ``f(0) = 0`` but ``f'(0) = 1 + A`` (``sinter_phase`` with ``φ = π/2`` is the version with
-    ``f'(0) = 1``); like Sinter, its slope grows with ``A·ω·|x|``.
+    At its defaults (``A = 1``, ``ω = 1e4``) it is exactly the function of the published code
+    (github ``liyinqiao2012/PEFT-LoRAN``, ``src/peft/utils/other.py``: ``x·cos(1e4·x) + x``, with
+    the amplitude fixed at 1 there); here the amplitude stays searchable. ``f(0) = 0`` but
+    ``f'(0) = 1 + A`` (2 at the defaults: the initial step is doubled; ``sinter_phase`` with
+    ``φ = π/2`` is the version with ``f'(0) = 1``); like Sinter, its slope grows with ``A·ω·|x|``.
+
+    Half-precision inputs are evaluated in float32 and rounded back: at ``ω = 1e4`` the phase
+    ``ω·x`` of a bfloat16 ``x ~ 1e-2`` is off by ~0.4 rad in bfloat16 (8 mantissa bits), which at
+    ``A = 1`` would make the perturbation noise.
     """
+    if x.dtype in (torch.bfloat16, torch.float16):
+        return cos(x.float(), amplitude, frequency).to(x.dtype)
     return x + amplitude * x * torch.cos(frequency * x)

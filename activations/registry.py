@@ -232,6 +232,7 @@ _BUILTIN_MODULES = (
     "activations.sinter",
     "activations.fourier",
     "activations.orthogonal",
+    "activations.peers",
 )
 
 

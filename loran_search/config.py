@@ -244,6 +244,12 @@ class SearchSection:
             name. Its trial is recorded FAIL ``inert: predicted ν = … < threshold …`` and
             counts toward ``n_trials`` like a diverged one. Default ``false``: the prediction is
             only printed.
+        methods: The study's arms (issue 13): ``loran`` (the activations above) and peers
+            built by peft's own tuners — ``lora``, ``rslora``, ``dora``, ``hira``, ``peanut``,
+            ``delora`` (:mod:`loran_search.methods`); their settings are ``search.params``
+            keys ``<method>.<setting>``. Default ``[loran]``: no ``method`` trial param.
+        match: ``rank`` (default: every arm at the searched rank) or ``params`` (each peer at
+            the rank whose trainable parameters are closest to LoRAN's at the searched rank).
     """
 
     activations: list[str | InlineActivation] = field(default_factory=lambda: ["sinter"])
@@ -251,6 +257,8 @@ class SearchSection:
     params: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     skip_inert: bool = False
+    methods: list[str] = field(default_factory=lambda: ["loran"])
+    match: str = "rank"
 
 
 @dataclass
@@ -316,6 +324,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("model", "compute_dtype"): ("float32", "bfloat16", "float16"),
     ("task", "type"): ("classification", "summarization", "control"),
     ("training", "schedule"): ("cosine", "linear", "constant"),
+    ("search", "match"): ("rank", "params"),
 }
 # (section, key) -> (minimum, inclusive?) for numeric fields, checked when present.
 _MINIMUM: dict[tuple[str, str], tuple[float, bool]] = {

@@ -76,6 +76,13 @@ BASELINE_ACTIVATION = "identity"
 
 PARAM_ACTIVATION = "activation"
 PARAM_RANK = "rank"
+PARAM_METHOD = "method"  # issue 13: only in studies with peer arms (search.methods ≠ [loran])
+METHOD_LORAN = "loran"
+METHOD = "method"
+"""User attr of a peer arm's trial: ``{name, rank, match, params}`` (``rank``: the searched one;
+the rank trained is ``cost.adapter_rank``). Its ``activation_spec`` is ``{name: <method>,
+family: METHOD_FAMILY, params: <settings>}``, so a reader groups it like a configuration."""
+METHOD_FAMILY = "method"
 TRAINING_PREFIX = "training."
 
 # -- roles -------------------------------------------------------------------------------------

@@ -271,8 +271,14 @@ def build_adapter(
     rank: int,
     activation: str,
     activation_params: Mapping[str, float],
+    method: str = "loran",
+    method_params: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Wrap ``model`` in a LoRAN adapter (``peft.get_peft_model`` with a ``LoranConfig``)."""
+    """Wrap ``model`` in a LoRAN adapter (``peft.get_peft_model`` with a ``LoranConfig``).
+
+    A peer ``method`` (``lora``, ``dora``, ``hira``, …) gets that method's own peft adapter
+    instead (:func:`loran_search.methods.build.build_peer`; ``activation`` is then unused).
+    """
     import peft
 
     from loran_search.adapters import LoranConfig
@@ -280,6 +286,13 @@ def build_adapter(
 
     if rank < 1:
         raise TrainingError(f"rank must be ≥ 1 (got {rank}).")
+    if method != "loran":
+        from loran_search.methods.build import build_peer
+
+        try:
+            return build_peer(model, adapter, method, rank, method_params)
+        except (KeyError, ValueError) as err:
+            raise TrainingError(str(err).strip("'\"")) from None
     cfg = LoranConfig(
         r=rank,
         lora_alpha=adapter.alpha,
@@ -291,6 +304,28 @@ def build_adapter(
         task_type=peft_task_type(model),  # the model kind's (CAUSAL_LM for LLaMA)
     )
     return peft.get_peft_model(model, cfg)
+
+
+def _peer_rank(
+    base: Any,
+    adapter: AdapterSection,
+    method: str,
+    method_params: Mapping[str, Any] | None,
+    rank: int,
+    match: str,
+) -> dict[str, int]:
+    """A peer's trained rank and LoRAN's parameter count at ``rank`` (``{}`` for LoRAN)."""
+    if method == "loran":
+        return {}
+    from loran_search.methods import matched_rank, total_params
+    from loran_search.methods.build import target_shapes
+
+    shapes = target_shapes(base, list(adapter.target_modules))
+    trained = rank
+    if match == "params":
+        trained = matched_rank(method, shapes, rank, method_params).rank
+    loran = total_params("loran", shapes, rank, {})
+    return {"adapter_rank": trained, "loran_trainable_params": loran}
 
 
 def _seed_everything(seed: int) -> None:
@@ -622,6 +657,9 @@ def run_training(
     adapter_dir: str | Path | None = None,
     progress: bool = True,
     eval_split: str | None = None,
+    method: str = "loran",
+    method_params: Mapping[str, Any] | None = None,
+    match: str = "rank",
 ) -> RunResult:
     """Train one LoRAN adapter and evaluate it (see the module docstring for every definition).
 
@@ -639,6 +677,13 @@ def run_training(
         progress: Show a tqdm bar with loss and ETA on stderr.
         eval_split: The split to evaluate on (``None``: ``cfg.task.eval_split``, ``val`` by
             default; the confirmation passes ``test``). The training set does not depend on it.
+        method: ``loran`` (default), or a peer arm built by peft's own tuner (``lora``,
+            ``rslora``, ``dora``, ``hira``, ``peanut``, ``delora``; :mod:`loran_search.methods`).
+        method_params: The peer's settings (``{"depth": 1}`` for PEANuT …; defaults fill in).
+        match: ``rank`` (the peer trains at ``rank``) or ``params`` (at the rank whose trainable
+            parameters are closest to LoRAN's at ``rank``,
+            :func:`loran_search.methods.matched_rank`); a peer's ``cost`` then also holds
+            ``adapter_rank`` and ``loran_trainable_params``.
 
     Returns:
         The :class:`RunResult` (with ``eval_split``, per-example ``examples`` and
@@ -672,8 +717,15 @@ def run_training(
         zero_shot = dict(_ZERO_SHOT[zkey])
 
     _seed_everything(seed)
+    peer = _peer_rank(base, cfg.adapter, method, method_params, rank, match)
     model = build_adapter(
-        base, cfg.adapter, rank=rank, activation=activation, activation_params=activation_params
+        base,
+        cfg.adapter,
+        rank=peer["adapter_rank"] if peer else rank,
+        activation=activation,
+        activation_params=activation_params,
+        method=method,
+        method_params=method_params,
     )
     try:
         return _train(
@@ -698,6 +750,7 @@ def run_training(
                 "model_load_seconds": getattr(
                     getattr(base, "loran_load_info", None), "seconds", None
                 ),
+                **({"method": method, **peer} if peer else {}),
             },
         )
     finally:
@@ -811,6 +864,7 @@ def _train(
         "trainable_params": int(n_trainable),
         "model_load_seconds": run.pop("model_load_seconds", None),
         "steps_done": done,
+        **{k: run[k] for k in ("adapter_rank", "loran_trainable_params") if k in run},
     }
     data = {
         "truncation": task.truncation.to_dict(),

@@ -612,7 +612,9 @@ def build_tables(
             diverged_rate=st["diverged_rate"],
             loss_spike_rate=st["loss_spike_rate"],
             grad_norm_max=st["grad_norm_max"],
-            lipschitz=auditor(activation, params),
+            lipschitz=(  # a peer method has no f to audit (issue 13)
+                math.nan if ct["family"].iloc[0] == R.METHOD_FAMILY else auditor(activation, params)
+            ),
             train_seconds=_nanmean(ct["train_seconds"]),
             **_state_counts(ct),
             p_adjusted=math.nan,

@@ -346,7 +346,7 @@ def shapes(
     seen: set[str] = set()
     for _, c in configs.head(top).iterrows():
         label = c["config"].rsplit(" r=", 1)[0]
-        if label in seen:
+        if label in seen or c.get("family") == "method":  # a peer method (issue 13) has no f
             continue
         seen.add(label)
         params = dict(c["key"][2])

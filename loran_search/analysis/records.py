@@ -87,7 +87,7 @@ EXAMPLE_COLUMN = {
 TRIAL_COLUMNS = [
     "trial", "state", "role", "activation", "family", "rank", "key", "config", "params",
     "value", "failure", "failure_kind", "record_version", "train_seconds", "peak_memory_mb",
-    "trainable_params", "eval_split", "confirm_of",
+    "trainable_params", "eval_split", "confirm_of", "adapter_rank",
 ]  # fmt: skip
 RUN_COLUMNS = [
     "trial", "state", "role", "activation", "family", "rank", "key", "config", "seed",
@@ -159,6 +159,8 @@ def _float(value: Any) -> float:
 
 def _round_key(value: float) -> float:
     """Round to 10 significant digits so that values that went through JSON still group."""
+    if isinstance(value, str):  # a peer method's categorical setting (issue 13)
+        return value
     if not math.isfinite(value) or value == 0:
         return value
     return float(f"{value:.10g}")
@@ -166,6 +168,8 @@ def _round_key(value: float) -> float:
 
 def format_value(value: float) -> str:
     """A short human form of a parameter value (``1e-05``, ``0.003``, ``10000``)."""
+    if isinstance(value, str):
+        return value
     if isinstance(value, int):
         return str(value)
     if math.isfinite(value) and value == int(value) and abs(value) < 1e6:
@@ -298,7 +302,9 @@ def load_records(study: optuna.Study) -> Records:
         family = spec.get("family")
         params: dict[str, float]
         if isinstance(spec.get("params"), dict):
-            params = {str(k): _float(v) for k, v in spec["params"].items()}
+            params = {
+                str(k): v if isinstance(v, str) else _float(v) for k, v in spec["params"].items()
+            }
         else:
             counts["no_spec"] += 1
             reg_family, resolved = _registry_family_and_params(activation, raw)
@@ -338,6 +344,7 @@ def load_records(study: optuna.Study) -> Records:
             "train_seconds": _float(cost.get("train_seconds")),
             "peak_memory_mb": _float(cost.get("peak_memory_mb")),
             "trainable_params": _float(cost.get("trainable_params")),
+            "adapter_rank": _float(cost.get("adapter_rank")),  # a peer arm's trained rank
             "eval_split": r.eval_split,
             "confirm_of": tuple(r.confirm_of),
         }

@@ -213,6 +213,26 @@ def _thresholds_frame(a: Analysis) -> pd.DataFrame:
     return pd.DataFrame(a.thresholds)
 
 
+def _peer_tables(a: Analysis) -> list[tuple[str, str, pd.DataFrame]]:
+    """The peers table (issue 13), only in studies with peer arms."""
+    from loran_search.analysis.peers import has_peers, peers_table
+
+    if not has_peers(a.configurations):
+        return []
+    return [
+        (
+            "Peers",
+            "Every arm against QLoRA (identity at the same rank), with the configuration table's "
+            "paired statistics and evidence. adapter rank = the rank trained (search.match: "
+            "params picks a peer's rank to match LoRAN's trainable parameters); params vs LoRAN "
+            "= trainable parameters / QLoRA's (= LoRAN's) at the searched rank; s/step = mean "
+            "training seconds per optimizer step; peak memory = the largest process peak of its "
+            "runs (CPU: a high-water mark, see loran_search.train).",
+            _display(peers_table(a)),
+        )
+    ]
+
+
 def _tables(a: Analysis) -> list[tuple[str, str, pd.DataFrame]]:
     """``(title, caption, table)`` in report order (display-formatted)."""
     level = f"{100 * CONFIDENCE:.0f}%"
@@ -237,6 +257,7 @@ def _tables(a: Analysis) -> list[tuple[str, str, pd.DataFrame]]:
             "seconds per run (trial × seed). C/P/F/R = complete/pruned/failed/running trials.",
             _display_configurations(a),
         ),
+        *_peer_tables(a),
         ("QLoRA baseline", "Identity (LoRAN = QLoRA) per rank.", _display(a.baselines)),
         (
             "Stability per family",

@@ -20,6 +20,10 @@ the same order, so a pruner compares trials at the same seed *and* step (a paire
              training_overrides={key: value}, on_eval=CALLBACK, adapter_dir=PATH_OR_NONE,
              progress=BOOL, eval_split=SPLIT)
 
+A peer arm's trial (``search.methods``, issue 13) also passes ``method=NAME,
+method_params={setting: value}, match=rank|params`` (with ``activation="identity"``, unused);
+a LoRAN trial never passes them, so a substitute that knows no peers still runs LoRAN studies.
+
 ``eval_split`` is ``task.eval_split`` for search trials and ``study.confirm.split`` for
 confirmation trials; a function without an ``eval_split`` parameter (nor ``**kwargs``) is called
 without it, which is fine for the search and refused (``TrainFnError``) for a confirmation,
@@ -298,6 +302,9 @@ def aggregate_cost(costs: list[Mapping[str, Any]]) -> dict[str, Any]:
         "peak_memory_mb": max(mems) if mems else None,
         "trainable_params": costs[0].get("trainable_params") if costs else None,
     }
+    for key in ("adapter_rank", "loran_trainable_params"):  # a peer arm's (issue 13)
+        if costs and costs[0].get(key) is not None:
+            out[key] = costs[0][key]
     return out
 
 
@@ -480,12 +487,16 @@ def execute_trial(
         )
     seeds = list(confirm.seeds) if confirming else list(cfg.study.seeds)
     split = confirm.split if confirming else cfg.task.eval_split
-    bound = get_activation(tc.activation, **tc.activation_params)
+    peer = tc.method != R.METHOD_LORAN
+    bound = None if peer else get_activation(tc.activation, **tc.activation_params)
+    spec = peer_spec(tc) if peer else bound.to_dict()  # type: ignore[union-attr]
     _set(
         trial,
-        R.to_user_attrs(role=role, activation_spec=bound.to_dict(), eval_split=split, version=True),
+        R.to_user_attrs(role=role, activation_spec=spec, eval_split=split, version=True),
     )
-    if role == R.ROLE_CANDIDATE and inert is not None:
+    if peer:
+        _set(trial, {R.METHOD: peer_attr(tc, space.match)})
+    if role == R.ROLE_CANDIDATE and inert is not None and not peer:
         _check_inert(trial, tc, bound, inert, log)
     save = cfg.study.save_adapters
     adapter_dir = None
@@ -559,7 +570,8 @@ def _train_seeds(
     multi = bool(cfg.study.objectives)
     max_steps = int(tc.training_overrides.get("max_steps", cfg.training.max_steps))
     save = cfg.study.save_adapters
-    what = f"{tc.activation} {dict(bound.params)} at rank {tc.rank}"
+    own = dict(bound.params) if bound is not None else dict(tc.method_params)
+    what = f"{tc.activation} {own} at rank {tc.rank}"
     if tc.training_overrides:
         what += f" with {dict(tc.training_overrides)}"
     seed_metrics: dict[str, dict[str, float]] = {}
@@ -585,10 +597,11 @@ def _train_seeds(
         run = call_train_fn(
             train_fn,
             cfg,
-            activation=tc.activation,
-            activation_params=dict(bound.params),
+            activation=tc.activation if bound is not None else R.BASELINE_ACTIVATION,
+            activation_params=dict(bound.params) if bound is not None else {},
             rank=tc.rank,
             seed=seed,
+            **peer_kwargs(tc, cfg),
             training_overrides=dict(tc.training_overrides),
             on_eval=on_eval,
             adapter_dir=adapter_dir if i == 0 else None,
@@ -660,6 +673,30 @@ def _train_seeds(
         else:
             shutil.rmtree(adapter_path, ignore_errors=True)
     return out
+
+
+def peer_spec(tc: Any) -> dict[str, Any]:
+    """The ``activation_spec`` of a peer arm's trial: ``{name: <method>, family: method, …}``."""
+    return {"name": tc.method, "family": R.METHOD_FAMILY, "params": dict(tc.method_params)}
+
+
+def peer_attr(tc: Any, match: str) -> dict[str, Any]:
+    """The ``method`` user attr of a peer arm's trial (:data:`loran_search.record.METHOD`)."""
+    return {"name": tc.method, "rank": tc.rank, "match": match, "params": dict(tc.method_params)}
+
+
+def peer_kwargs(tc: Any, cfg: StudyConfig) -> dict[str, Any]:
+    """The training function's peer keywords (none for LoRAN: substitutes need not know them).
+
+    A peer's call adds ``method=NAME, method_params={setting: value}, match=rank|params``.
+    """
+    if tc.method == R.METHOD_LORAN:
+        return {}
+    return {
+        "method": tc.method,
+        "method_params": dict(tc.method_params),
+        "match": cfg.search.match,
+    }
 
 
 def _beats(value: float, best: float | None, cfg: StudyConfig) -> bool:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from loran_search.config import StudyConfig, TrainingSection, training_key_kind
 from loran_search.errors import LoranSearchError
-from loran_search.record import BASELINE_ACTIVATION
+from loran_search.record import BASELINE_ACTIVATION, METHOD_LORAN, PARAM_METHOD
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -304,6 +304,8 @@ class TrialConfig:
     rank: int
     activation_params: dict[str, float]
     training_overrides: dict[str, Any]
+    method: str = METHOD_LORAN  # a peer arm (issue 13): ``activation`` is then the method's name
+    method_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -329,6 +331,17 @@ class SearchSpace:
     baseline: bool = True
     training_defaults: dict[str, Any] = field(default_factory=dict)
     param_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    methods: list[str] = field(default_factory=lambda: [METHOD_LORAN])
+    method_dims: dict[str, dict[str, Dim]] = field(default_factory=dict)
+    match: str = "rank"
+
+    @property
+    def has_methods(self) -> bool:
+        """Peer arms in the study (``search.methods`` ≠ ``[loran]``): a ``method`` param."""
+        return list(self.methods) != [METHOD_LORAN]
+
+    def _peer(self, method: str, rank: int, own: dict[str, Any], training: dict[str, Any]) -> Any:
+        return TrialConfig(method, int(rank), {}, training, method=method, method_params=own)
 
     @property
     def activation_choices(self) -> list[str]:
@@ -343,7 +356,18 @@ class SearchSpace:
         return set(self.activation_choices) - set(self.activations)
 
     def suggest(self, trial: Trial) -> TrialConfig:
-        """Sample (or read the enqueued values of) one point, in a fixed order."""
+        """Sample (or read the enqueued values of) one point, in a fixed order.
+
+        With peer arms, ``method`` comes first; a peer's point is ``rank``, its own
+        ``<method>.<setting>`` params and the training keys (no ``activation``).
+        """
+        if self.has_methods:
+            method = trial.suggest_categorical(PARAM_METHOD, list(self.methods))
+            if method != METHOD_LORAN:
+                rank = trial.suggest_categorical("rank", list(self.ranks))
+                own = {p: d.suggest(trial) for p, d in self.method_dims.get(method, {}).items()}
+                training = {k: d.suggest(trial) for k, d in self.training.items()}
+                return self._peer(method, int(rank), own, training)
         act = trial.suggest_categorical("activation", self.activation_choices)
         rank = trial.suggest_categorical("rank", list(self.ranks))
         params = {p: d.suggest(trial) for p, d in self.dims.get(act, {}).items()}
@@ -356,6 +380,24 @@ class SearchSpace:
         Read as :meth:`suggest` reads them: fixed parameters from the space; ``None`` when the
         activation, the rank or a searched parameter is missing.
         """
+        method = params.get(PARAM_METHOD, METHOD_LORAN) if self.has_methods else METHOD_LORAN
+        if method != METHOD_LORAN:
+            rank = params.get("rank")
+            if rank is None or method not in self.methods:
+                return None
+            own_m: dict[str, Any] = {}
+            for p, d in self.method_dims.get(str(method), {}).items():
+                if not d.searched:
+                    own_m[p] = d.value
+                elif d.name in params:
+                    own_m[p] = params[d.name]
+                else:
+                    return None
+            training_m = {
+                k: d.value if not d.searched else params.get(d.name)
+                for k, d in self.training.items()
+            }
+            return self._peer(str(method), int(rank), own_m, training_m)
         act, rank = params.get("activation"), params.get("rank")
         if not isinstance(act, str) or rank is None:
             return None
@@ -388,6 +430,15 @@ class SearchSpace:
             raise SpaceError("search.activations is empty; name at least one activation.")
         if not self.ranks:
             raise SpaceError("search.rank is empty; give at least one rank.")
+        if self.has_methods and self.methods[0] != METHOD_LORAN:
+            first = self.methods[0]
+            own = {
+                p: d.value if d.kind == "fixed" else d.choices[0] if d.kind == "choices" else None
+                for p, d in self.method_dims.get(first, {}).items()
+            }
+            return self._peer(
+                first, int(self.ranks[0]), {k: v for k, v in own.items() if v is not None}, {}
+            )
         act = self.activations[0]
         params: dict[str, Any] = {}
         for p, d in self.dims.get(act, {}).items():
@@ -407,6 +458,8 @@ class SearchSpace:
     def baseline_params(self, rank: int) -> dict[str, Any]:
         """The enqueued parameters of the identity baseline at ``rank``."""
         params: dict[str, Any] = {"activation": BASELINE_ACTIVATION, "rank": rank}
+        if self.has_methods:
+            params = {PARAM_METHOD: METHOD_LORAN, **params}
         for p, d in self.dims.get(BASELINE_ACTIVATION, {}).items():
             if d.searched:
                 params[f"{BASELINE_ACTIVATION}.{p}"] = d.grid_values()[0]
@@ -428,14 +481,22 @@ class SearchSpace:
         points: list[dict[str, Any]] = []
         tr_names = [f"training.{k}" for k, d in self.training.items() if d.searched]
         tr_values = [d.grid_values() for d in self.training.values() if d.searched]
+        tag = {PARAM_METHOD: METHOD_LORAN} if self.has_methods else {}
         for rank in self.ranks:
-            for act in self.activations:
+            for act in self.activations if METHOD_LORAN in self.methods else []:
                 searched = [(p, d) for p, d in self.dims.get(act, {}).items() if d.searched]
                 names = [f"{act}.{p}" for p, _ in searched] + tr_names
                 values = [d.grid_values() for _, d in searched] + tr_values
                 for combo in itertools.product(*values):
                     point = dict(zip(names, combo, strict=True))
-                    points.append({"activation": act, "rank": rank, **point})
+                    points.append({**tag, "activation": act, "rank": rank, **point})
+            for method in (m for m in self.methods if m != METHOD_LORAN):
+                own = [d for d in self.method_dims.get(method, {}).values() if d.searched]
+                names = [d.name for d in own] + tr_names
+                values = [d.grid_values() for d in own] + tr_values
+                for combo in itertools.product(*values):
+                    point = dict(zip(names, combo, strict=True))
+                    points.append({PARAM_METHOD: method, "rank": rank, **point})
         return points
 
     def describe(self) -> dict[str, Any]:
@@ -447,6 +508,19 @@ class SearchSpace:
                 f"{a}.{p}": d.to_dict() for a, ds in self.dims.items() for p, d in ds.items()
             },
             "training": {f"training.{k}": d.to_dict() for k, d in self.training.items()},
+            **self._describe_methods(),
+        }
+
+    def _describe_methods(self) -> dict[str, Any]:
+        """The peer arms' part of :meth:`describe` (nothing for ``[loran]``: old studies resume)."""
+        if not self.has_methods:
+            return {}
+        return {
+            "method": list(self.methods),
+            "match": self.match,
+            "method_params": {
+                d.name: d.to_dict() for ds in self.method_dims.values() for d in ds.values()
+            },
         }
 
 
@@ -534,6 +608,7 @@ def build_space(cfg: StudyConfig) -> SearchSpace:
         training[key] = parse_dim(f"training.{key}", raw, None, integer=kind is int)
     ranks = list(dict.fromkeys(int(r) for r in cfg.search.rank))
     defaults = {k: getattr(cfg.training, k, None) for k in training}
+    methods = list(dict.fromkeys(cfg.search.methods or [METHOD_LORAN]))
     return SearchSpace(
         acts,
         ranks,
@@ -542,4 +617,70 @@ def build_space(cfg: StudyConfig) -> SearchSpace:
         baseline=cfg.study.baseline,
         training_defaults=defaults,
         param_defaults={a: {p: d.default for p, d in s.params.items()} for a, s in specs.items()},
+        methods=methods,
+        method_dims=method_dims(methods, cfg.search.params),
+        match=cfg.search.match,
     )
+
+
+def method_dims(methods: Sequence[str], params: Mapping[str, Any]) -> dict[str, dict[str, Dim]]:
+    """``{method: {setting: Dim}}`` of the peer arms from ``search.params``.
+
+    A key ``<method>.<setting>`` (or a glob ``dora.*``) takes the forms of an activation
+    parameter: a plain value (fixed), a list (choices) or a range (numeric settings only; the
+    method's declared range bounds it). An unlisted setting is fixed at peft's default.
+
+    Raises:
+        SpaceError: A key naming no setting, or a value its setting does not admit.
+    """
+    from loran_search.methods import METHODS
+
+    peers = [m for m in methods if m != METHOD_LORAN and m in METHODS]
+    declared = {m: list(METHODS[m].settings) for m in peers}
+    covered = expand_param_keys(params, declared)
+    out: dict[str, dict[str, Dim]] = {}
+    for m in peers:
+        out[m] = {}
+        for name, setting in METHODS[m].settings.items():
+            full = f"{m}.{name}"
+            raw = covered[full][1] if full in covered else None
+            out[m][name] = parse_setting_dim(full, raw, setting)
+    return out
+
+
+def parse_setting_dim(name: str, raw: Any, setting: Any) -> Dim:
+    """One method setting's :class:`Dim` (``raw`` ``None``: fixed at its default).
+
+    Raises:
+        SpaceError: A value outside the setting's range or choices.
+    """
+    if raw is None:
+        return Dim(name, "fixed", value=setting.default, integer=setting.integer)
+    if setting.categorical:
+        vals = raw if isinstance(raw, list) else [raw]
+        bad = [v for v in vals if v not in setting.choices]
+        if bad or not vals or isinstance(raw, Mapping):
+            raise SpaceError(
+                f"'{name}' takes one of {', '.join(setting.choices)} (a value, or a list of them "
+                f"to search), but got {raw!r}."
+            )
+        if len(vals) == 1:
+            return Dim(name, "fixed", value=vals[0])
+        return Dim(name, "choices", choices=tuple(dict.fromkeys(vals)))
+    from activations import Param
+
+    declared = Param(
+        setting.default, low=setting.low, high=setting.high, log=setting.log,
+        integer=setting.integer,
+    )  # fmt: skip
+    try:
+        return parse_dim(name, raw, declared)
+    except SpaceError as err:  # the activation wording's hint does not apply to a method
+        wider = "(the range is this project's, around peft's documented default)"
+        text = str(err)
+        for hint in (
+            "(or register a variant of the activation with a wider range)",
+            "(or register a variant with a wider range)",
+        ):
+            text = text.replace(hint, wider)
+        raise SpaceError(text) from None

@@ -175,7 +175,7 @@ def make_sampler(cfg: StudyConfig, space: SearchSpace) -> Any:
     """
     base = build_sampler(
         cfg.study.sampler,
-        conditional=len(space.activation_choices) > 1,
+        conditional=len(space.activation_choices) > 1 or space.has_methods,
         excluded=space.excluded_for_candidates,
     )
     return hide_trials(base, is_confirmation)

@@ -290,8 +290,12 @@ def check_search_section(
     declared = {a: list(s.params) for a, s in specs.items()}
     covered = expand_param_keys(params, declared)
     narrowed = ("search", "activations") in ctx.overridden
+    from loran_search.search.arms import check_methods, method_key
+
     for key in list(params):
         path = ("search", "params", key)
+        if method_key(key) is not None:
+            continue  # a peer method's setting: checked by check_methods below
         if not isinstance(key, str):
             ctx.err(path, f"A parameter key must be '<activation>.<param>', got {key!r}.")
             continue
@@ -369,6 +373,7 @@ def check_search_section(
             ctx.err(path, grid_needs_finite_message(f"training.{key}"))
     values["params"] = params
     values["training"] = training
+    check_methods(values, sections, ctx)
     if environment and isinstance(ranks, list) and ranks:
         targets = sections.get("adapter", {}).get("target_modules")
         desc = _model_description(ctx)

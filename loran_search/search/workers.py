@@ -449,7 +449,7 @@ class _Worker:
             if t.state != TrialState.WAITING or role_of(t) != R.ROLE_CANDIDATE:
                 continue
             tc = self.handle.space.config_of(queued_params(t) or {})
-            if tc is None:
+            if tc is None or tc.method != R.METHOD_LORAN:  # a peer arm has no f to predict
                 continue
             act, own, rank = tc.activation, tc.activation_params, tc.rank
             try:

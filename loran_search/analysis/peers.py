@@ -1,0 +1,268 @@
+"""Peers: every arm of a study against QLoRA, and LoRAN's best against the best peer, directly.
+
+A study with peer arms (``search.methods``, issue 13) records a peer method's trials with
+``activation_spec.family = "method"`` (:data:`loran_search.record.METHOD_FAMILY`) and its name as
+the activation, so the configuration table already pairs each peer with QLoRA at the same rank,
+seed and example, with the same statistics as every LoRAN configuration (the confirmation's when
+the arm was confirmed). A registry activation of family ``peer`` (``sine_lora``: a published
+method that is an element-wise ``f``) is a peer too; every other configuration is a LoRAN arm.
+
+**The peers table** (:func:`peers_table`): one row per arm — its gain over QLoRA with interval,
+adjusted p and verdict (from the configuration table), the rank it trained at (``adapter_rank``:
+with ``search.match: params`` a peer's differs from the searched rank), its trainable parameters
+and their ratio to LoRAN's at the searched rank (QLoRA's count there: the identity is LoRAN),
+seconds per training step (mean training seconds per run over the steps each run recorded) and
+peak memory (the process peak of its runs; on CPU a high-water mark, see
+:mod:`loran_search.train`). QLoRA itself is the first row.
+
+**LoRAN's best against the best peer** (:func:`peers_answer`): the first LoRAN row and the first
+peer row of the configuration table (confirmed ones first, then by gain) are paired *directly*
+— by seed and example, on the confirmation's seeds and split when both were confirmed, else on
+the search's — with :func:`loran_search.analysis.configurations.compare` (LoRAN's best in the
+place of the candidate, the best peer in the place of the baseline): ``d`` = mean over paired
+seeds of the mean per-example difference, its paired bootstrap interval and two-sided p. It is
+one comparison chosen before looking at its outcome (the two arms are named by the table's
+order), so its p is not adjusted; "beats" means ``p < 0.05`` with ``d`` in the metric's good
+direction.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loran_search import record as R
+from loran_search.analysis.configurations import EVIDENCE_CONFIRMATION, compare
+from loran_search.analysis.stats import ALPHA
+
+#: Families of peer arms: a peft method (``method``) or a published peer activation (``peer``).
+PEER_FAMILIES = (R.METHOD_FAMILY, "peer")
+
+PEER_COLUMNS = [
+    "arm", "kind", "rank", "adapter_rank", "evidence", "metric_mean", "gain", "gain_ci_low",
+    "gain_ci_high", "p_adjusted", "significant", "trainable_params", "params_vs_loran",
+    "seconds_per_step", "peak_memory_mb", "n_trials",
+]  # fmt: skip
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    return "—" if math.isnan(v) else f"{v:.{digits}g}"
+
+
+def _signed(x: Any) -> str:
+    v = float(x)
+    return "—" if math.isnan(v) else f"{v:+.3g}"
+
+
+def has_peers(configurations: pd.DataFrame) -> bool:
+    """Whether the study has at least one peer arm."""
+    return bool(len(configurations)) and bool(configurations["family"].isin(PEER_FAMILIES).any())
+
+
+def _numbers(text: Any) -> list[int]:
+    return [int(n) for n in str(text or "").split(",") if n.strip()]
+
+
+def _cost(rec: Any, numbers: list[int]) -> dict[str, float]:
+    """Trainable params, adapter rank, seconds per step and peak memory of some trials."""
+    frames = [rec.trials, rec.confirm_trials]
+    t = pd.concat([f[f["trial"].isin(numbers)] for f in frames if len(f)], ignore_index=True)
+    per_step = []
+    for _, row in t.iterrows():
+        hist = rec.histories.get(int(row["trial"]), {})
+        steps = [len(h) for h in hist.values() if isinstance(h, list) and h]
+        secs = float(row["train_seconds"])
+        if steps and math.isfinite(secs):
+            per_step.append(secs / float(np.mean(steps)))
+
+    def first(column: str) -> float:
+        vals = pd.to_numeric(t.get(column, pd.Series(dtype=float)), errors="coerce").dropna()
+        return float(vals.iloc[0]) if len(vals) else math.nan
+
+    mem = pd.to_numeric(t.get("peak_memory_mb", pd.Series(dtype=float)), errors="coerce")
+    return {
+        "trainable_params": first("trainable_params"),
+        "adapter_rank": first("adapter_rank"),
+        "seconds_per_step": float(np.mean(per_step)) if per_step else math.nan,
+        "peak_memory_mb": float(mem.max()) if mem.notna().any() else math.nan,
+    }
+
+
+def peers_table(a: Any) -> pd.DataFrame:
+    """The peers table (module docstring); empty when the study has no peer arm.
+
+    Args:
+        a: The :class:`~loran_search.analysis.report.Analysis`.
+    """
+    c, rec = a.configurations, a.records
+    if not has_peers(c):
+        return pd.DataFrame(columns=PEER_COLUMNS)
+    base_trials = rec.trials[rec.trials["role"] == R.ROLE_BASELINE]
+    cb = rec.confirm_trials
+    base_params: dict[Any, float] = {}
+    rows = []
+    for _, b in a.baselines.iterrows():
+        numbers = [int(n) for n in base_trials.loc[base_trials["rank"] == b["rank"], "trial"]]
+        if len(cb):
+            numbers += [
+                int(n)
+                for n in cb.loc[
+                    (cb["role"] == R.ROLE_CONFIRM_BASELINE) & (cb["rank"] == b["rank"]), "trial"
+                ]
+            ]
+        cost = _cost(rec, numbers)
+        base_params[b["rank"]] = cost["trainable_params"]
+        rows.append(
+            {
+                "arm": f"QLoRA (identity) r={b['rank']}",
+                "kind": "reference",
+                "rank": b["rank"],
+                "adapter_rank": b["rank"],
+                "evidence": "",
+                "metric_mean": b["metric_mean"],
+                "gain": 0.0,
+                "gain_ci_low": math.nan,
+                "gain_ci_high": math.nan,
+                "p_adjusted": math.nan,
+                "significant": None,
+                **{k: v for k, v in cost.items() if k != "adapter_rank"},
+                "params_vs_loran": 1.0,
+                "n_trials": len(numbers),
+            }
+        )
+    for _, r in c.iterrows():
+        numbers = _numbers(r["trials"]) + _numbers(r["confirm_trials"])
+        cost = _cost(rec, numbers)
+        loran_n = base_params.get(r["rank"], math.nan)
+        confirmed = r["evidence"] == EVIDENCE_CONFIRMATION
+        rank_trained = cost.pop("adapter_rank")
+        rows.append(
+            {
+                "arm": r["config"],
+                "kind": "peer" if r["family"] in PEER_FAMILIES else "loran",
+                "rank": r["rank"],
+                "adapter_rank": r["rank"] if math.isnan(rank_trained) else int(rank_trained),
+                "evidence": r["evidence"],
+                "metric_mean": r["confirm_metric_mean"] if confirmed else r["metric_mean"],
+                "gain": r["gain"],
+                "gain_ci_low": r["gain_ci_low"],
+                "gain_ci_high": r["gain_ci_high"],
+                "p_adjusted": r["p_adjusted"],
+                "significant": r["significant"],
+                **cost,
+                "params_vs_loran": cost["trainable_params"] / loran_n
+                if loran_n and math.isfinite(loran_n)
+                else math.nan,
+                "n_trials": len(numbers),
+            }
+        )
+    return pd.DataFrame(rows, columns=PEER_COLUMNS)
+
+
+def _frames(rec: Any, row: pd.Series, phase: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if phase == EVIDENCE_CONFIRMATION:
+        numbers = _numbers(row["confirm_trials"])
+        trials, runs = rec.confirm_trials, rec.confirm_runs
+    else:
+        numbers, trials, runs = _numbers(row["trials"]), rec.trials, rec.runs
+    return trials[trials["trial"].isin(numbers)], runs[runs["trial"].isin(numbers)]
+
+
+def head_to_head(a: Any) -> dict[str, Any] | None:
+    """LoRAN's best against the best peer, paired directly (module docstring).
+
+    Returns:
+        ``{loran, peer, phase, comparison}`` (a
+        :class:`~loran_search.analysis.configurations.Comparison` of LoRAN's best minus the
+        best peer), or ``None`` without both a LoRAN and a peer arm with completed runs.
+    """
+    c = a.configurations
+    done = c[np.isfinite(c["metric_mean"].to_numpy(dtype=float))] if len(c) else c
+    peers = done[done["family"].isin(PEER_FAMILIES)]
+    loran = done[~done["family"].isin(PEER_FAMILIES)]
+    if peers.empty or loran.empty:
+        return None
+    lo, pe = loran.iloc[0], peers.iloc[0]
+    both = lo["evidence"] == EVIDENCE_CONFIRMATION and pe["evidence"] == EVIDENCE_CONFIRMATION
+    phase = EVIDENCE_CONFIRMATION if both else "search"
+    lt, lr = _frames(a.records, lo, phase)
+    pt, pr = _frames(a.records, pe, phase)
+    cmp = compare(a.records, lt, lr, pt, pr)
+    return {"loran": lo, "peer": pe, "phase": phase, "comparison": cmp}
+
+
+def peers_answer(a: Any) -> str | None:
+    """The first screen's peers sentence: the best arm, and LoRAN's best against the best peer.
+
+    ``None`` when the study has no peer arm (every LoRAN-only report is unchanged).
+    """
+    c, rec = a.configurations, a.records
+    if not has_peers(c):
+        return None
+    table = peers_table(a)
+    arms = table[(table["kind"] != "reference") & np.isfinite(table["gain"].astype(float))]
+    if arms.empty:
+        return "**Peers:** no arm has a gain over QLoRA yet (no completed paired run)."
+    top = arms.iloc[0]
+    if rec.sign * float(top["gain"]) > 0:
+        best = (
+            f"**Best arm: {top['arm']}** ({top['kind']}) — gain {_signed(top['gain'])} over QLoRA "
+            f"[{_signed(top['gain_ci_low'])}, {_signed(top['gain_ci_high'])}] "
+            f"({top['evidence']} evidence"
+            f"{', significant' if top['significant'] else ', not significant'})"
+        )
+    else:
+        best = (
+            f"**Best arm: QLoRA itself** — no arm beats it; the closest is {top['arm']} "
+            f"({top['kind']}, gain {_signed(top['gain'])}, {top['evidence']} evidence)"
+        )
+    out = f"**Peers** (every arm on the same data, seeds and QLoRA reference). {best}."
+    budget = [
+        f"{r['arm']} {_fmt(r['params_vs_loran'], 3)}×"
+        + (f" (trained at r = {r['adapter_rank']})" if r["adapter_rank"] != r["rank"] else "")
+        for _, r in table[table["kind"] == "peer"].iterrows()
+    ]
+    if budget:
+        out += (
+            " Trainable parameters against LoRAN's at the same searched rank: "
+            + "; ".join(budget)
+            + "."
+        )
+    h2h = head_to_head(a)
+    if h2h is None:
+        return out
+    lo, pe, cmp = h2h["loran"], h2h["peer"], h2h["comparison"]
+    if not cmp.measured:
+        return (
+            f"{out} LoRAN's best ({lo['config']}) and the best peer ({pe['config']}) could not "
+            f"be paired directly: {cmp.note or 'no shared seed'}."
+        )
+    good = rec.sign * cmp.gain
+    if math.isfinite(cmp.p_value) and cmp.p_value < ALPHA:
+        word = "**beats**" if good > 0 else "**loses to**"
+        verdict = f"LoRAN's best {word} the best peer (p < {ALPHA:g})"
+    else:
+        verdict = (
+            "**no significant difference**: LoRAN's best does not beat the best peer at "
+            f"α = {ALPHA:g}"
+        )
+    where = "held-out confirmation" if h2h["phase"] == EVIDENCE_CONFIRMATION else "search"
+    size = f"{cmp.n_seeds} seed(s)" + (f" × {cmp.n_examples} examples" if cmp.n_examples else "")
+    lp = table.loc[table["arm"] == lo["config"]].iloc[0]
+    pp = table.loc[table["arm"] == pe["config"]].iloc[0]
+    return (
+        f"{out} **LoRAN's best, {lo['config']}, against the best peer, {pe['config']}, paired "
+        f"directly** ({where}, {cmp.split or 'its'} split, {size}): {rec.metric} "
+        f"{_fmt(cmp.metric_mean, 4)} vs {_fmt(cmp.baseline_mean, 4)}, difference "
+        f"{_signed(cmp.gain)} [{_signed(cmp.ci_low)}, {_signed(cmp.ci_high)}], p = "
+        f"{_fmt(cmp.p_value)} → {verdict}. Trainable parameters {_fmt(lp['trainable_params'], 4)}"
+        f" vs {_fmt(pp['trainable_params'], 4)}; seconds per step {_fmt(lp['seconds_per_step'])}"
+        f" vs {_fmt(pp['seconds_per_step'])}."
+    )
