@@ -22,7 +22,9 @@ the search, the record, the report, the dashboard or the benchmark knows a kind.
 ``auto`` resolves, without any network: an embedded name to its kind; else the ``model_type``
 of the checkpoint's ``config.json`` when it can be read offline (a local folder, the hub
 cache): ``t5``/``mt5``/``umt5``/… → ``seq2seq_lm``, ``falcon`` → ``falcon``; else
-``causal_lm``. Loading re-reads the config and refuses a kind that does not match it.
+``causal_lm``. Loading reads the config again (fetching it for a hub id not yet cached):
+``auto`` takes the kind it names, and an explicit kind that needs another transformers class
+(``seq2seq_lm`` for a decoder, ``causal_lm`` for a T5) is refused before any weight is read.
 
 =============== ================================ ======================== =====================
 kind            bases                            default targets          task types

@@ -335,12 +335,17 @@ def _power_answer(a: Analysis) -> str | None:
     n = int(best["n_paired"])
     n_ex = int(best["n_examples"]) if math.isfinite(float(best["n_examples"])) else 0
     phase = "confirmation" if best["evidence"] == EVIDENCE_CONFIRMATION else "search"
-    if not math.isfinite(mde):
+    if not math.isfinite(mde) or mde == 0.0:
         why = (
             "a single paired seed over seeds gives no variance estimate"
             if n < 2 and not n_ex
             else "the paired differences give no variance estimate"
         )
+        if mde == 0.0:  # seen in vision_digits: every example scored alike by both
+            why = (
+                "every paired difference is zero — it scored every example as QLoRA did — so "
+                "there is no variance to size a design from"
+            )
         return f"**Power:** not computable for the best configuration ({why})."
     m = max(int(best["n_tests"]), 1)
     design = f"{n} seed(s) × {n_ex} examples" if n_ex else f"{n} seeds (over seeds only)"

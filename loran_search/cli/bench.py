@@ -1,4 +1,4 @@
-"""``loran-search bench adapter | storage``: ratios measured side by side in one run."""
+"""``loran-search bench adapter | kinds | storage``: ratios measured side by side in one run."""
 
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ _HERE = "loran_search.cli.bench"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``bench adapter | storage``."""
+    """Add ``bench adapter | kinds | storage``."""
     bench = sub.add_parser("bench", help="benchmarks (ratios measured side by side)")
     bench_sub = bench.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = add_command(bench_sub, "adapter", f"{_HERE}:cmd_bench_adapter", "LoRAN vs LoRA")
     add_format(p, ("table", "json"), "table")
     p.add_argument("--quick", action="store_true", help="a smaller shape, for a smoke check")
+    p = add_command(bench_sub, "kinds", f"{_HERE}:cmd_bench_kinds", "LoRAN vs LoRA per model kind")
+    add_format(p, ("table", "json"), "table")
+    p.add_argument("--repeats", type=int, default=20, help="measured steps per variant")
     p = add_command(bench_sub, "storage", f"{_HERE}:cmd_bench_storage", "storage overhead")
     p.add_argument("--storage", action="append", metavar="URL", help="storages to compare")
     p.add_argument("--trials", type=int, default=200)
@@ -74,6 +77,26 @@ def cmd_bench_adapter(args: argparse.Namespace) -> int:
         print(json.dumps(res, indent=2))
     else:
         print(format_table(res))
+    return 0
+
+
+def cmd_bench_kinds(args: argparse.Namespace) -> int:
+    """``loran-search bench kinds [--repeats N] [--format table|json]``."""
+    from loran_search.bench_kinds import run_bench_kinds
+
+    if args.repeats < 1:
+        raise UsageError("--repeats must be at least 1.")
+    rows = run_bench_kinds(repeats=args.repeats)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'kind':<14} {'targets':<34} {'params':>8} {'LoRA ms':>9} {'LoRAN ms':>9} {'ratio':>6}")
+    for r in rows:
+        print(
+            f"{r['kind']:<14} {','.join(r['targets'])[:34]:<34} {r['trainable_params']:>8} "
+            f"{r['lora_ms']:>9.2f} {r['loran_ms']:>9.2f} {r['loran/lora']:>6.2f}"
+        )
+    print("(one training step, median of interleaved repeats; random weights, small shapes)")
     return 0
 
 

@@ -114,6 +114,12 @@ def fingerprint(cfg: StudyConfig, space: SearchSpace) -> dict[str, Any]:
     directions = direction if isinstance(direction, list) else None
     model = dataclasses.asdict(cfg.model)
     model.pop("device", None)
+    task = dataclasses.asdict(cfg.task)
+    # keys added later (issue 14) stay out at their defaults, so stored studies still resume
+    if model.get("kind") == "auto":
+        model.pop("kind")
+    if task.get("env") is None:
+        task.pop("env", None)
     training = dataclasses.asdict(cfg.training)
     training.pop("threads", None)
     return {
@@ -124,7 +130,7 @@ def fingerprint(cfg: StudyConfig, space: SearchSpace) -> dict[str, Any]:
         "objectives": list(cfg.study.objectives),
         "baseline": cfg.study.baseline,
         "model": model,
-        "task": dataclasses.asdict(cfg.task),
+        "task": task,
         "adapter": dataclasses.asdict(cfg.adapter),
         "training": training,
     }

@@ -188,3 +188,16 @@ def test_load_resolves_and_tags_the_kind(tmp_path: Path, glass_tokenizer: Any) -
     assert not any(p.requires_grad for p in model.parameters())
     with pytest.raises(KindError, match=r"set model\.kind: seq2seq_lm or auto"):
         load(ModelSection(name=str(tmp_path), quantization="none", kind="falcon"))
+
+
+def test_fingerprint_leaves_the_new_keys_out_at_their_defaults() -> None:
+    """Studies stored before ``model.kind`` / ``task.env`` existed still resume."""
+    from loran_search.search.space import build_space
+    from loran_search.search.study import fingerprint
+
+    cfg = load_config(ROOT / "studies" / "smoke.yaml")
+    fp = fingerprint(cfg, build_space(cfg))
+    assert "kind" not in fp["model"] and "env" not in fp["task"]
+    rl = load_config(ROOT / "studies" / "rl_cartpole.yaml")
+    fp = fingerprint(rl, build_space(rl))
+    assert fp["model"]["kind"] == "cartpole_mlp" and fp["task"]["env"]["length"] == 2.0
