@@ -25,9 +25,18 @@ Merged inference: the bare float32 base model's forward against the same model a
 ``merge_and_unload`` of a trained-looking LoRAN adapter (``merged/base``; 1.0 means merging leaves
 no inference cost).
 
+Peers (issue 13), in the same interleaved run and the same memory probe: ``dora``, ``hira`` and
+``peanut``, each built with peft's own tuner (:mod:`loran_search.methods.build`) at the same
+rank, alpha and targets, with the initialisation peft gives it (``B = 0``: the step's arithmetic
+does not depend on the values). A peer runs on a base only where peft supports it
+(:func:`loran_search.methods.method_problems`): PEANuT has no bitsandbytes layer, so it runs on
+``fp32`` only and ``results.unsupported`` says why for ``nf4``.
+
 Ratios (``--format json``: the ``ratios`` object): ``<base>.loran/lora`` and
 ``<base>.loran/reference`` are median step-time ratios, ``<base>.memory.loran/lora`` is the
-``step_peak_mb`` ratio, for ``base`` in ``fp32``, ``nf4``; plus ``merged/base``.
+``step_peak_mb`` ratio, for ``base`` in ``fp32``, ``nf4``; ``<base>.<peer>/lora`` and
+``<base>.memory.<peer>/lora`` for every peer the base supports, and ``<base>.loran/hira``; plus
+``merged/base``.
 """
 
 from __future__ import annotations
@@ -55,7 +64,26 @@ TARGETS: dict[str, float] = {
     "merged/base": 1.02,
 }
 VARIANTS = ("lora", "loran", "loran_reference")
+PEERS = ("dora", "hira", "peanut")
 BASES = ("fp32", "nf4")
+_QUANTIZATION = {"fp32": "none", "nf4": "nf4"}
+
+
+def peer_problems(base: str) -> dict[str, str]:
+    """``{peer: why it cannot run on base}`` for the peers peft does not support there."""
+    from loran_search.methods import method_problems
+
+    out = {}
+    for peer in PEERS:
+        problems = method_problems(peer, quantization=_QUANTIZATION[base])
+        if problems:
+            out[peer] = " ".join(problems)
+    return out
+
+
+def variants_of(base: str) -> tuple[str, ...]:
+    """The variants timed on ``base``: LoRA, LoRAN, its reference, and the supported peers."""
+    return VARIANTS + tuple(p for p in PEERS if p not in peer_problems(base))
 
 
 @dataclass(frozen=True)
@@ -147,10 +175,16 @@ def build_variant(shape: Shape, base: str, variant: str, seed: int = 0) -> Any:
     }
     if variant == "lora":
         cfg: Any = peft.LoraConfig(**common)
+    elif variant in PEERS:
+        from loran_search.config import AdapterSection
+        from loran_search.methods.build import peft_config
+
+        adapter = AdapterSection(target_modules=["q_proj", "v_proj"], alpha=shape.alpha, dropout=0)
+        cfg = peft_config(variant, adapter, shape.rank)
     elif variant in {"loran", "loran_reference"}:
         cfg = adapters.LoranConfig(**common, activation="sinter", activation_params=SINTER)
     else:
-        raise ValueError(f"Unknown variant {variant!r}; choose from {VARIANTS}.")
+        raise ValueError(f"Unknown variant {variant!r}; choose from {VARIANTS + PEERS}.")
     model = peft.get_peft_model(model, cfg)
     gen = torch.Generator().manual_seed(seed + 1)
     for module in model.modules():
@@ -192,15 +226,18 @@ class _Trainer:
 
 
 # --- measurements -------------------------------------------------------------------------
-def measure_steps(shape: Shape, base: str) -> dict[str, list[float]]:
-    """Step times of the three variants, interleaved (rotating order), after one warm-up each."""
+def measure_steps(
+    shape: Shape, base: str, variants: tuple[str, ...] = VARIANTS
+) -> dict[str, list[float]]:
+    """Step times of the variants, interleaved (rotating order), after one warm-up each."""
     ids = _batch(shape)
-    trainers = {v: _Trainer(build_variant(shape, base, v), ids) for v in VARIANTS}
+    trainers = {v: _Trainer(build_variant(shape, base, v), ids) for v in variants}
     for t in trainers.values():
         t.step()
-    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    n = len(variants)
     for rep in range(shape.repeats):
-        order = VARIANTS[rep % 3 :] + VARIANTS[: rep % 3]
+        order = variants[rep % n :] + variants[: rep % n]
         for v in order:
             times[v].append(trainers[v].step())
     del trainers
@@ -305,11 +342,13 @@ def run_bench(quick: bool = False, *, progress: bool = True) -> dict[str, Any]:
             print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
     results: dict[str, dict[str, dict[str, Any]]] = {}
+    unsupported = {base: peer_problems(base) for base in BASES}
     for base in BASES:
-        say(f"{base}: timing {', '.join(VARIANTS)} ({shape.repeats} interleaved steps each)")
-        times = measure_steps(shape, base)
+        variants = variants_of(base)
+        say(f"{base}: timing {', '.join(variants)} ({shape.repeats} interleaved steps each)")
+        times = measure_steps(shape, base, variants)
         results[base] = {}
-        for v in VARIANTS:
+        for v in variants:
             say(f"{base}: memory of {v} (subprocess)")
             mem = _probe_subprocess(quick, base, v)
             results[base][v] = {
@@ -333,6 +372,13 @@ def run_bench(quick: bool = False, *, progress: bool = True) -> dict[str, Any]:
         ratios[f"{base}.memory.loran/lora"] = _ratio(
             r["loran"]["step_peak_mb"], r["lora"]["step_peak_mb"]
         )
+        for peer in (p for p in PEERS if p in r):
+            ratios[f"{base}.{peer}/lora"] = _ratio(r[peer]["step_s"], r["lora"]["step_s"])
+            ratios[f"{base}.memory.{peer}/lora"] = _ratio(
+                r[peer]["step_peak_mb"], r["lora"]["step_peak_mb"]
+            )
+        if "hira" in r:
+            ratios[f"{base}.loran/hira"] = _ratio(r["loran"]["step_s"], r["hira"]["step_s"])
     ratios["merged/base"] = _ratio(
         merged_res["merged"]["forward_s"], merged_res["base"]["forward_s"]
     )
@@ -347,6 +393,7 @@ def run_bench(quick: bool = False, *, progress: bool = True) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "activation": {"name": "sinter", "params": SINTER},
         "results": results,
+        "unsupported": unsupported,
         "merged": merged_res,
         "ratios": ratios,
         "targets": {k: v for k, v in TARGETS.items() if v == v},

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``bench adapter | kinds | storage``."""
     bench = sub.add_parser("bench", help="benchmarks (ratios measured side by side)")
     bench_sub = bench.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = add_command(bench_sub, "adapter", f"{_HERE}:cmd_bench_adapter", "LoRAN vs LoRA")
+    p = add_command(bench_sub, "adapter", f"{_HERE}:cmd_bench_adapter", "LoRAN and peers vs LoRA")
     add_format(p, ("table", "json"), "table")
     p.add_argument("--quick", action="store_true", help="a smaller shape, for a smoke check")
     p = add_command(bench_sub, "kinds", f"{_HERE}:cmd_bench_kinds", "LoRAN vs LoRA per model kind")
@@ -49,22 +49,25 @@ def format_table(res: dict[str, Any]) -> str:
                 f"{base:<5} {v:<16} {r['step_s']:>8.3f} {_mb(r['step_peak_mb']):>13} "
                 f"{r['peak_mb']:>16.1f}"
             )
+    for base, why in res.get("unsupported", {}).items():
+        for peer, reason in why.items():
+            lines.append(f"{base:<5} {peer:<16} not run: {reason}")
     m = res["merged"]
     lines += [
         "",
         f"inference forward: base {m['base']['forward_s']:.3f} s, merged LoRAN "
         f"{m['merged']['forward_s']:.3f} s",
         "",
-        f"{'ratio':<24} {'measured':>9} {'target':>8}",
+        f"{'ratio':<26} {'measured':>9} {'target':>8}",
     ]
     for k, v in res["ratios"].items():
         t = res["targets"].get(k)
         tt = f"<= {t:.2f}" if t is not None else "-"
         if v is None:
-            lines.append(f"{k:<24} {'n/a':>9} {tt:>8}  (too small to measure)")
+            lines.append(f"{k:<26} {'n/a':>9} {tt:>8}  (too small to measure)")
             continue
         verdict = "" if t is None else ("  ok" if v <= t else "  MISSED")
-        lines.append(f"{k:<24} {v:>9.3f} {tt:>8}{verdict}")
+        lines.append(f"{k:<26} {v:>9.3f} {tt:>8}{verdict}")
     return "\n".join(lines)
 
 

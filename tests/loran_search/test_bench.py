@@ -1,4 +1,7 @@
-"""`loran-search bench adapter`: the variants compute the same thing; the report has every ratio."""
+"""`loran-search bench adapter`: the variants compute the same thing; the report has every ratio.
+
+Peers (issue 13) run in the same interleaved run; the JSON keys are checked on ``--quick``.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,19 @@ RATIO_KEYS = {
     "nf4.loran/reference",
     "nf4.memory.loran/lora",
     "merged/base",
+    # the peers (issue 13), where peft supports the base: PEANuT has no bitsandbytes layer
+    "fp32.dora/lora",
+    "fp32.memory.dora/lora",
+    "fp32.hira/lora",
+    "fp32.memory.hira/lora",
+    "fp32.peanut/lora",
+    "fp32.memory.peanut/lora",
+    "fp32.loran/hira",
+    "nf4.dora/lora",
+    "nf4.memory.dora/lora",
+    "nf4.hira/lora",
+    "nf4.memory.hira/lora",
+    "nf4.loran/hira",
 }
 
 
@@ -58,9 +74,15 @@ def test_run_bench_reports_every_ratio(monkeypatch):
     assert all(r is None or r > 0 for r in res["ratios"].values())
     assert all(res["ratios"][k] is not None for k in RATIO_KEYS if "memory" not in k)
     for base in bench.BASES:
-        for v in bench.VARIANTS:
+        for v in bench.variants_of(base):
             r = res["results"][base][v]
             assert len(r["steps_s"]) == bench.QUICK.repeats and r["step_s"] > 0
+    assert set(res["results"]["fp32"]) == {*bench.VARIANTS, "dora", "hira", "peanut"}
+    assert "peanut" not in res["results"]["nf4"]
+    assert res["unsupported"]["fp32"] == {}
+    assert "Use `model.quantization: none` for peanut" in res["unsupported"]["nf4"]["peanut"]
+    hira = res["results"]["fp32"]["loran"]["step_s"] / res["results"]["fp32"]["hira"]["step_s"]
+    assert res["ratios"]["fp32.loran/hira"] == pytest.approx(hira)
     expected = res["results"]["fp32"]["loran"]["step_s"] / res["results"]["fp32"]["lora"]["step_s"]
     assert res["ratios"]["fp32.loran/lora"] == pytest.approx(expected)
     json.dumps(res)  # JSON-ready
@@ -68,6 +90,8 @@ def test_run_bench_reports_every_ratio(monkeypatch):
 
     table = format_table(res)
     assert "fp32.loran/reference" in table and "loran_reference" in table
+    assert "nf4   peanut           not run: PEANuT (peanut) cannot run" in table
+    assert "fp32.memory.peanut/lora" in table
     assert set(res["targets"]) <= RATIO_KEYS
 
 
@@ -79,3 +103,24 @@ def test_cli_bench_adapter_quick_json(capsys):
     out = json.loads(capsys.readouterr().out)
     assert set(out["ratios"]) == RATIO_KEYS
     assert out["results"]["nf4"]["lora"]["step_peak_mb"] is not None  # the peak mark was reset
+
+
+@pytest.mark.parametrize("base", ["fp32", "nf4"])
+def test_peers_are_built_by_peft_on_the_bases_peft_supports(base):
+    import peft
+
+    shape = bench.QUICK
+    ids = bench._batch(shape)
+    kinds = {"dora": peft.LoraConfig, "hira": peft.HiraConfig, "peanut": peft.PeanutConfig}
+    for v in bench.variants_of(base):
+        if v not in bench.PEERS:
+            continue
+        model = bench.build_variant(shape, base, v)
+        cfg = model.peft_config["default"]
+        assert type(cfg) is kinds[v]
+        assert cfg.r == shape.rank
+        model.train()
+        model(input_ids=ids, labels=ids).loss.backward()
+        assert any(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert bench.peer_problems("fp32") == {}
+    assert set(bench.peer_problems("nf4")) == {"peanut"}
