@@ -234,6 +234,9 @@ class SearchSection:
             name. Its trial is recorded FAIL ``inert: predicted ν = … < threshold …`` and
             counts toward ``n_trials`` like a diverged one. Default ``false``: the prediction is
             only printed.
+        forms: A grammar of activation forms to search (``{template, leaves, operators,
+            depth, params, require}``; :mod:`loran_search.search.forms`), alone or beside
+            ``activations`` (which then defaults to none).
     """
 
     activations: list[str | InlineActivation] = field(default_factory=lambda: ["sinter"])
@@ -241,6 +244,7 @@ class SearchSection:
     params: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     skip_inert: bool = False
+    forms: dict[str, Any] | None = None
 
 
 @dataclass

@@ -108,6 +108,13 @@ EXAMPLES_PREFIX = "examples."
 CONFIRM_OF = "confirm_of"
 CONFIRM_KEY = "confirm_key"
 PREDICTED_NONLINEARITY = "predicted_nonlinearity"
+# Form search (search.forms, issue 12): the form of a form trial, ``{name, expr, tree, key[,
+# interval]}`` (``expr`` the canonical formula, ``key`` the dedup key, ``interval`` the range it
+# was screened on); on a repeat proposal answered from an earlier trial, that trial's number
+# (DUPLICATE_OF) and, when it was COMPLETE, the sentence saying so (DEDUPLICATED).
+FORM = "form"
+DUPLICATE_OF = "duplicate_of"
+DEDUPLICATED = "deduplicated"
 LEGACY_SEED = "seed"  # version-0 records: the one seed a trial value stands for
 LEGACY_ACTIVATION = "activation"  # version-0 records: the activation as a user attr
 LEGACY_RANK = "rank"
@@ -506,6 +513,8 @@ class TrialRecord:
         started: When it started (UNIX time), ``None`` for a queued trial.
         retry_history: Numbers of the trials this one repeats (oldest first).
         queued_params: The params it was queued with (``enqueue_trial``/a retry), else ``None``.
+        form: A form trial's ``{name, expr, tree, key, interval}`` (:data:`FORM`).
+        duplicate_of: The trial a repeat form proposal was answered from (:data:`DUPLICATE_OF`).
     """
 
     number: int
@@ -537,6 +546,8 @@ class TrialRecord:
     started: float | None = None
     retry_history: tuple[int, ...] = ()
     queued_params: dict[str, Any] | None = None
+    form: dict[str, Any] | None = None
+    duplicate_of: int | None = None
 
     @classmethod
     def from_frozen(
@@ -608,6 +619,8 @@ class TrialRecord:
             started=trial.datetime_start.timestamp() if trial.datetime_start else None,
             retry_history=tuple(int(n) for n in retries) if isinstance(retries, list) else (),
             queued_params=queued,
+            form=_dict(ua.get(FORM)),
+            duplicate_of=_rank(ua.get(DUPLICATE_OF)),
         )
 
     def role_or(self, default: str) -> str:

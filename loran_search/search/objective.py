@@ -480,10 +480,19 @@ def execute_trial(
         )
     seeds = list(confirm.seeds) if confirming else list(cfg.study.seeds)
     split = confirm.split if confirming else cfg.task.eval_split
+    forms = getattr(space, "forms", None)
+    is_form = forms is not None and forms.owns(tc.activation)
+    if is_form:  # screened or answered from a twin before anything is built (search.forms)
+        answered = _form_step(trial, cfg, forms, tc, role=role, split=split)
+        if answered is not None:
+            return answered
     bound = get_activation(tc.activation, **tc.activation_params)
+    spec = bound.to_dict()
+    if is_form:
+        spec["expr"] = forms.form(tc.activation).expr
     _set(
         trial,
-        R.to_user_attrs(role=role, activation_spec=bound.to_dict(), eval_split=split, version=True),
+        R.to_user_attrs(role=role, activation_spec=spec, eval_split=split, version=True),
     )
     if role == R.ROLE_CANDIDATE and inert is not None:
         _check_inert(trial, tc, bound, inert, log)
@@ -511,6 +520,59 @@ def execute_trial(
         if adapter_dir is not None:
             shutil.rmtree(adapter_dir, ignore_errors=True)
         raise
+
+
+def _form_step(
+    trial: optuna.Trial,
+    cfg: StudyConfig,
+    forms: Any,
+    tc: Any,
+    *,
+    role: str,
+    split: str,
+) -> float | list[float] | None:
+    """A form trial before training (:func:`loran_search.search.forms.before_training`).
+
+    Records the role and the form's spec (``expr`` included), then screens it and looks for a
+    twin: a screened form fails ``screened:`` here, untrained; a repeat proposal is answered
+    from its twin (its value, or PRUNED / FAIL as the twin ended). ``None``: train it.
+
+    Raises:
+        TrialFailed: Screened (``screened``), or the twin failed (its kind).
+        optuna.TrialPruned: The twin was pruned.
+    """
+    import optuna
+
+    from loran_search.search.forms import FORM_FAMILY, before_training
+
+    spec = {
+        "name": tc.activation,
+        "family": FORM_FAMILY,
+        "params": dict(tc.activation_params),
+        "expr": forms.form(tc.activation).expr,
+    }
+    _set(trial, R.to_user_attrs(role=role, activation_spec=spec, eval_split=split, version=True))
+    verdict = before_training(
+        trial,
+        forms,
+        tc.activation,
+        tc.activation_params,
+        tc.rank,
+        tc.training_overrides,
+        role=role,
+    )
+    if verdict is None:
+        return None
+    if verdict.kind == R.FAIL_SCREENED:  # PRUNED, so that samplers learn to avoid it
+        attrs = R.failure_attrs(R.FAIL_SCREENED, verdict.message)
+        _set(trial, attrs)
+        raise optuna.TrialPruned(attrs[R.FAILURE])
+    if verdict.state == "PRUNED":
+        raise optuna.TrialPruned(verdict.message)
+    if verdict.state == "FAIL":
+        raise TrialFailed(str(verdict.failure_kind), verdict.message)
+    values = list(verdict.values or [])
+    return values if cfg.study.objectives else values[0]
 
 
 def _check_inert(
