@@ -926,14 +926,22 @@ def form_counts(trials: Iterable[FrozenTrial]) -> dict[str, int]:
 
     A proposal is a candidate trial with a recorded form (:data:`loran_search.record.FORM`)
     that ended as a result: *screened* (refused by the audit, failure kind ``screened``),
-    *deduplicated* (``duplicate_of``: answered from a twin) or *trained* (it reached the
-    training function: COMPLETE, pruned by the pruner, or failed as a configuration). Trials
+    *deduplicated* (``duplicate_of``: answered from a twin), *inert* (predicted inert and
+    skipped, ``search.skip_inert``) or *trained* (it reached the training function: COMPLETE,
+    pruned by the pruner, or failed as a configuration: diverged, non-finite). Trials
     stopped for another reason (an error, an interrupt, a dead worker) are retried and not
     counted. ``distinct`` counts the distinct canonical forms among the proposals.
     """
     from optuna.trial import TrialState
 
-    out = {"proposed": 0, "screened": 0, "deduplicated": 0, "trained": 0, "distinct": 0}
+    out = {
+        "proposed": 0,
+        "screened": 0,
+        "deduplicated": 0,
+        "inert": 0,
+        "trained": 0,
+        "distinct": 0,
+    }
     names: set[str] = set()
     for t in trials:
         form = _form_attr(t)
@@ -944,6 +952,8 @@ def form_counts(trials: Iterable[FrozenTrial]) -> dict[str, int]:
             fate = "screened"
         elif R.DUPLICATE_OF in t.user_attrs and t.state != TrialState.RUNNING:
             fate = "deduplicated"
+        elif kind == R.FAIL_INERT:
+            fate = "inert"
         elif t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
             t.state == TrialState.FAIL and kind in R.COUNTED_FAILURES
         ):

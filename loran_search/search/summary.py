@@ -92,8 +92,8 @@ def summarize(study: optuna.Study, cfg: StudyConfig) -> str:
     if forms["proposed"]:
         lines.append(
             f"forms: proposed {forms['proposed']} ({forms['distinct']} distinct), screened "
-            f"{forms['screened']}, deduplicated {forms['deduplicated']}, trained "
-            f"{forms['trained']}"
+            f"{forms['screened']}, deduplicated {forms['deduplicated']}, skipped as inert "
+            f"{forms['inert']}, trained {forms['trained']}"
         )
     if baselines:
         lines.append(
