@@ -131,6 +131,8 @@ KEYS = ("template", "leaves", "operators", "depth", "params", "require")
 FINITE_GRID = 4001
 #: Seconds between looks at a running twin.
 POLL = 0.5
+#: Seconds a proposal waits for earlier running proposals to write their form's key.
+DECLARE_TIMEOUT = 30.0
 
 #: A tree: a leaf index, or ``(operator, left, right)``.
 Tree = int | tuple[str, "Tree", "Tree"]
@@ -831,14 +833,23 @@ def _form_attr(t: FrozenTrial) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _order(t: FrozenTrial) -> tuple[float, int]:
+    """Who proposed first: the time it started running, then its number."""
+    start = t.datetime_start.timestamp() if t.datetime_start is not None else math.inf
+    return (start, t.number)
+
+
 def find_twin(trials: Sequence[FrozenTrial], number: int, key: str) -> FrozenTrial | None:
     """The trial a proposal with ``key`` is answered from (module doc), or ``None``.
 
-    A COMPLETE, PRUNED or configuration-FAIL candidate with the key (not itself a duplicate),
-    else the lowest-numbered RUNNING one below ``number``.
+    A COMPLETE, PRUNED or configuration-FAIL candidate with the key (not itself a duplicate;
+    the lowest-numbered), else the RUNNING one with the key that started first, when it started
+    before trial ``number`` (a trial started later defers to this one).
     """
     from optuna.trial import TrialState
 
+    me = next((t for t in trials if t.number == number), None)
+    mine = _order(me) if me is not None else (math.inf, number)
     done, running = [], []
     for t in trials:
         if t.number == number or _form_attr(t).get("key") != key:
@@ -850,10 +861,34 @@ def find_twin(trials: Sequence[FrozenTrial], number: int, key: str) -> FrozenTri
             t.state == TrialState.FAIL and kind in R.COUNTED_FAILURES and kind != R.FAIL_SCREENED
         ):
             done.append(t)
-        elif t.state == TrialState.RUNNING and t.number < number:
+        elif t.state == TrialState.RUNNING and _order(t) < mine:
             running.append(t)
-    pool = done or running
-    return min(pool, key=lambda t: t.number) if pool else None
+    if done:
+        return min(done, key=lambda t: t.number)
+    return min(running, key=_order) if running else None
+
+
+def undeclared(trials: Sequence[FrozenTrial], number: int) -> list[FrozenTrial]:
+    """RUNNING candidates that started before trial ``number`` and may be a form not declared yet.
+
+    A form trial writes its key right after its parameters are sampled; until then (no
+    ``form`` attr, and no ``activation`` param or ``activation`` = ``"form"``) it may hold the
+    same key, so a later trial waits for it to say (:func:`before_training`).
+    """
+    from optuna.trial import TrialState
+
+    me = next((t for t in trials if t.number == number), None)
+    mine = _order(me) if me is not None else (math.inf, number)
+    return [
+        t
+        for t in trials
+        if t.state == TrialState.RUNNING
+        and t.number != number
+        and _order(t) < mine
+        and t.user_attrs.get(R.ROLE, R.ROLE_CANDIDATE) == R.ROLE_CANDIDATE
+        and not _form_attr(t)
+        and t.params.get(R.PARAM_ACTIVATION, FORM_CHOICE) == FORM_CHOICE
+    ]
 
 
 def _worker_gone(t: FrozenTrial) -> bool:
@@ -898,15 +933,21 @@ def before_training(
     refusal = screen(form, {k: float(v) for k, v in values.items()}, forms.require, interval)
     if refusal is not None:
         return Verdict(R.FAIL_SCREENED, refusal)
+    deadline = time.monotonic() + DECLARE_TIMEOUT
     while True:
-        twin = find_twin(study.get_trials(deepcopy=False), trial.number, key)
-        if twin is None:
+        trials = study.get_trials(deepcopy=False)
+        twin = find_twin(trials, trial.number, key)
+        if twin is not None:
+            if twin.state != TrialState.RUNNING:
+                break  # answer from it
+            if _worker_gone(twin):
+                return None  # it will never end: train the form here
+            sleep(POLL)  # the twin is training: its result answers this proposal
+            continue
+        waiting = [t for t in undeclared(trials, trial.number) if not _worker_gone(t)]
+        if not waiting or time.monotonic() > deadline:
             return None
-        if twin.state != TrialState.RUNNING:
-            break
-        if _worker_gone(twin):
-            return None
-        sleep(POLL)
+        sleep(POLL)  # an earlier proposal has not written its form's key yet
     trial.set_user_attr(R.DUPLICATE_OF, int(twin.number))
     said = (
         f"deduplicated: the same canonical formula and parameter values as trial {twin.number} "
