@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -636,3 +636,39 @@ class TrialRecord:
     def finished(self) -> bool:
         """COMPLETE, PRUNED or FAIL."""
         return self.state in ("COMPLETE", "PRUNED", "FAIL")
+
+
+def form_counts(records: Iterable[TrialRecord]) -> dict[str, int]:
+    """How many candidate form proposals (``search.forms``) ended in each fate.
+
+    A proposal is a ``candidate`` trial with a recorded :data:`FORM` that ended as a result:
+    *screened* (refused by the audit before training, failure kind ``screened``),
+    *deduplicated* (:data:`DUPLICATE_OF`: answered from a twin), *inert* (predicted inert and
+    skipped, ``search.skip_inert``) or *trained* (it reached the training function: COMPLETE,
+    pruned by the pruner, or failed as a configuration: diverged, non-finite). Trials stopped
+    for another reason (an error, an interrupt, a dead worker) are retried, not counted.
+
+    Returns:
+        ``{proposed, screened, deduplicated, inert, trained, distinct}``; ``distinct`` counts the
+        distinct canonical forms among the proposals.
+    """
+    out = {"proposed": 0, "screened": 0, "deduplicated": 0, "inert": 0, "trained": 0}
+    names: set[str] = set()
+    for r in records:
+        if not r.form or r.role != ROLE_CANDIDATE:
+            continue
+        kind = r.failure_kind
+        if kind == FAIL_SCREENED:
+            fate = "screened"
+        elif r.duplicate_of is not None and r.state != "RUNNING":
+            fate = "deduplicated"
+        elif kind == FAIL_INERT:
+            fate = "inert"
+        elif r.state in ("COMPLETE", "PRUNED") or (r.state == "FAIL" and kind in COUNTED_FAILURES):
+            fate = "trained"
+        else:
+            continue
+        out[fate] += 1
+        out["proposed"] += 1
+        names.add(str(r.form.get("name")))
+    return {**out, "distinct": len(names)}

@@ -392,7 +392,7 @@ def check_grammar(raw: Any) -> list[tuple[tuple[Any, ...], str]]:
         try:
             expr = parse_formula(template, [*names, PLACEHOLDER])
         except FormulaError as err:
-            problems.append((("template",), f"{err} {_declare_hint(err)}".strip()))
+            problems.append((("template",), f"{err} {_declare_hint(err, template=True)}"))
         else:
             symbols = {s.name for s in expr.free_symbols}
             if PLACEHOLDER not in symbols:
@@ -425,7 +425,7 @@ def check_grammar(raw: Any) -> list[tuple[tuple[Any, ...], str]]:
         try:
             expr = parse_formula(leaf, names)
         except FormulaError as err:
-            problems.append((("leaves", i), f"{err} {_declare_hint(err)}".strip()))
+            problems.append((("leaves", i), f"{err} {_declare_hint(err)}"))
             continue
         used |= {s.name for s in expr.free_symbols}
     ops = raw.get("operators", ["+", "*"])
@@ -437,7 +437,8 @@ def check_grammar(raw: Any) -> list[tuple[tuple[Any, ...], str]]:
                 (
                     ("operators", i),
                     f"Unknown operator {op!r}; the grammar combines sub-expressions with "
-                    f"{' '.join(OPERATORS)} only (write functions into the leaves).",
+                    f'{" ".join(OPERATORS)} only, e.g. operators: ["+", "*"] (write powers and '
+                    'functions into the leaves, e.g. "x**2").',
                 )
             )
     if len(set(map(str, ops))) != len(ops):
@@ -448,7 +449,7 @@ def check_grammar(raw: Any) -> list[tuple[tuple[Any, ...], str]]:
             (
                 ("depth",),
                 f"`depth` must be an integer from 1 (a leaf) to {MAX_DEPTH}, but got {depth!r}; "
-                f"depth {MAX_DEPTH + 1} would have millions of trees.",
+                f"depth {MAX_DEPTH + 1} would have millions of trees; e.g. depth: 2.",
             )
         )
     for p in names:
@@ -456,8 +457,8 @@ def check_grammar(raw: Any) -> list[tuple[tuple[Any, ...], str]]:
             problems.append(
                 (
                     ("params", p),
-                    f"The parameter {p!r} is used by no leaf and not by the template; remove it "
-                    "or use it.",
+                    f"The parameter {p!r} is used by no leaf and not by the template; remove it, "
+                    f'or use it in a leaf (e.g. "sin({p}*x)").',
                 )
             )
     _, require_problems = parse_require(raw.get("require"))
@@ -465,10 +466,19 @@ def check_grammar(raw: Any) -> list[tuple[tuple[Any, ...], str]]:
     return problems
 
 
-def _declare_hint(err: Exception) -> str:
+def _declare_hint(err: Exception, *, template: bool = False) -> str:
+    """The fix of a refused leaf or template."""
     if "unknown name" in str(err):
         return "Declare it under search.forms.params (e.g. {low: 1.0e-3, high: 1.0, log: true})."
-    return ""
+    if template:
+        return (
+            "Write the template as an arithmetic formula in x, G and the declared parameters, "
+            'e.g. "x + amplitude*G".'
+        )
+    return (
+        "Write each leaf as an arithmetic formula in x and the declared parameters, using "
+        'the formula functions (sin, cos, tanh, exp, ...), e.g. "sin(frequency*x)".'
+    )
 
 
 def grid_tree_problem(raw: Mapping[str, Any]) -> str | None:
@@ -578,18 +588,17 @@ class FormSpace:
         from activations.formula import register_formula
 
         existing = registry._REGISTRY.specs.get(form.name)
-        if existing is not None:
-            if existing.expr != form.expr:
-                raise ActivationError(
-                    f"The name {form.name} of the form {form.expr!r} is registered for "
-                    f"{existing.expr!r} (module {existing.module}); unregister it."
-                )
-        else:
+        if existing is not None and (existing.expr != form.expr or existing.family != FORM_FAMILY):
+            raise ActivationError(
+                f"The name {form.name} of the form {form.expr!r} is registered for "
+                f"{existing.expr!r} (module {existing.module}); unregister it."
+            )
+        declared = {p: self.declaration(p) for p in form.params}
+        if existing is None or self._forms.get(form.name) is None:
+            # the name is the formula's; the ranges are this study's (another study in this
+            # process may have registered the same form with other ranges)
             register_formula(
-                form.name,
-                form.expr,
-                {p: self.declaration(p) for p in form.params},
-                family=FORM_FAMILY,
+                form.name, form.expr, declared, family=FORM_FAMILY, force=existing is not None
             )
         self._forms[form.name] = form
 
@@ -960,49 +969,3 @@ def before_training(
         return Verdict("duplicate", said, "PRUNED", twin=twin.number)
     kind = str(twin.user_attrs.get(R.FAILURE_KIND))
     return Verdict("duplicate", said, "FAIL", failure_kind=kind, twin=twin.number)
-
-
-def form_counts(trials: Iterable[FrozenTrial]) -> dict[str, int]:
-    """How many candidate form proposals were screened, deduplicated and trained.
-
-    A proposal is a candidate trial with a recorded form (:data:`loran_search.record.FORM`)
-    that ended as a result: *screened* (refused by the audit, failure kind ``screened``),
-    *deduplicated* (``duplicate_of``: answered from a twin), *inert* (predicted inert and
-    skipped, ``search.skip_inert``) or *trained* (it reached the training function: COMPLETE,
-    pruned by the pruner, or failed as a configuration: diverged, non-finite). Trials
-    stopped for another reason (an error, an interrupt, a dead worker) are retried and not
-    counted. ``distinct`` counts the distinct canonical forms among the proposals.
-    """
-    from optuna.trial import TrialState
-
-    out = {
-        "proposed": 0,
-        "screened": 0,
-        "deduplicated": 0,
-        "inert": 0,
-        "trained": 0,
-        "distinct": 0,
-    }
-    names: set[str] = set()
-    for t in trials:
-        form = _form_attr(t)
-        if not form or t.user_attrs.get(R.ROLE) != R.ROLE_CANDIDATE:
-            continue
-        kind = t.user_attrs.get(R.FAILURE_KIND)
-        if kind == R.FAIL_SCREENED:
-            fate = "screened"
-        elif R.DUPLICATE_OF in t.user_attrs and t.state != TrialState.RUNNING:
-            fate = "deduplicated"
-        elif kind == R.FAIL_INERT:
-            fate = "inert"
-        elif t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
-            t.state == TrialState.FAIL and kind in R.COUNTED_FAILURES
-        ):
-            fate = "trained"
-        else:
-            continue
-        out[fate] += 1
-        out["proposed"] += 1
-        names.add(str(form.get("name")))
-    out["distinct"] = len(names)
-    return out

@@ -86,9 +86,7 @@ def summarize(study: optuna.Study, cfg: StudyConfig) -> str:
         f"mean over seeds {list(cfg.study.seeds)}",
         "trials: " + ", ".join(shown),
     ]
-    from loran_search.search.forms import form_counts
-
-    forms = form_counts(trials)
+    forms = R.form_counts(R.TrialRecord.from_frozen(t) for t in trials)
     if forms["proposed"]:
         lines.append(
             f"forms: proposed {forms['proposed']} ({forms['distinct']} distinct), screened "
