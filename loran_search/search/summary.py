@@ -62,9 +62,7 @@ def summarize(study: optuna.Study, cfg: StudyConfig) -> str:
         if role_of(t) == R.ROLE_BASELINE:
             baselines[int(t.params.get(R.PARAM_RANK, 0))] = t.values[0]
     cands = [
-        t
-        for t in finite
-        if role_of(t) == R.ROLE_CANDIDATE and R.DUPLICATE_OF not in t.user_attrs
+        t for t in finite if role_of(t) == R.ROLE_CANDIDATE and R.DUPLICATE_OF not in t.user_attrs
     ]
     counts = {s: sum(1 for t in trials if t.state == s) for s in TrialState}
     kinds = Counter(

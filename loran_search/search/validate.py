@@ -398,7 +398,7 @@ def check_forms_section(raw: dict[str, Any], ctx: Context, *, grid: bool = False
     for sub, message in problems:
         ctx.err((*base, *sub), message)
     params = raw.get("params") or {}
-    for pname, raw_dim in (params.items() if isinstance(params, dict) else ()):
+    for pname, raw_dim in params.items() if isinstance(params, dict) else ():
         if non_finite(raw_dim):
             continue  # reported by the schema check, at the number
         full = f"{FORM_PREFIX}.{pname}"
