@@ -52,6 +52,7 @@ GRID = 4001
 FIGURE = "form_shapes.png"
 CAPTION = "f(x) − x and f′(x) of the top forms on the visited range of P = B·A."
 FORM_FAMILY = "form"
+FORM_PREFIX = "form"  # the trial parameters of a form: form.G, form.<param>
 
 
 @dataclass
@@ -503,3 +504,151 @@ def write(forms: FormsAnalysis, out_dir: Path, formats: Collection[str]) -> list
         )
         written.append(path)
     return written
+
+
+# ------------------------------------------------------------------------------ export
+
+
+@dataclass(frozen=True)
+class ExportedForm:
+    """One form to register: its name, formula, parameter declarations and where it came from.
+
+    Attributes:
+        name: The registry name to give it (the stable ``form_<hash>``, or a chosen prefix).
+        form: The study's name of the form (``form_<hash>``).
+        expr: The canonical formula.
+        params: ``{param: {default, low, high, log}}``: the default is the best trial's value,
+            the range the study's searched range (``search.forms.params``).
+        trial: The best trial of the form.
+        value: Its value (the study metric, search split).
+        confirmed: The held-out mean of its confirmation trials, when confirmed.
+    """
+
+    name: str
+    form: str
+    expr: str
+    params: dict[str, dict[str, Any]]
+    trial: int
+    value: float
+    confirmed: float | None = None
+
+
+def best_forms(study: optuna.Study, top: int, *, prefix: str | None = None) -> list[ExportedForm]:
+    """The ``top`` best distinct forms of a study, by their best search value (records only).
+
+    A form is ranked by its best COMPLETE ``candidate`` trial (direction-aware; answered repeats
+    left out); its parameters get that trial's values as defaults and the study's searched
+    ranges (the stored setup's ``search.forms.params``; a fixed parameter is fixed). The value
+    is the search-split one, optimistic for the best of many forms: the confirmation mean is
+    given when the form was confirmed.
+
+    Args:
+        study: The study.
+        top: How many forms.
+        prefix: Name the forms ``<prefix>1``, ``<prefix>2``, … instead of ``form_<hash>``.
+    """
+    from loran_search.analysis.records import load_records
+
+    direction = load_records(study).direction
+    setup = study.user_attrs.get(R.STUDY_SETUP)
+    space = setup.get("space") if isinstance(setup, Mapping) else None
+    declared = ((space or {}).get("forms") or {}).get("params") or {}
+    best: dict[str, R.TrialRecord] = {}
+    confirmed: dict[str, list[float]] = {}
+    for t in study.get_trials(deepcopy=False):
+        r = R.TrialRecord.from_frozen(t)
+        spec = r.activation_spec or {}
+        if spec.get("family") != FORM_FAMILY or r.state != "COMPLETE" or r.value is None:
+            continue
+        if not math.isfinite(r.value) or r.duplicate_of is not None or not r.activation:
+            continue
+        if r.role == R.ROLE_CONFIRM:
+            confirmed.setdefault(r.activation, []).append(r.value)
+            continue
+        if r.role != R.ROLE_CANDIDATE:
+            continue
+        old = best.get(r.activation)
+        better = old is None or (
+            r.value > old.value if direction == "maximize" else r.value < old.value  # type: ignore[operator]
+        )
+        if better:
+            best[r.activation] = r
+    ranked = sorted(
+        best.values(),
+        key=lambda r: (-r.value if direction == "maximize" else r.value, r.number),  # type: ignore[operator]
+    )[:top]
+    out = []
+    for i, r in enumerate(ranked, 1):
+        spec = r.activation_spec or {}
+        params = {}
+        for p, v in (spec.get("params") or {}).items():
+            d = declared.get(f"{FORM_PREFIX}.{p}") or {}
+            value = float(v)
+            if "low" in d and "high" in d:
+                lo, hi, log = float(d["low"]), float(d["high"]), bool(d.get("log", False))
+            elif "choices" in d:
+                lo, hi, log = min(map(float, d["choices"])), max(map(float, d["choices"])), False
+            else:
+                lo = hi = value
+                log = False
+            params[str(p)] = {"default": value, "low": min(lo, value), "high": max(hi, value)}
+            if log:
+                params[str(p)]["log"] = True
+        conf = confirmed.get(str(r.activation))
+        out.append(
+            ExportedForm(
+                name=f"{prefix}{i}" if prefix else str(r.activation),
+                form=str(r.activation),
+                expr=str(spec.get("expr")),
+                params=params,
+                trial=r.number,
+                value=float(r.value),  # type: ignore[arg-type]
+                confirmed=sum(conf) / len(conf) if conf else None,
+            )
+        )
+    return out
+
+
+def export_code(forms: list[ExportedForm], *, study: str, metric: str, source: str) -> str:
+    """Python that registers ``forms`` (``register_formula`` calls), ready to list in ``imports:``.
+
+    Args:
+        forms: From :func:`best_forms`.
+        study: The study's name (for the header).
+        metric: The study metric (for the comments).
+        source: How the file was made (the command), for the header.
+    """
+    lines = [
+        f'"""Activations discovered by the form search of study {study!r}.',
+        "",
+        f"Made by: {source}",
+        "The values are the search split's (optimistic for the best of many forms); a",
+        "confirmed form also states its held-out mean. List this module under `imports:` of a",
+        "study (or pass --import) to search or train these forms by name.",
+        '"""',
+        "",
+        "from activations import register_formula",
+        "",
+    ]
+    for i, f in enumerate(forms, 1):
+        held = f", held-out {f.confirmed:.4f}" if f.confirmed is not None else ""
+        lines += [
+            f"# {i}. trial {f.trial}: {metric} {f.value:.4f} (search){held}; {f.form}",
+            "register_formula(",
+            f"    {_py(f.name)},",
+            f"    {_py(f.expr)},",
+            "    {",
+        ]
+        for p, d in f.params.items():
+            lines.append(f"        {_py(p)}: {_py(d)},")
+        lines += ["    },", f"    family={_py(FORM_FAMILY)},", ")", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _py(value: Any) -> str:
+    """A Python literal in the house style (double quotes), for the exported module."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_py(k)}: {_py(v)}" for k, v in value.items()) + "}"
+    return repr(value)

@@ -515,3 +515,39 @@ def test_an_exhaustive_grid_ranks_the_planted_form_first(tmp_path: Path) -> None
     assert "**Forms**: 30 proposed (15 distinct canonical forms)" in a.summary[-1]
     assert f"| 1 | `{planted}` |" in render_markdown(a)
     assert r"a \cdot x \cdot \sin" in render_html(a)  # its LaTeX
+
+
+def test_export_prints_register_formula_calls_for_the_best_forms(tmp_path: Path, capsys) -> None:
+    import importlib.util
+
+    from activations import get_activation, unregister
+    from loran_search.cli import main
+
+    planted = "a*x*sin(x) + x"
+    path = tmp_path / "s.yaml"
+    text = study_text(
+        storage=f"sqlite:///{tmp_path / 'forms.db'}",
+        leaves='["x", "sin(x)"]',
+        params="{a: [0.1, 0.3]}",
+    )
+    path.write_text(text)
+    handle = open_study(load_config_text(text, environment=False), log=lambda m: None)
+    run_worker(handle, train_fn=Recorder(planted=planted), log=lambda m: None)
+    out = tmp_path / "found.py"
+    assert main(["activations", "export", str(path), "--top", "2", "--prefix", "found_"]) == 0
+    code = capsys.readouterr().out
+    assert "register_formula(" in code and f'"{planted}"' in code
+    assert main(["activations", "export", str(path), "--top", "2", "--out", str(out)]) == 0
+    assert "register_formula(" in out.read_text()
+    for name in ("found_1", "found_2"):
+        unregister(name)
+    (tmp_path / "prefixed.py").write_text(code)
+    spec = importlib.util.spec_from_file_location("prefixed", tmp_path / "prefixed.py")
+    assert spec is not None and spec.loader is not None
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # the printed module runs
+    first = get_spec("found_1")
+    assert first.expr == planted and first.family == F.FORM_FAMILY
+    # the best trial's value is the default, the searched choices the range
+    assert first.params["a"].low == 0.1 and first.params["a"].high == 0.3
+    assert get_activation("found_1").params["a"] in (0.1, 0.3)
+    assert main(["activations", "export", str(path), "--top", "0"]) != 0
