@@ -66,19 +66,23 @@ the same rank, ``[−1, 1]`` before any has run:
 * ``{max_lipschitz: L}``: the audit's Lipschitz estimate ``sup |f'|`` on the range is ≤ ``L``.
 
 Always refused: a form that reduces to ``f(x) = x`` (it is the baseline, LoRA). A refused form
-never reaches the training function: its trial is recorded **FAIL** with
-``user_attrs["failure"] = "screened: <rule>: <value>"`` (kind ``screened``, counted toward
-``n_trials`` like a diverged configuration, never retried) and the study goes on.
+never reaches the training function: its trial is recorded **PRUNED** (samplers rank pruned
+trials below complete ones, so TPE learns to avoid it; it drops FAIL trials and kept proposing
+them) with ``user_attrs["failure"] = "screened: <rule>: <value>"`` and ``failure_kind =
+"screened"`` (counted toward ``n_trials``, never retried), and the study goes on.
 
-**No form trained twice** (:func:`find_twin`). Every candidate form trial records
-``user_attrs["form"] = {name, expr, tree, key}`` before training, ``key`` = rank, canonical
-formula, parameter values and training overrides. A proposal whose key a COMPLETE, PRUNED or
-configuration-FAIL trial already holds, or a lower-numbered RUNNING trial (it waits for that one
-to end), is answered from that trial: COMPLETE with the same value(s), or PRUNED/FAIL with the
-same kind, and ``user_attrs["duplicate_of"]`` = its number (the analysis leaves it out of the
-tables and counts it as deduplicated). It is counted toward ``n_trials`` as a proposal. Two
-workers that write the same key within the same instant (between ``ask()`` and writing the key,
-a few milliseconds) may both train it.
+**No form trained twice** (:func:`find_twin`, :func:`undeclared`). Every candidate form trial
+records ``user_attrs["form"] = {name, expr, tree, key, interval}`` before anything else, ``key``
+= rank, canonical formula, parameter values and training overrides. A proposal whose key a
+COMPLETE, PRUNED or configuration-FAIL trial already holds is answered from that trial: COMPLETE
+with the same value(s), or PRUNED/FAIL as it ended, with ``user_attrs["duplicate_of"]`` = its
+number (the analysis leaves it out of the tables and counts it as deduplicated; it is counted
+toward ``n_trials`` as a proposal). Across workers: a RUNNING trial with the key that *started
+first* (``datetime_start``, then number) is waited for and then answers; and while a trial that
+started first is RUNNING without having written its key yet (it may hold the same one), the
+proposal waits for it to write it (at most :data:`DECLARE_TIMEOUT` seconds, less when that
+trial's worker on this host is gone). So of two workers that take the same form at the same
+moment exactly one trains it; the other waits and takes its value.
 
 This module imports sympy and optuna lazily (importing it is cheap); it knows nothing of the
 search space's other dimensions, which :mod:`loran_search.search.space` owns.

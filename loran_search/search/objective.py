@@ -40,6 +40,10 @@ reads it once, at the seam, and names the function and the key when something is
 way on the confirmation seeds and split, never report intermediate values (no pruning; nothing
 for the pruner to compare with search trials) and keep no adapter.
 
+**Forms** (``search.forms``, :mod:`loran_search.search.forms`). A form trial is screened and
+looked up before anything is built (:func:`_form_step`): a refused form is PRUNED ``screened:``
+untrained, a repeat proposal is answered from its twin; the others train like any activation.
+
 **Inert candidates.** Given :class:`InertCheck` (the trained baselines' ``p_quantiles``), a
 candidate's ``ν̂`` (:func:`loran_search.train.predict_nonlinearity_from_quantiles` at the
 baseline's ``P`` of its rank, the mean over the baseline's seeds) is recorded as

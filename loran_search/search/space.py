@@ -6,6 +6,8 @@ A trial's parameters are (contract of DESIGN.md, "Trial record")::
     rank                        categorical over ``search.rank``
     <activation>.<param>        one per *searched* parameter of the chosen activation
     training.<key>              one per entry of ``search.training``
+    form.G, form.G.l, …         a form trial's tree, then form.<param> (``search.forms``;
+                                ``activation`` = ``"form"``; :mod:`loran_search.search.forms`)
 
 Naming each parameter ``<activation>.<param>`` keeps a name's distribution fixed for the whole
 study (Optuna refuses a name whose distribution changes), and makes the space *conditional*:

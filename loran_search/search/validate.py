@@ -10,6 +10,9 @@ of every key, ``--set`` overrides); the *meaning* of the search space lives here
 * ``search.rank``, ``search.params`` (exact and glob keys, against each activation's declared
   parameters and ranges; a grid needs finite dimensions), ``search.training`` (numeric keys of
   ``training:`` only);
+* ``search.forms``: the grammar (:func:`loran_search.search.forms.check_grammar`: the template
+  and leaves through the safe parser, operators, depth, require) and its ``params`` as
+  ``form.<param>`` dimensions (:func:`check_forms_section`);
 * ``study.confirm``: ``{top_k ≥ 1, seeds disjoint from study.seeds, split ≠ task.eval_split}``
   or ``false`` (:mod:`loran_search.search.confirm`);
 * ``study.sampler`` / ``study.pruner``: names from the one table
