@@ -250,6 +250,10 @@ class SearchSection:
             keys ``<method>.<setting>``. Default ``[loran]``: no ``method`` trial param.
         match: ``rank`` (default: every arm at the searched rank) or ``params`` (each peer at
             the rank whose trainable parameters are closest to LoRAN's at the searched rank).
+
+        forms: A grammar of activation forms to search (``{template, leaves, operators,
+            depth, params, require}``; :mod:`loran_search.search.forms`), alone or beside
+            ``activations`` (which then defaults to none).
     """
 
     activations: list[str | InlineActivation] = field(default_factory=lambda: ["sinter"])
@@ -259,6 +263,8 @@ class SearchSection:
     skip_inert: bool = False
     methods: list[str] = field(default_factory=lambda: ["loran"])
     match: str = "rank"
+
+    forms: dict[str, Any] | None = None
 
 
 @dataclass

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -115,6 +115,13 @@ EXAMPLES_PREFIX = "examples."
 CONFIRM_OF = "confirm_of"
 CONFIRM_KEY = "confirm_key"
 PREDICTED_NONLINEARITY = "predicted_nonlinearity"
+# Form search (search.forms, issue 12): the form of a form trial, ``{name, expr, tree, key[,
+# interval]}`` (``expr`` the canonical formula, ``key`` the dedup key, ``interval`` the range it
+# was screened on); on a repeat proposal answered from an earlier trial, that trial's number
+# (DUPLICATE_OF) and, when it was COMPLETE, the sentence saying so (DEDUPLICATED).
+FORM = "form"
+DUPLICATE_OF = "duplicate_of"
+DEDUPLICATED = "deduplicated"
 LEGACY_SEED = "seed"  # version-0 records: the one seed a trial value stands for
 LEGACY_ACTIVATION = "activation"  # version-0 records: the activation as a user attr
 LEGACY_RANK = "rank"
@@ -513,6 +520,8 @@ class TrialRecord:
         started: When it started (UNIX time), ``None`` for a queued trial.
         retry_history: Numbers of the trials this one repeats (oldest first).
         queued_params: The params it was queued with (``enqueue_trial``/a retry), else ``None``.
+        form: A form trial's ``{name, expr, tree, key, interval}`` (:data:`FORM`).
+        duplicate_of: The trial a repeat form proposal was answered from (:data:`DUPLICATE_OF`).
     """
 
     number: int
@@ -544,6 +553,8 @@ class TrialRecord:
     started: float | None = None
     retry_history: tuple[int, ...] = ()
     queued_params: dict[str, Any] | None = None
+    form: dict[str, Any] | None = None
+    duplicate_of: int | None = None
 
     @classmethod
     def from_frozen(
@@ -615,6 +626,8 @@ class TrialRecord:
             started=trial.datetime_start.timestamp() if trial.datetime_start else None,
             retry_history=tuple(int(n) for n in retries) if isinstance(retries, list) else (),
             queued_params=queued,
+            form=_dict(ua.get(FORM)),
+            duplicate_of=_rank(ua.get(DUPLICATE_OF)),
         )
 
     def role_or(self, default: str) -> str:
@@ -630,3 +643,39 @@ class TrialRecord:
     def finished(self) -> bool:
         """COMPLETE, PRUNED or FAIL."""
         return self.state in ("COMPLETE", "PRUNED", "FAIL")
+
+
+def form_counts(records: Iterable[TrialRecord]) -> dict[str, int]:
+    """How many candidate form proposals (``search.forms``) ended in each fate.
+
+    A proposal is a ``candidate`` trial with a recorded :data:`FORM` that ended as a result:
+    *screened* (refused by the audit before training, failure kind ``screened``),
+    *deduplicated* (:data:`DUPLICATE_OF`: answered from a twin), *inert* (predicted inert and
+    skipped, ``search.skip_inert``) or *trained* (it reached the training function: COMPLETE,
+    pruned by the pruner, or failed as a configuration: diverged, non-finite). Trials stopped
+    for another reason (an error, an interrupt, a dead worker) are retried, not counted.
+
+    Returns:
+        ``{proposed, screened, deduplicated, inert, trained, distinct}``; ``distinct`` counts the
+        distinct canonical forms among the proposals.
+    """
+    out = {"proposed": 0, "screened": 0, "deduplicated": 0, "inert": 0, "trained": 0}
+    names: set[str] = set()
+    for r in records:
+        if not r.form or r.role != ROLE_CANDIDATE:
+            continue
+        kind = r.failure_kind
+        if kind == FAIL_SCREENED:
+            fate = "screened"
+        elif r.duplicate_of is not None and r.state != "RUNNING":
+            fate = "deduplicated"
+        elif kind == FAIL_INERT:
+            fate = "inert"
+        elif r.state in ("COMPLETE", "PRUNED") or (r.state == "FAIL" and kind in COUNTED_FAILURES):
+            fate = "trained"
+        else:
+            continue
+        out[fate] += 1
+        out["proposed"] += 1
+        names.add(str(r.form.get("name")))
+    return {**out, "distinct": len(names)}

@@ -366,7 +366,8 @@ def load_records(study: optuna.Study) -> Records:
         seeds += [str(s) for s in stability if str(s) not in seeds]
         seeds += [s for s in mechanism if s not in seeds]
         value_run: str | None = None  # seed of the one run an older record's value stands for
-        untrained = r.failure_kind == R.FAIL_INERT  # refused before training: nothing to read
+        # refused before training (predicted inert, or screened by the form audit): nothing to read
+        untrained = r.failure_kind in (R.FAIL_INERT, R.FAIL_SCREENED)
         if seed_metrics is None and state in ("COMPLETE", "FAIL", "PRUNED") and not untrained:
             counts["no_seed_metrics"] += 1
             if state == "COMPLETE":
@@ -606,6 +607,8 @@ def _left_out(r: R.TrialRecord, retried: set[int]) -> str | None:
         return "queued"
     if r.state == "RUNNING" and r.activation is None:
         return "running"
+    if r.duplicate_of is not None:  # a repeat form proposal, answered from its twin's record
+        return "duplicate"
     kind = r.failure_kind
     if r.state != "FAIL" or kind is None or kind in R.CONFIGURATION_FAILURES:
         return None
@@ -623,6 +626,8 @@ _LEFT_OUT_WHY = {
     R.FAIL_STALE: "were left running by a worker that died and were queued again",
     R.FAIL_SURPLUS: "were taken after n_trials was full (or were a duplicate retry) and never ran",
     R.FAIL_CONFIG: "stopped the study because its setup was wrong and were queued again",
+    "duplicate": "repeated a form already proposed (same canonical formula and parameter "
+    "values) and were answered from that trial's record, not trained",
 }
 
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from loran_search.analysis import forms as F
 from loran_search.analysis import plots as P
 from loran_search.analysis.configurations import (
     INTERNAL_COLUMNS,
@@ -97,6 +98,7 @@ class Analysis:
     verdict: list[str] = field(default_factory=list)
     interval: tuple[float, float] = (-1.0, 1.0)
     interval_note: str = ""
+    forms: F.FormsAnalysis | None = None  # the form section (search.forms), if any
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,7 +116,7 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
         The :class:`Analysis`; figures are drawn later by :func:`write_outputs`.
     """
     rec = load_records(study)
-    notes = list(rec.notes)
+    notes = list(rec.notes) + F.register_recorded(study)  # search.forms: forms from the record
     configs, baselines, table_notes = build_tables(rec, correction=correction)
     notes += table_notes
     families = family_stability(rec.runs, configs, baselines)
@@ -137,6 +139,7 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
         interval_note=interval_note,
     )
     a.summary = summary_lines(a)
+    F.attach(study, a)  # search.forms: counts, top forms, shapes (nothing without form trials)
     return a
 
 
@@ -346,6 +349,8 @@ def draw_figures(a: Analysis, plot_dir: Path) -> dict[str, Path]:
         "importance": P.importance(a.importance, plot_dir, notes),
     }
     a.figures = {k: v for k, v in drawn.items() if v is not None}
+    if a.forms is not None:
+        F.draw(a.forms, plot_dir, notes)
     return a.figures
 
 
@@ -389,6 +394,8 @@ def render_markdown(a: Analysis, plot_prefix: str = "plots/") -> str:
     first = a.figures.get(FIRST_FIGURE)
     figure = f"![{FIGURE_CAPTIONS[FIRST_FIGURE]}]({plot_prefix}{first.name})" if first else None
     parts = [summary_markdown(a, figure)]
+    if a.forms is not None:
+        parts.append(F.markdown(a.forms, a.records.metric, plot_prefix))
     for title, caption, table in _tables(a):
         parts += [f"## {title}", "", caption, "", markdown_table(table), ""]
     rest = {k: v for k, v in a.figures.items() if k != FIRST_FIGURE}
@@ -510,6 +517,8 @@ def render_html(a: Analysis) -> str:
         body.append('<h2>Data notes</h2><ul class="notes">')
         body += [f"<li>{_inline(n)}</li>" for n in a.notes]
         body.append("</ul>")
+    if a.forms is not None:
+        body.append(F.html_section(a.forms, a.records.metric))
     for title, caption, table in _tables(a):
         body.append(f"<h2>{html.escape(title)}</h2><p class='caption'>{_inline(caption)}</p>")
         if table.empty:
@@ -611,4 +620,6 @@ def write_outputs(a: Analysis, out_dir: Path, formats: Collection[str]) -> list[
         path = out_dir / "report.html"
         path.write_text(render_html(a))
         written.append(path)
+    if a.forms is not None:
+        written += F.write(a.forms, out_dir, formats)
     return written

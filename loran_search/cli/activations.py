@@ -1,4 +1,4 @@
-"""``loran-search activations list | audit | plot``: parsers and handlers.
+"""``loran-search activations list | audit | plot | export``: parsers and handlers.
 
 ``list`` imports only the registry (no torch, no sympy); ``audit`` imports sympy, numpy and scipy;
 ``plot`` also imports torch, matplotlib and seaborn. Each handler takes the parsed
@@ -10,6 +10,12 @@ the range of ``P = B·A`` that study's runs visited (``± max`` over its candida
 recorded 99.9th percentile of ``|P|``), read through :func:`loran_search.analysis.visited_interval`;
 ``--interval`` still overrides it, and a study without mechanism records keeps ``[-1, 1]`` with a
 note on stderr.
+
+``export STUDY.yaml --top K`` (a form search, ``search.forms``) prints a Python module of
+``register_formula(...)`` calls for the study's ``K`` best forms (by best search value), each with
+its canonical formula, the best trial's parameter values as defaults and the searched ranges, so a
+discovered form becomes a named registry entry (list the module under ``imports:``); it imports
+optuna, pandas and the analysis (:func:`loran_search.analysis.forms.best_forms`).
 """
 
 from __future__ import annotations
@@ -60,6 +66,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_interval(p)
     p.add_argument("--out", required=True, metavar="FILE.png")
     add_import(p)
+    p = add_command(
+        act_sub,
+        "export",
+        f"{_HERE}:cmd_export",
+        "print register_formula(...) calls for the best forms of a form search (search.forms)",
+    )
+    p.add_argument("file", metavar="STUDY.yaml", help="the study file of a form search")
+    p.add_argument("--top", type=int, default=1, metavar="K", help="how many forms (default 1)")
+    p.add_argument("--storage", help="the study's storage URL (default: the file's)")
+    p.add_argument(
+        "--prefix",
+        help="name the forms PREFIX1, PREFIX2, ... (default: their stable form_<hash> names)",
+    )
+    p.add_argument("--out", metavar="FILE.py", help="write the module there (default: stdout)")
 
 
 def _add_interval(p: argparse.ArgumentParser) -> None:
@@ -365,4 +385,44 @@ def cmd_plot(args: argparse.Namespace) -> int:
     fig.savefig(out, dpi=120)
     plt.close(fig)
     print(f"wrote {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``activations export STUDY.yaml --top K``: the best forms as ``register_formula`` calls."""
+    if args.top < 1:
+        raise UsageError(f"--top must be at least 1, but got {args.top}.")
+    if args.prefix is not None and not args.prefix.isidentifier():
+        raise UsageError(
+            f"--prefix {args.prefix!r} must be a name of letters, digits and '_' (e.g. found_)."
+        )
+    from loran_search.analysis.api import ReportError, load_study
+    from loran_search.analysis.forms import best_forms, export_code
+    from loran_search.cli.report import study_from_file
+
+    storage, name, _ = study_from_file(args.file)
+    storage = args.storage or storage
+    try:
+        study = load_study(storage, name)
+    except ReportError as err:
+        raise UsageError(str(err)) from None
+    forms = best_forms(study, args.top, prefix=args.prefix)
+    if not forms:
+        raise UsageError(
+            f"Study '{name}' has no completed form trial to export: `activations export` reads a "
+            "form search (search.forms) that has run; run it first (loran-search run "
+            f"{args.file})."
+        )
+    metric = study.metric_names[0] if study.metric_names else "value"
+    command = f"loran-search activations export {args.file} --top {args.top}"
+    if args.prefix:
+        command += f" --prefix {args.prefix}"
+    code = export_code(forms, study=name, metric=metric, source=command)
+    if args.out:
+        Path(args.out).write_text(code)
+        print(f"wrote {len(forms)} form(s) to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(code)
+    if len(forms) < args.top:
+        print(f"(only {len(forms)} completed form(s) in study '{name}')", file=sys.stderr)
     return 0

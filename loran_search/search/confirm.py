@@ -266,6 +266,8 @@ def plan_confirmation(
             continue
         if not math.isfinite(float(t.values[0])):
             continue
+        if R.DUPLICATE_OF in t.user_attrs:  # a repeat form proposal: its twin stands for it
+            continue
         groups.setdefault(_params_key(t.params), []).append(t)
 
     def best(ts: list[FrozenTrial]) -> float:

@@ -44,6 +44,10 @@ reads it once, at the seam, and names the function and the key when something is
 way on the confirmation seeds and split, never report intermediate values (no pruning; nothing
 for the pruner to compare with search trials) and keep no adapter.
 
+**Forms** (``search.forms``, :mod:`loran_search.search.forms`). A form trial is screened and
+looked up before anything is built (:func:`_form_step`): a refused form is PRUNED ``screened:``
+untrained, a repeat proposal is answered from its twin; the others train like any activation.
+
 **Inert candidates.** Given :class:`InertCheck` (the trained baselines' ``p_quantiles``), a
 candidate's ``ν̂`` (:func:`loran_search.train.predict_nonlinearity_from_quantiles` at the
 baseline's ``P`` of its rank, the mean over the baseline's seeds) is recorded as
@@ -488,8 +492,16 @@ def execute_trial(
     seeds = list(confirm.seeds) if confirming else list(cfg.study.seeds)
     split = confirm.split if confirming else cfg.task.eval_split
     peer = tc.method != R.METHOD_LORAN
+    forms = getattr(space, "forms", None)
+    is_form = not peer and forms is not None and forms.owns(tc.activation)
+    if is_form:  # screened or answered from a twin before anything is built (search.forms)
+        answered = _form_step(trial, cfg, forms, tc, role=role, split=split)
+        if answered is not None:
+            return answered
     bound = None if peer else get_activation(tc.activation, **tc.activation_params)
     spec = peer_spec(tc) if peer else bound.to_dict()  # type: ignore[union-attr]
+    if is_form:
+        spec["expr"] = forms.form(tc.activation).expr
     _set(
         trial,
         R.to_user_attrs(role=role, activation_spec=spec, eval_split=split, version=True),
@@ -522,6 +534,59 @@ def execute_trial(
         if adapter_dir is not None:
             shutil.rmtree(adapter_dir, ignore_errors=True)
         raise
+
+
+def _form_step(
+    trial: optuna.Trial,
+    cfg: StudyConfig,
+    forms: Any,
+    tc: Any,
+    *,
+    role: str,
+    split: str,
+) -> float | list[float] | None:
+    """A form trial before training (:func:`loran_search.search.forms.before_training`).
+
+    Records the role and the form's spec (``expr`` included), then screens it and looks for a
+    twin: a screened form fails ``screened:`` here, untrained; a repeat proposal is answered
+    from its twin (its value, or PRUNED / FAIL as the twin ended). ``None``: train it.
+
+    Raises:
+        TrialFailed: Screened (``screened``), or the twin failed (its kind).
+        optuna.TrialPruned: The twin was pruned.
+    """
+    import optuna
+
+    from loran_search.search.forms import FORM_FAMILY, before_training
+
+    spec = {
+        "name": tc.activation,
+        "family": FORM_FAMILY,
+        "params": dict(tc.activation_params),
+        "expr": forms.form(tc.activation).expr,
+    }
+    _set(trial, R.to_user_attrs(role=role, activation_spec=spec, eval_split=split, version=True))
+    verdict = before_training(
+        trial,
+        forms,
+        tc.activation,
+        tc.activation_params,
+        tc.rank,
+        tc.training_overrides,
+        role=role,
+    )
+    if verdict is None:
+        return None
+    if verdict.kind == R.FAIL_SCREENED:  # PRUNED, so that samplers learn to avoid it
+        attrs = R.failure_attrs(R.FAIL_SCREENED, verdict.message)
+        _set(trial, attrs)
+        raise optuna.TrialPruned(attrs[R.FAILURE])
+    if verdict.state == "PRUNED":
+        raise optuna.TrialPruned(verdict.message)
+    if verdict.state == "FAIL":
+        raise TrialFailed(str(verdict.failure_kind), verdict.message)
+    values = list(verdict.values or [])
+    return values if cfg.study.objectives else values[0]
 
 
 def _check_inert(

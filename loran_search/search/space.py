@@ -6,6 +6,8 @@ A trial's parameters are (contract of DESIGN.md, "Trial record")::
     rank                        categorical over ``search.rank``
     <activation>.<param>        one per *searched* parameter of the chosen activation
     training.<key>              one per entry of ``search.training``
+    form.G, form.G.l, …         a form trial's tree, then form.<param> (``search.forms``;
+                                ``activation`` = ``"form"``; :mod:`loran_search.search.forms`)
 
 Naming each parameter ``<activation>.<param>`` keeps a name's distribution fixed for the whole
 study (Optuna refuses a name whose distribution changes), and makes the space *conditional*:
@@ -41,12 +43,14 @@ from typing import TYPE_CHECKING, Any
 from loran_search.config import StudyConfig, TrainingSection, training_key_kind
 from loran_search.errors import LoranSearchError
 from loran_search.record import BASELINE_ACTIVATION, METHOD_LORAN, PARAM_METHOD
+from loran_search.search.forms import FORM_CHOICE
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
     from optuna.trial import Trial
 
     from activations.registry import Param
+    from loran_search.search.forms import FormSpace
 
 RANGE_KEYS = ("low", "high", "log", "step", "num")
 
@@ -322,6 +326,8 @@ class SearchSpace:
         baseline: Whether identity baselines are part of the study; when ``identity`` is not a
             searched activation the ``activation`` choices still include it (Optuna needs one
             distribution per name) and the sampler is wrapped so candidates never get it.
+        forms: The form grammar of ``search.forms`` (:class:`~loran_search.search.forms.\
+FormSpace`), whose trials take ``activation`` = ``"form"`` and the ``form.*`` parameters.
     """
 
     activations: list[str]
@@ -331,6 +337,7 @@ class SearchSpace:
     baseline: bool = True
     training_defaults: dict[str, Any] = field(default_factory=dict)
     param_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    forms: FormSpace | None = None
     methods: list[str] = field(default_factory=lambda: [METHOD_LORAN])
     method_dims: dict[str, dict[str, Dim]] = field(default_factory=dict)
     match: str = "rank"
@@ -346,14 +353,15 @@ class SearchSpace:
     @property
     def activation_choices(self) -> list[str]:
         """The ``activation`` parameter's choices (identity first when baselines need it)."""
+        form = [FORM_CHOICE] if self.forms is not None else []
         if self.baseline and BASELINE_ACTIVATION not in self.activations:
-            return [BASELINE_ACTIVATION, *self.activations]
-        return list(self.activations)
+            return [BASELINE_ACTIVATION, *self.activations, *form]
+        return [*self.activations, *form]
 
     @property
     def excluded_for_candidates(self) -> set[str]:
         """Choices of ``activation`` that only baselines may take."""
-        return set(self.activation_choices) - set(self.activations)
+        return set(self.activation_choices) - set(self.activations) - {FORM_CHOICE}
 
     def suggest(self, trial: Trial) -> TrialConfig:
         """Sample (or read the enqueued values of) one point, in a fixed order.
@@ -372,6 +380,8 @@ class SearchSpace:
         rank = trial.suggest_categorical("rank", list(self.ranks))
         params = {p: d.suggest(trial) for p, d in self.dims.get(act, {}).items()}
         training = {k: d.suggest(trial) for k, d in self.training.items()}
+        if act == FORM_CHOICE and self.forms is not None:  # the tree, then its parameters
+            act, params = self.forms.suggest(trial)
         return TrialConfig(act, int(rank), params, training)
 
     def config_of(self, params: Mapping[str, Any]) -> TrialConfig | None:
@@ -401,6 +411,15 @@ class SearchSpace:
         act, rank = params.get("activation"), params.get("rank")
         if not isinstance(act, str) or rank is None:
             return None
+        if act == FORM_CHOICE and self.forms is not None:
+            form = self.forms.config_of(params)
+            if form is None:
+                return None
+            training = {
+                k: d.value if not d.searched else params.get(d.name)
+                for k, d in self.training.items()
+            }
+            return TrialConfig(form[0], int(rank), form[1], training)
         own: dict[str, Any] = {}
         for p, d in self.dims.get(act, {}).items():
             if not d.searched:
@@ -426,7 +445,7 @@ class SearchSpace:
         Raises:
             SpaceError: The space has no activation or no rank.
         """
-        if not self.activations:
+        if not self.activations and self.forms is None:
             raise SpaceError("search.activations is empty; name at least one activation.")
         if not self.ranks:
             raise SpaceError("search.rank is empty; give at least one rank.")
@@ -439,8 +458,16 @@ class SearchSpace:
             return self._peer(
                 first, int(self.ranks[0]), {k: v for k, v in own.items() if v is not None}, {}
             )
-        act = self.activations[0]
         params: dict[str, Any] = {}
+        if not self.activations and self.forms is not None:  # a form search: its first form
+            act, params = self.forms.first()
+            training = {
+                k: d.value if d.kind == "fixed" else d.choices[0]
+                for k, d in self.training.items()
+                if d.kind != "range"
+            }
+            return TrialConfig(act, int(self.ranks[0]), params, training)
+        act = self.activations[0]
         for p, d in self.dims.get(act, {}).items():
             if d.kind == "fixed":
                 params[p] = d.value
@@ -497,11 +524,16 @@ class SearchSpace:
                 for combo in itertools.product(*values):
                     point = dict(zip(names, combo, strict=True))
                     points.append({PARAM_METHOD: method, "rank": rank, **point})
+            if self.forms is not None and METHOD_LORAN in self.methods:  # every form × its grid
+                for form_point in self.forms.grid_points():
+                    for combo in itertools.product(*tr_values):
+                        point = dict(zip(tr_names, combo, strict=True))
+                        points.append({**tag, **form_point, "rank": rank, **point})
         return points
 
     def describe(self) -> dict[str, Any]:
         """A JSON form of the space (compared on resume)."""
-        return {
+        out = {
             "activation": self.activation_choices,
             "rank": list(self.ranks),
             "params": {
@@ -510,6 +542,9 @@ class SearchSpace:
             "training": {f"training.{k}": d.to_dict() for k, d in self.training.items()},
             **self._describe_methods(),
         }
+        if self.forms is not None:
+            out["forms"] = self.forms.describe()
+        return out
 
     def _describe_methods(self) -> dict[str, Any]:
         """The peer arms' part of :meth:`describe` (nothing for ``[loran]``: old studies resume)."""
@@ -609,6 +644,15 @@ def build_space(cfg: StudyConfig) -> SearchSpace:
     ranks = list(dict.fromkeys(int(r) for r in cfg.search.rank))
     defaults = {k: getattr(cfg.training, k, None) for k in training}
     methods = list(dict.fromkeys(cfg.search.methods or [METHOD_LORAN]))
+    forms = None
+    if cfg.search.forms is not None:
+        from loran_search.search.forms import FORM_PREFIX, FormSpace
+
+        raw_params = cfg.search.forms.get("params") or {}
+        forms = FormSpace(
+            cfg.search.forms,
+            {p: parse_dim(f"{FORM_PREFIX}.{p}", r, None) for p, r in raw_params.items()},
+        )
     return SearchSpace(
         acts,
         ranks,
@@ -620,6 +664,7 @@ def build_space(cfg: StudyConfig) -> SearchSpace:
         methods=methods,
         method_dims=method_dims(methods, cfg.search.params),
         match=cfg.search.match,
+        forms=forms,
     )
 
 

@@ -61,7 +61,9 @@ def summarize(study: optuna.Study, cfg: StudyConfig) -> str:
     for t in finite:
         if role_of(t) == R.ROLE_BASELINE:
             baselines[int(t.params.get(R.PARAM_RANK, 0))] = t.values[0]
-    cands = [t for t in finite if role_of(t) == R.ROLE_CANDIDATE]
+    cands = [
+        t for t in finite if role_of(t) == R.ROLE_CANDIDATE and R.DUPLICATE_OF not in t.user_attrs
+    ]
     counts = {s: sum(1 for t in trials if t.state == s) for s in TrialState}
     kinds = Counter(
         R.TrialRecord.from_frozen(t).failure_kind or "no reason recorded"
@@ -82,6 +84,13 @@ def summarize(study: optuna.Study, cfg: StudyConfig) -> str:
         f"mean over seeds {list(cfg.study.seeds)}",
         "trials: " + ", ".join(shown),
     ]
+    forms = R.form_counts(R.TrialRecord.from_frozen(t) for t in trials)
+    if forms["proposed"]:
+        lines.append(
+            f"forms: proposed {forms['proposed']} ({forms['distinct']} distinct), screened "
+            f"{forms['screened']}, deduplicated {forms['deduplicated']}, skipped as inert "
+            f"{forms['inert']}, trained {forms['trained']}"
+        )
     if baselines:
         lines.append(
             "baseline (identity = QLoRA): "

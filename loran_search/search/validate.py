@@ -10,6 +10,9 @@ of every key, ``--set`` overrides); the *meaning* of the search space lives here
 * ``search.rank``, ``search.params`` (exact and glob keys, against each activation's declared
   parameters and ranges; a grid needs finite dimensions), ``search.training`` (numeric keys of
   ``training:`` only);
+* ``search.forms``: the grammar (:func:`loran_search.search.forms.check_grammar`: the template
+  and leaves through the safe parser, operators, depth, require) and its ``params`` as
+  ``form.<param>`` dimensions (:func:`check_forms_section`);
 * ``study.confirm``: ``{top_k ≥ 1, seeds disjoint from study.seeds, split ≠ task.eval_split}``
   or ``false`` (:mod:`loran_search.search.confirm`);
 * ``study.sampler`` / ``study.pruner``: names from the one table
@@ -229,10 +232,11 @@ def check_search_section(
     from activations import ActivationError, get_spec, resolve_names
 
     values = check_fields("search", raw, ctx, skip=("activations", "params", "training"))
-    acts_raw = values.get("activations", ["sinter"])
+    has_forms = "forms" in raw  # a form search needs no activation besides its grammar
+    acts_raw = values.get("activations", [] if has_forms else ["sinter"])
     if not isinstance(acts_raw, list):
         acts_raw = [acts_raw]
-    if not acts_raw:
+    if not acts_raw and not has_forms:
         ctx.err(("search", "activations"), "`activations` is empty; name at least one.")
     acts: list[str] = []
     entries: list[str | InlineActivation] = []
@@ -374,6 +378,8 @@ def check_search_section(
     values["params"] = params
     values["training"] = training
     check_methods(values, sections, ctx)
+    if has_forms and isinstance(raw.get("forms"), dict):
+        check_forms_section(raw["forms"], ctx, grid=grid)
     if environment and isinstance(ranks, list) and ranks:
         targets = sections.get("adapter", {}).get("target_modules")
         desc = _model_description(ctx)
@@ -384,6 +390,37 @@ def check_search_section(
                 if path[:2] == ("search", "rank"):
                     ctx.err(path, message)
     return values
+
+
+def check_forms_section(raw: dict[str, Any], ctx: Context, *, grid: bool = False) -> None:
+    """``search.forms``: the grammar and each ``params`` entry as a ``form.<param>`` dimension.
+
+    The grammar is :func:`loran_search.search.forms.check_grammar`'s; a parameter is fixed, a
+    list of choices or a range with ``low`` and ``high`` (:func:`parse_dim`), finite for the
+    grid, whose number of trees is bounded too.
+    """
+    from loran_search.search.forms import FORM_PREFIX, check_grammar, grid_tree_problem
+
+    base = ("search", "forms")
+    problems = check_grammar(raw)
+    for sub, message in problems:
+        ctx.err((*base, *sub), message)
+    params = raw.get("params") or {}
+    for pname, raw_dim in params.items() if isinstance(params, dict) else ():
+        if non_finite(raw_dim):
+            continue  # reported by the schema check, at the number
+        full = f"{FORM_PREFIX}.{pname}"
+        try:
+            dim = parse_dim(full, raw_dim, None)
+        except SpaceError as err:
+            ctx.err((*base, "params", pname), str(err))
+            continue
+        if grid and not dim.finite:
+            ctx.err((*base, "params", pname), grid_needs_finite_message(full))
+    if grid and not problems:
+        problem = grid_tree_problem(raw)
+        if problem:
+            ctx.err((*base, "depth"), problem)
 
 
 def _model_description(ctx: Context) -> Any:

@@ -1,0 +1,654 @@
+r"""The report's form section (``search.forms``): the best forms, their formulas and shapes.
+
+Read from the trial records only (:mod:`loran_search.record`): a form trial records its
+canonical formula in ``activation_spec.expr`` and ``form`` (``{name, expr, tree, key,
+interval}``), a screened one ``failure = "screened: …"``, an answered repeat ``duplicate_of``.
+The section holds:
+
+* **counts** — :func:`loran_search.record.form_counts`: proposed, screened, deduplicated,
+  skipped as inert, trained, distinct forms;
+* **the top forms** — the configurations of family ``form`` in the configuration table's order
+  (best first; :mod:`loran_search.analysis.configurations`), each with its formula (plain text in
+  Markdown, LaTeX from ``sympy.latex`` rendered by matplotlib's mathtext as an embedded image in
+  the HTML), its search value and gain, its confirmation (held-out mean, baseline mean and gain
+  when it was confirmed), its mechanism telemetry (effective non-linearity ``ν = ‖f(P) − P‖/‖P‖``
+  and the stable rank of its update against LoRA's) and its shape on the visited range
+  ``[−m, m]`` of ``P`` (:func:`loran_search.analysis.mechanism.visited_interval`):
+  ``max |f(x) − x| / m`` (the largest departure from the identity, relative to the range) and
+  ``sup |f'|`` on a 4001-point grid;
+* **a figure** of ``f(x) − x`` and ``f'(x)`` of the top forms on that range.
+
+Formulas are parsed by the safe parser (:func:`activations.formula.parse_formula`) and compiled
+by its numpy compiler; nothing is registered and no text is evaluated.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from loran_search import record as R
+
+if TYPE_CHECKING:
+    import optuna
+
+#: Forms shown in the table.
+TOP = 10
+#: Forms drawn in the figure.
+TOP_DRAWN = 4
+#: Points of the shape grid.
+GRID = 4001
+FIGURE = "form_shapes.png"
+CAPTION = "f(x) − x and f′(x) of the top forms on the visited range of P = B·A."
+FORM_FAMILY = "form"
+FORM_PREFIX = "form"  # the trial parameters of a form: form.G, form.<param>
+
+
+@dataclass
+class FormsAnalysis:
+    """The form section of a report.
+
+    Attributes:
+        counts: :func:`loran_search.record.form_counts`.
+        table: One row per form configuration, best first (all of them; the report shows
+            :data:`TOP`).
+        interval: The range of ``P`` the shapes are measured and drawn on.
+        figure: The written shapes figure, once drawn.
+        latex: ``{formula: LaTeX}`` of the formulas in the table.
+        notes: What could not be shown.
+    """
+
+    counts: dict[str, int]
+    table: pd.DataFrame
+    interval: tuple[float, float]
+    figure: Path | None = None
+    latex: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def summary_line(self) -> str:
+        """The first-screen sentence: the counts and the best form."""
+        c = self.counts
+        text = (
+            f"**Forms**: {c['proposed']} proposed ({c['distinct']} distinct canonical forms): "
+            f"{c['screened']} screened out by the audit before training, {c['deduplicated']} "
+            f"answered from an earlier trial of the same form, {c['inert']} skipped as inert, "
+            f"{c['trained']} trained."
+        )
+        if len(self.table):
+            best = self.table.iloc[0]
+            text += f" Best form: `{best['formula']}` ({best['params']}, {best['evidence']} gain "
+            text += f"{_fmt(best['gain'])})."
+        return text
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "—"
+    if not math.isfinite(f):
+        return "—"
+    return f"{f:+.{digits}f}" if abs(f) < 10 else f"{f:+.3g}"
+
+
+def _num(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _compiled(expr: str, params: Mapping[str, float]) -> tuple[Any, Any, str]:
+    """``f``, ``f'`` (numpy) and the LaTeX of ``expr`` at ``params`` (safe parser)."""
+    import sympy as sp
+
+    from activations.formula import X, compile_expr, parse_formula
+
+    sym = parse_formula(expr, list(params))
+    names = {s: rf"\mathrm{{{s.name}}}" for s in sym.free_symbols if len(s.name) > 1}
+    latex = sp.latex(sym, mul_symbol="dot", symbol_names=names)
+    values = {s: float(params[s.name]) for s in sym.free_symbols if s.name in params}
+    f = sym.subs(values)
+    return compile_expr(f, "numpy"), compile_expr(sp.diff(f, X), "numpy"), latex
+
+
+def _shape(expr: str, params: Mapping[str, float], interval: tuple[float, float]) -> dict:
+    fn, dfn, latex = _compiled(expr, params)
+    xs = np.linspace(interval[0], interval[1], GRID)
+    with np.errstate(all="ignore"):
+        y = np.asarray(fn(xs), dtype=float) * np.ones_like(xs)
+        dy = np.asarray(dfn(xs), dtype=float) * np.ones_like(xs)
+    m = max(abs(interval[0]), abs(interval[1])) or 1.0
+    return {
+        "departure": float(np.nanmax(np.abs(y - xs)) / m),
+        "slope_max": float(np.nanmax(np.abs(dy))),
+        "latex": latex,
+        "xs": xs,
+        "y": y,
+        "dy": dy,
+    }
+
+
+def analyse_forms(study: optuna.Study, analysis: Any) -> FormsAnalysis | None:
+    """The form section of ``analysis`` (:class:`loran_search.analysis.report.Analysis`).
+
+    Returns:
+        ``None`` when the study has no form trial.
+    """
+    records = [R.TrialRecord.from_frozen(t) for t in study.get_trials(deepcopy=False)]
+    if not any(r.form for r in records):
+        return None
+    counts = R.form_counts(records)
+    exprs: dict[str, str] = {}
+    trees: dict[str, str] = {}
+    for r in records:
+        if r.form and r.activation:
+            exprs.setdefault(r.activation, str(r.form.get("expr")))
+            trees.setdefault(r.activation, str(r.form.get("tree")))
+    interval = tuple(analysis.interval)
+    c = analysis.configurations
+    forms = c[c["family"] == FORM_FAMILY] if len(c) else c
+    rows, latex, notes = [], {}, []
+    for _, row in forms.iterrows():
+        name = str(row["activation"])
+        expr = exprs.get(name)
+        if expr is None:
+            continue
+        params = dict(row["key"][2])
+        try:
+            shape = _shape(expr, params, interval)  # type: ignore[arg-type]
+        except Exception as err:  # a formula the numpy compiler cannot evaluate here
+            notes.append(f"Shape of {name} ({expr}) not measured: {type(err).__name__}: {err}")
+            shape = {"departure": math.nan, "slope_max": math.nan, "latex": ""}
+        latex[expr] = shape["latex"]
+        evidence = str(row.get("evidence", "search"))
+        rows.append(
+            {
+                "form": name,
+                "formula": expr,
+                "tree": trees.get(name, ""),
+                "params": ", ".join(f"{k}={v:.3g}" for k, v in params.items()),
+                "values": params,
+                "rank": row["rank"],
+                "metric": _num(row.get("metric_mean")),
+                "search_gain": _num(row.get("search_gain")),
+                "evidence": evidence,
+                "gain": _num(row.get("gain")),
+                "gain_ci_low": _num(row.get("gain_ci_low")),
+                "gain_ci_high": _num(row.get("gain_ci_high")),
+                "confirm": _num(row.get("confirm_metric_mean")),
+                "confirm_baseline": _num(row.get("confirm_baseline_mean")),
+                "nonlinearity": _num(row.get("nonlinearity")),
+                "stable_rank": _num(row.get("stable_rank")),
+                "stable_rank_lora": _num(row.get("stable_rank_lora")),
+                "departure": shape["departure"],
+                "slope_max": shape["slope_max"],
+                "trials": row.get("trials", ""),
+            }
+        )
+    table = pd.DataFrame(rows)
+    return FormsAnalysis(counts, table, interval, latex=latex, notes=notes)  # type: ignore[arg-type]
+
+
+def register_recorded(study: optuna.Study) -> list[str]:
+    """Register the study's recorded forms, so the registry-based parts of the report see them.
+
+    A form is registered for its study while it runs (like an inline formula); a report in
+    another process finds it in the record: ``activation_spec`` = ``{name, family: form,
+    params, expr}``. Each one is registered from its ``expr`` through the safe parser
+    (:func:`activations.formula.register_formula`), its parameters with the ranges of the
+    study's stored ``search.forms.params`` (the study setup), else the recorded values' span.
+    A name already registered is left as it is.
+
+    Returns:
+        Notes on the forms that could not be registered.
+    """
+    from activations import ActivationError, registry
+    from activations.formula import FormulaError, register_formula
+
+    setup = study.user_attrs.get(R.STUDY_SETUP)
+    space = setup.get("space") if isinstance(setup, Mapping) else None
+    declared = ((space or {}).get("forms") or {}).get("params") or {}
+    seen: dict[str, tuple[str, dict[str, list[float]]]] = {}
+    for t in study.get_trials(deepcopy=False):
+        spec = t.user_attrs.get(R.ACTIVATION_SPEC)
+        if not isinstance(spec, Mapping) or spec.get("family") != FORM_FAMILY:
+            continue
+        name, expr = spec.get("name"), spec.get("expr")
+        if not isinstance(name, str) or not isinstance(expr, str):
+            continue
+        values = seen.setdefault(name, (expr, {}))[1]
+        for p, v in (spec.get("params") or {}).items():
+            if isinstance(v, (int, float)) and math.isfinite(float(v)):
+                values.setdefault(str(p), []).append(float(v))
+    notes = []
+    for name, (expr, values) in seen.items():
+        if name in registry._REGISTRY.specs:
+            continue
+        decl = {}
+        for p, vs in values.items():
+            lo, hi = min(vs), max(vs)
+            d = declared.get(f"form.{p}") or {}
+            if "low" in d and "high" in d:
+                lo, hi = min(lo, float(d["low"])), max(hi, float(d["high"]))
+            elif "choices" in d:
+                lo, hi = min([lo, *map(float, d["choices"])]), max([hi, *map(float, d["choices"])])
+            decl[p] = {"default": vs[0], "low": lo, "high": hi, "log": bool(d.get("log", False))}
+        try:
+            register_formula(name, expr, decl, family=FORM_FAMILY)
+        except (FormulaError, ActivationError, ValueError) as err:
+            notes.append(f"Form {name} ({expr}) could not be registered for the report: {err}")
+    return notes
+
+
+def _collapse(lines: list[str], pattern: str, names: Collection[str], summary: str) -> list[str]:
+    """Replace the lines that say ``pattern`` of one form each by one ``summary`` line."""
+    hits = [line for line in lines if pattern in line and any(f"{n}" in line for n in names)]
+    if len(hits) < 2:
+        return lines
+    out = [line for line in lines if line not in hits]
+    first = lines.index(hits[0])
+    out.insert(min(first, len(out)), summary.format(n=len(hits)))
+    return out
+
+
+def attach(study: optuna.Study, analysis: Any) -> None:
+    """Add the form section to ``analysis`` (``analysis.forms``) and its line to the summary.
+
+    Lines the per-activation parts of the report write once per form (each form is its own
+    activation) are collapsed into one: "no divergence at any amplitude tested" in the verdict
+    and "no searched parameter varies" in the notes.
+    """
+    forms = analyse_forms(study, analysis)
+    analysis.forms = forms
+    if forms is None:
+        return
+    names = set(forms.table["form"]) if len(forms.table) else set()
+    acts = analysis.records.trials.get("activation", [])
+    names |= {str(n) for n in acts if str(n).startswith("form_")}
+    verdict = _collapse(
+        list(analysis.verdict),
+        "no divergence at any amplitude tested",
+        names,
+        "**Forms: no divergence at any amplitude tested** ({n} forms, each at the amplitudes "
+        "it was trained with; the form table below lists them).",
+    )
+    details = analysis.summary[len(analysis.verdict) :]
+    analysis.verdict = verdict
+    analysis.summary = [*verdict, *details, forms.summary_line()]
+    analysis.notes[:] = _collapse(
+        list(analysis.notes),
+        "no searched parameter varies",
+        names,
+        "Parameter importance: no searched parameter varies within any of {n} forms (each form "
+        "is its own activation; the form itself is the searched choice).",
+    )
+    analysis.notes.extend(forms.notes)
+
+
+# ------------------------------------------------------------------------------ output
+
+
+def display(forms: FormsAnalysis, metric: str = "metric") -> pd.DataFrame:
+    """The table as shown: the top :data:`TOP` forms, numbers formatted."""
+    t = forms.table.head(TOP)
+    if t.empty:
+        return pd.DataFrame()
+
+    def num(v: float, spec: str = ".4f") -> str:
+        return format(v, spec) if math.isfinite(v) else "—"
+
+    return pd.DataFrame(
+        {
+            "#": range(1, len(t) + 1),
+            "formula": t["formula"],
+            "params": t["params"],
+            "rank": t["rank"],
+            metric: [num(v) for v in t["metric"]],
+            "search gain": [_fmt(v) for v in t["search_gain"]],
+            "confirm": [num(v) for v in t["confirm"]],
+            "confirm baseline": [num(v) for v in t["confirm_baseline"]],
+            "gain (evidence)": [
+                f"{_fmt(g)} ({e})" for g, e in zip(t["gain"], t["evidence"], strict=True)
+            ],
+            "ν": [num(v, ".3g") for v in t["nonlinearity"]],
+            "stable rank (LoRA)": [
+                f"{num(a, '.3g')} ({num(b, '.3g')})"
+                for a, b in zip(t["stable_rank"], t["stable_rank_lora"], strict=True)
+            ],
+            "max|f−x|/m": [num(v, ".3g") for v in t["departure"]],
+            "sup|f′|": [num(v, ".3g") for v in t["slope_max"]],
+            "form": t["form"],
+        }
+    )
+
+
+def _caption(forms: FormsAnalysis) -> str:
+    a, b = forms.interval
+    return (
+        f"The forms in the configuration table's order (best first; top {TOP}). `search gain` is "
+        "on the search split (optimistic: the forms were chosen on it); `confirm` is held out "
+        "when the form was confirmed, against `confirm baseline` (QLoRA, same seeds); `ν` the "
+        "effective non-linearity ‖f(P) − P‖/‖P‖ and `stable rank` that of the update against "
+        f"LoRA's (medians over runs); the shape on the visited range [{a:.3g}, {b:.3g}] of P: "
+        "`max|f−x|/m` the largest departure from the identity relative to m, `sup|f′|` the "
+        "steepest slope."
+    )
+
+
+def draw(forms: FormsAnalysis, plot_dir: Path, notes: list[str]) -> Path | None:
+    """Draw ``f(x) − x`` and ``f'(x)`` of the top forms into ``plot_dir``."""
+    t = forms.table.head(TOP_DRAWN)
+    if t.empty:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    xs = None
+    for _, row in t.iterrows():
+        try:
+            shape = _shape(row["formula"], row["values"], forms.interval)
+        except Exception as err:
+            notes.append(f"Shape of {row['form']} not drawn: {type(err).__name__}: {err}")
+            continue
+        xs = shape["xs"]
+        label = f"{row['formula']} ({row['params']})"
+        axes[0].plot(xs, shape["y"] - xs, linewidth=1, label=label)
+        axes[1].plot(xs, shape["dy"], linewidth=1, label=label)
+    if xs is None:
+        plt.close(fig)
+        return None
+    axes[0].axhline(0, color="k", linestyle="--", linewidth=0.8)
+    axes[1].axhline(1, color="k", linestyle="--", linewidth=0.8, label="identity (QLoRA)")
+    axes[0].set_title("f(x) − x (departure from the identity)")
+    axes[1].set_title("f′(x)")
+    for ax in axes:
+        ax.set_xlabel("x (an entry of P = B·A)")
+    axes[1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    path = plot_dir / FIGURE
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    forms.figure = path
+    return path
+
+
+def _latex_png(latex: str) -> str | None:
+    """The LaTeX as a base64 PNG (matplotlib mathtext), ``None`` when mathtext refuses it."""
+    if not latex:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(0.01, 0.01))
+    try:
+        fig.text(0, 0, f"${latex}$", fontsize=12)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", pad_inches=0.03)
+    except Exception:  # mathtext knows a subset of LaTeX: the text stays
+        return None
+    finally:
+        plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def markdown(forms: FormsAnalysis, metric: str, plot_prefix: str = "plots/") -> str:
+    """The section as Markdown (formulas as plain text)."""
+    shown = display(forms, metric)
+    c = forms.counts
+    lines = [
+        "## Forms",
+        "",
+        f"Proposed {c['proposed']} ({c['distinct']} distinct canonical forms) · screened "
+        f"{c['screened']} · deduplicated {c['deduplicated']} · skipped as inert {c['inert']} · "
+        f"trained {c['trained']}.",
+        "",
+        _caption(forms),
+        "",
+    ]
+    if shown.empty:
+        lines.append("(no form completed)")
+    else:
+        head = "| " + " | ".join(map(str, shown.columns)) + " |"
+        lines += [head, "|" + "---|" * len(shown.columns)]
+        for row in shown.itertuples(index=False):
+            cells = [str(v).replace("|", "\\|") for v in row]
+            cells[1] = f"`{cells[1]}`"
+            lines.append("| " + " | ".join(cells) + " |")
+    if forms.figure is not None:
+        lines += ["", f"![{CAPTION}]({plot_prefix}{forms.figure.name})"]
+    return "\n".join(lines) + "\n"
+
+
+def html_section(forms: FormsAnalysis, metric: str) -> str:
+    """The section as HTML: the formulas as LaTeX images (text when mathtext cannot draw one)."""
+    shown = display(forms, metric)
+    c = forms.counts
+    parts = [
+        "<h2 id='forms'>Forms</h2>",
+        f"<p>Proposed {c['proposed']} ({c['distinct']} distinct canonical forms) · screened "
+        f"{c['screened']} · deduplicated {c['deduplicated']} · skipped as inert {c['inert']} · "
+        f"trained {c['trained']}.</p>",
+        "<p class='caption'>"
+        + re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(_caption(forms), quote=False))
+        + "</p>",
+    ]
+    if shown.empty:
+        parts.append("<p><em>(no form completed)</em></p>")
+    else:
+        head = "".join(f"<th>{html.escape(str(col))}</th>" for col in shown.columns)
+        body = []
+        for row in shown.itertuples(index=False):
+            cells = []
+            for i, v in enumerate(row):
+                if i == 1:
+                    latex = forms.latex.get(str(v), "")
+                    png = _latex_png(latex)
+                    text = html.escape(str(v))
+                    if png:
+                        cells.append(
+                            f"<td class='text'><img alt='{html.escape(latex, quote=True)}' "
+                            f"src='data:image/png;base64,{png}'><br><code>{text}</code></td>"
+                        )
+                    else:
+                        cells.append(f"<td class='text'><code>{text}</code></td>")
+                else:
+                    cells.append(f"<td>{html.escape(str(v))}</td>")
+            body.append(f"<tr>{''.join(cells)}</tr>")
+        parts.append(
+            f"<div class='table-wrap'><table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table></div>"
+        )
+    if forms.figure is not None and forms.figure.exists():
+        data = base64.b64encode(forms.figure.read_bytes()).decode("ascii")
+        parts.append(
+            f"<figure id='fig-form-shapes'><img alt='{html.escape(CAPTION)}' "
+            f"src='data:image/png;base64,{data}'><figcaption>{html.escape(CAPTION)}"
+            "</figcaption></figure>"
+        )
+    return "".join(parts)
+
+
+def write(forms: FormsAnalysis, out_dir: Path, formats: Collection[str]) -> list[Path]:
+    """``forms.csv`` (``csv``) and ``forms.json`` (``json``: the counts and the table)."""
+    written: list[Path] = []
+    if "csv" in formats:
+        path = out_dir / "forms.csv"
+        forms.table.drop(columns=["values"], errors="ignore").to_csv(path, index=False)
+        written.append(path)
+    if "json" in formats:
+        path = out_dir / "forms.json"
+        rows = json.loads(forms.table.to_json(orient="records")) if len(forms.table) else []
+        path.write_text(
+            json.dumps(
+                {"counts": forms.counts, "interval": list(forms.interval), "forms": rows}, indent=1
+            )
+            + "\n"
+        )
+        written.append(path)
+    return written
+
+
+# ------------------------------------------------------------------------------ export
+
+
+@dataclass(frozen=True)
+class ExportedForm:
+    """One form to register: its name, formula, parameter declarations and where it came from.
+
+    Attributes:
+        name: The registry name to give it (the stable ``form_<hash>``, or a chosen prefix).
+        form: The study's name of the form (``form_<hash>``).
+        expr: The canonical formula.
+        params: ``{param: {default, low, high, log}}``: the default is the best trial's value,
+            the range the study's searched range (``search.forms.params``).
+        trial: The best trial of the form.
+        value: Its value (the study metric, search split).
+        confirmed: The held-out mean of its confirmation trials, when confirmed.
+    """
+
+    name: str
+    form: str
+    expr: str
+    params: dict[str, dict[str, Any]]
+    trial: int
+    value: float
+    confirmed: float | None = None
+
+
+def best_forms(study: optuna.Study, top: int, *, prefix: str | None = None) -> list[ExportedForm]:
+    """The ``top`` best distinct forms of a study, by their best search value (records only).
+
+    A form is ranked by its best COMPLETE ``candidate`` trial (direction-aware; answered repeats
+    left out); its parameters get that trial's values as defaults and the study's searched
+    ranges (the stored setup's ``search.forms.params``; a fixed parameter is fixed). The value
+    is the search-split one, optimistic for the best of many forms: the confirmation mean is
+    given when the form was confirmed.
+
+    Args:
+        study: The study.
+        top: How many forms.
+        prefix: Name the forms ``<prefix>1``, ``<prefix>2``, … instead of ``form_<hash>``.
+    """
+    from loran_search.analysis.records import load_records
+
+    direction = load_records(study).direction
+    setup = study.user_attrs.get(R.STUDY_SETUP)
+    space = setup.get("space") if isinstance(setup, Mapping) else None
+    declared = ((space or {}).get("forms") or {}).get("params") or {}
+    best: dict[str, R.TrialRecord] = {}
+    confirmed: dict[str, list[float]] = {}
+    for t in study.get_trials(deepcopy=False):
+        r = R.TrialRecord.from_frozen(t)
+        spec = r.activation_spec or {}
+        if spec.get("family") != FORM_FAMILY or r.state != "COMPLETE" or r.value is None:
+            continue
+        if not math.isfinite(r.value) or r.duplicate_of is not None or not r.activation:
+            continue
+        if r.role == R.ROLE_CONFIRM:
+            confirmed.setdefault(r.activation, []).append(r.value)
+            continue
+        if r.role != R.ROLE_CANDIDATE:
+            continue
+        old = best.get(r.activation)
+        better = old is None or (
+            r.value > old.value if direction == "maximize" else r.value < old.value  # type: ignore[operator]
+        )
+        if better:
+            best[r.activation] = r
+    ranked = sorted(
+        best.values(),
+        key=lambda r: (-r.value if direction == "maximize" else r.value, r.number),  # type: ignore[operator]
+    )[:top]
+    out = []
+    for i, r in enumerate(ranked, 1):
+        spec = r.activation_spec or {}
+        params = {}
+        for p, v in (spec.get("params") or {}).items():
+            d = declared.get(f"{FORM_PREFIX}.{p}") or {}
+            value = float(v)
+            if "low" in d and "high" in d:
+                lo, hi, log = float(d["low"]), float(d["high"]), bool(d.get("log", False))
+            elif "choices" in d:
+                lo, hi, log = min(map(float, d["choices"])), max(map(float, d["choices"])), False
+            else:
+                lo = hi = value
+                log = False
+            params[str(p)] = {"default": value, "low": min(lo, value), "high": max(hi, value)}
+            if log:
+                params[str(p)]["log"] = True
+        conf = confirmed.get(str(r.activation))
+        out.append(
+            ExportedForm(
+                name=f"{prefix}{i}" if prefix else str(r.activation),
+                form=str(r.activation),
+                expr=str(spec.get("expr")),
+                params=params,
+                trial=r.number,
+                value=float(r.value),  # type: ignore[arg-type]
+                confirmed=sum(conf) / len(conf) if conf else None,
+            )
+        )
+    return out
+
+
+def export_code(forms: list[ExportedForm], *, study: str, metric: str, source: str) -> str:
+    """Python that registers ``forms`` (``register_formula`` calls), ready to list in ``imports:``.
+
+    Args:
+        forms: From :func:`best_forms`.
+        study: The study's name (for the header).
+        metric: The study metric (for the comments).
+        source: How the file was made (the command), for the header.
+    """
+    lines = [
+        f'"""Activations discovered by the form search of study {study!r}.',
+        "",
+        f"Made by: {source}",
+        "The values are the search split's (optimistic for the best of many forms); a",
+        "confirmed form also states its held-out mean. List this module under `imports:` of a",
+        "study (or pass --import) to search or train these forms by name.",
+        '"""',
+        "",
+        "from activations import register_formula",
+        "",
+    ]
+    for i, f in enumerate(forms, 1):
+        held = f", held-out {f.confirmed:.4f}" if f.confirmed is not None else ""
+        lines += [
+            f"# {i}. trial {f.trial}: {metric} {f.value:.4f} (search){held}; {f.form}",
+            "register_formula(",
+            f"    {_py(f.name)},",
+            f"    {_py(f.expr)},",
+            "    {",
+        ]
+        for p, d in f.params.items():
+            lines.append(f"        {_py(p)}: {_py(d)},")
+        lines += ["    },", f"    family={_py(FORM_FAMILY)},", ")", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _py(value: Any) -> str:
+    """A Python literal in the house style (double quotes), for the exported module."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_py(k)}: {_py(v)}" for k, v in value.items()) + "}"
+    return repr(value)
