@@ -30,7 +30,7 @@ from loran_search.tasks.base import (
     pad_batch,
 )
 from loran_search.tasks.data import TaskError, require_columns, row_id, task_rows
-from loran_search.tasks.metrics import TASK_METRICS, macro_f1, mean
+from loran_search.tasks.metrics import TASK_METRICS, label_metrics
 
 DEFAULT_PROMPT = "{text}\nTopic:"
 
@@ -185,12 +185,7 @@ class ClassificationTask:
                     "gold_logprob": float(scores[i, index[gold]]),
                 }
             )
-        metrics = {
-            "accuracy": mean([e["correct"] for e in examples]),
-            "macro_f1": macro_f1([e["pred"] for e in examples], self.eval_gold),
-            "gold_logprob_mean": mean([e["gold_logprob"] for e in examples]),
-        }
-        return metrics, examples
+        return label_metrics(examples, self.eval_gold), examples
 
     def evaluate(self, model: Any, batch_size: int = 8) -> dict[str, float]:
         """The metrics of :meth:`evaluate_examples` (model left in eval mode)."""

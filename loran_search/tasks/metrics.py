@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 #: The metrics each task type reports (the keys of its ``evaluate()`` result, aliases aside).
 TASK_METRICS: dict[str, tuple[str, ...]] = {
@@ -120,3 +121,21 @@ def rouge_from_examples(per_example: Sequence[dict[str, float]]) -> dict[str, fl
 def rouge(pred: Sequence[str], ref: Sequence[str]) -> dict[str, float]:
     """Mean ROUGE-1/2/L F-measures (``rouge_score``, Porter stemmer) and the ``rouge_l`` alias."""
     return rouge_from_examples(rouge_per_example(pred, ref))
+
+
+def label_metrics(examples: Sequence[dict[str, Any]], gold: Sequence[str]) -> dict[str, float]:
+    """The label tasks' metrics from their per-example outcomes.
+
+    ``accuracy = mean_i correct_i``, ``macro_f1`` of the predictions against ``gold``, and the
+    companion ``gold_logprob_mean = mean_i gold_logprob_i`` (every mean metric is the mean of
+    its per-example values, so paired comparisons read the same numbers).
+
+    Args:
+        examples: Per-example dicts with ``pred``, ``correct`` and ``gold_logprob``.
+        gold: The gold labels, in the order of ``examples``.
+    """
+    return {
+        "accuracy": mean([e["correct"] for e in examples]),
+        "macro_f1": macro_f1([e["pred"] for e in examples], gold),
+        "gold_logprob_mean": mean([e["gold_logprob"] for e in examples]),
+    }

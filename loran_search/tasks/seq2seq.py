@@ -29,7 +29,7 @@ from typing import Any
 from loran_search.config import TaskSection
 from loran_search.tasks.base import IGNORE, model_device
 from loran_search.tasks.classification import ClassificationTask
-from loran_search.tasks.summarization import SummarizationTask
+from loran_search.tasks.summarization import SummarizationTask, greedy_settings
 
 
 @dataclass
@@ -155,14 +155,7 @@ class Seq2SeqSummarizationTask(Seq2SeqMixin, SummarizationTask):
             )
             new = model.generate(
                 **enc,
-                max_new_tokens=self.cfg.max_new_tokens,
-                do_sample=False,
-                num_beams=1,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=tok.pad_token_id,
-                eos_token_id=tok.eos_token_id,
+                **greedy_settings(self.cfg.max_new_tokens, tok),
             )
             for row in new.tolist():
                 text = tok.decode(row, skip_special_tokens=True)

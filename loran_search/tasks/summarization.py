@@ -36,6 +36,24 @@ DEFAULT_PROMPT = "Text: {text}\nOne-sentence summary:"
 ACLSUM_FIELDS = ("challenge", "approach", "outcome")
 
 
+def greedy_settings(max_new_tokens: int, tokenizer: Any) -> dict[str, Any]:
+    """``generate`` keywords of greedy decoding: one beam, no sampling, at most ``max_new_tokens``.
+
+    The sampling knobs are set to ``None`` explicitly so a checkpoint's ``generation_config``
+    (e.g. a default ``temperature``) cannot turn greedy decoding into sampling or warn.
+    """
+    return {
+        "max_new_tokens": max_new_tokens,
+        "do_sample": False,
+        "num_beams": 1,
+        "temperature": None,
+        "top_p": None,
+        "top_k": None,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+
+
 def default_columns(cfg: TaskSection) -> tuple[str, str]:
     """``(document column, summary column)`` for the dataset (aclsum: abstract → approach)."""
     if cfg.name == "aclsum":
@@ -119,14 +137,7 @@ class SummarizationTask:
             batch = {k: v.to(device) for k, v in batch.items()}
             new = model.generate(
                 **batch,
-                max_new_tokens=self.cfg.max_new_tokens,
-                do_sample=False,
-                num_beams=1,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=tok.pad_token_id,
-                eos_token_id=tok.eos_token_id,
+                **greedy_settings(self.cfg.max_new_tokens, tok),
             )[:, batch["input_ids"].shape[1] :]
             for row in new.tolist():
                 text = tok.decode(row, skip_special_tokens=True)

@@ -25,7 +25,7 @@ from typing import Any
 from loran_search.config import TaskSection
 from loran_search.tasks.base import Truncation, model_device
 from loran_search.tasks.data import TaskError, _split_name, three_way_split
-from loran_search.tasks.metrics import TASK_METRICS, macro_f1, mean
+from loran_search.tasks.metrics import TASK_METRICS, label_metrics
 
 TASK_CLASSES = (5, 6, 7, 8, 9)
 DATASET = "digits"
@@ -141,12 +141,7 @@ class DigitsTask:
                     "gold_logprob": float(logp[i, self.labels.index(gold)]),
                 }
             )
-        metrics = {
-            "accuracy": mean([e["correct"] for e in examples]),
-            "macro_f1": macro_f1([e["pred"] for e in examples], self.eval_gold),
-            "gold_logprob_mean": mean([e["gold_logprob"] for e in examples]),
-        }
-        return metrics, examples
+        return label_metrics(examples, self.eval_gold), examples
 
     def evaluate(self, model: Any, batch_size: int = 8) -> dict[str, float]:
         """The metrics of :meth:`evaluate_examples`."""
