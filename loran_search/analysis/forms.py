@@ -85,8 +85,9 @@ class FormsAnalysis:
             f"answered from an earlier trial of the same form, {c['inert']} skipped as inert, "
             f"{c['trained']} trained."
         )
-        if len(self.table):
-            best = self.table.iloc[0]
+        measured = self.table[self.table["metric"].notna()] if len(self.table) else self.table
+        if len(measured):
+            best = measured.iloc[0]
             text += f" Best form: `{best['formula']}` ({best['params']}, {best['evidence']} gain "
             text += f"{_fmt(best['gain'])})."
         return text
@@ -301,8 +302,12 @@ def attach(study: optuna.Study, analysis: Any) -> None:
 
 
 def display(forms: FormsAnalysis, metric: str = "metric") -> pd.DataFrame:
-    """The table as shown: the top :data:`TOP` forms, numbers formatted."""
-    t = forms.table.head(TOP)
+    """The table as shown: the top :data:`TOP` measured forms (a finite search value), formatted.
+
+    Forms that were never trained (screened, skipped as inert) are in the counts, not here.
+    """
+    t = forms.table
+    t = t[t["metric"].notna()].head(TOP) if len(t) else t
     if t.empty:
         return pd.DataFrame()
 
@@ -337,7 +342,8 @@ def display(forms: FormsAnalysis, metric: str = "metric") -> pd.DataFrame:
 def _caption(forms: FormsAnalysis) -> str:
     a, b = forms.interval
     return (
-        f"The forms in the configuration table's order (best first; top {TOP}). `search gain` is "
+        f"The trained forms in the configuration table's order (best first; top {TOP}; the "
+        "screened and inert ones are in the counts above). `search gain` is "
         "on the search split (optimistic: the forms were chosen on it); `confirm` is held out "
         "when the form was confirmed, against `confirm baseline` (QLoRA, same seeds); `ν` the "
         "effective non-linearity ‖f(P) − P‖/‖P‖ and `stable rank` that of the update against "
@@ -349,7 +355,11 @@ def _caption(forms: FormsAnalysis) -> str:
 
 def draw(forms: FormsAnalysis, plot_dir: Path, notes: list[str]) -> Path | None:
     """Draw ``f(x) − x`` and ``f'(x)`` of the top forms into ``plot_dir``."""
-    t = forms.table.head(TOP_DRAWN)
+    t = (
+        forms.table[forms.table["metric"].notna()].head(TOP_DRAWN)
+        if len(forms.table)
+        else forms.table
+    )
     if t.empty:
         return None
     import matplotlib
