@@ -13,7 +13,8 @@ with ``search.match: params`` a peer's differs from the searched rank), its trai
 and their ratio to LoRAN's at the searched rank (QLoRA's count there: the identity is LoRAN),
 seconds per training step (mean training seconds per run over the steps each run recorded) and
 peak memory (the process peak of its runs; on CPU a high-water mark, see
-:mod:`loran_search.train`). QLoRA itself is the first row.
+:mod:`loran_search.train`). QLoRA itself is the first row; its metric is the confirmation
+baseline's when an arm at its rank was confirmed, else the search's.
 
 **LoRAN's best against the best peer** (:func:`peers_answer`): the first LoRAN row and the first
 peer row of the configuration table (confirmed ones first, then by gain) are paired *directly*
@@ -119,14 +120,17 @@ def peers_table(a: Any) -> pd.DataFrame:
             ]
         cost = _cost(rec, numbers)
         base_params[b["rank"]] = cost["trainable_params"]
+        # the QLoRA metric the confirmed arms were paired with (held out), else the search's
+        held = c[(c["rank"] == b["rank"]) & (c["evidence"] == EVIDENCE_CONFIRMATION)]
+        held_mean = pd.to_numeric(held["confirm_baseline_mean"], errors="coerce").dropna()
         rows.append(
             {
                 "arm": f"QLoRA (identity) r={b['rank']}",
                 "kind": "reference",
                 "rank": b["rank"],
                 "adapter_rank": b["rank"],
-                "evidence": "",
-                "metric_mean": b["metric_mean"],
+                "evidence": EVIDENCE_CONFIRMATION if len(held_mean) else "search",
+                "metric_mean": float(held_mean.iloc[0]) if len(held_mean) else b["metric_mean"],
                 "gain": 0.0,
                 "gain_ci_low": math.nan,
                 "gain_ci_high": math.nan,

@@ -231,6 +231,9 @@ def test_a_study_with_peer_arms_records_and_reports_them(tmp_path: Path, fake_en
     a = analyse(st)
     table = peers_table(a)
     assert table["arm"].iloc[0].startswith("QLoRA (identity) r=4")
+    # the reference's metric is the held-out one its confirmed arms were paired with
+    assert table["evidence"].iloc[0] == "confirmation"
+    assert table["metric_mean"].iloc[0] == pytest.approx(19 / 40)  # 0.48 on test, 40 examples
     row = table[table["arm"] == "dora() r=4"].iloc[0]
     assert row["kind"] == "peer" and row["evidence"] == "confirmation"
     assert row["adapter_rank"] == 5 and row["params_vs_loran"] == pytest.approx(1.1)
