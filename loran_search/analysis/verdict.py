@@ -386,6 +386,15 @@ def _power_answer(a: Analysis) -> str | None:
     return line
 
 
+# record families that are groups rather than activation families, named for a reader
+_FAMILY_LABELS = {"method": "the peer methods (family `method`: DoRA, HiRA, … pooled)"}
+
+
+def _family_label(family: str) -> str:
+    """How the verdict names a record family (peer arms share the family ``method``)."""
+    return _FAMILY_LABELS.get(family, family)
+
+
 def _stability_answers(a: Analysis) -> list[str]:
     rec = a.records
     t = rec.trials
@@ -397,7 +406,7 @@ def _stability_answers(a: Analysis) -> list[str]:
         f0 = cand_fams.iloc[0]
         which = "Most stable family" if len(cand_fams) > 1 else "Only candidate family"
         line = (
-            f"{which}: **{f0['family']}** — {pct(f0['diverged_rate'])} of its "
+            f"{which}: **{_family_label(f0['family'])}** — {pct(f0['diverged_rate'])} of its "
             f"{int(f0['n_runs'])} run(s) diverged, {pct(f0['loss_spike_rate'])} had loss "
             f"spikes, max gradient norm {fmt(f0['grad_norm_max'], 3)}"
         )

@@ -249,6 +249,8 @@ def test_a_study_with_peer_arms_records_and_reports_them(tmp_path: Path, fake_en
     assert "LoRAN's best **loses to** the best peer" in text
     assert "dora() r=4 1.1× (trained at r = 5)" in text
     assert text in a.verdict
+    stability = next(line for line in a.verdict if line.startswith("Most stable family"))
+    assert stability.startswith("Most stable family: **the peer methods (family `method`")
 
 
 def test_a_loran_only_report_has_no_peers_line(tmp_path: Path, fake_env: Path) -> None:
