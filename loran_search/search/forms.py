@@ -906,12 +906,9 @@ def undeclared(trials: Sequence[FrozenTrial], number: int) -> list[FrozenTrial]:
 
 def _worker_gone(t: FrozenTrial) -> bool:
     """The twin's worker ran on this host and is gone (its trial will never end by itself)."""
-    from loran_search.search.recovery import HOST, _alive
+    from loran_search.search.recovery import worker_gone
 
-    w = t.system_attrs.get(R.WORKER)
-    if not isinstance(w, Mapping) or w.get("host") != HOST or "pid" not in w:
-        return False
-    return not _alive(int(w["pid"]), w.get("start"))
+    return worker_gone(t.system_attrs.get(R.WORKER))
 
 
 def before_training(

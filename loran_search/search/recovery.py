@@ -26,7 +26,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +113,20 @@ def _alive(pid: int, start: str | None) -> bool:
     except OSError:
         pass
     return True
+
+
+def worker_gone(worker: Mapping[str, Any] | None) -> bool:
+    """Whether a trial's recorded worker (:func:`worker_identity`) ran here and is gone.
+
+    ``True`` only for a worker on this host whose process (pid, and its start time where
+    recorded) no longer exists; another host's worker, this process, or a record without a
+    pid is never called gone — heartbeats decide for those.
+    """
+    if not isinstance(worker, Mapping) or worker.get("host") != HOST or "pid" not in worker:
+        return False
+    if worker["pid"] == os.getpid():
+        return False
+    return not _alive(int(worker["pid"]), worker.get("start"))
 
 
 def worker_identity() -> dict[str, Any]:
@@ -221,11 +235,10 @@ def _stale_reason(
     """Why a RUNNING trial is stale, or ``None`` when its worker may be alive."""
     w = rec.worker or {}
     who = f"pid {w.get('pid')} on {w.get('host')}" if w else "unknown worker"
-    if w.get("host") == HOST:
-        if w.get("pid") == os.getpid():
-            return None  # this process: alive by definition
-        if not _alive(int(w["pid"]), w.get("start")):
-            return f"its worker ({who}) is gone: killed, crashed or restarted"
+    if w.get("host") == HOST and w.get("pid") == os.getpid():
+        return None  # this process: alive by definition
+    if worker_gone(w):
+        return f"its worker ({who}) is gone: killed, crashed or restarted"
     if rec.number in heartbeat_stale:
         return f"no heartbeat from its worker ({who}) for over {grace:g} s"
     if not rdb_beats:
