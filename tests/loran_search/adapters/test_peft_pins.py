@@ -3,7 +3,7 @@
 LoRAN is a peft LoRA variant (``peft_type: LORA``), not a peft type of its own; the reasons and
 this list are in ``docs/design-changes.md``, section "peft integration". A peft upgrade that
 changes any of these fails here, by name, before it silently changes what an adapter computes.
-Bit-for-bit loading through every entry point is pinned in ``test_fixture_compat.py``.
+Loading through every entry point (weights bit for bit) is pinned in ``test_fixture_compat.py``.
 """
 
 from __future__ import annotations
