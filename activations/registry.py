@@ -20,12 +20,13 @@ through :mod:`activations._lazy`, so listing and auditing stay fast.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
 import importlib
 import inspect
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -430,8 +431,31 @@ def resolve_names(names: Iterable[str], where: str = "") -> list[str]:
     return out
 
 
+#: The lists of :func:`recording_plugin_imports` blocks now open.
+_PLUGIN_RECORDERS: list[list[str]] = []
+
+
+@contextlib.contextmanager
+def recording_plugin_imports() -> Iterator[list[str]]:
+    """Collect the module names :func:`load_plugins` is asked to import while the block runs.
+
+    Importing a module executes its code: ``loran-search validate`` uses this to name the
+    modules a study file's ``imports:`` made it run (each name once per request, in order,
+    also when the import failed or the module was already imported).
+    """
+    seen: list[str] = []
+    _PLUGIN_RECORDERS.append(seen)
+    try:
+        yield seen
+    finally:
+        _PLUGIN_RECORDERS.remove(seen)
+
+
 def load_plugins(modules: Iterable[str]) -> list[str]:
     """Import ``modules`` so that their ``@register_activation`` calls run.
+
+    Importing executes the modules' code, with this process's permissions: list only modules
+    you trust (see "What runs code" in the README).
 
     Returns:
         The names registered by these imports.
@@ -442,6 +466,8 @@ def load_plugins(modules: Iterable[str]) -> list[str]:
     _ensure_builtins()
     before = set(_REGISTRY.specs)
     for mod in modules:
+        for seen in _PLUGIN_RECORDERS:
+            seen.append(mod)
         try:
             importlib.import_module(mod)
         except ImportError as err:

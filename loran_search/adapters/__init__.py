@@ -5,7 +5,9 @@ builds LoRAN layers, and ``PeftModel.from_pretrained`` recognises saved LoRAN ad
 (``import loran_search`` is enough for the latter: it imports this package once peft is imported).
 Saved adapters keep ``peft_type: LORA``; their LoRAN fields (``activation``, ...) mark them, and a
 LoRAN file never loads as plain LoRA once this package is imported (see
-:mod:`loran_search.adapters.io`). ``guard_4bit`` is :func:`loran_search.quant.guard_4bit`.
+:mod:`loran_search.adapters.io`). ``PeftModel.add_weighted_adapter`` refuses LoRAN adapters whose
+activation is not the identity (:mod:`loran_search.adapters.weighted`). ``guard_4bit`` is
+:func:`loran_search.quant.guard_4bit`.
 
 Example::
 
@@ -39,9 +41,11 @@ from loran_search.adapters.io import (  # noqa: E402
     load_adapter,
 )
 from loran_search.adapters.layers import LoranLayerMixin, LoranLinear, LoranVariant  # noqa: E402
+from loran_search.adapters.weighted import install_weighted_adapter_guard  # noqa: E402
 
 install_config_loader()
 install_injection_guard()
+install_weighted_adapter_guard()
 
 __all__ = [
     "LORAN_FIELDS",

@@ -150,7 +150,8 @@ def load_adapter(
         **kwargs: Passed to ``PeftModel.from_pretrained``.
 
     Returns:
-        The ``PeftModel``; its outputs equal the saved model's bit for bit.
+        The ``PeftModel``; its weights equal the saved ones bit for bit, and so do its outputs
+        on the machine that saved it (another CPU may differ by float32 rounding).
 
     Raises:
         FileNotFoundError: ``path`` has no ``adapter_config.json``.

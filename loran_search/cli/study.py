@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,13 +101,40 @@ def _load(args: argparse.Namespace, *, environment: bool = True) -> StudyConfig:
         raise UsageError(str(err)) from None
 
 
+def code_notice(file: str, study_imports: Sequence[str], flag_imports: Sequence[str]) -> str | None:
+    """The line ``validate`` prints when a study makes it import Python modules (else ``None``).
+
+    A study's ``imports:`` and ``--import`` are the only parts of a study that execute code
+    (like torchtune's ``_component_``); formulas, settings and adapter folders are data.
+    """
+    named = [f"{m!r} (imports:)" for m in dict.fromkeys(study_imports)]
+    named += [f"{m!r} (--import)" for m in dict.fromkeys(flag_imports) if m not in study_imports]
+    if not named:
+        return None
+    return (
+        f"{file}: notice: this study executes Python code: it imports {', '.join(named)}, and "
+        "importing a module runs it with your permissions (validate just did; run, worker and "
+        "confirm do too). List only modules you trust. Nothing else in a study file or an "
+        "adapter folder (formulas, settings, safetensors) is ever executed."
+    )
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    """``loran-search validate FILE…``: every error of every file; exit 2 if any."""
+    """``loran-search validate FILE…``: every error of every file; exit 2 if any.
+
+    A file whose ``imports:`` (or the ``--import`` flag) names modules also gets a notice line
+    on stderr naming them: importing them ran their code (:func:`code_notice`).
+    """
+    from activations.registry import recording_plugin_imports
     from loran_search.search.validate import validate_file
 
     bad = 0
     for file in args.files:
-        errors = validate_file(file, args.overrides)
+        with recording_plugin_imports() as imported:
+            errors = validate_file(file, args.overrides)
+        notice = code_notice(file, imported, getattr(args, "imports", None) or [])
+        if notice:
+            _err(notice)
         if errors:
             bad += 1
             _err(f"{file}: {len(errors)} error(s)")

@@ -3,7 +3,7 @@
 LoRAN is a peft LoRA variant (``peft_type: LORA``), not a peft type of its own; the reasons and
 this list are in ``docs/design-changes.md``, section "peft integration". A peft upgrade that
 changes any of these fails here, by name, before it silently changes what an adapter computes.
-Bit-for-bit loading through every entry point is pinned in ``test_fixture_compat.py``.
+Loading through every entry point (weights bit for bit) is pinned in ``test_fixture_compat.py``.
 """
 
 from __future__ import annotations
@@ -225,3 +225,29 @@ def test_adapter_state_in_other_param_names_is_deleted_with_the_adapter(llama):
         warnings.simplefilter("ignore")
         pm.delete_adapter("b")
     assert set(layer.loran_activations) == {"a"}
+
+
+# --- 6. the add_weighted_adapter guard: LoraModel.add_weighted_adapter (public) ----------------
+
+
+def test_add_weighted_adapter_is_the_lora_model_method_we_wrap():
+    """PeftModel has no method of its own (it forwards to the tuner through __getattr__), and
+    peft's method takes the adapter names as ``adapters``: the guard reads them from there."""
+    from peft import LoraModel
+
+    from loran_search.adapters.weighted import install_weighted_adapter_guard
+
+    guarded = LoraModel.add_weighted_adapter
+    assert getattr(guarded, "_loran", False)
+    original = guarded.__wrapped__
+    assert original.__qualname__ == "LoraModel.add_weighted_adapter"
+    assert list(inspect.signature(original).parameters)[:5] == [
+        "self",
+        "adapters",
+        "weights",
+        "adapter_name",
+        "combination_type",
+    ]
+    assert "add_weighted_adapter" not in vars(peft.PeftModel)
+    install_weighted_adapter_guard()  # idempotent: not wrapped twice
+    assert LoraModel.add_weighted_adapter is guarded
