@@ -114,3 +114,12 @@ def test_dashboard_host_flag_and_warning() -> None:
     for host in ("0.0.0.0", "::", "192.168.1.5", "my-server.lan"):
         warning = host_warning(host)
         assert warning is not None and host in warning and "no authentication" in warning
+
+
+def test_gpu_names_come_from_the_driver_files(tmp_path: Path) -> None:
+    for bus, name in (("0000:01:00.0", "NVIDIA H100 80GB HBM3"), ("0000:02:00.0", "NVIDIA A10")):
+        d = tmp_path / bus
+        d.mkdir()
+        (d / "information").write_text(f"Model: \t\t {name}\nIRQ:   42\nGPU UUID: GPU-x\n")
+    assert E._gpus(str(tmp_path / "*" / "information")) == "NVIDIA H100 80GB HBM3, NVIDIA A10"
+    assert E._gpus(str(tmp_path / "none" / "information")) == ""
