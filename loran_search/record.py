@@ -22,7 +22,10 @@ Optuna storage"):
   :data:`CONFIRM_ROLES`) :data:`CONFIRM_OF` (the numbers of the search trials of that
   configuration) and :data:`CONFIRM_KEY` (its queue key); on a candidate
   :data:`PREDICTED_NONLINEARITY` (``ν̂`` of its ``f`` at the trained baseline's ``P``, predicted
-  before training, when that baseline had finished); a failed trial has :data:`FAILURE`
+  before training, when that baseline had finished); :data:`ENVIRONMENT` (the environment
+  fingerprint of the machine that ran it, :mod:`loran_search.environment`: CPU model and
+  kernel flags, cores, GPUs, package versions, compute dtype, threads, deterministic setting;
+  absent in records written before issue 22); a failed trial has :data:`FAILURE`
   (a sentence that starts with its kind, ``diverged: seed 0 diverged at step 4 …``) and
   :data:`FAILURE_KIND` (one of :data:`FAILURE_KINDS`); a pruned one :data:`PRUNED`;
 * **trial system attrs**: :data:`WORKER` (``{host, pid, start}`` of the process running it),
@@ -115,6 +118,7 @@ EXAMPLES_PREFIX = "examples."
 CONFIRM_OF = "confirm_of"
 CONFIRM_KEY = "confirm_key"
 PREDICTED_NONLINEARITY = "predicted_nonlinearity"
+ENVIRONMENT = "environment"  # issue 22: where the trial ran (loran_search.environment)
 # Form search (search.forms, issue 12): the form of a form trial, ``{name, expr, tree, key[,
 # interval]}`` (``expr`` the canonical formula, ``key`` the dedup key, ``interval`` the range it
 # was screened on); on a repeat proposal answered from an earlier trial, that trial's number
@@ -202,6 +206,7 @@ def to_user_attrs(
     confirm_of: list[int] | tuple[int, ...] | None = None,
     confirm_key: str | None = None,
     predicted_nonlinearity: float | None = None,
+    environment: Mapping[str, Any] | None = None,
     version: bool = False,
 ) -> dict[str, Any]:
     """The user attrs of a trial record, keyed as the contract says; ``None`` fields left out.
@@ -224,6 +229,8 @@ def to_user_attrs(
         confirm_of: A confirmation trial's search trial numbers of the same configuration.
         confirm_key: A confirmation trial's queue key (:data:`CONFIRM_KEY`).
         predicted_nonlinearity: A candidate's ``ν̂`` predicted before training.
+        environment: The environment fingerprint of the machine running the trial
+            (:func:`loran_search.environment.trial_fingerprint`).
         version: Add :data:`RECORD_VERSION_KEY` = :data:`RECORD_VERSION`.
 
     Raises:
@@ -250,6 +257,7 @@ def to_user_attrs(
             if predicted_nonlinearity is not None
             else None
         ),
+        ENVIRONMENT: _plain(environment),
     }
     return {k: v for k, v in items.items() if v is not None}
 
@@ -522,6 +530,8 @@ class TrialRecord:
         queued_params: The params it was queued with (``enqueue_trial``/a retry), else ``None``.
         form: A form trial's ``{name, expr, tree, key, interval}`` (:data:`FORM`).
         duplicate_of: The trial a repeat form proposal was answered from (:data:`DUPLICATE_OF`).
+        environment: The environment fingerprint (:data:`ENVIRONMENT`); ``None`` in records
+            written before it existed.
     """
 
     number: int
@@ -555,6 +565,7 @@ class TrialRecord:
     queued_params: dict[str, Any] | None = None
     form: dict[str, Any] | None = None
     duplicate_of: int | None = None
+    environment: dict[str, Any] | None = None
 
     @classmethod
     def from_frozen(
@@ -628,6 +639,7 @@ class TrialRecord:
             queued_params=queued,
             form=_dict(ua.get(FORM)),
             duplicate_of=_rank(ua.get(DUPLICATE_OF)),
+            environment=_dict(ua.get(ENVIRONMENT)),
         )
 
     def role_or(self, default: str) -> str:

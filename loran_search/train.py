@@ -75,7 +75,6 @@ import json
 import math
 import random
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -674,7 +673,9 @@ def run_training(
             steps and at the end). Exceptions it raises (``optuna.TrialPruned``) propagate after
             the adapter has been removed.
         adapter_dir: Save the trained adapter here (completed runs only).
-        progress: Show a tqdm bar with loss and ETA on stderr.
+        progress: Show progress on stderr: on a terminal a tqdm bar named after the run
+            (:func:`loran_search.console.current_label`) with loss and ETA, otherwise a line
+            every ``LORAN_SEARCH_PROGRESS_SECONDS`` (30) seconds (:mod:`loran_search.console`).
         eval_split: The split to evaluate on (``None``: ``cfg.task.eval_split``, ``val`` by
             default; the confirmation passes ``test``). The training set does not depend on it.
         method: ``loran`` (default), or a peer arm built by peft's own tuner (``lora``,
@@ -772,8 +773,8 @@ def _train(
     run: dict[str, Any],
 ) -> RunResult:
     import torch
-    from tqdm.auto import tqdm
 
+    from loran_search.console import StepProgress
     from loran_search.tasks.base import model_device
 
     device = model_device(model)
@@ -794,7 +795,7 @@ def _train(
     metrics: dict[str, float] = {}
     examples: list[dict[str, Any]] = []
     evaluate = getattr(task, "evaluate_examples", None)
-    bar = tqdm(total=t.max_steps, desc="train", disable=not progress, file=sys.stderr)
+    bar = StepProgress(t.max_steps, enabled=progress)  # a named bar, or lines in a log file
     try:
         for step in range(1, t.max_steps + 1):
             t0 = time.perf_counter()
@@ -827,8 +828,7 @@ def _train(
             grad_max = max(grad_max, grad_norm)
             opt.step()
             train_s += time.perf_counter() - t0
-            bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
+            bar.update(step, loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
             last = step == t.max_steps
             if last or (t.eval_every and step % t.eval_every == 0):
                 e0 = time.perf_counter()

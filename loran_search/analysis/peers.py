@@ -170,6 +170,33 @@ def peers_table(a: Any) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PEER_COLUMNS)
 
 
+def with_method_columns(a: Any) -> pd.DataFrame:
+    """The configuration table with ``method`` and ``trainable_params`` appended (the exports).
+
+    ``method``: the adapter method that trained the configuration, ``loran`` for every
+    activation (a ``peer``-family activation such as ``sine_lora`` is LoRAN with that ``f``),
+    else the peft method's name (``lora``, ``dora``, ``hira``, …; ``activation_spec.family =
+    "method"``). ``trainable_params``: the adapter's trainable parameters as its trials recorded
+    them (``cost.trainable_params``; NaN for older records without it). The table's own columns
+    come first, unchanged.
+
+    Args:
+        a: The :class:`~loran_search.analysis.report.Analysis`.
+    """
+    c = a.configurations.copy()
+    if not len(c):
+        return c.assign(method=pd.Series(dtype=object), trainable_params=pd.Series(dtype=float))
+    c["method"] = [
+        str(act) if fam == R.METHOD_FAMILY else R.METHOD_LORAN
+        for act, fam in zip(c["activation"], c["family"], strict=True)
+    ]
+    c["trainable_params"] = [
+        _cost(a.records, _numbers(r["trials"]) + _numbers(r["confirm_trials"]))["trainable_params"]
+        for _, r in c.iterrows()
+    ]
+    return c
+
+
 def _frames(rec: Any, row: pd.Series, phase: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     if phase == EVIDENCE_CONFIRMATION:
         numbers = _numbers(row["confirm_trials"])

@@ -4,9 +4,9 @@
 fronts, plain-language summary); :func:`write_outputs` writes the chosen formats:
 
 * ``csv``: ``configurations.csv`` (+ ``baselines.csv``, ``families.csv``, ``importance.csv``,
-  ``pareto.csv``);
-* ``json``: ``configurations.json`` (the same rows) and ``report.json`` (summary, notes and the
-  other tables);
+  ``pareto.csv``, and ``peers.csv`` in a study with peer arms);
+* ``json``: ``configurations.json`` (the same rows), ``peers.json`` (with peer arms) and
+  ``report.json`` (summary, notes, the environments and the other tables);
 * ``md``: ``report.md`` — the verdict first, then the gain figure, the details, the tables;
   figures under ``plots/``;
 * ``html``: ``report.html`` — one self-contained file in the same order, every figure embedded
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from loran_search.analysis import environment as E
 from loran_search.analysis import forms as F
 from loran_search.analysis import plots as P
 from loran_search.analysis.configurations import (
@@ -99,6 +100,7 @@ class Analysis:
     interval: tuple[float, float] = (-1.0, 1.0)
     interval_note: str = ""
     forms: F.FormsAnalysis | None = None  # the form section (search.forms), if any
+    environments: list[dict[str, Any]] = field(default_factory=list)  # analysis.environment
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,6 +141,7 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
         interval_note=interval_note,
     )
     a.summary = summary_lines(a)
+    a.environments = E.environments(study.get_trials(deepcopy=False))
     F.attach(study, a)  # search.forms: counts, top forms, shapes (nothing without form trials)
     return a
 
@@ -393,7 +396,7 @@ def render_markdown(a: Analysis, plot_prefix: str = "plots/") -> str:
     """The whole report as Markdown: verdict, the gain figure, details, notes, tables, figures."""
     first = a.figures.get(FIRST_FIGURE)
     figure = f"![{FIGURE_CAPTIONS[FIRST_FIGURE]}]({plot_prefix}{first.name})" if first else None
-    parts = [summary_markdown(a, figure)]
+    parts = [summary_markdown(a, figure), E.markdown_block(a.environments)]
     if a.forms is not None:
         parts.append(F.markdown(a.forms, a.records.metric, plot_prefix))
     for title, caption, table in _tables(a):
@@ -517,6 +520,7 @@ def render_html(a: Analysis) -> str:
         body.append('<h2>Data notes</h2><ul class="notes">')
         body += [f"<li>{_inline(n)}</li>" for n in a.notes]
         body.append("</ul>")
+    body.append(E.html_block(a.environments, _inline))
     if a.forms is not None:
         body.append(F.html_section(a.forms, a.records.metric))
     for title, caption, table in _tables(a):
@@ -563,27 +567,48 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [_jsonable(r) for r in export_frame(df).to_dict(orient="records")]
 
 
+def _peers_frame(a: Analysis) -> pd.DataFrame | None:
+    """The peers table with raw values (``peers.csv``/``.json``); ``None`` without peer arms."""
+    from loran_search.analysis.peers import has_peers, peers_table
+
+    return peers_table(a) if has_peers(a.configurations) else None
+
+
 def write_outputs(a: Analysis, out_dir: Path, formats: Collection[str]) -> list[Path]:
-    """Write the chosen ``formats`` into ``out_dir``; returns the written files."""
+    """Write the chosen ``formats`` into ``out_dir``; returns the written files.
+
+    ``configurations.csv``/``.json`` carry ``method`` and ``trainable_params`` after the
+    table's own columns (:func:`loran_search.analysis.peers.with_method_columns`); a study with
+    peer arms also gets ``peers.csv``/``peers.json`` (the report's Peers table, raw values).
+    """
+    from loran_search.analysis.peers import with_method_columns
+
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    configurations = with_method_columns(a)
+    peers = _peers_frame(a)
     if "md" in formats or "html" in formats:
         written += list(draw_figures(a, out_dir / "plots").values())
     if "csv" in formats:
         for name, df in (
-            ("configurations", a.configurations),
+            ("configurations", configurations),
             ("baselines", a.baselines),
             ("families", a.families),
             ("importance", a.importance),
             ("pareto", a.pareto),
+            *([("peers", peers)] if peers is not None else []),
         ):
             path = out_dir / f"{name}.csv"
             export_frame(df).to_csv(path, index=False)
             written.append(path)
     if "json" in formats:
         path = out_dir / "configurations.json"
-        path.write_text(json.dumps(_records(a.configurations), indent=1) + "\n")
+        path.write_text(json.dumps(_records(configurations), indent=1) + "\n")
         written.append(path)
+        if peers is not None:
+            path = out_dir / "peers.json"
+            path.write_text(json.dumps(_records(peers), indent=1) + "\n")
+            written.append(path)
         rec = a.records
         report = {
             "study": rec.study_name,
@@ -602,6 +627,7 @@ def write_outputs(a: Analysis, out_dir: Path, formats: Collection[str]) -> list[
             "verdict": a.verdict,
             "summary": a.summary,
             "notes": a.notes,
+            "environments": _jsonable(a.environments),
             "baselines": _records(a.baselines),
             "families": _records(a.families),
             "amplitude_thresholds": _jsonable(a.thresholds),

@@ -3,9 +3,10 @@
 Start-up is kept fast: this package imports only the standard library (and the stdlib-only
 :mod:`loran_search.errors`). Each sub-command group lives in its own module
 (:mod:`.activations`, :mod:`.assets`, :mod:`.train`, :mod:`.study` for run/worker/validate/
-dashboard, :mod:`.report`, :mod:`.bench`), which adds its parsers in ``register(sub)`` and holds
-its handlers; a handler is named ``"module:function"`` and its module (and torch, transformers,
-peft, optuna, ...) is imported only when that sub-command runs. A handler takes the parsed
+dashboard, :mod:`.report`, :mod:`.bench`, :mod:`.env`), which adds its parsers in
+``register(sub)`` and holds its handlers (:mod:`._examples` gives every ``--help`` examples);
+a handler is named ``"module:function"`` and its module (and torch, transformers, peft,
+optuna, ...) is imported only when that sub-command runs. A handler takes the parsed
 ``argparse.Namespace`` and returns the process exit code.
 
 Nothing outside ``loran_search.cli`` imports it. Errors are mapped to exit codes in one place,
@@ -21,7 +22,8 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from loran_search.cli import activations, assets, bench, report, study, train
+from loran_search.cli import activations, assets, bench, env, report, study, train
+from loran_search.cli._examples import add_examples
 from loran_search.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILURE,
@@ -43,7 +45,7 @@ __all__ = [
     "main",
 ]
 
-_GROUPS = (activations, assets, train, study, report, bench)
+_GROUPS = (activations, assets, train, study, report, bench, env)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in _GROUPS:
         group.register(sub)
+    add_examples(parser)  # every sub-command's --help ends with examples
     return parser
 
 

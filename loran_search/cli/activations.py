@@ -143,13 +143,33 @@ def _fmt(v: float) -> str:
 
 
 def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += [
-        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    ]
-    return "\n".join(lines)
+    """A plain-text table that fits the terminal (rich; long cells fold onto further lines).
+
+    Its width is the terminal's; without one (a pipe, a file) or with a terminal of size 0 × 0
+    it is :data:`loran_search.console.FALLBACK_COLUMNS` (``COLUMNS`` wins when set). The first
+    column never wraps; cells are shown as written (no rich markup, no colour).
+    """
+    import os
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from loran_search.console import FALLBACK_COLUMNS, terminal_size
+
+    size = terminal_size(sys.stdout)
+    env = os.environ.get("COLUMNS", "")
+    width = size[0] if size else int(env) if env.isdigit() and int(env) > 0 else FALLBACK_COLUMNS
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="")
+    for i, name in enumerate(header):
+        table.add_column(name, no_wrap=i == 0, overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(str(c)) for c in row))
+    console = Console(width=width, color_system=None, highlight=False, soft_wrap=False)
+    with console.capture() as captured:
+        console.print(table)
+    return "\n".join(line.rstrip() for line in captured.get().rstrip("\n").split("\n"))
 
 
 def _json_safe(obj: Any) -> Any:

@@ -68,6 +68,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", nargs="?", metavar="FILE", help="study YAML (or --storage)")
     p.add_argument("--storage", metavar="URL")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes the "
+        "study to the network, without authentication)",
+    )
 
 
 def mask_url(url: str) -> str:
@@ -150,37 +156,46 @@ def _command_line() -> str:
 
 
 class _Bar:
-    """The overall bar: trials done/total, best value so far, ETA (over the per-run bar)."""
+    """The study bar over every phase: trials done/total, the phase now, best value, ETA.
 
-    def __init__(self, total: int, done: int, enabled: bool) -> None:
+    Its total is the sum of the phases' totals (:func:`loran_search.search.progress.
+    phase_counts`: search, then confirmation), so it does not sit at 100 % while the
+    confirmation runs; the description names the phase in progress and each phase's count.
+    """
+
+    def __init__(self, phases: list[Any], enabled: bool) -> None:
         self.bar = None
         if enabled:
-            import os
-
             from tqdm.auto import tqdm
 
-            try:  # a pty that reports a 0×0 size (e.g. under `script`) would hide the bar
-                size = os.get_terminal_size(sys.stderr.fileno())
-                sized = size.columns > 0 and size.lines > 0
-            except OSError:
-                sized = False
+            from loran_search.console import bar_layout
+
             self.bar = tqdm(
-                total=total,
-                initial=done,
-                desc="study",
+                total=sum(ph.total for ph in phases),
+                initial=sum(ph.done for ph in phases),
+                desc=self.describe(phases),
                 unit="trial",
                 position=0,
                 leave=True,
-                dynamic_ncols=sized,
-                ncols=None if sized else 100,
-                nrows=None if sized else 40,
+                file=sys.stderr,
+                **bar_layout(sys.stderr),  # a 0×0 pty (`script`) gets a fixed-width bar
             )
 
-    def update(self, done: int, total: int, best: float | None) -> None:
+    @staticmethod
+    def describe(phases: list[Any]) -> str:
+        """``study [confirm] search 14/14 · confirm 2/4``: the first unfinished phase named."""
+        now = next((ph.name for ph in phases if ph.done < ph.total), phases[-1].name)
+        counts = " · ".join(
+            f"{ph.name} {ph.done}/{'≤' if ph.estimated else ''}{ph.total}" for ph in phases
+        )
+        return f"study [{now}] {counts}"
+
+    def update(self, phases: list[Any], best: float | None) -> None:
         if self.bar is None:
             return
-        self.bar.total = total
-        self.bar.n = done
+        self.bar.total = sum(ph.total for ph in phases)
+        self.bar.n = sum(ph.done for ph in phases)
+        self.bar.set_description_str(self.describe(phases), refresh=False)
         if best is not None:
             self.bar.set_postfix_str(f"best={best:.4g}", refresh=False)
         self.bar.refresh()
@@ -199,6 +214,7 @@ class _Bar:
 def _run(args: argparse.Namespace, *, report: bool) -> int:
     from loran_search.record import ROLE_CANDIDATE, TrialRecord
     from loran_search.search.confirm import confirm_setup
+    from loran_search.search.progress import phase_counts
     from loran_search.search.study import (
         StudyInterrupted,
         StudyMismatch,
@@ -224,15 +240,12 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
     )
     for note in handle.notes:
         _err(note)
+    _warn_other_machine(study)
     tty = sys.stderr.isatty()
-    bar = _Bar(p.baselines_total + cfg.study.n_trials, p.baselines_done + p.finished, tty)
+    bar = _Bar(phase_counts(p, cfg, confirm), tty)
 
     def on_trial(t: Any, prog: Any) -> None:
-        bar.update(
-            prog.baselines_done + prog.finished,
-            prog.baselines_total + cfg.study.n_trials,
-            prog.best,
-        )
+        bar.update(phase_counts(prog, cfg, confirm), prog.best)
         rec = TrialRecord.from_frozen(t)
         value = f"{t.values[0]:.4g}" if t.values else t.state.name
         why = rec.failure or rec.pruned or ""
@@ -242,7 +255,10 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
         )
 
     try:
-        result = run_worker(handle, progress=tty, log=bar.write, on_trial=on_trial, confirm=confirm)
+        # progress=True: a named per-step bar on a terminal, progress lines in a log file
+        result = run_worker(
+            handle, progress=True, log=bar.write, on_trial=on_trial, confirm=confirm
+        )
     except (StudyInterrupted, KeyboardInterrupt) as err:
         bar.close()
         detail = f"{err} " if isinstance(err, StudyInterrupted) else ""
@@ -262,6 +278,25 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
     if report and cfg.study.report and not getattr(args, "no_report", False):
         _write_report(cfg, handle.storage, handle.artifact_dir)
     return 0
+
+
+def _warn_other_machine(study: Any) -> None:
+    """Say so when the study's trials ran on a machine whose fingerprint differs from this one.
+
+    Reads the recorded fingerprints (user attr ``environment``) and compares them with this
+    machine's (:func:`loran_search.environment.resume_warning`); torch is not imported.
+    """
+    from loran_search.environment import machine_fingerprint, resume_warning
+    from loran_search.record import ENVIRONMENT
+
+    recorded = {
+        t.number: fp
+        for t in study.get_trials(deepcopy=False)
+        if isinstance(fp := t.user_attrs.get(ENVIRONMENT), dict)
+    }
+    warning = resume_warning(recorded, machine_fingerprint())
+    if warning:
+        _err(warning)
 
 
 def report_dir(name: str, base: Path = Path("reports")) -> Path:
@@ -358,6 +393,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         handle = open_study(cfg, log=_err)
     except StudyMismatch as err:
         raise UsageError(str(err)) from None
+    _warn_other_machine(handle.study)
     source = (
         " and ".join(f for k, f in flags.items() if getattr(args, k, None) is not None)
         or f"{cfg.path or 'FILE'} study.confirm"
@@ -375,7 +411,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
     try:
         result = run_confirmation(
-            handle, setup, source=source, progress=sys.stderr.isatty(), log=_err, on_trial=on_trial
+            handle, setup, source=source, progress=True, log=_err, on_trial=on_trial
         )
     except (StudyInterrupted, KeyboardInterrupt) as err:
         detail = f"{err} " if isinstance(err, StudyInterrupted) else ""
@@ -386,8 +422,34 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     return 0
 
 
+def host_warning(host: str) -> str | None:
+    """A warning when ``host`` is not a loopback address (the dashboard has no authentication).
+
+    ``localhost`` and every ``127.x.y.z`` / ``::1`` address are loopback; anything else
+    (``0.0.0.0``, ``::``, a LAN address or name) lets other machines read and edit the study.
+    """
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name other than localhost: assume it is reachable from elsewhere
+    return (
+        f"loran-search: warning: the dashboard listens on {host}, not only on this machine: "
+        "anyone who can reach this port can read the study and write notes into it "
+        "(optuna-dashboard has no authentication). Use --host 127.0.0.1 (the default) and an "
+        "SSH tunnel (ssh -L 8080:127.0.0.1:8080 HOST) to keep it private."
+    )
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    """``loran-search dashboard FILE|--storage URL [--port P]``: optuna-dashboard on 127.0.0.1."""
+    """``loran-search dashboard FILE|--storage URL [--port P] [--host H]``: optuna-dashboard.
+
+    It listens on ``--host`` (127.0.0.1 by default); a non-loopback address gets a warning.
+    """
     from loran_search.storage import (
         StorageURLError,
         default_artifact_dir,
@@ -419,14 +481,18 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from optuna_dashboard import run_server
 
     storage = open_storage(url, heartbeat_interval=None)
+    warning = host_warning(args.host)
+    if warning:
+        _err(warning)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
     _err(
-        f"optuna-dashboard on http://127.0.0.1:{args.port}/dashboard (storage {mask_url(url)}, "
+        f"optuna-dashboard on http://{shown}:{args.port}/dashboard (storage {mask_url(url)}, "
         f"artifacts {art}); Ctrl-C stops it."
     )
     try:
         run_server(
             storage,
-            host="127.0.0.1",
+            host=args.host,
             port=args.port,
             artifact_store=FileSystemArtifactStore(str(art)),
         )

@@ -99,6 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     prints them.
     """
     from loran_search.config import SEED_MAX, ConfigError
+    from loran_search.console import RunLabel, run_label
     from loran_search.search.space import build_space
     from loran_search.search.validate import load_config
     from loran_search.train import run_training
@@ -122,16 +123,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError(problems)
     seed = args.seed if args.seed is not None else (cfg.study.seeds or [0])[0]
     first = build_space(cfg).first_configuration()
-    result = run_training(
-        cfg,
-        activation=first.activation,
-        activation_params=first.activation_params,
-        rank=first.rank,
-        seed=int(seed),
-        training_overrides=first.training_overrides,
-        adapter_dir=args.save_adapter,
-        progress=args.format == "table" or sys.stderr.isatty(),
-    )
+    with run_label(RunLabel(trial=None, phase="train", seed=int(seed))):
+        result = run_training(
+            cfg,
+            activation=first.activation,
+            activation_params=first.activation_params,
+            rank=first.rank,
+            seed=int(seed),
+            training_overrides=first.training_overrides,
+            adapter_dir=args.save_adapter,
+            progress=args.format == "table" or sys.stderr.isatty(),
+        )
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -66,6 +66,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,7 @@ from typing import TYPE_CHECKING, Any
 
 from loran_search import record as R
 from loran_search.errors import LoranSearchError
+from loran_search.search.progress import phase_of
 
 if TYPE_CHECKING:
     import optuna
@@ -528,6 +530,7 @@ def execute_trial(
             seeds=seeds,
             split=split,
             report=not confirming,
+            phase=phase_of(role),
         )
     except BaseException:
         # Pruned, failed or interrupted (Ctrl-C, SIGTERM): no half-written adapter folder stays.
@@ -627,9 +630,19 @@ def _train_seeds(
     seeds: list[int],
     split: str,
     report: bool = True,
+    phase: str = "search",
 ) -> float | list[float]:
-    """Every seed of one trial, the record written seed by seed (see :func:`execute_trial`)."""
+    """Every seed of one trial, the record written seed by seed (see :func:`execute_trial`).
+
+    Each run is named ``trial N · PHASE · seed S (i/n)`` (:mod:`loran_search.console`); with
+    ``progress`` and no terminal, a line says when each seed finished and the trial's ETA. The
+    trial records the environment fingerprint before its first run and again after it (torch is
+    loaded then: threads, deterministic setting, device).
+    """
     import optuna
+
+    from loran_search.console import RunLabel, emit, is_terminal, run_label, seed_line
+    from loran_search.environment import trial_fingerprint
 
     metric = cfg.study.metric
     multi = bool(cfg.study.objectives)
@@ -646,6 +659,11 @@ def _train_seeds(
     mechanism: dict[str, Any] = {}
     costs: list[Mapping[str, Any]] = []
     adapter_path: str | None = None
+    env_kw = {"compute_dtype": cfg.model.compute_dtype, "quantization": cfg.model.quantization}
+    environment = trial_fingerprint(**env_kw)
+    _set(trial, R.to_user_attrs(environment=environment))
+    lines = progress and not is_terminal(sys.stderr)
+    seed_seconds: list[float] = []
 
     for i, seed in enumerate(seeds):
 
@@ -659,20 +677,31 @@ def _train_seeds(
                     f"pruned at seed {seed}, step {step}: {metric} = {float(value):.4g}"
                 )
 
-        run = call_train_fn(
-            train_fn,
-            cfg,
-            activation=tc.activation if bound is not None else R.BASELINE_ACTIVATION,
-            activation_params=dict(bound.params) if bound is not None else {},
-            rank=tc.rank,
-            seed=seed,
-            **peer_kwargs(tc, cfg),
-            training_overrides=dict(tc.training_overrides),
-            on_eval=on_eval,
-            adapter_dir=adapter_dir if i == 0 else None,
-            progress=progress,
-            eval_split=split,
-        )
+        label = RunLabel(trial=trial.number, phase=phase, seed=seed, index=i + 1, of=len(seeds))
+        t0 = time.monotonic()
+        with run_label(label):
+            run = call_train_fn(
+                train_fn,
+                cfg,
+                activation=tc.activation if bound is not None else R.BASELINE_ACTIVATION,
+                activation_params=dict(bound.params) if bound is not None else {},
+                rank=tc.rank,
+                seed=seed,
+                **peer_kwargs(tc, cfg),
+                training_overrides=dict(tc.training_overrides),
+                on_eval=on_eval,
+                adapter_dir=adapter_dir if i == 0 else None,
+                progress=progress,
+                eval_split=split,
+            )
+        seed_seconds.append(time.monotonic() - t0)
+        if lines:
+            emit(seed_line(label, seed_seconds[-1], seed_seconds, run.status))
+        if i == 0:  # torch is loaded now: threads, deterministic setting, device
+            refreshed = trial_fingerprint(**env_kw)
+            if refreshed != environment:
+                environment = refreshed
+                _set(trial, R.to_user_attrs(environment=environment))
         key = str(seed)
         stability[key] = run.stability
         history[key] = run.history

@@ -8,6 +8,13 @@ Baselines come on top of ``n_trials`` and are counted per rank: a baseline whose
 still one of ``baselines_total``, missing until a retry completes it. Confirmation trials (roles
 ``confirm`` / ``confirm_baseline``) are never counted and never the best: they are counted
 apart (``confirm_*``).
+
+**Phases.** A trial belongs to a phase by its role (:func:`phase_of`): ``search`` (candidates
+and baselines) or ``confirm`` (the confirmation roles); :func:`phase_counts` gives each phase's
+done/total for the study bar of ``loran-search run`` (a phase added later, tuning, is one more
+:class:`PhaseCount`). The confirmation's total is exact once it is queued (its queued, running
+and done trials) and before that the most it can queue: ``top_k`` configurations and a baseline
+at each of their ranks, ``top_k + min(top_k, ranks searched)``.
 """
 
 from __future__ import annotations
@@ -37,6 +44,47 @@ def role_of(t: FrozenTrial) -> str:
     """The trial's role; a trial the sampler proposed has none until it runs: a candidate."""
     role = t.user_attrs.get(R.ROLE)
     return role if isinstance(role, str) and role else R.ROLE_CANDIDATE
+
+
+PHASE_SEARCH = "search"
+PHASE_CONFIRM = "confirm"
+
+
+def phase_of(role: str | None) -> str:
+    """The phase of a trial of ``role``: ``confirm`` for the confirmation roles, else ``search``."""
+    return PHASE_CONFIRM if role in R.CONFIRM_ROLES else PHASE_SEARCH
+
+
+@dataclass(frozen=True)
+class PhaseCount:
+    """One phase's progress: ``done`` of ``total`` trials (``estimated``: not queued yet)."""
+
+    name: str
+    done: int
+    total: int
+    estimated: bool = False
+
+
+def phase_counts(p: Progress, cfg: StudyConfig, confirm: Any | None) -> list[PhaseCount]:
+    """Done/total per phase (module docstring), in the order the phases run.
+
+    Args:
+        p: The study's :class:`Progress`.
+        cfg: Its config (``n_trials``, the searched ranks).
+        confirm: The confirmation setup (``top_k``), ``None`` when the run does not confirm.
+    """
+    out = [PhaseCount(PHASE_SEARCH, p.baselines_done + p.finished, p.baselines_total
+                      + cfg.study.n_trials)]  # fmt: skip
+    if confirm is None:
+        return out
+    queued = p.confirm_waiting + p.confirm_running + p.confirm_done
+    if queued:
+        out.append(PhaseCount(PHASE_CONFIRM, p.confirm_done, queued))
+    else:
+        top_k = int(confirm.top_k)
+        ranks = len(set(getattr(cfg.search, "rank", []) or [])) or 1
+        out.append(PhaseCount(PHASE_CONFIRM, 0, top_k + min(top_k, ranks), estimated=True))
+    return out
 
 
 def is_counted(t: FrozenTrial) -> bool:

@@ -216,3 +216,24 @@ def test_audit_reports_an_unreadable_plugin_expr(capsys: pytest.CaptureFixture[s
         unregister("scratch_badexpr")
     assert code == 2
     assert "Activation 'scratch_badexpr'" in err and "attribute access" in err
+
+
+@pytest.mark.parametrize("columns", ["72", "0", None])
+def test_list_table_fits_the_terminal_width(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: str | None
+) -> None:
+    """The table (rich) fits COLUMNS, or 100 columns without a usable width (issue 22)."""
+    from loran_search.console import FALLBACK_COLUMNS
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    code, out, _ = _run(capsys, "activations", "list")
+    assert code == 0
+    width = int(columns) if columns and int(columns) > 0 else FALLBACK_COLUMNS
+    table = out.split("\n\n")[0].splitlines()
+    assert max(len(line) for line in table) <= width
+    assert table[0].split() == ["name", "family", "defaults", "f(x)"]
+    names = {line.split()[0] for line in table[2:] if line and not line.startswith(" ")}
+    assert names == set(list_activations())  # every name on its own, unwrapped

@@ -475,3 +475,22 @@ def test_cli_train_data_file_with_a_bad_byte_late_in_it(
     err = capsys.readouterr().err
     assert f"the data file {data} is not UTF-8 text: byte 0xe9 at offset" in err
     assert "(line 1001)" in err and "Save it as UTF-8" in err
+
+
+def test_progress_without_a_terminal_is_a_line_naming_the_run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loran_search.console import RunLabel, run_label
+
+    monkeypatch.setenv("LORAN_SEARCH_PROGRESS_SECONDS", "0")  # a line every step
+    with run_label(RunLabel(trial=4, phase="search", seed=0, index=1, of=2)):
+        run_training(make_cfg(max_steps=3), activation="identity", activation_params={},
+                     rank=4, seed=0, progress=True)  # fmt: skip
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("[progress]")]
+    assert len(lines) == 3, lines
+    for step, line in enumerate(lines, 1):
+        head = (
+            f"[progress] trial 4 · search · seed 0 (1/2): step {step}/3 ({100 * step / 3:.0f}%), "
+        )
+        assert line.startswith(head) and ", elapsed " in line and ", ETA " in line
+        assert ", loss " in line and ", lr " in line

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pandas as pd
 import pytest
 
 from loran_search import record as R
@@ -251,6 +252,27 @@ def test_a_study_with_peer_arms_records_and_reports_them(tmp_path: Path, fake_en
     assert text in a.verdict
     stability = next(line for line in a.verdict if line.startswith("Most stable family"))
     assert stability.startswith("Most stable family: **the peer methods (family `method`")
+    # issue 22: peers.csv / peers.json beside configurations.csv, which gains method and
+    # trainable_params after its own columns
+    from loran_search.analysis.report import write_outputs
+
+    out = tmp_path / "report"
+    write_outputs(a, out, ("csv", "json"))
+    peers_csv = pd.read_csv(out / "peers.csv")
+    assert list(peers_csv.columns) == list(table.columns)
+    assert peers_csv["arm"].tolist() == table["arm"].tolist()
+    peers_json = json.loads((out / "peers.json").read_text())
+    assert [r["arm"] for r in peers_json] == table["arm"].tolist()
+    dora_json = next(r for r in peers_json if r["arm"] == "dora() r=4")
+    assert dora_json["trainable_params"] == 1100 and dora_json["adapter_rank"] == 5
+    configs = pd.read_csv(out / "configurations.csv")
+    assert list(configs.columns[-2:]) == ["method", "trainable_params"]
+    by_config = configs.set_index("config")
+    assert by_config.loc["dora() r=4", "method"] == "dora"
+    assert by_config.loc["dora() r=4", "trainable_params"] == 1100
+    sinter = next(c for c in by_config.index if c.startswith("sinter("))
+    assert by_config.loc[sinter, "method"] == "loran"
+    assert by_config.loc[sinter, "trainable_params"] == 1000
 
 
 def test_a_loran_only_report_has_no_peers_line(tmp_path: Path, fake_env: Path) -> None:
