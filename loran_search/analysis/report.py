@@ -99,6 +99,7 @@ class Analysis:
     interval: tuple[float, float] = (-1.0, 1.0)
     interval_note: str = ""
     forms: F.FormsAnalysis | None = None  # the form section (search.forms), if any
+    head_to_head: dict[str, Any] | None = None  # peers: LoRAN's best vs the best peer (issue 19)
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,7 +118,8 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
     """
     rec = load_records(study)
     notes = list(rec.notes) + F.register_recorded(study)  # search.forms: forms from the record
-    configs, baselines, table_notes = build_tables(rec, correction=correction)
+    extras: dict[str, Any] = {}
+    configs, baselines, table_notes = build_tables(rec, correction=correction, extras=extras)
     notes += table_notes
     families = family_stability(rec.runs, configs, baselines)
     thresholds = amplitude_thresholds(configs, baselines)
@@ -137,6 +139,7 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
         notes=notes,
         interval=interval,
         interval_note=interval_note,
+        head_to_head=extras.get("head_to_head"),
     )
     a.summary = summary_lines(a)
     F.attach(study, a)  # search.forms: counts, top forms, shapes (nothing without form trials)
