@@ -124,7 +124,9 @@ def _with_gain(c: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _interval_name(method: str) -> str:
-    return method or "paired-t"
+    """The interval's name as the verdict says it (``ci_method`` names how it was made)."""
+    method = method or "paired-t"
+    return method if "interval" in method else f"{method} interval"
 
 
 # ---------------------------------------------------------------- sentences from numbers (issue 19)
@@ -303,7 +305,7 @@ def _best_line(a: Analysis, best: pd.Series, *, phase: str) -> str:
         if math.isfinite(ci_level):
             level = f"{100 * ci_level:.4g}%"
         ci = (
-            f"{level} {_interval_name(str(best['ci_method']))} interval "
+            f"{level} {_interval_name(str(best['ci_method']))} "
             f"[{_signed(float(best['gain_ci_low']))}, {_signed(float(best['gain_ci_high']))}]"
         )
         if tested > 1:

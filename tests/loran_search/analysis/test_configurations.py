@@ -62,7 +62,7 @@ def test_gains_intervals_pvalues_and_holm_match_independent_computation(canonica
     # Holm's levels: α/(m − j + 1) for a rejected step, α/(number left) from the first
     # non-rejected one on; the interval then excludes 0 exactly when the adjusted p says so.
     stopped = None
-    for i, (amp, p) in enumerate(ps):
+    for i, (amp, _) in enumerate(ps):
         level = 0.05 / (3 - i)
         if stopped is None and expected[amp] >= 0.05:
             stopped = level
