@@ -462,7 +462,8 @@ def _power_answer(a: Analysis) -> str | None:
         )
     else:
         by_s = dict(designs)
-        s_here = n if n in by_s else designs[0][0]
+        # the design that ran if it can; else the one with the fewest evaluations (seeds × N)
+        s_here = n if n in by_s else min(by_s, key=lambda k: (k * by_s[k], k))
         here = by_s[s_here]
         alt = [f"{s} × {v:,}" for s, v in designs if s != s_here][-1:]
         assumed = (

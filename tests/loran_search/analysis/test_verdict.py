@@ -169,7 +169,8 @@ def test_target_gain_comes_from_the_setup(tmp_path) -> None:
 def test_one_seed_with_examples_has_an_interval_and_mcnemar(tmp_path) -> None:
     study, _ = _examples_study(seeds=(0,), n=200, delta=0.15)
     verdict = _verdict(_report(study, tmp_path))
-    assert "95% exact conditional interval (Clopper–Pearson on the discordant pairs" in verdict
+    # two configurations tested: the interval is at the level of the first Holm step
+    assert "97.5% exact conditional interval (Clopper–Pearson on the discordant pairs" in verdict
     assert "(exact McNemar test (b = " in verdict
     assert "**Power:** the search design that ran (1 seed(s) × 200 examples)" in verdict
     assert "the t approximation of the exact McNemar test" in verdict
@@ -183,7 +184,7 @@ def test_older_records_get_statements_not_crashes(canonical, tmp_path) -> None:
     md = _report(canonical, tmp_path)
     verdict = _verdict(md)
     assert "**Search-phase evidence only — optimistic.**" in verdict
-    assert "95% t interval, 2 df (inverts the t-test) [" in verdict
+    assert "98.33% t interval, 2 df (inverts the t-test) [" in verdict  # Holm's first of 3
     assert "(paired t-test on 3 seed means, 2 df)" in verdict
     assert "**Power:** the search design that ran (3 seeds (over seeds only))" in verdict
     assert "With 3 seed(s) the test can only see large effects." in verdict
