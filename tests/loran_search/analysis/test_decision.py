@@ -243,3 +243,69 @@ def test_study_with_seed_means_5_1_6_reads_not_significant_end_to_end() -> None:
     assert "**not significant**: not distinguishable from QLoRA at this design's MDE of " in verdict
     assert "With 3 seed(s) the test can only see large effects." in verdict
     assert not re.search(r"harmless|\bequal\b", verdict)
+
+
+# ---------------------------------------------------------------- the peers head-to-head
+
+
+def test_peers_head_to_head_is_prespecified_by_the_search_gain_and_holm_adjusted() -> None:
+    """LoRAN's best and the best peer are chosen by their search gains — not by the
+    confirmation gains the comparison then tests — and the comparison enters the confirmation's
+    Holm family (three confirmed configurations + the head-to-head = 4 tests)."""
+    from loran_search.analysis.peers import head_to_head, peers_answer
+    from loran_search.analysis.report import analyse
+
+    rng = np.random.default_rng(12)
+    n = 300
+    p = rng.uniform(0.2, 0.8, n)
+    conf_seeds = (100, 101, 102)
+
+    def draw(delta, seeds):
+        return {s: (rng.random(n) < np.clip(p + delta, 0, 1)).astype(int) for s in seeds}
+
+    study, b = new_study()
+    peer = {"activation_spec": {"name": "relu", "family": "method", "params": {}}}
+    b.add("identity", 8, None, examples=draw(0.0, (0,)), eval_split="val")
+    t_hi = b.add("sinter", 8, None, amplitude=1e-3, examples=draw(0.10, (0,)), eval_split="val")
+    t_lo = b.add("sinter", 8, None, amplitude=1e-2, examples=draw(0.02, (0,)), eval_split="val")
+    t_pe = b.add("relu", 8, None, examples=draw(0.05, (0,)), eval_split="val", attrs=peer)
+    b.add("identity", 8, None, examples=draw(0.0, conf_seeds), eval_split="test",
+          role="confirm_baseline")  # fmt: skip
+    # on the confirmation the search's runner-up is the better LoRAN arm
+    for t, delta, extra in ((t_hi, 0.0, {}), (t_lo, 0.12, {}), (t_pe, 0.02, peer)):
+        act, amp = ("relu", None) if extra else ("sinter", t.params["sinter.amplitude"])
+        b.add(act, 8, None, amplitude=amp, examples=draw(delta, conf_seeds), eval_split="test",
+              role="confirm", confirm_of=[t.number], attrs=extra)  # fmt: skip
+    a = analyse(study)
+    c = a.configurations
+    assert c.iloc[0]["config"].startswith("sinter(amplitude=0.01")  # table order: confirmation
+    h2h = head_to_head(a)
+    assert h2h["loran"]["config"].startswith("sinter(amplitude=0.001")  # by the search gain
+    assert h2h["peer"]["family"] == "method"
+    assert h2h["phase"] == "confirmation" and h2h["prespecified"]
+    conf = c[c["evidence"] == "confirmation"]
+    family = [*conf["p_value"].astype(float), h2h["comparison"].p_value]
+    assert h2h["n_tests"] == 4 and (conf["n_tests"] == 4).all()
+    assert h2h["p_adjusted"] == pytest.approx(S.holm(family)[-1])
+    assert conf["p_adjusted"].astype(float).tolist() == pytest.approx(S.holm(family)[:3])
+    text = peers_answer(a)
+    assert "pre-specified (each kind's best by its search gain)" in text
+    assert "over 4 confirmation test(s), this one included" in text
+
+
+def test_peers_head_to_head_on_the_search_split_is_exploratory() -> None:
+    from loran_search.analysis.peers import head_to_head, peers_answer
+    from loran_search.analysis.report import analyse
+
+    rng = np.random.default_rng(13)
+    n = 200
+    study, b = new_study()
+    peer = {"activation_spec": {"name": "relu", "family": "method", "params": {}}}
+    b.add("identity", 8, None, examples={0: (rng.random(n) < 0.5).astype(int)})
+    b.add("sinter", 8, None, amplitude=1e-3, examples={0: (rng.random(n) < 0.55).astype(int)})
+    b.add("relu", 8, None, examples={0: (rng.random(n) < 0.52).astype(int)}, attrs=peer)
+    a = analyse(study)
+    h2h = head_to_head(a)
+    assert h2h["phase"] == "search" and not h2h["prespecified"]
+    assert math.isnan(h2h["p_adjusted"]) and h2h["n_tests"] == 1
+    assert "**exploratory**: on the search split" in peers_answer(a)
