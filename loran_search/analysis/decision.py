@@ -55,11 +55,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize
 from scipy import stats as sps
 
-from loran_search.analysis.paired import PairingError, Pairs, differences, gain_variance
-from loran_search.analysis.stats import ALPHA
+from loran_search.analysis.paired import (
+    PairingError,
+    Pairs,
+    differences,
+    gain_variance,
+    minimum_detectable_effect,
+    required_design,
+)
+from loran_search.analysis.stats import ALPHA, mde_t, noncentrality, sd_interval, t_power
 
 __all__ = [
     "KIND_MCNEMAR",
@@ -354,50 +360,6 @@ def family_alphas(
 # ---------------------------------------------------------------- power
 
 
-def t_power(effect: float, se: float, df: float, alpha: float = ALPHA) -> float:
-    """Power of the two-sided t-test at a true effect.
-
-    ``P(|T| > t_{1−α/2, df})`` with ``T ~ nct(df, |effect|/se)``.
-    """
-    crit = float(sps.t.ppf(1.0 - alpha / 2.0, df))
-    nc = abs(effect) / se
-    upper = float(sps.nct.sf(crit, df, nc))
-    if math.isnan(upper):  # far tails: scipy's series can fail where the answer is 0 or 1
-        upper = 1.0 - float(sps.nct.cdf(crit, df, nc))
-    if math.isnan(upper):
-        upper = 1.0 if nc > crit else 0.0
-    lower = float(sps.nct.cdf(-crit, df, nc))
-    return upper + (0.0 if math.isnan(lower) else lower)
-
-
-def noncentrality(df: float, alpha: float = ALPHA, power: float = 0.8) -> float:
-    """The noncentrality ``λ`` at which the two-sided t-test has ``power`` (``MDE = λ·se``)."""
-    if not 0.0 < alpha < 1.0 or not 0.0 < power < 1.0:
-        raise ValueError(f"alpha and power must lie in (0, 1), got {alpha} and {power}.")
-    if not df > 0:
-        raise ValueError(f"A t-test needs at least 1 degree of freedom, got {df}.")
-    crit = float(sps.t.ppf(1.0 - alpha / 2.0, df))
-    hi = 2.0 * crit + 10.0
-    return float(optimize.brentq(lambda nc: t_power(nc, 1.0, df, alpha) - power, 0.0, hi))
-
-
-def mde_t(se: float, df: float, alpha: float = ALPHA, power: float = 0.8) -> float:
-    """The minimum detectable effect ``λ(df, α, power)·se`` of a two-sided t-test."""
-    return noncentrality(df, alpha, power) * se
-
-
-def sd_interval(sd: float, df: float, confidence: float = 0.95) -> tuple[float, float]:
-    """χ² interval of a normal sd from its estimate on ``df`` degrees of freedom.
-
-    ``[sd·sqrt(df/χ²_{(1+c)/2, df}), sd·sqrt(df/χ²_{(1−c)/2, df})]``; ``nan`` without a df.
-    """
-    if not df > 0 or not math.isfinite(sd):
-        return math.nan, math.nan
-    hi_q = float(sps.chi2.ppf((1.0 + confidence) / 2.0, df))
-    lo_q = float(sps.chi2.ppf((1.0 - confidence) / 2.0, df))
-    return sd * math.sqrt(df / hi_q), sd * math.sqrt(df / lo_q)
-
-
 @dataclass(frozen=True)
 class Power:
     """The power of the design that ran, and the designs that would detect a target gain.
@@ -460,16 +422,18 @@ def design_power(
         df = float(max(1.0, n - 1))
         se = math.sqrt(gv.var_example / n)
         sd = low = high = math.nan
-    mde = mde_t(se, df, a, power) if se > 0 else (0.0 if se == 0 else math.nan)
+    mde = (
+        minimum_detectable_effect(pairs, alpha=alpha, power=power, n_tests=n_tests)
+        if se > 0
+        else (0.0 if se == 0 else math.nan)
+    )
     designs: list[tuple[int, int | None]] = []
     if math.isfinite(target_gain) and target_gain != 0.0 and se > 0:
-        for seeds in range(2, max_seeds + 1):
-            lam = noncentrality(seeds - 1, a, power)
-            room = seeds * target_gain**2 / lam**2 - gv.var_seed
-            if room <= 0.0:
-                continue
-            need = 1 if gv.var_example == 0 else math.ceil(gv.var_example / room - 1e-12)
-            designs.append((seeds, max(1, need)))
+        designs = list(
+            required_design(
+                pairs, target_gain, alpha=alpha, power=power, n_tests=n_tests, max_seeds=max_seeds
+            )
+        )
     return Power(mde, df, a, sd, low, high, designs, assumes_no_seed_variance=s < 2)
 
 

@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from loran_search.analysis.stats import holm, paired_t
+from loran_search.analysis.stats import holm, mde_t, noncentrality, paired_t
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES",
@@ -541,8 +541,6 @@ def minimum_detectable_effect(
         ValueError: Bad ``alpha``/``power``/``n_tests``, or a design size below 1 (or one seed
             with one example: no t-test).
     """
-    from loran_search.analysis.decision import mde_t
-
     if n_tests < 1:
         raise ValueError(f"n_tests must be at least 1, got {n_tests}.")
     gv = gain_variance(pairs)
@@ -571,8 +569,8 @@ def required_design(
     For ``S = 2..max_seeds`` (a gain over seeds needs at least two), the smallest ``N`` with
     ``λ(S − 1)²·(σ̂²_seed + σ̂²_ex/N)/S ≤ g²``, i.e. ``N ≥ σ̂²_ex / (S·g²/λ² − σ̂²_seed)``
     (:func:`minimum_detectable_effect`); seed counts for which no ``N`` suffices (the seed noise
-    alone exceeds the budget) are left out. It is
-    :func:`loran_search.analysis.decision.design_power`'s ``designs``.
+    alone exceeds the budget) are left out
+    (:func:`loran_search.analysis.decision.design_power` reports these designs).
 
     Args:
         pairs: Paired outcomes or per-seed difference arrays of the design that ran.
@@ -588,11 +586,17 @@ def required_design(
     Raises:
         ValueError: ``target_gain`` is 0 or not finite, or bad ``alpha``/``power``/``n_tests``.
     """
-    from loran_search.analysis.decision import design_power
-
     if not math.isfinite(target_gain) or target_gain == 0.0:
         raise ValueError(f"target_gain must be a non-zero number, got {target_gain}.")
-    pw = design_power(
-        pairs, target_gain, alpha=alpha, power=power, n_tests=n_tests, max_seeds=max_seeds
-    )
-    return [(int(s), int(n)) for s, n in pw.designs if n is not None]
+    if n_tests < 1:
+        raise ValueError(f"n_tests must be at least 1, got {n_tests}.")
+    gv = gain_variance(pairs)
+    out = []
+    for s in range(2, max_seeds + 1):
+        lam = noncentrality(s - 1, alpha / n_tests, power)
+        room = s * target_gain**2 / lam**2 - gv.var_seed
+        if room <= 0.0:
+            continue
+        need = 1 if gv.var_example == 0 else math.ceil(gv.var_example / room - 1e-12)
+        out.append((s, max(1, need)))
+    return out
