@@ -5,8 +5,11 @@ Entry point: :func:`write_report` (used by ``loran-search report`` and at the en
 
 * :mod:`.records` — trials → tidy tables, tolerant of older/partial records;
   :func:`load_examples` — one trial's per-example outcomes as a table;
-* :mod:`.stats` — paired-t gains, intervals, p-values, Holm / Benjamini–Hochberg corrections;
+* :mod:`.stats` — paired-t gains, intervals, p-values, Holm / Benjamini–Hochberg corrections,
+  the noncentral-t power of a t-test;
 * :mod:`.paired` — per-example paired statistics: bootstrap intervals, McNemar, power;
+* :mod:`.decision` — the decisive test of a comparison, the interval that inverts it, the
+  family-consistent interval levels and the test's power (issue 19);
 * :mod:`.configurations` — one row per candidate configuration, paired by rank, seed and
   example, with its search and confirmation evidence;
 * :mod:`.mechanism` — the non-linearity that was active, the visited range of ``P``;

@@ -61,9 +61,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from loran_search import record as R
+from loran_search.analysis import decision as D
 from loran_search.analysis import paired as PE
 from loran_search.analysis.mechanism import configuration_mechanism
 from loran_search.analysis.records import (
@@ -73,7 +73,7 @@ from loran_search.analysis.records import (
     examples_frame,
 )
 from loran_search.analysis.stability import run_stability
-from loran_search.analysis.stats import ALPHA, adjust, paired_t
+from loran_search.analysis.stats import ALPHA, adjust
 
 LEADING_COLUMNS = ["activation", "family", "rank"]
 STAT_COLUMNS = [
@@ -91,15 +91,28 @@ EVIDENCE_COLUMNS = [
     "stable_rank_lora", "inert", "n_examples", "n_tests", "confirm_metric_mean",
     "confirm_baseline_mean", "confirm_trials",
 ]  # fmt: skip
+#: Issue 19: the test that decided, the interval's level, the bootstrap as a description, the
+#: seed-to-seed sd of the paired difference with its χ² interval, test-set reuse.
+DECISION_COLUMNS = [
+    "test_method", "ci_level", "boot_ci_low", "boot_ci_high", "seed_sd", "seed_sd_low",
+    "seed_sd_high", "mde_df",
+]  # fmt: skip
 INTERNAL_COLUMNS = ["key", "designs", "confirm_seeds", "confirm_split"]  # dropped from outputs
 _RESERVED = set(
-    LEADING_COLUMNS + STAT_COLUMNS + EXTRA_COLUMNS + EVIDENCE_COLUMNS + INTERNAL_COLUMNS
+    LEADING_COLUMNS
+    + STAT_COLUMNS
+    + EXTRA_COLUMNS
+    + EVIDENCE_COLUMNS
+    + DECISION_COLUMNS
+    + INTERNAL_COLUMNS
 ) | {"improvement"}
 
 EVIDENCE_SEARCH = "search"
 EVIDENCE_CONFIRMATION = "confirmation"
 POWER = 0.8
-SEED_T = "paired t over seeds"
+SEED_T = "paired t over seeds"  # the interval of records without per-example outcomes (≤ v0.3)
+#: Families of peer arms: a peft method (``method``) or a published peer activation (``peer``).
+PEER_FAMILIES = (R.METHOD_FAMILY, "peer")
 NO_EXAMPLES_NOTE = "no per-example outcomes in this study's records: intervals are over seeds"
 
 AUDIT_BUDGET_S = 60.0
@@ -204,6 +217,12 @@ class Comparison:
         ci_high: Upper end.
         p_value: Two-sided p-value (``nan`` when untestable).
         ci_method: How the interval was computed (``""`` when there is none).
+        test_method: The test that decided ``p_value``, in one phrase (``""`` when none).
+        decision: That test (:class:`~loran_search.analysis.decision.Decision`), whose
+            interval at any level inverts it.
+        boot_low: Lower end of the 95% paired bootstrap interval (a description, never the
+            decision; ``nan`` over seeds only).
+        boot_high: Upper end.
         mcnemar_p: Exact McNemar p-value (accuracy on one seed), else ``nan``.
         companion_metric: The companion's seed-metric name, ``None`` without one.
         companion_gain: The companion's gain, direction-aware (higher is better).
@@ -225,6 +244,10 @@ class Comparison:
     ci_high: float = math.nan
     p_value: float = math.nan
     ci_method: str = ""
+    test_method: str = ""
+    decision: D.Decision | None = None
+    boot_low: float = math.nan
+    boot_high: float = math.nan
     mcnemar_p: float = math.nan
     companion_metric: str | None = None
     companion_gain: float = math.nan
@@ -336,8 +359,7 @@ def compare(
     try:
         pairs = PE.pair_examples(ex_c, ex_b, column)
     except PE.PairingError as err:
-        res = paired_t(out.seed_diffs)
-        out.gain = res.gain
+        out.gain = float(np.mean(out.seed_diffs))
         out.ci_method = "none: the example sets differ"
         out.note = f"not paired: {err}"
         return out
@@ -348,12 +370,9 @@ def compare(
         try:
             cp = PE.pair_examples(ex_c, ex_b, col)
             diffs = [sign * d for d in PE.differences(cp)]
-            iv = PE.paired_gain_interval(diffs, seed=seed)
-            out.companion_gain, out.companion_ci_low, out.companion_ci_high = (
-                iv.gain,
-                iv.low,
-                iv.high,
-            )
+            cdec = D.decide(diffs, binary=False)
+            out.companion_gain = cdec.gain
+            out.companion_ci_low, out.companion_ci_high = cdec.interval(ALPHA)
         except PE.PairingError as err:
             out.note = _join_notes(out.note, f"companion {name} not paired: {err}")
     return out
@@ -393,15 +412,15 @@ def _over_examples(
     diffs = PE.differences(pairs)
     out.diffs = diffs
     out.n_examples = int(min(d.size for d in diffs))
-    iv = PE.paired_gain_interval(pairs, seed=seed)
-    out.gain, out.ci_low, out.ci_high, out.ci_method = iv.gain, iv.low, iv.high, iv.method
+    iv = PE.paired_gain_interval(pairs, seed=seed)  # a description of the spread, not the test
+    out.gain, out.boot_low, out.boot_high = iv.gain, iv.low, iv.high
     per_seed = pairs.groupby("seed", sort=False)[["candidate", "baseline"]].mean()
     out.metric_mean = float(per_seed["candidate"].mean())
     out.baseline_mean = float(per_seed["baseline"].mean())
     try:
-        out.p_value = PE.paired_p_value(diffs, method="z")
-    except PE.PairingError as err:  # one example per seed
-        out.note = _join_notes(out.note, f"no p-value: {err}")
+        _decided(out, D.decide(diffs, binary=column == "correct"))
+    except PE.PairingError as err:  # one example on one seed, or a 0/1 metric that is not
+        out.note = _join_notes(out.note, f"no test: {err}")
     if column == "correct" and out.n_seeds == 1:
         try:
             out.mcnemar_p = PE.mcnemar_exact(pairs).p_value
@@ -429,11 +448,7 @@ def _over_seeds(
     paired: list[str],
     companion: tuple[str, str, float] | None,
 ) -> None:
-    res = paired_t(out.seed_diffs)
-    out.gain, out.ci_low, out.ci_high, out.p_value = res.gain, res.ci_low, res.ci_high, res.p_value
-    out.note = _join_notes(out.note, res.note)
-    if math.isfinite(res.ci_low):
-        out.ci_method = SEED_T
+    _decided(out, D.decide_seed_means(out.seed_diffs))
     if companion is None:
         return
     name, _, sign = companion
@@ -442,50 +457,40 @@ def _over_seeds(
     both = [s for s in paired if s in cc and s in cb]
     if not both:
         return
-    cres = paired_t([sign * (cc[s] - cb[s]) for s in both])
+    cdec = D.decide_seed_means([sign * (cc[s] - cb[s]) for s in both])
     out.companion_metric = name
-    out.companion_gain, out.companion_ci_low, out.companion_ci_high = (
-        cres.gain,
-        cres.ci_low,
-        cres.ci_high,
-    )
+    out.companion_gain = cdec.gain
+    out.companion_ci_low, out.companion_ci_high = cdec.interval(ALPHA)
 
 
-def _z_sum(n_tests: int) -> float:
-    alpha = ALPHA / max(1, n_tests)
-    return float(sps.norm.ppf(1.0 - alpha / 2.0) + sps.norm.ppf(POWER))
+def _decided(out: Comparison, dec: D.Decision) -> None:
+    """Gain, p, the unadjusted 95% interval and the test's names from the decisive test."""
+    out.decision = dec
+    out.gain = dec.gain
+    out.p_value = dec.p_value
+    out.ci_low, out.ci_high = dec.interval(ALPHA)
+    out.test_method = dec.method if dec.kind != D.KIND_NONE else ""
+    out.ci_method = dec.interval_method if math.isfinite(out.ci_low) else ""
+    out.note = _join_notes(out.note, dec.note)
 
 
-def power_of(
-    cmp: Comparison, n_tests: int, target_gain: float
-) -> tuple[float, list[tuple[int, int | None]]]:
-    """The MDE of the design that ran and the designs that would detect ``target_gain``.
+def power_of(cmp: Comparison, n_tests: int, target_gain: float) -> D.Power:
+    """The power of the design that ran and the designs that would detect ``target_gain``.
 
-    Args:
-        cmp: The comparison.
-        n_tests: Tests in its family (Holm's factor).
-        target_gain: The gain to detect.
-
-    Returns:
-        ``(mde, designs)``: with per-example outcomes, ``designs`` is
-        :func:`~loran_search.analysis.paired.required_design` (``(seeds, examples per seed)``,
-        up to 5 seeds); over seeds only, one ``(seeds, None)`` at the examples that ran
-        (``seeds = ⌈(K·sd/g)²⌉``). Both are ``nan``/empty when the data give no variance.
+    From the noncentral t of the decisive test (:func:`loran_search.analysis.decision.design_power`
+    with per-example outcomes: designs ``(seeds, examples per seed)`` of 2 to
+    :data:`~loran_search.analysis.decision.MAX_DESIGN_SEEDS` seeds;
+    :func:`~loran_search.analysis.decision.seed_means_power` over seeds only: ``(seeds, None)``
+    at the examples that ran), at ``α/n_tests``. ``mde`` is ``nan`` when the data give no
+    variance (0 when every difference is 0).
     """
     m = max(1, n_tests)
     if cmp.diffs is not None:
         try:
-            mde = PE.minimum_detectable_effect(cmp.diffs, power=POWER, n_tests=m)
-            designs = PE.required_design(cmp.diffs, target_gain, power=POWER, n_tests=m)
+            return D.design_power(cmp.diffs, target_gain, power=POWER, n_tests=m)
         except (PE.PairingError, ValueError):
-            return math.nan, []
-        return mde, [(int(s), int(n)) for s, n in designs]
-    d = np.asarray([x for x in cmp.seed_diffs if math.isfinite(x)], dtype=float)
-    if d.size < 2 or float(d.std(ddof=1)) == 0.0:
-        return math.nan, []
-    k = _z_sum(m)
-    sd = float(d.std(ddof=1))
-    return k * sd / math.sqrt(d.size), [(max(2, math.ceil((k * sd / target_gain) ** 2)), None)]
+            return D.Power(math.nan, math.nan, ALPHA / m)
+    return D.seed_means_power(cmp.seed_diffs, target_gain, power=POWER, n_tests=m)
 
 
 # --------------------------------------------------------------------------------------------
@@ -493,7 +498,11 @@ def power_of(
 
 
 def build_tables(
-    rec: Records, *, correction: str = "holm", auditor: Auditor | None = None
+    rec: Records,
+    *,
+    correction: str = "holm",
+    auditor: Auditor | None = None,
+    extras: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Build the configuration table and the baseline table.
 
@@ -501,6 +510,8 @@ def build_tables(
         rec: The study's records.
         correction: Multiple-comparison correction (``holm`` or ``bh``).
         auditor: Lipschitz bound per ``(name, params)``; default :func:`make_auditor`.
+        extras: When given, receives ``"head_to_head"``: the peers head-to-head
+            (:func:`head_to_head`, with its family adjustment), or ``None``.
 
     Returns:
         ``(configurations, baselines, notes)``. ``configurations`` has the columns
@@ -644,6 +655,14 @@ def build_tables(
             confirm_metric_mean=confirm.metric_mean if confirm is not None else math.nan,
             confirm_baseline_mean=confirm.baseline_mean if confirm is not None else math.nan,
             confirm_trials=",".join(str(n) for n in sorted(conf_t["trial"])),
+            test_method=use.test_method,
+            ci_level=1.0 - ALPHA if math.isfinite(use.ci_low) else math.nan,
+            boot_ci_low=use.boot_low,
+            boot_ci_high=use.boot_high,
+            seed_sd=math.nan,
+            seed_sd_low=math.nan,
+            seed_sd_high=math.nan,
+            mde_df=math.nan,
             key=key,
             designs=[],
             confirm_seeds=",".join(confirm.seeds) if confirm is not None else "",
@@ -653,10 +672,13 @@ def build_tables(
 
     notes += _study_notes(rec, rows, confirm_cands, matched)
     columns = [*LEADING_COLUMNS, *(param_column(p) for p in all_params), *STAT_COLUMNS,
-               *EXTRA_COLUMNS, *EVIDENCE_COLUMNS, *INTERNAL_COLUMNS]  # fmt: skip
+               *EXTRA_COLUMNS, *EVIDENCE_COLUMNS, *DECISION_COLUMNS,
+               *INTERNAL_COLUMNS]  # fmt: skip
     table = pd.DataFrame(rows, columns=columns)
+    h2h = None
     if not table.empty:
-        _adjust_and_power(table, comparisons, correction, rec.target_gain)
+        h2h = head_to_head(rec, table, cache)
+        _adjust_and_power(table, comparisons, correction, rec.target_gain, h2h)
         improvement = rec.sign * table["gain"].astype(float)
         order_metric = rec.sign * table["metric_mean"].astype(float)
         confirmed = (table["evidence"] == EVIDENCE_CONFIRMATION).astype(int)
@@ -666,6 +688,8 @@ def build_tables(
             .drop(columns=["_conf", "_imp", "_met"])
             .reset_index(drop=True)
         )
+    if extras is not None:
+        extras["head_to_head"] = h2h
     return table, baselines, notes
 
 
@@ -674,33 +698,123 @@ def _adjust_and_power(
     comparisons: list[tuple[Comparison, Comparison | None]],
     correction: str,
     target_gain: float,
+    h2h: dict[str, Any] | None = None,
 ) -> None:
-    """``p_adjusted``, ``significant``, ``mde`` and the designs, per family of tests."""
+    """``p_adjusted``, ``significant``, the interval at its family level, ``mde`` and designs.
+
+    Two families: the search tests of every configuration, and the confirmation tests of the
+    confirmed ones — with the pre-specified peers head-to-head (:func:`head_to_head`) when it
+    was made on the confirmation. Each shown interval inverts its test at the level
+    :func:`loran_search.analysis.decision.family_alphas` gives, so it excludes 0 exactly when
+    ``significant`` is true; ``ci_level`` is that level.
+    """
     confirmed = np.array([c is not None for _, c in comparisons])
     p = table["p_value"].astype(float).to_numpy()
     adjusted = np.full(p.shape, np.nan)
+    levels = np.full(p.shape, np.nan)
     sizes = np.zeros(p.shape, dtype=int)
-    # The confirmation family: the confirmed configurations' tests on new data.
+    # The confirmation family: the confirmed configurations' tests on new data (and the
+    # head-to-head made there).
     idx = np.flatnonzero(confirmed)
+    extra = (
+        [h2h["comparison"].p_value]
+        if h2h is not None and h2h["phase"] == EVIDENCE_CONFIRMATION
+        else []
+    )
     if idx.size:
-        adjusted[idx] = adjust(p[idx].tolist(), correction)
-        sizes[idx] = int(np.isfinite(p[idx]).sum())
+        family = [*p[idx].tolist(), *extra]
+        adj = adjust(family, correction)
+        lev = D.family_alphas(family, correction)
+        adjusted[idx], levels[idx] = adj[: idx.size], lev[: idx.size]
+        sizes[idx] = int(np.isfinite(family).sum())
+        if extra:
+            h2h.update(p_adjusted=adj[-1], alpha=float(lev[-1]), n_tests=int(sizes[idx[0]]))
     # The search family: every configuration's search test, the confirmed ones' included.
     search_p = np.array([s.p_value for s, _ in comparisons], dtype=float)
     search_adj = np.array(adjust(search_p.tolist(), correction), dtype=float)
+    search_lev = D.family_alphas(search_p.tolist(), correction)
     idx = np.flatnonzero(~confirmed)
-    adjusted[idx] = search_adj[idx]
+    adjusted[idx], levels[idx] = search_adj[idx], search_lev[idx]
     sizes[idx] = int(np.isfinite(search_p).sum())
     table["p_adjusted"] = adjusted
     table["significant"] = [None if math.isnan(x) else bool(x < ALPHA) for x in adjusted]
-    mdes, designs = [], []
-    for (search, confirm), m in zip(comparisons, sizes, strict=True):
-        mde, design = power_of(confirm or search, int(m) or 1, target_gain)
-        mdes.append(mde)
-        designs.append(design)
+    lows, highs, mdes, designs = [], [], [], []
+    sds: list[tuple[float, float, float, float]] = []
+    for (search, confirm), m, level in zip(comparisons, sizes, levels, strict=True):
+        use = confirm or search
+        if use.decision is not None and math.isfinite(level):
+            low, high = use.decision.interval(float(level))
+        else:
+            low, high = use.ci_low, use.ci_high
+        lows.append(low)
+        highs.append(high)
+        pw = power_of(use, int(m) or 1, target_gain)
+        mdes.append(pw.mde)
+        designs.append(pw.designs)
+        sds.append((pw.seed_sd, pw.seed_sd_low, pw.seed_sd_high, pw.df))
+    table["gain_ci_low"], table["gain_ci_high"] = lows, highs
+    has_ci = np.isfinite(np.asarray(lows, dtype=float))
+    table["ci_level"] = np.where(has_ci & np.isfinite(levels), 1.0 - levels, table["ci_level"])
     table["n_tests"] = sizes
     table["mde"] = mdes
     table["designs"] = pd.Series(designs, index=table.index, dtype=object)
+    for k, col in enumerate(("seed_sd", "seed_sd_low", "seed_sd_high", "mde_df")):
+        table[col] = [x[k] for x in sds]
+
+
+def head_to_head(
+    rec: Records, table: pd.DataFrame, cache: _ExampleCache | None = None
+) -> dict[str, Any] | None:
+    """LoRAN's best against the best peer, chosen before looking at the comparison.
+
+    Pre-specified: each side is its kind's best configuration **by the search gain** (the
+    search split's gain over QLoRA, direction-aware), never by the confirmation's. When both
+    were confirmed they are paired directly on the confirmation's seeds and split (LoRAN's best
+    in the place of the candidate, the best peer in the place of the baseline) and the test
+    enters the confirmation family (its ``p_adjusted``); otherwise the comparison is on the
+    search split, whose gains chose the two arms, and it is **exploratory** (not adjusted).
+
+    Returns:
+        ``{loran, peer, phase, comparison, prespecified, p_adjusted, alpha, n_tests}``
+        (``p_adjusted``, ``alpha`` — the level of the interval — and ``n_tests`` are filled by
+        the family adjustment for a confirmation comparison, ``nan``/0.05/1 otherwise), or
+        ``None`` without both a LoRAN and a peer arm with a search gain.
+    """
+    if table.empty:
+        return None
+    sg = rec.sign * table["search_gain"].astype(float)
+    ok = np.isfinite(sg.to_numpy())
+    is_peer = table["family"].isin(PEER_FAMILIES).to_numpy()
+    if not (ok & is_peer).any() or not (ok & ~is_peer).any():
+        return None
+    lo = table.loc[sg[ok & ~is_peer].idxmax()]
+    pe = table.loc[sg[ok & is_peer].idxmax()]
+    both = lo["evidence"] == EVIDENCE_CONFIRMATION and pe["evidence"] == EVIDENCE_CONFIRMATION
+    phase = EVIDENCE_CONFIRMATION if both else EVIDENCE_SEARCH
+    lt, lr = _arm_frames(rec, lo, phase)
+    pt, pr = _arm_frames(rec, pe, phase)
+    cmp = compare(rec, lt, lr, pt, pr, cache)
+    return {
+        "loran": lo,
+        "peer": pe,
+        "phase": phase,
+        "comparison": cmp,
+        "prespecified": both,
+        "p_adjusted": math.nan,
+        "alpha": ALPHA,
+        "n_tests": 1,
+    }
+
+
+def _arm_frames(rec: Records, row: pd.Series, phase: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The trials and runs of one configuration row in a phase."""
+    text = row["confirm_trials"] if phase == EVIDENCE_CONFIRMATION else row["trials"]
+    numbers = [int(n) for n in str(text or "").split(",") if n.strip()]
+    if phase == EVIDENCE_CONFIRMATION:
+        trials, runs = rec.confirm_trials, rec.confirm_runs
+    else:
+        trials, runs = rec.trials, rec.runs
+    return trials[trials["trial"].isin(numbers)], runs[runs["trial"].isin(numbers)]
 
 
 def _confirmation(

@@ -18,7 +18,7 @@ same, whatever its number of examples). The pieces:
 * :func:`holm` — Holm step-down adjusted p-values (the one of :mod:`.stats`, re-exported).
 * :func:`gain_variance`, :func:`paired_p_value` — variance components of ``ḡ`` and a two-sided
   p-value; :func:`minimum_detectable_effect`, :func:`required_design` — the power of the design
-  that ran, and the design that would detect a target gain.
+  that ran, and the design that would detect a target gain (noncentral t of the decisive test).
 
 **The variance model.** ``d_{s,i} = μ + u_s + e_{s,i}`` with a seed effect ``u_s`` (variance
 ``σ²_seed``: what one training seed does to every example) and an example-level residual
@@ -36,17 +36,17 @@ gain *on this test set* (the examples taken as fixed, the usual reading of a ben
 ``Var̂(ḡ)`` is then conservative; for the gain on the population the examples were drawn from it
 is optimistic by up to ``σ²_example-effect·(1 − 1/S)/N``.
 
-**Caveat with few seeds.** ``σ̂²_seed`` rests on ``S − 1`` degrees of freedom. Flooring it at 0
-biases ``Var̂(ḡ)`` up when the true seed variance is 0 (by up to 37% at ``S = 3``), which costs
-power; when the seed effect dominates the example noise, a normal reference is anti-conservative
-(the exact answer is then the t on seed means with ``S − 1`` degrees of freedom,
-``paired_p_value(..., method="t")``). The two-level bootstrap, for its part, counts the example
-noise twice (once in the drawn seeds' means, once in the examples redrawn inside them): its
-variance is about ``[(S − 1)/S·(σ²_seed + σ²_ex/N) + σ²_ex/N]/S``, conservative when the example
-noise dominates. Simulated at ``S = 3``, ``N = 400``, 0/1 outcomes, seed sd 1 point
-(``tests/loran_search/analysis/test_paired.py``): the z-test rejects 3.9% at a zero effect and
-75% at the MDE; the 95% two-level interval excludes 0 in 2% and 65% of runs. With one seed and
-400 examples the z-test is on target (size 4.95%, power 80.9% at the MDE).
+**What decides (issue 19).** None of the intervals or p-values here decides "significant"; the
+decisive test and the interval that inverts it are :mod:`loran_search.analysis.decision` (the
+paired t on the seed means with ``S − 1`` df, the exact McNemar test or the t over examples
+with one seed). The variance components serve the power (:func:`minimum_detectable_effect`,
+:func:`required_design`: noncentral t of that test) and the pre-issue-19 ``z``-test, kept for
+comparison: ``σ̂²_seed`` rests on ``S − 1`` degrees of freedom, and a normal reference for it is
+anti-conservative when the seed effect matters — simulated at ``S = 3``, ``N = 448``, seed sd
+3–6 points, the z-test rejects a true null 13–17% of the time at nominal 5%
+(``tests/loran_search/analysis/test_decision_size.py``). The two-level bootstrap counts the
+example noise twice (its variance is about ``[(S − 1)/S·(σ²_seed + σ²_ex/N) + σ²_ex/N]/S``) and
+with 3 seeds has only 10 distinct seed resamples: the report shows it as a description only.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from loran_search.analysis.stats import holm, paired_t
+from loran_search.analysis.stats import holm, mde_t, noncentrality, paired_t
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES",
@@ -465,24 +465,24 @@ def gain_variance(pairs: Pairs) -> GainVariance:
     return GainVariance(float(means.mean()), var_seed, var_ex, n_seeds, n_h, var_gain)
 
 
-def paired_p_value(pairs: Pairs, *, method: str = "z") -> float:
+def paired_p_value(pairs: Pairs, *, method: str = "t") -> float:
     """Two-sided p-value of ``H0: E[d] = 0``.
 
-    * ``method="z"`` (default): ``z = ḡ / sqrt(Var̂(ḡ))`` with the variance components of
-      :func:`gain_variance`, ``p = 2·(1 − Φ(|z|))``. This is the test whose power
-      :func:`minimum_detectable_effect` describes (rejecting at ``α`` ⇔ ``|ḡ| > z_{1−α/2}·SE``),
-      and it estimates the same two variance sources the two-level bootstrap resamples. With one
-      seed it is the large-sample paired test on the per-example differences
-      (``Var̂ = σ̂²_ex/N``), consistent with the one-seed bootstrap.
-    * ``method="t"``: the paired t on the seed means ``m_s`` (``S − 1`` degrees of freedom; exact
-      under normal seed means whatever ``σ²_seed``, but weak with 2 or 3 seeds); with one seed the
-      one-sample t on the per-example differences (``N − 1`` degrees of freedom).
+    * ``method="t"`` (default since issue 19): the paired t on the seed means ``m_s`` (``S − 1``
+      degrees of freedom; exact under normal seed means whatever ``σ²_seed``); with one seed the
+      one-sample t on the per-example differences (``N − 1`` degrees of freedom). The report's
+      decision is :func:`loran_search.analysis.decision.decide` (the same t, or the exact
+      McNemar test for one seed of 0/1 outcomes).
+    * ``method="z"`` (the report's test before issue 19, kept for comparison):
+      ``z = ḡ / sqrt(Var̂(ḡ))`` with the variance components of :func:`gain_variance`,
+      ``p = 2·(1 − Φ(|z|))``; anti-conservative with few seeds and a real seed effect (module
+      docstring).
 
     When the estimated variance is 0, ``p = 1`` if ``ḡ = 0`` and ``p = 0`` otherwise.
 
     Args:
         pairs: Paired outcomes or per-seed difference arrays.
-        method: ``"z"`` or ``"t"``.
+        method: ``"t"`` or ``"z"``.
 
     Returns:
         The p-value.
@@ -506,14 +506,6 @@ def paired_p_value(pairs: Pairs, *, method: str = "z") -> float:
     raise ValueError(f"Unknown p-value method {method!r}; use 'z' or 't'.")
 
 
-def _z_sum(alpha: float, power: float, n_tests: int) -> float:
-    if not 0.0 < alpha < 1.0 or not 0.0 < power < 1.0:
-        raise ValueError(f"alpha and power must lie in (0, 1), got {alpha} and {power}.")
-    if n_tests < 1:
-        raise ValueError(f"n_tests must be at least 1, got {n_tests}.")
-    return float(sps.norm.ppf(1.0 - alpha / n_tests / 2.0) + sps.norm.ppf(power))
-
-
 def minimum_detectable_effect(
     pairs: Pairs,
     *,
@@ -523,16 +515,16 @@ def minimum_detectable_effect(
     n_seeds: int | None = None,
     n_examples: float | None = None,
 ) -> float:
-    """The smallest true gain a design detects with probability ``power``.
+    """The smallest true gain a design detects with probability ``power`` (issue 19: noncentral t).
 
-    ``MDE = (z_{1−α'/2} + z_{power})·sqrt(σ̂²_seed/S + σ̂²_ex/(S·N))`` with ``α' = α/n_tests``
-    (Holm's threshold for the first, smallest p-value of ``n_tests`` tests, i.e. Bonferroni),
-    the variance components of :func:`gain_variance` and ``z_q`` the standard normal quantile.
-    It is the effect at which the two-sided z-test of :func:`paired_p_value` has power ``power``
-    when the variance is known (the rejections in the far tail are neglected). By default
-    ``(S, N)`` is the design that ran (``N`` the harmonic mean of the per-seed counts); give
-    ``n_seeds``/``n_examples`` for the MDE of another design with the same components. With one
-    seed ``σ̂²_seed = 0`` (not identifiable), so the MDE is optimistic about seed noise.
+    The power of the decisive test (:mod:`loran_search.analysis.decision`): for ``S ≥ 2`` seeds
+    the paired t on the seed means, ``MDE = λ(S − 1)·sqrt((σ̂²_seed + σ̂²_ex/N)/S)``; for one
+    seed the t over examples, ``MDE = λ(N − 1)·σ̂_ex/√N``; ``λ(df)`` is the noncentrality at which
+    the two-sided t-test at ``α' = α/n_tests`` (Holm's first threshold) has power ``power``
+    (``scipy.stats.nct``). By default ``(S, N)`` is the design that ran (``N`` the harmonic mean
+    of the per-seed counts); ``n_seeds``/``n_examples`` give another design with the same
+    variance components. Before issue 19 this used ``z_{1−α'/2} + z_{power}`` (2.80 at
+    ``α = 0.05``), which with 3 seeds understates the MDE by a factor of 2 (``λ(2) = 5.65``).
 
     Args:
         pairs: Paired outcomes or per-seed difference arrays of the design that ran.
@@ -546,15 +538,21 @@ def minimum_detectable_effect(
         The MDE, in the metric's units (e.g. 0.05 = 5 accuracy points).
 
     Raises:
-        ValueError: Bad ``alpha``/``power``/``n_tests``, or a design size below 1.
+        ValueError: Bad ``alpha``/``power``/``n_tests``, or a design size below 1 (or one seed
+            with one example: no t-test).
     """
-    k = _z_sum(alpha, power, n_tests)
+    if n_tests < 1:
+        raise ValueError(f"n_tests must be at least 1, got {n_tests}.")
     gv = gain_variance(pairs)
     s = gv.n_seeds if n_seeds is None else n_seeds
     n = gv.n_examples if n_examples is None else n_examples
     if s < 1 or n < 1:
         raise ValueError(f"A design needs at least one seed and one example, got ({s}, {n}).")
-    return k * math.sqrt(gv.var_seed / s + gv.var_example / (s * n))
+    if s >= 2:
+        se, df = math.sqrt((gv.var_seed + gv.var_example / n) / s), s - 1
+    else:
+        se, df = math.sqrt(gv.var_example / n), n - 1
+    return mde_t(se, df, alpha / n_tests, power)
 
 
 def required_design(
@@ -568,13 +566,11 @@ def required_design(
 ) -> list[tuple[int, int]]:
     """Designs ``(seeds, examples per seed)`` that would detect ``target_gain``.
 
-    With ``K = z_{1−α'/2} + z_{power}`` and the observed components, a design ``(S, N)`` detects
-    ``g`` when ``K²·(σ̂²_seed/S + σ̂²_ex/(S·N)) ≤ g²``, i.e.
-
-        N ≥ σ̂²_ex / (S·g²/K² − σ̂²_seed)    (when S·g²/K² > σ̂²_seed).
-
-    For each ``S = 1..max_seeds`` the smallest such ``N`` is returned; seed counts for which no
-    ``N`` suffices (the seed noise alone exceeds the budget) are left out.
+    For ``S = 2..max_seeds`` (a gain over seeds needs at least two), the smallest ``N`` with
+    ``λ(S − 1)²·(σ̂²_seed + σ̂²_ex/N)/S ≤ g²``, i.e. ``N ≥ σ̂²_ex / (S·g²/λ² − σ̂²_seed)``
+    (:func:`minimum_detectable_effect`); seed counts for which no ``N`` suffices (the seed noise
+    alone exceeds the budget) are left out
+    (:func:`loran_search.analysis.decision.design_power` reports these designs).
 
     Args:
         pairs: Paired outcomes or per-seed difference arrays of the design that ran.
@@ -592,12 +588,15 @@ def required_design(
     """
     if not math.isfinite(target_gain) or target_gain == 0.0:
         raise ValueError(f"target_gain must be a non-zero number, got {target_gain}.")
-    k = _z_sum(alpha, power, n_tests)
+    if n_tests < 1:
+        raise ValueError(f"n_tests must be at least 1, got {n_tests}.")
     gv = gain_variance(pairs)
     out = []
-    for s in range(1, max_seeds + 1):
-        room = s * target_gain**2 / k**2 - gv.var_seed
+    for s in range(2, max_seeds + 1):
+        lam = noncentrality(s - 1, alpha / n_tests, power)
+        room = s * target_gain**2 / lam**2 - gv.var_seed
         if room <= 0.0:
             continue
-        out.append((s, max(1, math.ceil(gv.var_example / room - 1e-12))))
+        need = 1 if gv.var_example == 0 else math.ceil(gv.var_example / room - 1e-12)
+        out.append((s, max(1, need)))
     return out

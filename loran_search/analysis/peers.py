@@ -16,15 +16,15 @@ peak memory (the process peak of its runs; on CPU a high-water mark, see
 :mod:`loran_search.train`). QLoRA itself is the first row; its metric is the confirmation
 baseline's when an arm at its rank was confirmed, else the search's.
 
-**LoRAN's best against the best peer** (:func:`peers_answer`): the first LoRAN row and the first
-peer row of the configuration table (confirmed ones first, then by gain) are paired *directly*
-— by seed and example, on the confirmation's seeds and split when both were confirmed, else on
-the search's — with :func:`loran_search.analysis.configurations.compare` (LoRAN's best in the
-place of the candidate, the best peer in the place of the baseline): ``d`` = mean over paired
-seeds of the mean per-example difference, its paired bootstrap interval and two-sided p. It is
-one comparison chosen before looking at its outcome (the two arms are named by the table's
-order), so its p is not adjusted; "beats" means ``p < 0.05`` with ``d`` in the metric's good
-direction.
+**LoRAN's best against the best peer** (:func:`head_to_head`, issue 19): **pre-specified** — the
+LoRAN arm and the peer arm with the best *search* gain over QLoRA (the search split's, never the
+confirmation's) — and paired *directly*, by seed and example, with
+:func:`loran_search.analysis.configurations.compare` (LoRAN's best in the place of the
+candidate, the best peer in the place of the baseline), by the same decisive test as every
+comparison (:mod:`loran_search.analysis.decision`). When both arms were confirmed the
+comparison is on the confirmation's seeds and split and enters the confirmation's Holm family
+(its adjusted p decides; its interval is at the family's level for it, so the two agree);
+otherwise it is on the search split that chose the two arms and is labelled **exploratory**.
 """
 
 from __future__ import annotations
@@ -36,11 +36,12 @@ import numpy as np
 import pandas as pd
 
 from loran_search import record as R
-from loran_search.analysis.configurations import EVIDENCE_CONFIRMATION, compare
+from loran_search.analysis import configurations as C
+from loran_search.analysis.configurations import EVIDENCE_CONFIRMATION, PEER_FAMILIES
 from loran_search.analysis.stats import ALPHA
 
-#: Families of peer arms: a peft method (``method``) or a published peer activation (``peer``).
-PEER_FAMILIES = (R.METHOD_FAMILY, "peer")
+__all__ = ["PEER_COLUMNS", "PEER_FAMILIES", "has_peers", "head_to_head", "peers_answer",
+           "peers_table"]  # fmt: skip
 
 PEER_COLUMNS = [
     "arm", "kind", "rank", "adapter_rank", "evidence", "metric_mean", "gain", "gain_ci_low",
@@ -197,36 +198,20 @@ def with_method_columns(a: Any) -> pd.DataFrame:
     return c
 
 
-def _frames(rec: Any, row: pd.Series, phase: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if phase == EVIDENCE_CONFIRMATION:
-        numbers = _numbers(row["confirm_trials"])
-        trials, runs = rec.confirm_trials, rec.confirm_runs
-    else:
-        numbers, trials, runs = _numbers(row["trials"]), rec.trials, rec.runs
-    return trials[trials["trial"].isin(numbers)], runs[runs["trial"].isin(numbers)]
-
-
 def head_to_head(a: Any) -> dict[str, Any] | None:
-    """LoRAN's best against the best peer, paired directly (module docstring).
+    """LoRAN's best against the best peer, pre-specified and paired directly (module docstring).
 
     Returns:
-        ``{loran, peer, phase, comparison}`` (a
-        :class:`~loran_search.analysis.configurations.Comparison` of LoRAN's best minus the
-        best peer), or ``None`` without both a LoRAN and a peer arm with completed runs.
+        The analysis's head-to-head (computed with the configuration table, adjusted in its
+        family) or, for an analysis built without it, a fresh
+        :func:`loran_search.analysis.configurations.head_to_head` (unadjusted):
+        ``{loran, peer, phase, comparison, prespecified, p_adjusted, alpha, n_tests}``, or
+        ``None`` without both a LoRAN and a peer arm with a search gain.
     """
-    c = a.configurations
-    done = c[np.isfinite(c["metric_mean"].to_numpy(dtype=float))] if len(c) else c
-    peers = done[done["family"].isin(PEER_FAMILIES)]
-    loran = done[~done["family"].isin(PEER_FAMILIES)]
-    if peers.empty or loran.empty:
-        return None
-    lo, pe = loran.iloc[0], peers.iloc[0]
-    both = lo["evidence"] == EVIDENCE_CONFIRMATION and pe["evidence"] == EVIDENCE_CONFIRMATION
-    phase = EVIDENCE_CONFIRMATION if both else "search"
-    lt, lr = _frames(a.records, lo, phase)
-    pt, pr = _frames(a.records, pe, phase)
-    cmp = compare(a.records, lt, lr, pt, pr)
-    return {"loran": lo, "peer": pe, "phase": phase, "comparison": cmp}
+    h2h = getattr(a, "head_to_head", None)
+    if h2h is None and has_peers(a.configurations):
+        h2h = C.head_to_head(a.records, a.configurations)
+    return h2h
 
 
 def peers_answer(a: Any) -> str | None:
@@ -275,25 +260,48 @@ def peers_answer(a: Any) -> str | None:
             f"{out} LoRAN's best ({lo['config']}) and the best peer ({pe['config']}) could not "
             f"be paired directly: {cmp.note or 'no shared seed'}."
         )
-    good = rec.sign * cmp.gain
-    if math.isfinite(cmp.p_value) and cmp.p_value < ALPHA:
-        word = "**beats**" if good > 0 else "**loses to**"
-        verdict = f"LoRAN's best {word} the best peer (p < {ALPHA:g})"
-    else:
-        verdict = (
-            "**no significant difference**: LoRAN's best does not beat the best peer at "
-            f"α = {ALPHA:g}"
+    return f"{out} {_head_to_head_sentence(rec, h2h, table)}"
+
+
+def _head_to_head_sentence(rec: Any, h2h: dict[str, Any], table: pd.DataFrame) -> str:
+    """The head-to-head in words: which test, at which level, and what follows from it."""
+    lo, pe, cmp = h2h["loran"], h2h["peer"], h2h["comparison"]
+    dec = cmp.decision
+    prespecified = bool(h2h["prespecified"])
+    p_adj = float(h2h["p_adjusted"])
+    alpha = float(h2h["alpha"])
+    decisive_p = p_adj if prespecified and math.isfinite(p_adj) else cmp.p_value
+    low, high = dec.interval(alpha) if dec is not None else (math.nan, math.nan)
+    level = f"{100 * (1 - alpha):.4g}%"
+    if prespecified:
+        how = (
+            f"pre-specified (each kind's best by its search gain), held-out confirmation, "
+            f"{cmp.split or 'its'} split; Holm-adjusted p = {_fmt(p_adj)} over {h2h['n_tests']} "
+            "confirmation test(s), this one included"
         )
-    where = "held-out confirmation" if h2h["phase"] == EVIDENCE_CONFIRMATION else "search"
+    else:
+        how = (
+            f"**exploratory**: on the search split ({cmp.split or 'search'}) whose gains chose "
+            "both arms, so not a test of a pre-specified hypothesis and not adjusted"
+        )
     size = f"{cmp.n_seeds} seed(s)" + (f" × {cmp.n_examples} examples" if cmp.n_examples else "")
+    good = rec.sign * cmp.gain
+    if math.isfinite(decisive_p) and decisive_p < ALPHA:
+        word = "**beats**" if good > 0 else "**loses to**"
+        verdict = f"LoRAN's best {word} the best peer"
+    else:
+        pw = C.power_of(cmp, int(h2h["n_tests"]), rec.target_gain)
+        mde = f" at this design's MDE of {pw.mde:.3g}" if math.isfinite(pw.mde) else ""
+        verdict = f"**not distinguishable**{mde}: the data do not show which is better"
     lp = table.loc[table["arm"] == lo["config"]].iloc[0]
     pp = table.loc[table["arm"] == pe["config"]].iloc[0]
+    test = f"{dec.method}, " if dec is not None and dec.kind != "none" else ""
     return (
-        f"{out} **LoRAN's best, {lo['config']}, against the best peer, {pe['config']}, paired "
-        f"directly** ({where}, {cmp.split or 'its'} split, {size}): {rec.metric} "
-        f"{_fmt(cmp.metric_mean, 4)} vs {_fmt(cmp.baseline_mean, 4)}, difference "
-        f"{_signed(cmp.gain)} [{_signed(cmp.ci_low)}, {_signed(cmp.ci_high)}], p = "
-        f"{_fmt(cmp.p_value)} → {verdict}. Trainable parameters {_fmt(lp['trainable_params'], 4)}"
-        f" vs {_fmt(pp['trainable_params'], 4)}; seconds per step {_fmt(lp['seconds_per_step'])}"
-        f" vs {_fmt(pp['seconds_per_step'])}."
+        f"**LoRAN's best, {lo['config']}, against the best peer, {pe['config']}, paired "
+        f"directly** ({how}; {size}): {rec.metric} {_fmt(cmp.metric_mean, 4)} vs "
+        f"{_fmt(cmp.baseline_mean, 4)}, difference {_signed(cmp.gain)} ({level} interval "
+        f"[{_signed(low)}, {_signed(high)}]; {test}p = {_fmt(cmp.p_value)}) → {verdict}. "
+        f"Trainable parameters {_fmt(lp['trainable_params'], 4)} vs "
+        f"{_fmt(pp['trainable_params'], 4)}; seconds per step {_fmt(lp['seconds_per_step'])} vs "
+        f"{_fmt(pp['seconds_per_step'])}."
     )

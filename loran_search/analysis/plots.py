@@ -54,7 +54,7 @@ def _finite(df: pd.DataFrame, *cols: str) -> pd.DataFrame:
 
 
 def gain_vs_amplitude(configs: pd.DataFrame, out_dir: Path, notes: list[str]) -> Path | None:
-    """Gain over QLoRA against amplitude, one line per (family, rank), 95% paired-t bands."""
+    """Gain over QLoRA against amplitude, one line per (family, rank), with the table's CIs."""
     d = _finite(configs, "amplitude", "gain")
     if d.empty:
         notes.append(
@@ -92,7 +92,7 @@ def gain_vs_amplitude(configs: pd.DataFrame, out_dir: Path, notes: list[str]) ->
         ax.set_xscale("log")
     ax.set_xlabel("amplitude A")
     ax.set_ylabel("gain over QLoRA (same rank & seed)")
-    ax.set_title("Gain vs amplitude (bands: 95% paired-t intervals)")
+    ax.set_title("Gain vs amplitude (bands: the decisive test's intervals)")
     ax.legend(fontsize="small")
     return _save(fig, out_dir, "gain_vs_amplitude.png")
 
@@ -397,7 +397,7 @@ def _interval_bars(d: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def gain_intervals(
     configs: pd.DataFrame, out_dir: Path, notes: list[str], top: int = 15
 ) -> Path | None:
-    """The gain of the top configurations with their 95% intervals (a forest plot).
+    """The gain of the top configurations with their intervals (a forest plot; ``ci_level``).
 
     Confirmed configurations show their confirmation gain (held-out, filled) and their
     search-phase gain (hollow, optimistic); the others their search gain only.
@@ -416,8 +416,8 @@ def gain_intervals(
         else np.zeros(len(d), dtype=bool)
     )
     for mask, color, label in (
-        (confirmed, "C0", "confirmation (held-out) gain, 95% interval"),
-        (~confirmed, "C1", "search-phase gain, 95% interval (optimistic)"),
+        (confirmed, "C0", "confirmation (held-out) gain, interval"),
+        (~confirmed, "C1", "search-phase gain, interval (optimistic)"),
     ):
         if mask.any():
             ax.errorbar(g[mask], y[mask], xerr=[el[mask], eh[mask]], fmt="o", color=color,
@@ -431,7 +431,7 @@ def gain_intervals(
     ax.set_yticks(y)
     ax.set_yticklabels([str(c) for c in d["config"]], fontsize="small")
     ax.set_xlabel("gain over QLoRA (same rank, seed and examples)")
-    ax.set_title(f"Gain over QLoRA with 95% intervals (top {len(d)})")
+    ax.set_title(f"Gain over QLoRA with the decisive test's intervals (top {len(d)})")
     below = -0.8 / (0.42 * len(d) + 1.2)  # about 0.8 in under the axes, past the x label
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, below), ncol=2,
               frameon=False)  # fmt: skip
@@ -480,6 +480,6 @@ def gain_vs_nonlinearity(
     ax.set_xscale("log")
     ax.set_xlabel("effective non-linearity ν = ‖f(P) − P‖ / ‖P‖ (median over runs)")
     ax.set_ylabel("gain over QLoRA")
-    ax.set_title("Gain vs the non-linearity that was active (bars: 95% intervals)")
+    ax.set_title("Gain vs the non-linearity that was active (bars: the table's intervals)")
     ax.legend(fontsize="small")
     return _save(fig, out_dir, "gain_vs_nonlinearity.png")

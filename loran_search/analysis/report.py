@@ -101,6 +101,7 @@ class Analysis:
     interval_note: str = ""
     forms: F.FormsAnalysis | None = None  # the form section (search.forms), if any
     environments: list[dict[str, Any]] = field(default_factory=list)  # analysis.environment
+    head_to_head: dict[str, Any] | None = None  # peers: LoRAN's best vs the best peer (issue 19)
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,7 +120,8 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
     """
     rec = load_records(study)
     notes = list(rec.notes) + F.register_recorded(study)  # search.forms: forms from the record
-    configs, baselines, table_notes = build_tables(rec, correction=correction)
+    extras: dict[str, Any] = {}
+    configs, baselines, table_notes = build_tables(rec, correction=correction, extras=extras)
     notes += table_notes
     families = family_stability(rec.runs, configs, baselines)
     thresholds = amplitude_thresholds(configs, baselines)
@@ -139,6 +141,7 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
         notes=notes,
         interval=interval,
         interval_note=interval_note,
+        head_to_head=extras.get("head_to_head"),
     )
     a.summary = summary_lines(a)
     a.environments = E.environments(study.get_trials(deepcopy=False))
@@ -159,6 +162,9 @@ def _display_configurations(a: Analysis) -> pd.DataFrame:
             if math.isfinite(float(r["gain_ci_low"]))
             else "—"
         )
+        level = float(r.get("ci_level", math.nan))
+        if ci != "—" and math.isfinite(level) and not math.isclose(level, CONFIDENCE):
+            ci += f" ({100 * level:.4g}%)"
         rows.append(
             {
                 "configuration": r["config"],
@@ -170,8 +176,9 @@ def _display_configurations(a: Analysis) -> pd.DataFrame:
                 "QLoRA": fmt(r["baseline_mean"]),
                 "evidence": r["evidence"],
                 "gain": fmt(r["gain"], 3),
-                "95% CI": ci,
+                "CI": ci,
                 "p": fmt(r["p_value"], 3),
+                "test": r.get("test_method") or "—",
                 f"p ({CORRECTION_NAMES[a.correction]})": fmt(r["p_adjusted"], 3),
                 "significant": fmt(r["significant"]),
                 "search gain (optimistic)": fmt(r["search_gain"], 3),
@@ -189,6 +196,14 @@ def _display_configurations(a: Analysis) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _confirmation_reuse(a: Analysis) -> int:
+    """Configurations of this study evaluated on the confirmation split (QLoRA not counted)."""
+    c = a.configurations
+    if c.empty or "confirm_metric_mean" not in c:
+        return 0
+    return int(np.isfinite(c["confirm_metric_mean"].to_numpy(dtype=float)).sum())
 
 
 def _companion_cell(r: pd.Series) -> str:
@@ -251,13 +266,17 @@ def _tables(a: Analysis) -> list[tuple[str, str, pd.DataFrame]]:
             "confirmation (retrained on the confirmation seeds, evaluated on the held-out split) "
             "or search (the split the search selected on; optimistic). gain = mean over seeds of "
             "(candidate − QLoRA) at the same rank, seed and example; "
-            f"95% CI = {level} paired bootstrap over seeds and examples where per-example "
-            "outcomes exist (ci_method in configurations.csv), else the paired-t interval over "
-            f"seeds; p = two-sided paired test, adjusted with {corr} within its family (the "
-            "search's tests, or the confirmation's). search gain = the selection-phase gain "
-            "(the winner's curse makes the best ones optimistic). MDE = the smallest true gain "
-            "the design detects with 80% power. companion gain = the continuous companion "
-            "metric's gain (direction-aware). ν = effective non-linearity ‖f(P) − P‖/‖P‖. "
+            "p = the decisive test (test: the paired t-test on the seed means with S − 1 df; "
+            "with one seed the exact McNemar test for accuracy, the paired t over examples "
+            f"otherwise), adjusted with {corr} within its family (the search's tests, or the "
+            "confirmation's); CI = the interval that inverts the same test, at the level of its "
+            f"{corr} step (shown when not {level}), so it excludes 0 exactly when significant "
+            "(the paired bootstrap is in configurations.csv as boot_ci_low/high, a description "
+            "only). search gain = the selection-phase gain (the winner's curse makes the best "
+            "ones optimistic). MDE = the smallest true gain the design detects with 80% power "
+            "(noncentral t of the test, Holm's first threshold). companion gain = the "
+            "continuous companion metric's gain (direction-aware: higher is better), 95% t "
+            "interval. ν = effective non-linearity ‖f(P) − P‖/‖P‖. "
             "metric and QLoRA columns are the search split's. Only COMPLETE trials enter "
             "metrics; every finished search run enters stability. train s/run = mean training "
             "seconds per run (trial × seed). C/P/F/R = complete/pruned/failed/running trials.",
@@ -309,13 +328,14 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 
 FIGURE_CAPTIONS = {
-    "gain_intervals": "Gain over QLoRA of the top configurations with 95% intervals: the "
+    "gain_intervals": "Gain over QLoRA of the top configurations with the intervals of the table "
+    "(each inverts its decisive test at the level of its Holm step, ci_level): the "
     "confirmation (held-out) gain where the configuration was confirmed, with its search-phase "
     "gain as a hollow marker (optimistic: the winner's curse); otherwise the search-phase gain.",
     "gain_vs_nonlinearity": "Gain over QLoRA against the effective non-linearity ν = "
-    "‖f(P) − P‖/‖P‖ (median over runs, log scale) with 95% interval bars; left of the dotted line "
-    "a configuration is LoRA in all but name.",
-    "gain_vs_amplitude": "Gain over QLoRA against amplitude per family; bands are the 95% "
+    "‖f(P) − P‖/‖P‖ (median over runs, log scale) with the table's interval bars; left of the "
+    "dotted line a configuration is LoRA in all but name.",
+    "gain_vs_amplitude": "Gain over QLoRA against amplitude per family; bands are the "
     "intervals of the table (a configuration without an interval has none).",
     "amp_freq_heatmap": "Gain over amplitude × frequency (A·ω scales Sinter's slope).",
     "stability_by_family": "Divergence, loss spikes and gradient-norm maxima per family.",
@@ -615,8 +635,11 @@ def write_outputs(a: Analysis, out_dir: Path, formats: Collection[str]) -> list[
             "metric": rec.metric,
             "direction": rec.direction,
             "confidence": CONFIDENCE,
-            "interval": "per configuration, see ci_method: a paired bootstrap over seeds and "
-            "examples (per-example outcomes) or the paired t over seeds (older records)",
+            "interval": "per configuration: the interval that inverts the decisive test "
+            "(test_method; ci_method names the interval, ci_level its level: the level of its "
+            "Holm step, so it excludes 0 exactly when significant); the paired bootstrap is "
+            "boot_ci_low/boot_ci_high, a description only",
+            "confirmation_reuse": _confirmation_reuse(a),
             "alpha": ALPHA,
             "power": POWER,
             "target_gain": rec.target_gain,

@@ -15,6 +15,10 @@ the point). Both cases carry a note saying so.
 
 Across configurations the p-values are corrected with Holm's step-down method (controls the
 family-wise error rate) by default, or Benjamini–Hochberg (controls the false discovery rate).
+
+The power of a two-sided t-test (:func:`t_power`, :func:`noncentrality`, :func:`mde_t`) comes
+from the noncentral t (``scipy.stats.nct``); :func:`sd_interval` is the χ² interval of a normal
+sd. :mod:`loran_search.analysis.decision` decides with these tests.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import optimize
 from scipy import stats as sps
 
 CONFIDENCE = 0.95
@@ -141,3 +146,50 @@ def adjust(p_values: Sequence[float], method: str = "holm") -> list[float]:
     raise ValueError(
         f"Unknown multiple-comparison correction {method!r}; use one of {', '.join(CORRECTIONS)}."
     )
+
+
+# ---------------------------------------------------------------- power of the t-test (issue 19)
+
+
+def t_power(effect: float, se: float, df: float, alpha: float = ALPHA) -> float:
+    """Power of the two-sided t-test at a true effect.
+
+    ``P(|T| > t_{1−α/2, df})`` with ``T ~ nct(df, |effect|/se)``.
+    """
+    crit = float(sps.t.ppf(1.0 - alpha / 2.0, df))
+    nc = abs(effect) / se
+    upper = float(sps.nct.sf(crit, df, nc))
+    if math.isnan(upper):  # far tails: scipy's series can fail where the answer is 0 or 1
+        upper = 1.0 - float(sps.nct.cdf(crit, df, nc))
+    if math.isnan(upper):
+        upper = 1.0 if nc > crit else 0.0
+    lower = float(sps.nct.cdf(-crit, df, nc))
+    return upper + (0.0 if math.isnan(lower) else lower)
+
+
+def noncentrality(df: float, alpha: float = ALPHA, power: float = 0.8) -> float:
+    """The noncentrality ``λ`` at which the two-sided t-test has ``power`` (``MDE = λ·se``)."""
+    if not 0.0 < alpha < 1.0 or not 0.0 < power < 1.0:
+        raise ValueError(f"alpha and power must lie in (0, 1), got {alpha} and {power}.")
+    if not df > 0:
+        raise ValueError(f"A t-test needs at least 1 degree of freedom, got {df}.")
+    crit = float(sps.t.ppf(1.0 - alpha / 2.0, df))
+    hi = 2.0 * crit + 10.0
+    return float(optimize.brentq(lambda nc: t_power(nc, 1.0, df, alpha) - power, 0.0, hi))
+
+
+def mde_t(se: float, df: float, alpha: float = ALPHA, power: float = 0.8) -> float:
+    """The minimum detectable effect ``λ(df, α, power)·se`` of a two-sided t-test."""
+    return noncentrality(df, alpha, power) * se
+
+
+def sd_interval(sd: float, df: float, confidence: float = 0.95) -> tuple[float, float]:
+    """χ² interval of a normal sd from its estimate on ``df`` degrees of freedom.
+
+    ``[sd·sqrt(df/χ²_{(1+c)/2, df}), sd·sqrt(df/χ²_{(1−c)/2, df})]``; ``nan`` without a df.
+    """
+    if not df > 0 or not math.isfinite(sd):
+        return math.nan, math.nan
+    hi_q = float(sps.chi2.ppf((1.0 + confidence) / 2.0, df))
+    lo_q = float(sps.chi2.ppf((1.0 - confidence) / 2.0, df))
+    return sd * math.sqrt(df / hi_q), sd * math.sqrt(df / lo_q)

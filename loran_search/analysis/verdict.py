@@ -23,8 +23,8 @@ from loran_search import record as R
 from loran_search.analysis.configurations import (
     EVIDENCE_CONFIRMATION,
     POWER,
-    SEED_T,
 )
+from loran_search.analysis.decision import FEW_SEEDS, MAX_DESIGN_SEEDS
 from loran_search.analysis.mechanism import INERT_THRESHOLD
 from loran_search.analysis.records import Records, format_value
 from loran_search.analysis.stats import ALPHA, CONFIDENCE
@@ -124,9 +124,72 @@ def _with_gain(c: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _interval_name(method: str) -> str:
-    if not method or method == SEED_T:
-        return "paired-t"
-    return method
+    """The interval's name as the verdict says it (``ci_method`` names how it was made)."""
+    method = method or "paired-t"
+    return method if "interval" in method else f"{method} interval"
+
+
+# ---------------------------------------------------------------- sentences from numbers (issue 19)
+
+#: How the companion metrics are named in words: (what it is, its unit).
+COMPANION_WORDS = {
+    "gold_logprob_mean": ("gold-label log-likelihood", "nats"),
+    "summary_loss": ("summary loss", "nats"),
+}
+
+
+def companion_sentence(name: str, gain: float, low: float, high: float) -> str:
+    """The companion's direction in words, from its direction-aware gain and 95% interval.
+
+    The gain is direction-aware (higher is better): for a lower-is-better companion
+    (``summary_loss``) the candidate's raw value is ``baseline − gain``, so a negative gain
+    means the candidate's loss is *higher*. "better"/"worse" is said only when the interval
+    excludes 0; otherwise the direction is "not distinguishable from QLoRA's".
+    """
+    what, unit = COMPANION_WORDS.get(name, (name, ""))
+    lower_is_better = name == "summary_loss"
+    raw = -gain if lower_is_better else gain  # candidate − QLoRA in the metric's own sense
+    size = f"{abs(raw):.3g}{f' {unit}' if unit else ''}"
+    if raw == 0:
+        moved = f"the candidate's {what} equals QLoRA's on these examples"
+    else:
+        moved = f"the candidate's {what} is {size} {'higher' if raw > 0 else 'lower'} than QLoRA's"
+    has_ci = math.isfinite(low) and math.isfinite(high)
+    ci = (
+        f" (direction-aware gain {_signed(gain)}, 95% t interval [{_signed(low)}, {_signed(high)}])"
+    )
+    if not has_ci:
+        return f"Companion {name}: {moved} (direction-aware gain {_signed(gain)}, no interval)."
+    if low > 0 or high < 0:
+        judged = "better" if gain > 0 else "worse"
+        return f"Companion {name}: {moved} — **{judged}**{ci}."
+    return f"Companion {name}: {moved}, not distinguishable from QLoRA's{ci}."
+
+
+def winners_curse_sentence(sign: float, search_gain: float, gain: float, split: str) -> str:
+    """The search gain beside the confirmed one; "the winner's curse" only when it shrank.
+
+    ``sign`` is +1 when higher is better, −1 otherwise; gains are in the metric's units.
+    """
+    head = f" Its search-phase gain was {_signed(search_gain)} on the {split} split"
+    if sign * gain < sign * search_gain:
+        return (
+            f"{head}; the confirmation shrank it by {abs(search_gain - gain):.3g} — the winner's "
+            "curse: the best of a search is optimistic."
+        )
+    if sign * gain > sign * search_gain:
+        return (
+            f"{head}; the confirmation gain is larger ({_signed(gain)}, by "
+            f"{abs(gain - search_gain):.3g}): no sign of the winner's curse here."
+        )
+    return f"{head}, the same as the confirmation's."
+
+
+def not_significant_words(mde: float) -> str:
+    """A non-significant result in words: never "equal" or "harmless"."""
+    if math.isfinite(mde) and mde > 0:
+        return f"not distinguishable from QLoRA at this design's MDE of {mde:.3g}"
+    return "the data do not show it differs from QLoRA"
 
 
 def verdict_lines(a: Analysis) -> list[str]:
@@ -210,7 +273,7 @@ def _significance(a: Analysis, best: pd.Series, where: str) -> str:
     if bool(best["significant"]):
         word = "better" if imp > 0 else "worse"
         return f"**significantly {word} than QLoRA{where}**"
-    return f"**not significant{where}**: the data do not show it differs from QLoRA"
+    return f"**not significant{where}**: {not_significant_words(float(best['mde']))}"
 
 
 def _best_line(a: Analysis, best: pd.Series, *, phase: str) -> str:
@@ -238,21 +301,22 @@ def _best_line(a: Analysis, best: pd.Series, *, phase: str) -> str:
     has_ci = math.isfinite(float(best["gain_ci_low"]))
     has_p = math.isfinite(float(best["p_value"]))
     if has_ci and has_p:
+        ci_level = float(best.get("ci_level", math.nan))
+        if math.isfinite(ci_level):
+            level = f"{100 * ci_level:.4g}%"
         ci = (
-            f"{level} {_interval_name(str(best['ci_method']))} interval "
+            f"{level} {_interval_name(str(best['ci_method']))} "
             f"[{_signed(float(best['gain_ci_low']))}, {_signed(float(best['gain_ci_high']))}]"
         )
-        mcn = (
-            f", exact McNemar p = {fmt(best['mcnemar_p'], 3)}"
-            if math.isfinite(float(best["mcnemar_p"]))
-            else ""
-        )
+        if tested > 1:
+            ci += f", at the level of its {corr} step so that it agrees with the adjusted p"
+        test = str(best.get("test_method") or "")
         line = (
-            f"{head} ({ci}); p = {fmt(best['p_value'], 3)}{mcn}, {corr}-adjusted p = "
-            f"{fmt(best['p_adjusted'], 3)} over {tested} {family} → "
+            f"{head} ({ci}); p = {fmt(best['p_value'], 3)}{f' ({test})' if test else ''}, "
+            f"{corr}-adjusted p = {fmt(best['p_adjusted'], 3)} over {tested} {family} → "
             f"{_significance(a, best, where)} at α = {ALPHA}."
         )
-    elif n >= 2 and not has_p and str(best["ci_method"]) == SEED_T:
+    elif n >= 2 and not has_p and "identical" in str(best["note"]):
         line = (
             f"{head}; the differences are identical on every seed, so no p-value (zero variance)."
         )
@@ -275,17 +339,11 @@ def _best_line(a: Analysis, best: pd.Series, *, phase: str) -> str:
     if isinstance(best.get("companion_metric"), str) and math.isfinite(
         float(best["companion_gain"])
     ):
-        name = best["companion_metric"]
-        better = "higher" if name != "summary_loss" else "lower"
-        ci = (
-            f" [{_signed(float(best['companion_ci_low']))}, "
-            f"{_signed(float(best['companion_ci_high']))}]"
-            if math.isfinite(float(best["companion_ci_low"]))
-            else ""
-        )
-        line += (
-            f" Companion {name} ({better} is better; gain direction-aware): "
-            f"{_signed(float(best['companion_gain']))}{ci}."
+        line += " " + companion_sentence(
+            str(best["companion_metric"]),
+            float(best["companion_gain"]),
+            float(best["companion_ci_low"]),
+            float(best["companion_ci_high"]),
         )
     return line
 
@@ -304,15 +362,26 @@ def _confirmed_answer(a: Analysis, confirmed: pd.DataFrame, n_searched: int) -> 
     line = f"{lead} {_best_line(a, best, phase='confirmation')}"
     sg = float(best["search_gain"])
     if math.isfinite(sg):
-        line += (
-            f" Its search-phase gain was {_signed(sg)} on the {_search_split(rec) or 'search'} "
-            f"split — optimistic, as the best of {n_searched} searched configuration(s) (the "
-            "winner's curse)"
+        line += winners_curse_sentence(
+            rec.sign, sg, float(best["gain"]), _search_split(rec) or "search"
         )
-        if rec.sign * float(best["gain"]) < rec.sign * sg:
-            line += f"; the confirmation shrank it by {abs(sg - float(best['gain'])):.3g}"
-        line += "."
-    return line
+    return line + _reuse_sentence(a, split)
+
+
+def _reuse_sentence(a: Analysis, split: str) -> str:
+    """How many configurations of this study were scored on the confirmation split."""
+    c = a.configurations
+    looked = c[np.isfinite(c["confirm_metric_mean"].to_numpy(dtype=float))]
+    h2h = a.head_to_head
+    extra = (
+        " (and LoRAN's best against the best peer on it)"
+        if h2h is not None and h2h["phase"] == EVIDENCE_CONFIRMATION
+        else ""
+    )
+    return (
+        f" Test-set reuse: {len(looked)} configuration(s) of this study and QLoRA were evaluated "
+        f"on the {split} split{extra}; each further look at it makes it less held out."
+    )
 
 
 def _target_words(rec: Records) -> str:
@@ -357,16 +426,34 @@ def _power_answer(a: Analysis) -> str | None:
         else f"{observed} is below it: a real gain of that size could well be missed"
     )
     alpha = f"α = {ALPHA}/{m}, Holm over {m} tests" if m > 1 else f"α = {ALPHA}"
+    df = float(best.get("mde_df", math.nan))
+    test = f"the t-test's noncentral t, {df:.0f} df" if math.isfinite(df) else "the t-test"
+    if n == 1 and n_ex and "McNemar" in str(best.get("test_method") or ""):
+        test += " (the t approximation of the exact McNemar test, a little optimistic)"
     line = (
         f"**Power:** the {phase} design that ran ({design}) detects a true gain of {mde:.3g} "
-        f"(the minimum detectable effect: {100 * POWER:.0f}% power at {alpha}); {verdict}."
+        f"(the minimum detectable effect: {100 * POWER:.0f}% power at {alpha}, from {test}); "
+        f"{verdict}."
     )
+    sd, lo, hi = (float(best.get(k, math.nan)) for k in ("seed_sd", "seed_sd_low", "seed_sd_high"))
+    if n >= 2 and math.isfinite(sd):
+        line += (
+            f" The seed-to-seed sd of the paired difference is {sd:.3g}, plausibly "
+            f"{lo:.3g}–{hi:.3g} (95% χ² interval, {n - 1} df), so the MDE itself is uncertain."
+        )
+    if n < FEW_SEEDS:
+        line += f" With {n} seed(s) the test can only see large effects" + (
+            " (and one seed says nothing about another: the seed-to-seed variance is not "
+            "estimated)."
+            if n == 1
+            else "."
+        )
     designs = best["designs"] if isinstance(best["designs"], list) else []
     target = _target_words(rec)
     if not designs:
         line += (
-            f" No design of up to 5 seeds detects {target}: the seed-to-seed variance alone is "
-            "too large — more seeds, not more examples, are needed."
+            f" No design of up to {MAX_DESIGN_SEEDS} seeds detects {target}: the seed-to-seed "
+            "variance alone is too large."
         )
     elif designs[0][1] is None:
         line += (
@@ -375,12 +462,17 @@ def _power_answer(a: Analysis) -> str | None:
         )
     else:
         by_s = dict(designs)
-        here = by_s.get(n) or designs[0][1]
-        s_here = n if n in by_s else designs[0][0]
+        # the design that ran if it can; else the one with the fewest evaluations (seeds × N)
+        s_here = n if n in by_s else min(by_s, key=lambda k: (k * by_s[k], k))
+        here = by_s[s_here]
         alt = [f"{s} × {v:,}" for s, v in designs if s != s_here][-1:]
+        assumed = (
+            " assuming no seed-to-seed variance, which one seed cannot estimate" if n == 1 else ""
+        )
         line += (
-            f" Detecting {target} needs {s_here} seed(s) × {here:,} examples per seed"
+            f" Detecting {target} needs {s_here} seeds × {here:,} examples per seed"
             + (f" (or {alt[0]})" if alt else "")
+            + assumed
             + "."
         )
     return line
@@ -563,7 +655,12 @@ def _details(a: Analysis) -> list[str]:
         tested = int(np.isfinite(c["p_value"].to_numpy(dtype=float)).sum())
         untestable = with_gain[~np.isfinite(with_gain["p_value"].to_numpy(dtype=float))]
         single = int((untestable["n_paired"] == 1).sum())
-        flat = int(((untestable["n_paired"] > 1) & (untestable["ci_method"] == SEED_T)).sum())
+        flat = int(
+            (
+                (untestable["n_paired"] > 1)
+                & untestable["note"].astype(str).str.contains("identical")
+            ).sum()
+        )
         other = len(untestable) - single - flat
         reasons = []
         if single:
@@ -626,7 +723,10 @@ def _spread_line(rec: Records, with_gain: pd.DataFrame) -> list[str]:
     else:
         same = int((gains == 0).sum())
         if same:
-            line += f". {same} of {len(with_gain)} configuration(s) score exactly as QLoRA"
+            line += (
+                f". {same} of {len(with_gain)} configuration(s) have a gain of exactly 0 on "
+                "these examples"
+            )
     return [line + "."]
 
 

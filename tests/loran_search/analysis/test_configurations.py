@@ -41,7 +41,9 @@ def test_gains_intervals_pvalues_and_holm_match_independent_computation(canonica
         row = _row(configs, amp)
         ref = sps.ttest_rel(cand, base)
         d = cand - base
-        half = sps.t.ppf(0.975, 2) * d.std(ddof=1) / math.sqrt(3)
+        # the interval inverts the t-test at the level of its Holm step (checked below)
+        half = sps.t.ppf(1 - (1 - row["ci_level"]) / 2, 2) * d.std(ddof=1) / math.sqrt(3)
+        assert row["test_method"] == "paired t-test on 3 seed means, 2 df"
         assert row["n_seeds"] == 3
         assert row["metric_mean"] == pytest.approx(cand.mean())
         assert row["metric_std"] == pytest.approx(cand.std(ddof=1))
@@ -57,10 +59,20 @@ def test_gains_intervals_pvalues_and_holm_match_independent_computation(canonica
     for i, (amp, p) in enumerate(ps):
         running = max(running, min(1.0, (3 - i) * p))
         expected[amp] = running
+    # Holm's levels: α/(m − j + 1) for a rejected step, α/(number left) from the first
+    # non-rejected one on; the interval then excludes 0 exactly when the adjusted p says so.
+    stopped = None
+    for i, (amp, _) in enumerate(ps):
+        level = 0.05 / (3 - i)
+        if stopped is None and expected[amp] >= 0.05:
+            stopped = level
+        assert _row(configs, amp)["ci_level"] == pytest.approx(1 - (stopped or level))
     for amp, p_adj in expected.items():
         row = _row(configs, amp)
         assert row["p_adjusted"] == pytest.approx(p_adj)
         assert row["significant"] == (p_adj < 0.05)
+        excludes = row["gain_ci_low"] > 0 or row["gain_ci_high"] < 0
+        assert excludes == row["significant"]
     # Best first: the largest gain.
     assert configs.iloc[0]["amplitude"] == 1e-3
     assert bool(configs.iloc[0]["significant"]) is True  # p_adj = 3 * 0.008 < 0.05

@@ -18,7 +18,6 @@ from loran_search.analysis import load_examples
 from loran_search.analysis import paired as PE
 from loran_search.analysis.configurations import (
     NO_EXAMPLES_NOTE,
-    SEED_T,
     build_tables,
 )
 from loran_search.analysis.records import examples_frame, load_records
@@ -73,29 +72,38 @@ def test_two_seed_gain_interval_p_value_and_mde_match_independent_computations()
     # gain = mean over seeds of the accuracy differences
     assert row["gain"] == pytest.approx(np.mean([d.mean() for d in diffs]))
     assert row["n_paired"] == 2 and row["n_examples"] == 120
-    # the interval: the two-level percentile bootstrap, seeded (independent loop)
-    lo, hi = _reference_two_level(diffs)
-    assert row["gain_ci_low"] == pytest.approx(lo) and row["gain_ci_high"] == pytest.approx(hi)
-    assert row["ci_method"] == PE.TWO_LEVEL_METHOD
-    # the z-test on the method-of-moments variance, by hand
+    # the decision: the paired t on the two seed means, 1 df, and the t interval inverting it
     means = np.array([d.mean() for d in diffs])
+    ref = sps.ttest_1samp(means, 0.0)
+    assert row["p_value"] == pytest.approx(ref.pvalue)
+    assert row["test_method"] == "paired t-test on 2 seed means, 1 df"
+    ci = ref.confidence_interval(0.95)
+    assert (row["gain_ci_low"], row["gain_ci_high"]) == pytest.approx((ci.low, ci.high))
+    assert row["ci_method"] == "t interval, 1 df (inverts the t-test)" and row["ci_level"] == 0.95
+    # the two-level percentile bootstrap stays, as a description (independent loop)
+    lo, hi = _reference_two_level(diffs)
+    assert row["boot_ci_low"] == pytest.approx(lo) and row["boot_ci_high"] == pytest.approx(hi)
+    # one tested configuration: Holm changes nothing; the MDE is the noncentral t's at 1 df
+    assert row["p_adjusted"] == pytest.approx(row["p_value"])
     var_ex = sum(((d - d.mean()) ** 2).sum() for d in diffs) / (2 * 119)
     var_seed = max(0.0, means.var(ddof=1) - var_ex / 120)
-    se = math.sqrt(var_seed / 2 + var_ex / (2 * 120))
-    assert row["p_value"] == pytest.approx(2 * sps.norm.sf(abs(means.mean()) / se))
-    # one tested configuration: Holm changes nothing, the MDE uses alpha = 0.05
-    assert row["p_adjusted"] == pytest.approx(row["p_value"])
-    k = sps.norm.ppf(0.975) + sps.norm.ppf(0.8)
-    assert row["mde"] == pytest.approx(k * se)
+    se = math.sqrt((var_seed + var_ex / 120) / 2)
+    mde = row["mde"]
+    crit = sps.t.ppf(0.975, 1)
+    # (scipy's lower tail is nan where it is below 1e-300; it counts as 0)
+    power = sps.nct.sf(crit, 1, mde / se) + np.nan_to_num(sps.nct.cdf(-crit, 1, mde / se))
+    assert power == pytest.approx(0.8, abs=1e-6) and row["mde_df"] == 1
+    assert row["seed_sd"] == pytest.approx(means.std(ddof=1))
     assert row["n_tests"] == 1
     # McNemar is for one seed only
     assert math.isnan(row["mcnemar_p"])
     # the companion: the gold log-likelihood, with the same interval
     lp_d = [np.where(cand[s], math.log(0.7), math.log(0.3)) - np.where(base[s], math.log(0.7),
             math.log(0.3)) for s in (0, 1)]  # fmt: skip
-    ref = PE.paired_gain_interval(lp_d, seed=0)
+    lp_means = np.array([x.mean() for x in lp_d])
+    ref = sps.ttest_1samp(lp_means, 0.0).confidence_interval(0.95)  # the t on the seed means
     assert row["companion_metric"] == "gold_logprob_mean"
-    assert row["companion_gain"] == pytest.approx(ref.gain)
+    assert row["companion_gain"] == pytest.approx(lp_means.mean())
     assert (row["companion_ci_low"], row["companion_ci_high"]) == pytest.approx((ref.low, ref.high))
     assert row["evidence"] == "search" and row["search_gain"] == pytest.approx(row["gain"])
     assert NO_EXAMPLES_NOTE not in " ".join(notes).lower()
@@ -118,15 +126,20 @@ def test_one_seed_gets_a_bootstrap_over_examples_and_an_exact_mcnemar() -> None:
     ref = sps.bootstrap((d,), np.mean, n_resamples=9999, method="BCa", vectorized=True,
                         rng=np.random.default_rng(0)).confidence_interval  # fmt: skip
     assert row["gain"] == pytest.approx(7 / 80)
-    assert (row["gain_ci_low"], row["gain_ci_high"]) == pytest.approx((ref.low, ref.high))
-    assert row["ci_method"].startswith("paired bootstrap over examples")
-    # exact McNemar: b = 9, c = 2, p = 2·P(X ≤ 2 | n = 11, ½), by hand
+    # the bootstrap over examples stays as a description
+    assert (row["boot_ci_low"], row["boot_ci_high"]) == pytest.approx((ref.low, ref.high))
+    # exact McNemar decides: b = 9, c = 2, p = 2·P(X ≤ 2 | n = 11, ½), by hand
     p_exact = 2 * sum(math.comb(11, k) for k in range(3)) / 2**11
     assert row["mcnemar_p"] == pytest.approx(p_exact)
-    # the z-test with one seed: the large-sample test on the per-example differences
-    assert row["p_value"] == pytest.approx(
-        2 * sps.norm.sf(d.mean() / (d.std(ddof=1) / math.sqrt(80)))
-    )
+    assert row["p_value"] == pytest.approx(p_exact)
+    assert row["test_method"] == "exact McNemar test (b = 9, c = 2 discordant pairs)"
+    # its interval: Clopper–Pearson on π = P(b-type | discordant), at the discordance 11/80
+    lo = sps.beta.ppf(0.025, 9, 3)
+    hi = sps.beta.ppf(0.975, 10, 2)
+    expected = (11 / 80 * (2 * lo - 1), 11 / 80 * (2 * hi - 1))
+    assert (row["gain_ci_low"], row["gain_ci_high"]) == pytest.approx(expected)
+    assert row["ci_method"].startswith("exact conditional interval")
+    assert (row["gain_ci_low"] > 0) == (p_exact < 0.05)
 
 
 def test_shuffled_example_order_and_chunked_records_give_the_same_result() -> None:
@@ -170,7 +183,8 @@ def test_different_example_sets_are_flagged_never_mixed() -> None:
 def test_older_records_fall_back_to_the_seed_level_paired_t(canonical) -> None:
     _, configs, notes = _table(canonical)
     tested = configs[np.isfinite(configs["p_value"].astype(float))]
-    assert set(tested["ci_method"]) == {SEED_T}
+    assert set(tested["ci_method"]) == {"t interval, 2 df (inverts the t-test)"}
+    assert set(tested["test_method"]) == {"paired t-test on 3 seed means, 2 df"}
     assert any(NO_EXAMPLES_NOTE in n.lower() for n in notes)
     assert configs["companion_metric"].isna().all()
     assert configs["nonlinearity"].isna().all() and configs["inert"].isna().all()
@@ -207,11 +221,12 @@ def test_summarization_companion_is_the_loss_and_lower_is_better() -> None:
     # are in example-id order ("a0", "a1", "a10", ...), as the resampling sees them
     order = np.argsort([f"a{i}" for i in range(n)], kind="stable")
     d = [(losses["identity", s] - losses["sinter", s])[order] for s in (0, 1)]
-    ref = PE.paired_gain_interval(d, seed=0)
+    means = np.array([x.mean() for x in d])
+    ref = sps.ttest_1samp(means, 0.0).confidence_interval(0.95)  # the t on the seed means
     assert row["companion_metric"] == "summary_loss"
-    assert row["companion_gain"] == pytest.approx(ref.gain) and row["companion_gain"] > 0
+    assert row["companion_gain"] == pytest.approx(means.mean()) and row["companion_gain"] > 0
     assert (row["companion_ci_low"], row["companion_ci_high"]) == pytest.approx((ref.low, ref.high))
-    assert row["ci_method"] == PE.TWO_LEVEL_METHOD
+    assert row["test_method"] == "paired t-test on 2 seed means, 1 df"
 
 
 # ---------------------------------------------------------------- the winner's curse

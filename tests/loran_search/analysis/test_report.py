@@ -55,7 +55,7 @@ def test_every_output_is_written_and_the_html_embeds_its_figures(canonical, tmp_
         < html.index('id="fig-gain_vs_amplitude"')
     )
     assert html.count('class="table-wrap"') == html.count("<table")
-    assert "95% paired-t interval" in html and "Holm" in html
+    assert "t interval, 2 df (inverts the t-test) [" in html and "Holm" in html
     # CSV and JSON hold the same rows, with the columns.
     csv = pd.read_csv(out / "configurations.csv")
     rows = json.loads((out / "configurations.json").read_text())
@@ -73,7 +73,7 @@ def test_summary_answers_the_question(canonical, tmp_path) -> None:
     first = _summary(md)
     assert "Best configuration: sinter(amplitude=0.001, frequency=10000) r=8" in first
     assert "significantly better than QLoRA" in first
-    assert "95% paired-t interval" in first and "Holm-adjusted p" in first
+    assert "t interval, 2 df (inverts the t-test) [" in first and "Holm-adjusted p" in first
     assert "Only candidate family: **sinter**" in first
     assert "training diverges from amplitude A ≥ 0.01" in first
     assert "largest stable A below it: 0.001" in first

@@ -20,9 +20,10 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
+from loran_search.analysis import decision as D
 from loran_search.analysis import paired as PE
 from loran_search.analysis import write_report
-from loran_search.analysis.configurations import EVIDENCE_COLUMNS, STAT_COLUMNS
+from loran_search.analysis.configurations import DECISION_COLUMNS, EVIDENCE_COLUMNS, STAT_COLUMNS
 from tests.loran_search.analysis.conftest import mechanism_figures, new_study
 
 
@@ -61,21 +62,38 @@ def test_confirmed_verdict_answers_the_four_questions_in_order(curse_report) -> 
     items = [line for line in verdict.splitlines() if line[:2].rstrip(".").isdigit()]
     assert items[0].startswith(
         "1. **Held-out confirmation (test split, fresh training on seed(s) "
-        "100, 101, 102): 1 of 4 confirmed configuration(s) beat QLoRA.**"
+        "100, 101, 102, 103, 104): 1 of 4 confirmed configuration(s) beat QLoRA.**"
     )
     assert "**Best confirmed configuration: sinter(" in items[0]
-    assert "95% two-level paired bootstrap (seeds, then examples) interval [" in items[0]
+    # the interval inverts the decisive test at the level of its Holm step (first of 4)
+    assert "(98.75% t interval, 4 df (inverts the t-test) [" in items[0]
+    assert "at the level of its Holm step so that it agrees with the adjusted p" in items[0]
+    assert "(paired t-test on 5 seed means, 4 df)" in items[0]
     assert "Holm-adjusted p = " in items[0] and "over 4 confirmed configuration(s)" in items[0]
     assert "**significantly better than QLoRA on held-out data**" in items[0]
-    assert "Its search-phase gain was +" in items[0] and "(the winner's curse)" in items[0]
-    assert "Companion gold_logprob_mean" in items[0]
-    assert items[1].startswith("2. **Power:** the confirmation design that ran (3 seed(s) × 200 "
+    # the search gain (+0.153) exceeded the confirmed one: the curse is named, with its size
+    assert (
+        "Its search-phase gain was +0.153 on the val split; the confirmation shrank it"
+        in (items[0])
+    )
+    assert "the winner's curse" in items[0]
+    assert (
+        "Companion gold_logprob_mean: the candidate's gold-label log-likelihood is 0.107 nats "
+        "higher than QLoRA's — **better**" in items[0]
+    )
+    assert "Test-set reuse: 4 configuration(s) of this study and QLoRA were evaluated" in items[0]
+    assert items[1].startswith("2. **Power:** the confirmation design that ran (5 seed(s) × 200 "
                                "examples) detects a true gain of ")  # fmt: skip
-    assert "80% power at α = 0.05/4, Holm over 4 tests" in items[1]
-    # here the three confirmation seeds' gains spread more than their examples explain: the
-    # estimated seed variance alone exceeds what 5 seeds can average away for one point
-    assert "No design of up to 5 seeds detects one accuracy point (0.01)" in items[1]
-    assert "more seeds, not more examples, are needed" in items[1]
+    assert (
+        "80% power at α = 0.05/4, Holm over 4 tests, from the t-test's noncentral t, 4 df"
+        in (items[1])
+    )
+    assert (
+        "The seed-to-seed sd of the paired difference is 0.0332, plausibly 0.0199–0.0955"
+        in (items[1])
+    )
+    assert "Detecting one accuracy point (0.01) needs 5 seeds × " in items[1]
+    assert "can only see large effects" not in items[1]  # five seeds
     assert "**sinter: no divergence at any amplitude tested**" in verdict
     mech = items[-1]
     assert "**Non-linearity: " in mech and "were LoRA in all but name**" in mech
@@ -97,7 +115,17 @@ def test_csv_and_json_carry_every_column_and_the_verdict(curse_report) -> None:
         assert col in table.columns, col
     assert not {"key", "designs", "confirm_seeds", "confirm_split"} & set(table.columns)
     assert set(table["evidence"]) == {"confirmation", "search"}
-    assert set(table["ci_method"]) == {PE.TWO_LEVEL_METHOD}
+    assert set(table["ci_method"]) == {
+        "t interval, 4 df (inverts the t-test)",  # the confirmation: 5 seeds
+        "t interval, 2 df (inverts the t-test)",  # the search: 3 seeds
+    }
+    for col in DECISION_COLUMNS:
+        assert col in table.columns, col
+    # the interval excludes 0 exactly when the adjusted decision is "significant"
+    excludes = (table["gain_ci_low"] > 0) | (table["gain_ci_high"] < 0)
+    assert (excludes == table["significant"].astype(bool)).all()
+    # the bootstrap is kept as a description
+    assert table["boot_ci_low"].notna().all()
     assert set(table["companion_metric"]) == {"gold_logprob_mean"}
     report = json.loads((curse_report / "report.json").read_text())
     assert report["verdict"] and report["summary"][: len(report["verdict"])] == report["verdict"]
@@ -124,7 +152,7 @@ def test_target_gain_comes_from_the_setup(tmp_path) -> None:
     study, _ = _examples_study(report={"target_gain": 0.02})
     verdict = _verdict(_report(study, tmp_path))
     table = pd.read_csv(tmp_path / "configurations.csv")
-    assert "Detecting 2 accuracy point(s) (0.02) needs 3 seed(s) × " in verdict
+    assert "Detecting 2 accuracy point(s) (0.02) needs 3 seeds × " in verdict
     # the number is required_design's for the best configuration
     from loran_search.analysis.records import load_records
 
@@ -132,25 +160,34 @@ def test_target_gain_comes_from_the_setup(tmp_path) -> None:
     ex = {t: rec.examples[t] for t in rec.examples}
     diffs = [np.array(ex[1][s]["correct"], float) - np.array(ex[0][s]["correct"], float)
              for s in ("0", "1", "2")]  # fmt: skip
-    designs = dict(PE.required_design(diffs, 0.02, n_tests=2))
+    designs = dict(D.design_power(diffs, 0.02, n_tests=2).designs)
+    assert designs == dict(PE.required_design(diffs, 0.02, n_tests=2, max_seeds=10))
     assert table.iloc[0]["config"].startswith("sinter(amplitude=0.001")
-    assert f"3 seed(s) × {designs[3]:,} examples per seed" in verdict
+    assert f"3 seeds × {designs[3]:,} examples per seed" in verdict
 
 
 def test_one_seed_with_examples_has_an_interval_and_mcnemar(tmp_path) -> None:
     study, _ = _examples_study(seeds=(0,), n=200, delta=0.15)
     verdict = _verdict(_report(study, tmp_path))
-    assert "95% paired bootstrap over examples (scipy.stats.bootstrap, BCa) interval" in verdict
-    assert "exact McNemar p = " in verdict
+    # two configurations tested: the interval is at the level of the first Holm step
+    assert "97.5% exact conditional interval (Clopper–Pearson on the discordant pairs" in verdict
+    assert "(exact McNemar test (b = " in verdict
     assert "**Power:** the search design that ran (1 seed(s) × 200 examples)" in verdict
+    assert "the t approximation of the exact McNemar test" in verdict
+    assert "With 1 seed(s) the test can only see large effects (and one seed says nothing" in (
+        verdict
+    )
+    assert "assuming no seed-to-seed variance, which one seed cannot estimate" in verdict
 
 
 def test_older_records_get_statements_not_crashes(canonical, tmp_path) -> None:
     md = _report(canonical, tmp_path)
     verdict = _verdict(md)
     assert "**Search-phase evidence only — optimistic.**" in verdict
-    assert "95% paired-t interval" in verdict
+    assert "98.33% t interval, 2 df (inverts the t-test) [" in verdict  # Holm's first of 3
+    assert "(paired t-test on 3 seed means, 2 df)" in verdict
     assert "**Power:** the search design that ran (3 seeds (over seeds only))" in verdict
+    assert "With 3 seed(s) the test can only see large effects." in verdict
     assert "Detecting one accuracy point (0.01) needs about " in verdict
     assert "**Non-linearity:** not measured — no run records the mechanism telemetry" in verdict
     assert "No per-example outcomes in this study's records: intervals are over seeds" in md
