@@ -319,6 +319,8 @@ SAVE_ADAPTERS = ("best", "all", "none")
 #: ``<artifacts>/adapters/<name>``), and file systems allow 255 bytes per name; 100 characters
 #: (at most 200 bytes in UTF-8) leave room for a suffix such as the ``-2`` of a new study.
 STUDY_NAME_MAX_CHARS = 100
+#: Besides letters and digits, the characters a study name may hold (see study_name_problem).
+STUDY_NAME_PUNCTUATION = "_-."
 STUDY_NAME_MAX_BYTES = 200
 #: Seeds go to numpy (``np.random.seed`` takes 0 … 2³² − 1) and torch.
 SEED_MAX = 2**32 - 1
@@ -763,13 +765,20 @@ def non_finite_message(value: float) -> str:
     )
 
 
-def study_name_problem(name: str) -> str | None:
+def study_name_problem(name: str, *, strict: bool = True) -> str | None:
     r"""Why ``name`` cannot be a study name, or ``None`` when it is safe.
 
     The name becomes a folder (``reports/<name>``, ``<artifacts>/adapters/<name>``), so it may
     not contain a path separator (``/``, ``\``), ``..`` or control characters, may not be
     only dots or blank, and is at most :data:`STUDY_NAME_MAX_CHARS` characters
     (:data:`STUDY_NAME_MAX_BYTES` bytes in UTF-8).
+
+    ``strict`` (a study file's ``study.name``): it is also written into reports, commands and
+    exported code, so it is made of letters and digits (any script, ``str.isalnum``), ``_``,
+    ``-`` and ``.`` only, and starts with a letter, a digit or ``_`` (no leading ``-`` that
+    reads as a flag, no leading ``.`` that hides the folder). ``strict=False`` keeps the
+    folder-safety rules alone, for a name typed to read an existing study
+    (``report --study NAME``).
     """
     fix = " Use letters, digits, '-', '_' or '.', e.g. sinter-amplitude-2."
     if not name.strip():
@@ -787,7 +796,7 @@ def study_name_problem(name: str) -> str | None:
         return f"`name` {name!r} contains the control character {ctrl!r}.{fix}"
     if name != name.strip():
         return f"`name` {name!r} starts or ends with white space; remove it."
-    n_bytes = len(name.encode("utf-8"))
+    n_bytes = len(name.encode("utf-8", "surrogatepass"))
     if len(name) > STUDY_NAME_MAX_CHARS or n_bytes > STUDY_NAME_MAX_BYTES:
         return (
             f"`name` is {len(name)} characters ({n_bytes} bytes in UTF-8); at most "
@@ -795,6 +804,18 @@ def study_name_problem(name: str) -> str | None:
             "because the name becomes a folder name and file systems allow 255 bytes per name. "
             "Shorten it."
         )
+    if not strict:
+        return None
+    bad = sorted({c for c in name if not (c.isalnum() or c in STUDY_NAME_PUNCTUATION)})
+    if bad:
+        shown = " ".join(repr(c) for c in bad[:8])
+        return (
+            f"`name` {name!r} contains {shown}: a study name is written into folders, reports, "
+            "commands and exported code, so it is made of letters, digits, '_', '-' and '.' "
+            f"only.{fix}"
+        )
+    if not (name[0].isalnum() or name[0] == "_"):
+        return f"`name` {name!r} starts with {name[0]!r}; start it with a letter or a digit.{fix}"
     return None
 
 

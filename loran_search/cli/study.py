@@ -244,7 +244,7 @@ def report_dir(name: str, base: Path = Path("reports")) -> Path:
     """
     from loran_search.config import study_name_problem
 
-    problem = study_name_problem(name)
+    problem = study_name_problem(name, strict=False)  # an existing study's name: folder rules
     out = base / name
     if problem is None and not out.resolve().is_relative_to(base.resolve()):
         problem = f"it would write outside {base}/"
