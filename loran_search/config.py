@@ -1011,6 +1011,7 @@ def parse_study(
     *,
     text: str | None = None,
     checks: Mapping[str, SectionCheck] | None = None,
+    final: Callable[[StudyConfig, Context], None] | None = None,
 ) -> tuple[StudyConfig | None, list[tuple[str, str]]]:
     """Read a study file (or ``text``), apply overrides, check it; return config and errors.
 
@@ -1018,7 +1019,9 @@ def parse_study(
     of every key, and ``--set`` overrides. A section whose meaning lives elsewhere brings its
     own check in ``checks`` (the search section and the sampler/pruner of ``study:`` are checked
     by :mod:`loran_search.search.validate`, whose :func:`~loran_search.search.validate.load_config`
-    is the loader to use); a section without one gets the schema checks only.
+    is the loader to use); a section without one gets the schema checks only. ``final``
+    checks the built config as a whole (what no single section knows, e.g. the size of the
+    grid), only when every section passed.
 
     Returns:
         ``(config, errors)``: the config is ``None`` when any error was found; each error is
@@ -1101,4 +1104,8 @@ def parse_study(
     if isinstance(data, dict):
         apply_overrides(data, overrides, ctx)
     cfg = _validate(data, ctx, None if path is None else str(path), checks)
+    if cfg is not None and final is not None:
+        final(cfg, ctx)
+        if ctx.errors:
+            cfg = None
     return cfg, ctx.errors

@@ -646,6 +646,28 @@ def checks(*, environment: bool = True) -> dict[str, SectionCheck]:
     }
 
 
+def check_whole_study(cfg: StudyConfig, ctx: Context) -> None:
+    """What no single section knows: the grid sampler's number of points.
+
+    ``sampler: grid`` enumerates ``search.rank × each activation's own searched values ×
+    search.training`` (:meth:`~loran_search.search.space.SearchSpace.plain_grid_size`, counted
+    without making the points); more than
+    :data:`~loran_search.search.space.MAX_GRID_POINTS` is refused here, before ``run`` would
+    allocate them.
+    """
+    if cfg.study.sampler.get("name") != "grid":
+        return
+    from loran_search.search.space import build_space, grid_size_problem
+
+    try:
+        n = build_space(cfg).plain_grid_size()
+    except SpaceError:
+        return  # reported by the section checks
+    problem = grid_size_problem(n)
+    if problem:
+        ctx.err(("study", "sampler", "name"), problem)
+
+
 #: The section checks of :func:`load_config` (all of them; see :func:`checks`).
 CHECKS = checks()
 _SCHEMA_AND_SEARCH = checks(environment=False)
@@ -667,7 +689,12 @@ def validate_file(
         overrides: ``key.path=value`` strings.
         environment: See :func:`checks`.
     """
-    return parse_study(path, overrides, checks=CHECKS if environment else _SCHEMA_AND_SEARCH)[1]
+    return parse_study(
+        path,
+        overrides,
+        checks=CHECKS if environment else _SCHEMA_AND_SEARCH,
+        final=check_whole_study,
+    )[1]
 
 
 def load_config(
@@ -684,7 +711,12 @@ def load_config(
     Raises:
         ConfigError: Every error found, each with its location and a fix.
     """
-    cfg, errors = parse_study(path, overrides, checks=CHECKS if environment else _SCHEMA_AND_SEARCH)
+    cfg, errors = parse_study(
+        path,
+        overrides,
+        checks=CHECKS if environment else _SCHEMA_AND_SEARCH,
+        final=check_whole_study,
+    )
     if errors or cfg is None:
         raise ConfigError(errors)
     return cfg
@@ -695,7 +727,11 @@ def load_config_text(
 ) -> StudyConfig:
     """Like :func:`load_config` for YAML text (used by tests and notebooks)."""
     cfg, errors = parse_study(
-        None, overrides, text=text, checks=CHECKS if environment else _SCHEMA_AND_SEARCH
+        None,
+        overrides,
+        text=text,
+        checks=CHECKS if environment else _SCHEMA_AND_SEARCH,
+        final=check_whole_study,
     )
     if errors or cfg is None:
         raise ConfigError(errors)
