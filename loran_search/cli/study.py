@@ -233,7 +233,41 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
     print(summarize(study, cfg))
     if report and cfg.study.report and not getattr(args, "no_report", False):
         _write_report(cfg, handle.storage, handle.artifact_dir)
+    if confirm is not None:
+        return _confirmation_exit(study, cfg)
     return 0
+
+
+def _confirmation_exit(study: Any, cfg: StudyConfig) -> int:
+    """0, or 1 with the reason when the study has confirmation trials and every one failed.
+
+    A confirmation whose every trial fails (a split the data does not have, a training
+    function that cannot evaluate it) has confirmed nothing: the command says so and exits
+    1 rather than 0, so a script or CI sees it. The search's trials are kept.
+    """
+    from optuna.trial import TrialState
+
+    from loran_search.errors import EXIT_FAILURE
+    from loran_search.record import CONFIRM_ROLES, FAIL_SURPLUS, TrialRecord
+
+    records = [TrialRecord.from_frozen(t) for t in study.get_trials(deepcopy=False)]
+    confirms = [r for r in records if r.role in CONFIRM_ROLES]
+    failed = [
+        r for r in confirms if r.state == TrialState.FAIL.name and r.failure_kind != FAIL_SURPLUS
+    ]
+    if not failed or any(r.state == TrialState.COMPLETE.name for r in confirms):
+        return 0
+    reasons = sorted({r.failure or "no reason recorded" for r in failed})
+    shown = "\n".join(f"  {why}" for why in reasons[:5])
+    more = f"\n  … and {len(reasons) - 5} more reason(s)" if len(reasons) > 5 else ""
+    _err(
+        f"loran-search: error: every confirmation trial of study '{cfg.study.name}' failed "
+        f"({len(failed)} trial(s)); nothing was confirmed. The reasons:\n{shown}{more}\n"
+        f"The search's trials are kept in {mask_url(cfg.study.storage)}. Fix the cause (e.g. "
+        f"study.confirm.split in {cfg.path or 'FILE'}), then confirm again with\n"
+        f"  loran-search confirm {cfg.path or 'FILE'}"
+    )
+    return EXIT_FAILURE
 
 
 def report_dir(name: str, base: Path = Path("reports")) -> Path:
@@ -310,7 +344,10 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     assert setup is not None
     flags = {"top_k": "--top-k", "seeds": "--seeds"}
     problems = confirm_problems(
-        setup.to_dict(), study_seeds=cfg.study.seeds, eval_split=cfg.task.eval_split
+        setup.to_dict(),
+        study_seeds=cfg.study.seeds,
+        eval_split=cfg.task.eval_split,
+        train_split=cfg.task.train_split,
     )
     if problems:
         lines = []
@@ -355,7 +392,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         return err.exit_code if isinstance(err, StudyInterrupted) else EXIT_INTERRUPTED
     _err(f"Confirmation: {result.confirm_ran} trial(s) run here; {result.confirm_reason}.")
     print(summarize(handle.study, cfg))
-    return 0
+    return _confirmation_exit(handle.study, cfg)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:

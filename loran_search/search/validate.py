@@ -506,14 +506,19 @@ def check_task(
             "one of them (or change task.type).",
         )
     confirm = sections.get("study", {}).get("confirm", True)
-    if confirm is not False and given("eval_split"):
+    if confirm is not False and given("eval_split", "train_split"):
         from loran_search.search.confirm import resolve_confirm, split_problem
 
         data = resolve_confirm(confirm)
         assert isinstance(data, dict)
-        problem = split_problem(data.get("split"), task.eval_split)
+        split = data.get("split")
+        problem = split_problem(split, task.eval_split, task.train_split)
         if problem:
             ctx.err(("study", "confirm", "split"), problem)
+        elif isinstance(split, str) and given("name", "type"):
+            problem = unknown_split_problem(task, split)
+            if problem:
+                ctx.err(("study", "confirm", "split"), problem)
     budget = given("type", "max_new_tokens", "max_length")
     if budget and task.type == "summarization" and task.max_new_tokens >= task.max_length:
         ctx.err(
@@ -548,6 +553,34 @@ def check_task(
             f"tokens; set task.max_length ≤ {context}.",
         )
     return values
+
+
+def unknown_split_problem(task: TaskSection, split: str) -> str | None:
+    """Why ``task`` has no split ``split`` (the confirmation's), or ``None`` (or unknown).
+
+    The splits are known without loading data for embedded datasets, local files and folders
+    and control tasks (:func:`loran_search.tasks.data.available_splits`); a hub dataset's are
+    checked when it is loaded.
+    """
+    from loran_search.tasks.data import available_splits, find_split
+
+    available = available_splits(task)
+    if available is None or find_split(split, available) is not None:
+        return None
+    held_out = [
+        s
+        for s in available
+        if find_split(s, [task.train_split, task.eval_split]) is None
+        and find_split(task.train_split, [s]) is None
+        and find_split(task.eval_split, [s]) is None
+    ]
+    hint = did_you_mean(split, available)
+    fix = f"Set study.confirm.split: {held_out[0]}" if held_out else "Set study.confirm.split"
+    return (
+        f"`study.confirm.split` {split!r} is not a split of task {task.name!r} (its splits: "
+        f"{', '.join(available)}), so every confirmation trial would fail.{hint} {fix} (a split "
+        "the search neither trains nor evaluates on), or write study.confirm: false."
+    )
 
 
 def check_adapter(
