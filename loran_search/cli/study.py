@@ -66,7 +66,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "dashboard", f"{_HERE}:cmd_dashboard", "start optuna-dashboard")
     p.add_argument("file", nargs="?", metavar="FILE", help="study YAML (or --storage)")
     p.add_argument("--storage", metavar="URL")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--port", type=port_number, default=8080, help="TCP port on 127.0.0.1 (1-65535)")
+
+
+def port_number(text: str) -> int:
+    """``--port``: an integer 1 … 65535 (argparse reports anything else as a usage error)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{port} is not a TCP port; give one from 1 to 65535, e.g. --port 8080"
+        )
+    return port
+
+
+def _port_problem(port: int) -> str | None:
+    """Why the dashboard cannot listen on 127.0.0.1:``port`` (in use, not allowed), or ``None``."""
+    import errno
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                return (
+                    f"Port {port} on 127.0.0.1 is in use (another dashboard, or another "
+                    f"server). Choose a free one with --port, e.g. --port {port % 65535 + 1}, or "
+                    "stop what listens there."
+                )
+            return (
+                f"Cannot listen on 127.0.0.1:{port}: {err.strerror or err}. Choose another --port."
+            )
+    return None
 
 
 def mask_url(url: str) -> str:
@@ -409,6 +443,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
             "Give a study FILE or --storage URL, e.g. loran-search dashboard "
             "studies/sinter_amplitude.yaml"
         )
+    problem = _port_problem(args.port)  # before opening anything
+    if problem:
+        raise UsageError(problem)
     artifacts = None
     if args.file is not None:
         cfg = _load(args, environment=False)
@@ -441,4 +478,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt:
         return 0
+    except OSError as err:  # taken between the check and the server's own bind
+        raise UsageError(
+            _port_problem(args.port) or f"The dashboard could not listen on port {args.port}: {err}"
+        ) from None
     return 0
