@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import random
 import time
 import warnings
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from loran_search import record as R
 from loran_search.errors import LoranSearchError
 from loran_search.search._optuna import hide_trials, queued_params
+from loran_search.search.grid import point_key, queue_grid
 from loran_search.search.progress import (
     Progress,
     is_counted,
@@ -64,7 +64,6 @@ from loran_search.search.workers import WorkerResult, run_confirmation, run_work
 if TYPE_CHECKING:
     import optuna
     from optuna.storages import BaseStorage
-    from optuna.trial import FrozenTrial
 
     from loran_search.config import StudyConfig
     from loran_search.search.space import SearchSpace
@@ -356,7 +355,7 @@ def _mismatch_message(cfg: StudyConfig, url: str, changes: list[str]) -> str:
 
 
 def _point_key(params: dict[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True, default=str)
+    return point_key(params)
 
 
 def _enqueue_setup(handle: StudyHandle) -> None:
@@ -378,50 +377,3 @@ def _enqueue_setup(handle: StudyHandle) -> None:
                 f"The grid has {n_points} points, fewer than n_trials={cfg.study.n_trials}: "
                 f"the study ends after {n_points} candidates."
             )
-
-
-def grid_points(handle: StudyHandle) -> list[dict[str, Any]]:
-    """The grid's points in the order they are queued (shuffled by ``seed`` when asked)."""
-    cfg = handle.cfg
-    points = handle.space.grid()
-    if cfg.study.sampler.get("shuffle"):
-        random.Random(cfg.study.sampler.get("seed")).shuffle(points)
-    return points
-
-
-def queue_grid(
-    handle: StudyHandle, target: int, trials: list[FrozenTrial] | None = None
-) -> tuple[int, int]:
-    """Queue the next grid points the study needs; ``(points in the grid, points queued now)``.
-
-    Only what ``target`` still needs is queued: ``target`` − counted candidates − queued
-    candidates (``is_counted``), taking the grid's points in order and skipping every point
-    a candidate trial already has (in any state), so a grid of 10⁴ points with
-    ``n_trials: 2`` queues 2 trials, not 10⁴. A worker calls it again when the queue runs
-    dry before ``target`` (a point whose retries ran out, a resume with more ``n_trials``).
-
-    Args:
-        handle: The opened study.
-        target: Candidate trials to reach.
-        trials: A snapshot of the study's trials (default: read them).
-    """
-    from optuna.trial import TrialState
-
-    study = handle.study
-    trials = study.get_trials(deepcopy=False) if trials is None else trials
-    points = grid_points(handle)
-    seen: set[str] = set()
-    need, queued = target, 0
-    for t in trials:
-        if role_of(t) != R.ROLE_CANDIDATE:
-            continue
-        seen.add(_point_key(dict(queued_params(t) or t.params)))
-        need -= is_counted(t) or t.state == TrialState.WAITING
-    for params in points:
-        if need <= 0:
-            break
-        if _point_key(params) not in seen:
-            study.enqueue_trial(params, user_attrs={R.ROLE: R.ROLE_CANDIDATE})
-            need -= 1
-            queued += 1
-    return len(points), queued

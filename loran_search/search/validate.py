@@ -559,12 +559,18 @@ def unknown_split_problem(task: TaskSection, split: str) -> str | None:
     """Why ``task`` has no split ``split`` (the confirmation's), or ``None`` (or unknown).
 
     The splits are known without loading data for embedded datasets, local files and folders
-    and control tasks (:func:`loran_search.tasks.data.available_splits`); a hub dataset's are
-    checked when it is loaded.
+    (:func:`loran_search.tasks.data.available_splits`) and control tasks
+    (:data:`loran_search.tasks.control.SPLIT_OFFSETS`); a hub dataset's are checked when it is
+    loaded.
     """
     from loran_search.tasks.data import available_splits, find_split
 
-    available = available_splits(task)
+    if task.type == "control":
+        from loran_search.tasks.control import SPLIT_OFFSETS
+
+        available: list[str] | None = list(SPLIT_OFFSETS)
+    else:
+        available = available_splits(task)
     if available is None or find_split(split, available) is not None:
         return None
     held_out = [

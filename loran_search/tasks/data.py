@@ -345,19 +345,16 @@ def check_source(cfg: TaskSection) -> list[str]:
 
 
 def available_splits(cfg: TaskSection) -> list[str] | None:
-    """The split names ``cfg`` offers, known without loading any data; ``None`` when unknown.
+    """The split names of a dataset, known without loading any data; ``None`` when unknown.
 
-    Embedded datasets, a local single file and a control task have ``train``/``val``/``test``
-    (see the module docstring); a local folder has one split per data file (its stem), plus
-    ``val`` carved from the train split when it has no validation split; a hub dataset's
-    splits are not known offline (``None``).
+    Embedded datasets and a local single file have ``train``/``val``/``test`` (see the module
+    docstring); a local folder has one split per data file (its stem), plus ``val`` carved from
+    the train split when it has no validation split; a hub dataset's splits are not known
+    offline (``None``). (A control task's splits are :data:`loran_search.tasks.control.\
+SPLIT_OFFSETS`.)
     """
     from loran_search import assets
 
-    if cfg.type == "control":
-        from loran_search.tasks.control import SPLIT_OFFSETS
-
-        return list(SPLIT_OFFSETS)
     if cfg.name in assets.ASSETS:
         return ["train", "val", "test"]
     path = Path(cfg.name).expanduser()
