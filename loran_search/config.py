@@ -319,6 +319,8 @@ SAVE_ADAPTERS = ("best", "all", "none")
 #: ``<artifacts>/adapters/<name>``), and file systems allow 255 bytes per name; 100 characters
 #: (at most 200 bytes in UTF-8) leave room for a suffix such as the ``-2`` of a new study.
 STUDY_NAME_MAX_CHARS = 100
+#: Besides letters and digits, the characters a study name may hold (see study_name_problem).
+STUDY_NAME_PUNCTUATION = "_-."
 STUDY_NAME_MAX_BYTES = 200
 #: Seeds go to numpy (``np.random.seed`` takes 0 … 2³² − 1) and torch.
 SEED_MAX = 2**32 - 1
@@ -371,8 +373,145 @@ _Loader.add_implicit_resolver(
 )
 
 
+#: The largest study file read, in bytes (1 MiB): a study is a page of settings, and a larger
+#: file (e.g. 50 MB of comments) would only spend the parser's time and memory.
+MAX_STUDY_FILE_BYTES = 1 << 20
+#: The most YAML nodes a study file or a ``--set`` value may hold once every alias (``*name``)
+#: is counted as a copy of its anchor (``&name``): a "billion laughs" file of 1.7 kB expands
+#: to 10⁹ nodes, a real study to a few hundred.
+MAX_YAML_NODES = 100_000
+#: The deepest nesting of mappings and lists in a study file, a ``--set`` value or a
+#: ``--set`` key path (a study nests 5 levels deep; the limit keeps every recursive walk safe).
+MAX_YAML_DEPTH = 64
+
+
+class YamlLimitError(ValueError):
+    """A YAML text beyond :data:`MAX_YAML_NODES` or :data:`MAX_YAML_DEPTH`.
+
+    Attributes:
+        line: The 1-based line where the limit was passed (``None`` when unknown).
+    """
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def check_yaml_limits(text: str) -> None:
+    """Refuse a YAML text whose aliases expand too far or whose nesting is too deep.
+
+    One pass over the parser's events, iterative and without building anything: each node
+    counts 1, an alias counts the expanded size of its anchor (recorded when the anchored node
+    ends), so the expanded size N = (number of nodes) + Σ_aliases |anchor| is known without
+    expanding it; the scan stops as soon as
+    N > :data:`MAX_YAML_NODES` or the depth passes :data:`MAX_YAML_DEPTH`. An alias to
+    an anchor that is still open (a recursive structure) is refused too. Syntax errors are left
+    to the loader, which reports them with their line.
+
+    Raises:
+        YamlLimitError: With the line, the limit and the fix.
+    """
+    depth = _flow_depth(text)
+    if depth > MAX_YAML_DEPTH:
+        raise YamlLimitError(_depth_message(f"{depth} brackets ([ or {{) deep"))
+    sizes: dict[str, int] = {}
+    stack: list[list[Any]] = []  # [expanded size so far, anchor] of each open collection
+    total = 0
+    events = yaml.parse(text, Loader=_Loader)
+    try:
+        for event in events:
+            line = event.start_mark.line + 1 if event.start_mark is not None else None
+            if isinstance(event, yaml.CollectionStartEvent):
+                stack.append([1, event.anchor])
+                total += 1
+                if len(stack) > MAX_YAML_DEPTH:
+                    raise YamlLimitError(
+                        _depth_message(f"more than {MAX_YAML_DEPTH} levels deep"), line
+                    )
+                continue
+            if isinstance(event, yaml.CollectionEndEvent):
+                size, anchor = stack.pop()
+                if anchor is not None:
+                    sizes[anchor] = size
+                if stack:
+                    stack[-1][0] += size
+                continue
+            if isinstance(event, yaml.AliasEvent):
+                if any(anchor == event.anchor for _, anchor in stack):
+                    raise YamlLimitError(
+                        f"The alias *{event.anchor} refers to the node it is in, "
+                        "a recursive structure no setting means. Write the value out.",
+                        line,
+                    )
+                size = sizes.get(event.anchor, 1)  # an unknown anchor: the loader says so
+            elif isinstance(event, yaml.ScalarEvent):
+                size = 1
+                if event.anchor is not None:
+                    sizes[event.anchor] = 1
+            else:
+                continue
+            total += size
+            if stack:
+                stack[-1][0] += size
+            if total > MAX_YAML_NODES:
+                raise YamlLimitError(
+                    f"The YAML expands to more than {MAX_YAML_NODES:,} values once its aliases "
+                    "(*name) are replaced by their anchors (&name); a "
+                    "study holds a few hundred, and expanding this one would exhaust memory "
+                    "(a 'billion laughs' document). Write the values out or use fewer aliases "
+                    "(the limit is loran_search.config.MAX_YAML_NODES).",
+                    line,
+                )
+    except yaml.YAMLError:
+        return  # the loader reports the syntax error with its line
+    finally:
+        events.close()
+
+
+def _depth_message(how: str) -> str:
+    return (
+        f"The YAML nests mappings and lists {how}; a study nests about 5 and at most "
+        f"{MAX_YAML_DEPTH} levels are read (loran_search.config.MAX_YAML_DEPTH). Flatten it."
+    )
+
+
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` outside quotes and comments (a cheap upper bound).
+
+    PyYAML's scanner takes time quadratic in the depth of flow collections (``[[[…]]]``)
+    before it yields the first event, so this bound is checked first, in one linear pass.
+    """
+    depth = deepest = 0
+    quote = ""
+    comment = False
+    previous = "\n"
+    for c in text:
+        if comment:
+            comment = c != "\n"
+        elif quote:
+            if c == quote:
+                quote = ""
+        elif c in "'\"" and previous in " \t\n[{,:":
+            quote = c
+        elif c == "#" and previous in " \t\n":
+            comment = True
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth = max(depth - 1, 0)
+        previous = c
+    return deepest
+
+
 def parse_yaml_value(text: str) -> Any:
-    """Parse an override value as YAML (``1e-3`` → float, ``[8, 16]`` → list, ``x`` → str)."""
+    """Parse an override value as YAML (``1e-3`` → float, ``[8, 16]`` → list, ``x`` → str).
+
+    Raises:
+        YamlLimitError: The value nests too deep or its aliases expand too far
+            (:func:`check_yaml_limits`).
+    """
+    check_yaml_limits(text)
     return yaml.load(text, Loader=_Loader)
 
 
@@ -489,6 +628,12 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], ctx: Context
             continue
         try:
             path = _override_path(key)
+            if len(path) > MAX_YAML_DEPTH:
+                raise ValueError(
+                    f"The key path has {len(path)} parts; at most {MAX_YAML_DEPTH} are allowed "
+                    "(a study nests about 5 levels). Give the key of a real setting, e.g. "
+                    "training.max_steps."
+                )
             value = parse_yaml_value(raw)
         except ValueError as err:
             ctx.errors.append((f"--set {text}", str(err)))
@@ -594,14 +739,21 @@ def non_finite(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, 
     """Every NaN or infinite number in ``value`` (nested lists and mappings too) with its path.
 
     YAML reads ``.nan``, ``.inf`` and ``1e999`` as such floats; no setting of a study means them.
+    The walk is iterative (an explicit stack, in document order), so no nesting depth can
+    exhaust Python's recursion limit; an object met twice on one branch (a recursive
+    structure) is not walked again.
     """
-    if isinstance(value, float) and not math.isfinite(value):
-        return [(path, value)]
-    if isinstance(value, dict):
-        return [hit for k, v in value.items() for hit in non_finite(v, (*path, k))]
-    if isinstance(value, list):
-        return [hit for i, v in enumerate(value) for hit in non_finite(v, (*path, i))]
-    return []
+    hits: list[tuple[tuple[Any, ...], float]] = []
+    stack: list[tuple[Any, tuple[Any, ...], frozenset[int]]] = [(value, path, frozenset())]
+    while stack:
+        item, where, above = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            hits.append((where, item))
+        elif isinstance(item, (dict, list)) and id(item) not in above:
+            inner = above | {id(item)}
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            stack.extend((v, (*where, k), inner) for k, v in reversed(list(pairs)))
+    return hits
 
 
 def non_finite_message(value: float) -> str:
@@ -613,13 +765,20 @@ def non_finite_message(value: float) -> str:
     )
 
 
-def study_name_problem(name: str) -> str | None:
+def study_name_problem(name: str, *, strict: bool = True) -> str | None:
     r"""Why ``name`` cannot be a study name, or ``None`` when it is safe.
 
     The name becomes a folder (``reports/<name>``, ``<artifacts>/adapters/<name>``), so it may
     not contain a path separator (``/``, ``\``), ``..`` or control characters, may not be
     only dots or blank, and is at most :data:`STUDY_NAME_MAX_CHARS` characters
     (:data:`STUDY_NAME_MAX_BYTES` bytes in UTF-8).
+
+    ``strict`` (a study file's ``study.name``): it is also written into reports, commands and
+    exported code, so it is made of letters and digits (any script, ``str.isalnum``), ``_``,
+    ``-`` and ``.`` only, and starts with a letter, a digit or ``_`` (no leading ``-`` that
+    reads as a flag, no leading ``.`` that hides the folder). ``strict=False`` keeps the
+    folder-safety rules alone, for a name typed to read an existing study
+    (``report --study NAME``).
     """
     fix = " Use letters, digits, '-', '_' or '.', e.g. sinter-amplitude-2."
     if not name.strip():
@@ -637,7 +796,7 @@ def study_name_problem(name: str) -> str | None:
         return f"`name` {name!r} contains the control character {ctrl!r}.{fix}"
     if name != name.strip():
         return f"`name` {name!r} starts or ends with white space; remove it."
-    n_bytes = len(name.encode("utf-8"))
+    n_bytes = len(name.encode("utf-8", "surrogatepass"))
     if len(name) > STUDY_NAME_MAX_CHARS or n_bytes > STUDY_NAME_MAX_BYTES:
         return (
             f"`name` is {len(name)} characters ({n_bytes} bytes in UTF-8); at most "
@@ -645,6 +804,18 @@ def study_name_problem(name: str) -> str | None:
             "because the name becomes a folder name and file systems allow 255 bytes per name. "
             "Shorten it."
         )
+    if not strict:
+        return None
+    bad = sorted({c for c in name if not (c.isalnum() or c in STUDY_NAME_PUNCTUATION)})
+    if bad:
+        shown = " ".join(repr(c) for c in bad[:8])
+        return (
+            f"`name` {name!r} contains {shown}: a study name is written into folders, reports, "
+            "commands and exported code, so it is made of letters, digits, '_', '-' and '.' "
+            f"only.{fix}"
+        )
+    if not (name[0].isalnum() or name[0] == "_"):
+        return f"`name` {name!r} starts with {name[0]!r}; start it with a letter or a digit.{fix}"
     return None
 
 
@@ -840,6 +1011,7 @@ def parse_study(
     *,
     text: str | None = None,
     checks: Mapping[str, SectionCheck] | None = None,
+    final: Callable[[StudyConfig, Context], None] | None = None,
 ) -> tuple[StudyConfig | None, list[tuple[str, str]]]:
     """Read a study file (or ``text``), apply overrides, check it; return config and errors.
 
@@ -847,7 +1019,9 @@ def parse_study(
     of every key, and ``--set`` overrides. A section whose meaning lives elsewhere brings its
     own check in ``checks`` (the search section and the sampler/pruner of ``study:`` are checked
     by :mod:`loran_search.search.validate`, whose :func:`~loran_search.search.validate.load_config`
-    is the loader to use); a section without one gets the schema checks only.
+    is the loader to use); a section without one gets the schema checks only. ``final``
+    checks the built config as a whole (what no single section knows, e.g. the size of the
+    grid), only when every section passed.
 
     Returns:
         ``(config, errors)``: the config is ``None`` when any error was found; each error is
@@ -857,13 +1031,22 @@ def parse_study(
     checks.setdefault("study", check_study_section)
     file = str(path) if path is not None else "<config>"
     ctx = Context(file)
+    too_big = (
+        f"The study file is larger than {MAX_STUDY_FILE_BYTES:,} bytes (1 MiB, "
+        "loran_search.config.MAX_STUDY_FILE_BYTES), which no study needs (a study is a page of "
+        "settings); it is not read. Check that FILE is the study YAML, and move long notes or "
+        "data out of it."
+    )
     if text is None:
         try:
-            raw = Path(file).read_bytes()
+            with open(file, "rb") as fh:  # read one byte past the limit: never the whole file
+                raw = fh.read(MAX_STUDY_FILE_BYTES + 1)
         except FileNotFoundError:
             return None, [(file, f"No such file. Check the path (cwd: {Path.cwd()}).")]
         except OSError as err:
             return None, [(file, f"Cannot read the file: {err}")]
+        if len(raw) > MAX_STUDY_FILE_BYTES:
+            return None, [(file, too_big)]
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
@@ -878,9 +1061,19 @@ def parse_study(
                     "(e.g. `iconv -f latin1 -t utf-8 FILE > NEW` for a Latin-1 file).",
                 )
             ]
+    elif len(text) > MAX_STUDY_FILE_BYTES or len(text.encode("utf-8")) > MAX_STUDY_FILE_BYTES:
+        return None, [(file, too_big.replace("study file", "study text"))]
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)
+        check_yaml_limits(text)
+    except YamlLimitError as err:
+        return None, [(file if err.line is None else f"{file}:{err.line}", str(err))]
+    try:
+        loader = _Loader(text)
+        try:  # one composition: the node graph for the lines, the same graph for the data
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
@@ -911,4 +1104,8 @@ def parse_study(
     if isinstance(data, dict):
         apply_overrides(data, overrides, ctx)
     cfg = _validate(data, ctx, None if path is None else str(path), checks)
+    if cfg is not None and final is not None:
+        final(cfg, ctx)
+        if ctx.errors:
+            cfg = None
     return cfg, ctx.errors

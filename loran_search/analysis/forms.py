@@ -622,6 +622,13 @@ def best_forms(study: optuna.Study, top: int, *, prefix: str | None = None) -> l
 def export_code(forms: list[ExportedForm], *, study: str, metric: str, source: str) -> str:
     """Python that registers ``forms`` (``register_formula`` calls), ready to list in ``imports:``.
 
+    Generated code never carries code from data: the docstring is fixed text; every value
+    from the study (its name, the command, the metric, the form names, formulas and
+    parameters) lands either in a comment, with every character that could end the line
+    (or is not printable) escaped by :func:`_comment`, or in an expression position as a
+    Python literal built by :func:`_py` (``repr``-based, so it reads back as the same string).
+    The study's name is also kept as data: the module's ``STUDY`` constant.
+
     Args:
         forms: From :func:`best_forms`.
         study: The study's name (for the header).
@@ -629,21 +636,26 @@ def export_code(forms: list[ExportedForm], *, study: str, metric: str, source: s
         source: How the file was made (the command), for the header.
     """
     lines = [
-        f'"""Activations discovered by the form search of study {study!r}.',
+        '"""Activations discovered by a form search of loran-search (the study is named below).',
         "",
-        f"Made by: {source}",
         "The values are the search split's (optimistic for the best of many forms); a",
         "confirmed form also states its held-out mean. List this module under `imports:` of a",
         "study (or pass --import) to search or train these forms by name.",
         '"""',
         "",
+        f"# Study: {_comment(study)}",
+        f"# Made by: {_comment(source)}",
+        "",
         "from activations import register_formula",
+        "",
+        f"STUDY = {_py(study)}",
         "",
     ]
     for i, f in enumerate(forms, 1):
         held = f", held-out {f.confirmed:.4f}" if f.confirmed is not None else ""
+        note = f"{i}. trial {f.trial}: {metric} {f.value:.4f} (search){held}; {f.form}"
         lines += [
-            f"# {i}. trial {f.trial}: {metric} {f.value:.4f} (search){held}; {f.form}",
+            f"# {_comment(note)}",
             "register_formula(",
             f"    {_py(f.name)},",
             f"    {_py(f.expr)},",
@@ -655,10 +667,36 @@ def export_code(forms: list[ExportedForm], *, study: str, metric: str, source: s
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _comment(text: Any) -> str:
+    r"""``text`` for one comment line: every non-printable character escaped (``\n``, ``\x85``).
+
+    ``str.isprintable`` is false for every character Python or an editor could take as a line
+    end (``\n``, ``\r``, ``\f``, ``\v``, ``\x1c``–``\x1e``, ``\x85``, U+2028, U+2029) and for
+    every other control, format or surrogate character, so the comment cannot end early and
+    nothing after it becomes code.
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def _py(value: Any) -> str:
-    """A Python literal in the house style (double quotes), for the exported module."""
+    """A Python literal of ``value`` for the exported module (double quotes, the house style).
+
+    Strings go through ``repr`` (which escapes quotes, backslashes, line ends and every
+    non-printable character, so the literal reads back as the same string, lone surrogates
+    and astral characters included); a ``repr`` in single quotes is turned into double quotes
+    only when the string holds neither quote. Numbers are finite (the search refuses others).
+    """
     if isinstance(value, str):
-        return json.dumps(value)
+        text = repr(value)
+        if text.startswith("'") and '"' not in value:
+            text = '"' + text[1:-1] + '"'
+        return text
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{_py(k)}: {_py(v)}" for k, v in value.items()) + "}"
-    return repr(value)
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        return repr(int(value))
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(float(value))
+    raise TypeError(f"cannot export {type(value).__name__} {value!r} as a Python literal")

@@ -416,6 +416,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--prefix {args.prefix!r} must be a name of letters, digits and '_' (e.g. found_)."
         )
+    if args.out and Path(args.out).is_dir():  # before reading the study
+        raise UsageError(
+            f"--out {args.out} is a folder; give the module's file path, e.g. --out "
+            f"{Path(args.out) / 'found_forms.py'}."
+        )
     from loran_search.analysis.api import ReportError, load_study
     from loran_search.analysis.forms import best_forms, export_code
     from loran_search.cli.report import study_from_file
@@ -439,7 +444,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         command += f" --prefix {args.prefix}"
     code = export_code(forms, study=name, metric=metric, source=command)
     if args.out:
-        Path(args.out).write_text(code)
+        out = Path(args.out)
+        blocker = next((a for a in out.parents if a.exists() and not a.is_dir()), None)
+        if blocker is not None:
+            raise UsageError(
+                f"Cannot write --out {args.out}: {blocker} is a file, not a folder. Choose "
+                "another path (the module goes to stdout without --out)."
+            )
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)  # like `activations plot --out`
+            out.write_text(code, encoding="utf-8")
+        except OSError as err:
+            raise UsageError(
+                f"Cannot write --out {args.out}: {err.strerror or err}. Choose a path in a "
+                "folder you can write (the module goes to stdout without --out)."
+            ) from None
         print(f"wrote {len(forms)} form(s) to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(code)

@@ -67,13 +67,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "dashboard", f"{_HERE}:cmd_dashboard", "start optuna-dashboard")
     p.add_argument("file", nargs="?", metavar="FILE", help="study YAML (or --storage)")
     p.add_argument("--storage", metavar="URL")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--port", type=port_number, default=8080, help="TCP port to listen on (1-65535)")
     p.add_argument(
         "--host",
         default="127.0.0.1",
         help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes the "
         "study to the network, without authentication)",
     )
+
+
+def port_number(text: str) -> int:
+    """``--port``: an integer 1 … 65535 (argparse reports anything else as a usage error)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{port} is not a TCP port; give one from 1 to 65535, e.g. --port 8080"
+        )
+    return port
+
+
+def _port_problem(port: int, host: str = "127.0.0.1") -> str | None:
+    """Why the dashboard cannot listen on ``host:port`` (in use, not allowed), or ``None``."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        return f"Cannot resolve --host {host!r}: {err}. Give an address such as 127.0.0.1."
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                return (
+                    f"Port {port} on {host} is in use (another dashboard, or another "
+                    f"server). Choose a free one with --port, e.g. --port {port % 65535 + 1}, or "
+                    "stop what listens there."
+                )
+            return f"Cannot listen on {host}:{port}: {err.strerror or err}. Choose another --port."
+    return None
 
 
 def mask_url(url: str) -> str:
@@ -277,6 +314,8 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
     print(summarize(study, cfg))
     if report and cfg.study.report and not getattr(args, "no_report", False):
         _write_report(cfg, handle.storage, handle.artifact_dir)
+    if confirm is not None:
+        return _confirmation_exit(study, cfg)
     return 0
 
 
@@ -299,6 +338,38 @@ def _warn_other_machine(study: Any) -> None:
         _err(warning)
 
 
+def _confirmation_exit(study: Any, cfg: StudyConfig) -> int:
+    """0, or 1 with the reason when the study has confirmation trials and every one failed.
+
+    A confirmation whose every trial fails (a split the data does not have, a training
+    function that cannot evaluate it) has confirmed nothing: the command says so and exits
+    1 rather than 0, so a script or CI sees it. The search's trials are kept.
+    """
+    from optuna.trial import TrialState
+
+    from loran_search.errors import EXIT_FAILURE
+    from loran_search.record import CONFIRM_ROLES, FAIL_SURPLUS, TrialRecord
+
+    records = [TrialRecord.from_frozen(t) for t in study.get_trials(deepcopy=False)]
+    confirms = [r for r in records if r.role in CONFIRM_ROLES]
+    failed = [
+        r for r in confirms if r.state == TrialState.FAIL.name and r.failure_kind != FAIL_SURPLUS
+    ]
+    if not failed or any(r.state == TrialState.COMPLETE.name for r in confirms):
+        return 0
+    reasons = sorted({r.failure or "no reason recorded" for r in failed})
+    shown = "\n".join(f"  {why}" for why in reasons[:5])
+    more = f"\n  … and {len(reasons) - 5} more reason(s)" if len(reasons) > 5 else ""
+    _err(
+        f"loran-search: error: every confirmation trial of study '{cfg.study.name}' failed "
+        f"({len(failed)} trial(s)); nothing was confirmed. The reasons:\n{shown}{more}\n"
+        f"The search's trials are kept in {mask_url(cfg.study.storage)}. Fix the cause (e.g. "
+        f"study.confirm.split in {cfg.path or 'FILE'}), then confirm again with\n"
+        f"  loran-search confirm {cfg.path or 'FILE'}"
+    )
+    return EXIT_FAILURE
+
+
 def report_dir(name: str, base: Path = Path("reports")) -> Path:
     """``reports/<name>``, refused if it would leave ``reports/`` (a hand-typed ``--study``).
 
@@ -307,7 +378,7 @@ def report_dir(name: str, base: Path = Path("reports")) -> Path:
     """
     from loran_search.config import study_name_problem
 
-    problem = study_name_problem(name)
+    problem = study_name_problem(name, strict=False)  # an existing study's name: folder rules
     out = base / name
     if problem is None and not out.resolve().is_relative_to(base.resolve()):
         problem = f"it would write outside {base}/"
@@ -373,7 +444,10 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     assert setup is not None
     flags = {"top_k": "--top-k", "seeds": "--seeds"}
     problems = confirm_problems(
-        setup.to_dict(), study_seeds=cfg.study.seeds, eval_split=cfg.task.eval_split
+        setup.to_dict(),
+        study_seeds=cfg.study.seeds,
+        eval_split=cfg.task.eval_split,
+        train_split=cfg.task.train_split,
     )
     if problems:
         lines = []
@@ -419,7 +493,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         return err.exit_code if isinstance(err, StudyInterrupted) else EXIT_INTERRUPTED
     _err(f"Confirmation: {result.confirm_ran} trial(s) run here; {result.confirm_reason}.")
     print(summarize(handle.study, cfg))
-    return 0
+    return _confirmation_exit(handle.study, cfg)
 
 
 def host_warning(host: str) -> str | None:
@@ -462,6 +536,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
             "Give a study FILE or --storage URL, e.g. loran-search dashboard "
             "studies/sinter_amplitude.yaml"
         )
+    problem = _port_problem(args.port, args.host)  # before opening anything
+    if problem:
+        raise UsageError(problem)
     artifacts = None
     if args.file is not None:
         cfg = _load(args, environment=False)
@@ -498,4 +575,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt:
         return 0
+    except OSError as err:  # taken between the check and the server's own bind
+        raise UsageError(
+            _port_problem(args.port, args.host)
+            or f"The dashboard could not listen on port {args.port}: {err}"
+        ) from None
     return 0

@@ -122,12 +122,16 @@ def confirm_setup(
 
 
 def confirm_problems(
-    data: Mapping[str, Any], *, study_seeds: Iterable[Any], eval_split: Any | None
+    data: Mapping[str, Any],
+    *,
+    study_seeds: Iterable[Any],
+    eval_split: Any | None,
+    train_split: Any | None = None,
 ) -> list[tuple[tuple[Any, ...], str]]:
     """What is wrong with a resolved ``study.confirm`` mapping, as ``(key path, message)``.
 
     The key path is below ``study.confirm`` (``("seeds", 1)``); ``eval_split=None`` skips the
-    check against ``task.eval_split``.
+    check against ``task.eval_split`` and ``task.train_split`` (:func:`split_problem`).
     """
     from loran_search.config import SEED_MAX, did_you_mean
 
@@ -182,14 +186,31 @@ def confirm_problems(
     split = data.get("split")
     if not isinstance(split, str) or not split.strip():
         out.append((("split",), f"`split` must be a split name (e.g. test), but got {split!r}."))
-    elif eval_split is not None and (problem := split_problem(split, eval_split)):
+    elif eval_split is not None and (problem := split_problem(split, eval_split, train_split)):
         out.append((("split",), problem))
     return out
 
 
-def split_problem(split: Any, eval_split: Any) -> str | None:
-    """Why the confirmation split cannot be ``split`` with ``task.eval_split``, or ``None``."""
-    if split != eval_split:
+def split_problem(split: Any, eval_split: Any, train_split: Any = None) -> str | None:
+    """Why the confirmation split cannot be ``split``, or ``None``.
+
+    It must differ from ``task.eval_split`` (the search's split) and from ``task.train_split``
+    (the training data), compared after resolving the aliases ``validation``/``valid``/``dev``
+    → ``val`` and ``eval`` → ``test``.
+    """
+    from loran_search.tasks.data import SPLIT_ALIASES
+
+    def same(a: Any, b: Any) -> bool:
+        return a is not None and SPLIT_ALIASES.get(a, a) == SPLIT_ALIASES.get(b, b)
+
+    if same(split, train_split):
+        return (
+            f"`study.confirm.split` ({split!r}) is the training split (`task.train_split` = "
+            f"{train_split!r}): the confirmation would evaluate on the data it trained on, "
+            "which is not held out. Set study.confirm.split: test (the default), or write "
+            "study.confirm: false."
+        )
+    if not same(split, eval_split):
         return None
     return (
         f"`study.confirm.split` ({split!r}) is the split the search evaluates on "

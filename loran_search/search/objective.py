@@ -243,6 +243,8 @@ class RunOutcome:
             if not isinstance(raw_metrics, Mapping):
                 raise bad("metrics", "a mapping {name: number}", raw_metrics)
             for k, v in raw_metrics.items():
+                if isinstance(v, (str, bytes, bytearray)):  # "0.7" would float() silently
+                    raise bad(f"metrics[{k!r}]", "a number, not text", v)
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
                     try:
                         v = float(v)  # numpy and torch scalars

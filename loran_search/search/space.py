@@ -53,6 +53,10 @@ if TYPE_CHECKING:
     from loran_search.search.forms import FormSpace
 
 RANGE_KEYS = ("low", "high", "log", "step", "num")
+#: Most points the grid sampler enumerates, and the most values one range's ``step``/``num``
+#: may make: the same bound as the form grid's trees
+#: (:data:`loran_search.search.forms.MAX_GRID_TREES`), one rule for every enumeration.
+MAX_GRID_POINTS = 20_000
 
 
 class SpaceError(LoranSearchError, ValueError):
@@ -133,6 +137,29 @@ class Dim:
             )
         return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
 
+    def grid_count(self) -> int:
+        """How many values :meth:`grid_values` gives, counted without making them.
+
+        ``step``: ``⌊(high − low)/step⌋ + 1``; ``num``: ``n`` (for an integer parameter, whose
+        rounded points may repeat, the distinct values are counted when ``n`` is at most
+        :data:`MAX_GRID_POINTS`; above it ``n`` is an upper bound).
+
+        Raises:
+            SpaceError: A continuous range with neither ``step`` nor ``num``.
+        """
+        if self.kind == "fixed":
+            return 1
+        if self.kind == "choices":
+            return len(self.choices)
+        assert self.low is not None and self.high is not None
+        if self.step is not None:
+            return math.floor((self.high - self.low) / self.step + 1e-9) + 1
+        if self.num is not None:
+            if self.integer and self.num <= MAX_GRID_POINTS:
+                return len(self.grid_values())
+            return self.num  # an integer grid of more points: an upper bound
+        raise SpaceError(grid_needs_finite_message(self.name))
+
     def grid_values(self) -> list[Any]:
         r"""The values a grid enumerates.
 
@@ -179,6 +206,18 @@ class Dim:
         if self.integer:
             out["integer"] = True
         return out
+
+
+def grid_size_problem(n: int) -> str | None:
+    """Why the grid sampler cannot enumerate a grid of ``n`` points (too many), or ``None``."""
+    if n <= MAX_GRID_POINTS:
+        return None
+    return (
+        f"The grid has {n:,} points (search.rank × each activation's own searched values × "
+        f"search.training); the grid sampler enumerates at most {MAX_GRID_POINTS:,}. Give fewer "
+        "values (shorter lists, a larger `step`, a smaller `num`, fewer ranks), or use another "
+        "sampler (tpe, random, ...), which samples the space without enumerating it."
+    )
 
 
 def grid_needs_finite_message(name: str) -> str:
@@ -495,6 +534,28 @@ FormSpace`), whose trials take ``activation`` = ``"form"`` and the ``form.*`` pa
                 params[f"training.{k}"] = _baseline_training_value(d, self.training_defaults.get(k))
         return params
 
+    def plain_grid_size(self) -> int:
+        """The number of grid points besides the forms', counted without making them.
+
+        ``Σ_rank [Σ_activation Π_own |values| + Σ_peer Π_own |values|] · Π_training |values|``
+        (the forms' points are bounded by their own tree cap,
+        :data:`~loran_search.search.forms.MAX_GRID_TREES`).
+
+        Raises:
+            SpaceError: A searched range without ``step`` or ``num``.
+        """
+        training = math.prod(d.grid_count() for d in self.training.values() if d.searched)
+        per_rank = 0
+        for act in self.activations if METHOD_LORAN in self.methods else []:
+            per_rank += math.prod(
+                d.grid_count() for d in self.dims.get(act, {}).values() if d.searched
+            )
+        for method in (m for m in self.methods if m != METHOD_LORAN):
+            per_rank += math.prod(
+                d.grid_count() for d in self.method_dims.get(method, {}).values() if d.searched
+            )
+        return len(self.ranks) * per_rank * training
+
     def grid(self) -> list[dict[str, Any]]:
         """Every grid point as enqueued trial parameters: ranks × activations × own params.
 
@@ -503,8 +564,13 @@ FormSpace`), whose trials take ``activation`` = ``"form"`` and the ``form.*`` pa
         repeated for each ``sinter.amplitude``.
 
         Raises:
-            SpaceError: A searched range without ``step`` or ``num``.
+            SpaceError: A searched range without ``step`` or ``num``, or more than
+                :data:`MAX_GRID_POINTS` points (:func:`grid_size_problem`), refused before any
+                point is made.
         """
+        problem = grid_size_problem(self.plain_grid_size())
+        if problem:
+            raise SpaceError(problem)
         points: list[dict[str, Any]] = []
         tr_names = [f"training.{k}" for k, d in self.training.items() if d.searched]
         tr_values = [d.grid_values() for d in self.training.values() if d.searched]
@@ -567,20 +633,28 @@ def _baseline_training_value(d: Dim, configured: Any = None) -> Any:
     ``(low + high)/2`` of a linear one, the middle choice of a list. Baselines need one fixed
     value to be comparable run to run.
     """
+    small = d.kind != "range" or not d.finite or d.grid_count() <= MAX_GRID_POINTS
     if _is_number(configured):
         if d.kind == "choices" and configured in d.choices:
             return configured
-        if d.kind == "range" and d.finite and configured in d.grid_values():
+        if d.kind == "range" and d.finite and small and configured in d.grid_values():
             return configured
+        if d.kind == "range" and not small and d.low <= configured <= d.high:  # type: ignore[operator]
+            k = (configured - d.low) / d.step if d.step is not None else None  # type: ignore[operator]
+            if k is None or abs(k - round(k)) < 1e-9:
+                return configured  # on a grid too large to list (another sampler's `step`)
         if d.kind == "range" and not d.finite and d.low <= configured <= d.high:  # type: ignore[operator]
             return configured
     if d.kind == "choices":
         return d.choices[len(d.choices) // 2]
     if d.kind == "range":
         assert d.low is not None and d.high is not None
-        if d.num is not None or d.step is not None:
+        if (d.num is not None or d.step is not None) and small:
             vals = d.grid_values()
             return vals[len(vals) // 2]
+        if d.step is not None:  # the middle point of a grid too large to list, by its index
+            mid = d.low + (d.grid_count() // 2) * d.step
+            return round(mid) if d.integer else float(f"{mid:.12g}")
         mid = math.sqrt(d.low * d.high) if d.log else (d.low + d.high) / 2
         return round(mid) if d.integer else mid
     return d.value

@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import random
 import time
 import warnings
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from loran_search import record as R
 from loran_search.errors import LoranSearchError
 from loran_search.search._optuna import hide_trials, queued_params
+from loran_search.search.grid import point_key, queue_grid
 from loran_search.search.progress import (
     Progress,
     is_counted,
@@ -89,6 +89,7 @@ __all__ = [
     "metric_names",
     "open_study",
     "progress_of",
+    "queue_grid",
     "recover_stale",
     "requeue_failed",
     "retry_trial",
@@ -354,7 +355,7 @@ def _mismatch_message(cfg: StudyConfig, url: str, changes: list[str]) -> str:
 
 
 def _point_key(params: dict[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True, default=str)
+    return point_key(params)
 
 
 def _enqueue_setup(handle: StudyHandle) -> None:
@@ -370,14 +371,9 @@ def _enqueue_setup(handle: StudyHandle) -> None:
             if (R.ROLE_BASELINE, _point_key(params)) not in existing:
                 study.enqueue_trial(params, user_attrs={R.ROLE: R.ROLE_BASELINE})
     if cfg.study.sampler.get("name") == "grid":
-        points = space.grid()
-        if cfg.study.sampler.get("shuffle"):
-            random.Random(cfg.study.sampler.get("seed")).shuffle(points)
-        for params in points:
-            if (R.ROLE_CANDIDATE, _point_key(params)) not in existing:
-                study.enqueue_trial(params, user_attrs={R.ROLE: R.ROLE_CANDIDATE})
-        if len(points) < cfg.study.n_trials:
+        n_points, _ = queue_grid(handle, cfg.study.n_trials)
+        if n_points < cfg.study.n_trials:
             handle.notes.append(
-                f"The grid has {len(points)} points, fewer than n_trials={cfg.study.n_trials}: "
-                f"the study ends after {len(points)} candidates."
+                f"The grid has {n_points} points, fewer than n_trials={cfg.study.n_trials}: "
+                f"the study ends after {n_points} candidates."
             )

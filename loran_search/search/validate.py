@@ -506,14 +506,19 @@ def check_task(
             "one of them (or change task.type).",
         )
     confirm = sections.get("study", {}).get("confirm", True)
-    if confirm is not False and given("eval_split"):
+    if confirm is not False and given("eval_split", "train_split"):
         from loran_search.search.confirm import resolve_confirm, split_problem
 
         data = resolve_confirm(confirm)
         assert isinstance(data, dict)
-        problem = split_problem(data.get("split"), task.eval_split)
+        split = data.get("split")
+        problem = split_problem(split, task.eval_split, task.train_split)
         if problem:
             ctx.err(("study", "confirm", "split"), problem)
+        elif isinstance(split, str) and given("name", "type"):
+            problem = unknown_split_problem(task, split)
+            if problem:
+                ctx.err(("study", "confirm", "split"), problem)
     budget = given("type", "max_new_tokens", "max_length")
     if budget and task.type == "summarization" and task.max_new_tokens >= task.max_length:
         ctx.err(
@@ -548,6 +553,40 @@ def check_task(
             f"tokens; set task.max_length ≤ {context}.",
         )
     return values
+
+
+def unknown_split_problem(task: TaskSection, split: str) -> str | None:
+    """Why ``task`` has no split ``split`` (the confirmation's), or ``None`` (or unknown).
+
+    The splits are known without loading data for embedded datasets, local files and folders
+    (:func:`loran_search.tasks.data.available_splits`) and control tasks
+    (:data:`loran_search.tasks.control.SPLIT_OFFSETS`); a hub dataset's are checked when it is
+    loaded.
+    """
+    from loran_search.tasks.data import available_splits, find_split
+
+    if task.type == "control":
+        from loran_search.tasks.control import SPLIT_OFFSETS
+
+        available: list[str] | None = list(SPLIT_OFFSETS)
+    else:
+        available = available_splits(task)
+    if available is None or find_split(split, available) is not None:
+        return None
+    held_out = [
+        s
+        for s in available
+        if find_split(s, [task.train_split, task.eval_split]) is None
+        and find_split(task.train_split, [s]) is None
+        and find_split(task.eval_split, [s]) is None
+    ]
+    hint = did_you_mean(split, available)
+    fix = f"Set study.confirm.split: {held_out[0]}" if held_out else "Set study.confirm.split"
+    return (
+        f"`study.confirm.split` {split!r} is not a split of task {task.name!r} (its splits: "
+        f"{', '.join(available)}), so every confirmation trial would fail.{hint} {fix} (a split "
+        "the search neither trains nor evaluates on), or write study.confirm: false."
+    )
 
 
 def check_adapter(
@@ -646,6 +685,28 @@ def checks(*, environment: bool = True) -> dict[str, SectionCheck]:
     }
 
 
+def check_whole_study(cfg: StudyConfig, ctx: Context) -> None:
+    """What no single section knows: the grid sampler's number of points.
+
+    ``sampler: grid`` enumerates ``search.rank × each activation's own searched values ×
+    search.training`` (:meth:`~loran_search.search.space.SearchSpace.plain_grid_size`, counted
+    without making the points); more than
+    :data:`~loran_search.search.space.MAX_GRID_POINTS` is refused here, before ``run`` would
+    allocate them.
+    """
+    if cfg.study.sampler.get("name") != "grid":
+        return
+    from loran_search.search.space import build_space, grid_size_problem
+
+    try:
+        n = build_space(cfg).plain_grid_size()
+    except SpaceError:
+        return  # reported by the section checks
+    problem = grid_size_problem(n)
+    if problem:
+        ctx.err(("study", "sampler", "name"), problem)
+
+
 #: The section checks of :func:`load_config` (all of them; see :func:`checks`).
 CHECKS = checks()
 _SCHEMA_AND_SEARCH = checks(environment=False)
@@ -667,7 +728,12 @@ def validate_file(
         overrides: ``key.path=value`` strings.
         environment: See :func:`checks`.
     """
-    return parse_study(path, overrides, checks=CHECKS if environment else _SCHEMA_AND_SEARCH)[1]
+    return parse_study(
+        path,
+        overrides,
+        checks=CHECKS if environment else _SCHEMA_AND_SEARCH,
+        final=check_whole_study,
+    )[1]
 
 
 def load_config(
@@ -684,7 +750,12 @@ def load_config(
     Raises:
         ConfigError: Every error found, each with its location and a fix.
     """
-    cfg, errors = parse_study(path, overrides, checks=CHECKS if environment else _SCHEMA_AND_SEARCH)
+    cfg, errors = parse_study(
+        path,
+        overrides,
+        checks=CHECKS if environment else _SCHEMA_AND_SEARCH,
+        final=check_whole_study,
+    )
     if errors or cfg is None:
         raise ConfigError(errors)
     return cfg
@@ -695,7 +766,11 @@ def load_config_text(
 ) -> StudyConfig:
     """Like :func:`load_config` for YAML text (used by tests and notebooks)."""
     cfg, errors = parse_study(
-        None, overrides, text=text, checks=CHECKS if environment else _SCHEMA_AND_SEARCH
+        None,
+        overrides,
+        text=text,
+        checks=CHECKS if environment else _SCHEMA_AND_SEARCH,
+        final=check_whole_study,
     )
     if errors or cfg is None:
         raise ConfigError(errors)

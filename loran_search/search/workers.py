@@ -494,6 +494,12 @@ class _Worker:
         if p.candidates >= self.target and p.waiting_baselines == 0:
             return f"{p.candidates} of {self.target} candidate trials done or running"
         if self.grid and p.waiting_search == 0:
+            from loran_search.search.grid import queue_grid  # the grid is queued as needed
+
+            with self.signals.held():
+                _, queued = queue_grid(self.handle, self.target, self.snapshot)
+            if queued:
+                return None
             return "the grid is exhausted"
         return None
 

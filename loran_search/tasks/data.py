@@ -344,7 +344,35 @@ def check_source(cfg: TaskSection) -> list[str]:
     return out
 
 
-def _split_name(split: str, available: Sequence[str], where: str) -> str:
+def available_splits(cfg: TaskSection) -> list[str] | None:
+    """The split names of a dataset, known without loading any data; ``None`` when unknown.
+
+    Embedded datasets and a local single file have ``train``/``val``/``test`` (see the module
+    docstring); a local folder has one split per data file (its stem), plus ``val`` carved from
+    the train split when it has no validation split; a hub dataset's splits are not known
+    offline (``None``). (A control task's splits are :data:`loran_search.tasks.control.\
+SPLIT_OFFSETS`.)
+    """
+    from loran_search import assets
+
+    if cfg.name in assets.ASSETS:
+        return ["train", "val", "test"]
+    path = Path(cfg.name).expanduser()
+    if path.is_file():
+        return ["train", "val", "test"]
+    if path.is_dir():
+        try:
+            stems = [p.stem for p in sorted(path.iterdir()) if p.suffix.lower() in FILE_TYPES]
+        except OSError:
+            return None
+        if stems and not any(name in stems for name in VAL_NAMES):
+            stems.append("val")
+        return stems or None
+    return None
+
+
+def find_split(split: str, available: Sequence[str]) -> str | None:
+    """The name under which ``available`` holds ``split`` (an alias resolved), or ``None``."""
     if split in available:
         return split
     alias = SPLIT_ALIASES.get(split)
@@ -353,6 +381,13 @@ def _split_name(split: str, available: Sequence[str], where: str) -> str:
     for full, short in SPLIT_ALIASES.items():  # "val" asked, "validation" present
         if short == split and full in available:
             return full
+    return None
+
+
+def _split_name(split: str, available: Sequence[str], where: str) -> str:
+    found = find_split(split, available)
+    if found is not None:
+        return found
     close = difflib.get_close_matches(split, list(available), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise TaskError(

@@ -43,6 +43,17 @@ def test_a_mapping_and_an_object_read_the_same() -> None:
     assert a.adapter_path == "/tmp/a"
 
 
+def test_a_numeric_scalar_is_read_but_a_numeric_string_is_refused() -> None:
+    """Issue 18 (probe 9): ``"0.7"`` was silently read as 0.7; the README says it is refused."""
+    import numpy as np
+
+    assert RunOutcome.from_result({"metrics": {"accuracy": np.float32(0.5)}}).metrics == {
+        "accuracy": 0.5
+    }
+    with pytest.raises(TrainFnError, match=r"metrics\['accuracy'\] must be a number, not text"):
+        RunOutcome.from_result({"metrics": {"accuracy": "0.7"}}, source="my.module:train")
+
+
 def test_every_key_is_optional() -> None:
     assert RunOutcome.from_result({}) == RunOutcome()
     assert RunOutcome.from_result({"metrics": {"accuracy": 0.5}}).status == "completed"
@@ -68,6 +79,8 @@ def test_the_evidence_fields_are_read() -> None:
         ({"status": "ok"}, "status = str 'ok'"),
         ({"metrics": [0.5]}, "metrics = list"),
         ({"metrics": {"accuracy": "high"}}, "metrics['accuracy'] = str 'high'"),
+        ({"metrics": {"accuracy": "0.7"}}, "metrics['accuracy'] = str '0.7'; metrics['accuracy']"),
+        ({"metrics": {"accuracy": b"0.7"}}, "metrics['accuracy'] = bytes b'0.7'"),
         ({"stability": 3}, "stability = int 3"),
         ({"history": {"step": 1}}, "history = dict"),
         ({"history": [1, 2]}, "history = list"),
