@@ -5,9 +5,11 @@ fixed by now (:func:`requeue_failed`), then repeats these steps until the study 
 ``n_trials`` counted candidates and every baseline (:mod:`loran_search.search.progress`):
 
 1. *survey*: read the trials once, fail and re-queue stale ones, decide whether to stop;
-2. *take the next trial*: ``study.ask()`` pops a queued trial (baselines first, grid points,
-   retries) or samples one, and records this worker in it; a second copy of a retry (two
-   workers started together) is recorded FAIL ``surplus:`` and skipped;
+2. *take the next trial*: a queued baseline (taken by id, so a baseline queued again after a
+   failure still runs before the grid points queued earlier), else ``study.ask()`` pops a
+   queued trial (grid points, retries) or samples one, and records this worker in it; a
+   second copy of a retry (two workers started together) is recorded FAIL ``surplus:`` and
+   skipped;
 3. *check surplus*: a worker checks that fewer than ``n_trials`` counted candidates have a
    smaller trial number; if not, the others filled the budget first and its trial is recorded
    FAIL ``surplus:`` (a queued point is queued again), so several workers finish with exactly
@@ -500,8 +502,32 @@ class _Worker:
     # -- step 2: take the next trial ---------------------------------------------------------
 
     def take_next_trial(self) -> _Taken:
-        """``ask()`` (a queued trial first), record this worker in it."""
+        """A queued baseline, else ``ask()`` (a queued trial first); record this worker in it.
+
+        ``ask()`` pops the *oldest* WAITING trial, and a baseline queued again after a failure
+        has a higher number than the grid points queued before it: it is taken by id first, so
+        the baselines run first after a failure too (the inert prediction and ``skip_inert``
+        need a trained baseline).
+        """
+        from optuna.trial import TrialState
+
+        from loran_search.search._optuna import take_waiting
+
         with self.signals.held():  # a popped trial is RUNNING: it must carry its worker
+            baselines = sorted(
+                (
+                    t
+                    for t in self.snapshot
+                    if t.state == TrialState.WAITING and role_of(t) == R.ROLE_BASELINE
+                ),
+                key=lambda t: t.number,
+            )
+            for t in baselines:
+                tid = trial_id_of(self.handle, t.number)
+                taken = take_waiting(self.study, tid)
+                if taken is not None:  # else another worker took it first
+                    self.storage.set_trial_system_attr(tid, R.WORKER, worker_identity())
+                    return _Taken(taken, tid, R.ROLE_BASELINE, True)
             with warnings.catch_warnings():  # "Heartbeat … supposed to be used with optimize":
                 warnings.simplefilter("ignore", UserWarning)  # heartbeat() below keeps it
                 trial = self.study.ask()

@@ -138,6 +138,48 @@ def test_a_failed_baseline_is_counted_as_missing_and_retried(study_file) -> None
     assert "gain" in summarize(handle.study, handle.cfg)
 
 
+@pytest.mark.parametrize("storage", ["sqlite", "journal"])
+def test_a_requeued_baseline_runs_before_the_queued_candidates(
+    study_file, tmp_path: Path, storage: str
+) -> None:
+    # issue 18 finding 7: the baseline failed with `error:`, the worker stopped, and the next
+    # `run` trained the queued grid points before the re-queued baseline (a higher number), so
+    # the inert prediction and skip_inert could not apply to them
+    from tests.loran_search.search.fake_train import run as fake
+
+    url = (
+        f"sqlite:///{tmp_path / 'study.db'}"
+        if storage == "sqlite"
+        else f"journal:{tmp_path / 'study.journal'}"
+    )
+    grid = (
+        "    sinter.amplitude: [1.0e-5, 1.0e-4, 1.0e-3, 1.0e-2, 1.0e-1]\n"
+        "    sinter.frequency: 1.0e4"
+    )
+    path = study_file(params=grid, n_trials=5, storage=url, skip_inert="true")
+    always = flaky(FileNotFoundError, lambda kw: True)
+    with pytest.raises(TrialErrors):
+        run(path, train_fn=always)  # the baseline and two candidates fail; the worker stops
+    order: list[str] = []
+
+    def recording(cfg, **kwargs):
+        order.append(kwargs["activation"])
+        return fake(cfg, **kwargs)
+
+    handle, _ = run(path, train_fn=recording)
+    assert order[0] == "identity", order  # the re-queued baseline first
+    trials = trials_of(handle)
+    assert_sound(trials)
+    base = [t for t in trials if t.user_attrs.get("role") == "baseline"]
+    assert [t.state for t in base] == [TrialState.FAIL, TrialState.COMPLETE]
+    # with the baseline trained first, the inert prediction applies to every candidate: the
+    # amplitudes up to 1e-3 (ν = A/√2 < 1e-3) are predicted inert and skipped untrained
+    inert = [t for t in trials if t.user_attrs.get("failure_kind") == "inert"]
+    assert sorted(t.params["sinter.amplitude"] for t in inert) == pytest.approx([1e-5, 1e-4, 1e-3])
+    # seeds 0 and 1 of the baseline, then of 1e-2 and 1e-1 only
+    assert order == ["identity"] * 2 + ["sinter"] * 4
+
+
 def test_systematic_errors_stop_with_a_message_and_nothing_is_lost(study_file) -> None:
     path = study_file(params=GRID3, n_trials=3)
     always = flaky(FileNotFoundError, lambda kw: True)
