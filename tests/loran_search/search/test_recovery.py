@@ -268,6 +268,63 @@ def test_an_unusable_train_result_stops_at_once_and_loses_nothing(study_file) ->
 # ------------------------------------------------------------------------------ 2. non-finite
 
 
+def test_sys_exit_in_the_training_function_fails_the_trial_and_stops(study_file) -> None:
+    # issue 18 finding 8: argparse in a user's script called sys.exit(); `run` exited 0 with no
+    # message and left the trial RUNNING
+    import argparse
+
+    from loran_search.search.objective import TrainFnError
+
+    def script(cfg, **kw):
+        parser = argparse.ArgumentParser(prog="train.py")
+        parser.add_argument("--lr", type=float, required=True)
+        parser.parse_args(["run", "s.yaml"])  # the search's own command line
+
+    path = study_file(params=GRID3, n_trials=3)
+    with pytest.raises(TrainFnError) as info:
+        run(path, train_fn=script)
+    msg = str(info.value)
+    assert "called sys.exit(2) (SystemExit)" in msg and "argparse" in msg
+    assert 'if __name__ == "__main__":' in msg
+    handle = open_study(load_config(path), log=lambda m: None)
+    trials = trials_of(handle)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    (failed,) = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed.user_attrs["failure_kind"] == "config"
+    assert "sys.exit(2)" in failed.user_attrs["failure"]
+    assert failed.number in {
+        n
+        for t in trials
+        if t.state == TrialState.WAITING
+        for n in t.system_attrs.get("retry_history", [])
+    }  # queued again: nothing lost
+    handle, _ = run(path)  # the script is fixed
+    trials = trials_of(handle)
+    assert_sound(trials)
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert Counter(t.user_attrs["role"] for t in done) == {"baseline": 1, "candidate": 3}
+
+
+def test_sys_exit_in_the_training_function_through_the_command_line(
+    study_file, fake_env, tmp_path: Path
+) -> None:
+    path = study_file(params=GRID3, n_trials=3, seeds="[0]")
+    fake_env["FAKE_TRAIN_RAISE"] = "SystemExit"
+    done = subprocess.run(
+        cli("run", str(path)), env=fake_env, cwd=tmp_path, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0, done.stderr
+    assert "(SystemExit) instead of returning a result" in done.stderr
+    assert "Traceback" not in done.stderr
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    trials = optuna.load_study(study_name="t", storage=url).get_trials()
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert [t.user_attrs["failure_kind"] for t in trials if t.state == TrialState.FAIL] == [
+        "config"
+    ]
+
+
 def test_a_nan_trial_of_an_older_study_is_run_again_and_recorded(study_file, monkeypatch) -> None:
     """Before the fix, Optuna failed a NaN trial without a reason and the grid point was lost."""
     path = study_file(params=GRID3, n_trials=3)
