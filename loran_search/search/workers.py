@@ -547,6 +547,8 @@ class _Worker:
         """
         trials = self.study.get_trials(deepcopy=False)
         frozen = self.storage.get_trial(taken.trial_id)
+        if frozen.state.is_finished():
+            return self._finished_elsewhere(taken)
         twin = duplicate_of(trials, frozen)
         if twin is not None:
             self._surplus(taken, f"a duplicate retry (trial {twin} repeats the same trial)", False)
@@ -574,17 +576,36 @@ class _Worker:
         return self._surplus(taken, why, taken.queued)
 
     def _surplus(self, taken: _Taken, why: str, retry: bool) -> str:
+        import optuna
         from optuna.trial import TrialState
 
         attrs = R.failure_attrs(R.FAIL_SURPLUS, why)
         with self.signals.held():
-            for key, value in attrs.items():
-                self.storage.set_trial_user_attr(taken.trial_id, key, value)
-            self.study.tell(taken.trial, state=TrialState.FAIL)
+            try:
+                for key, value in attrs.items():
+                    self.storage.set_trial_user_attr(taken.trial_id, key, value)
+                self.study.tell(taken.trial, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                return self._finished_elsewhere(taken)
             if retry:
                 retry_trial(self.study, self.storage.get_trial(taken.trial_id))
             taken.recorded = True
         return attrs[R.FAILURE]
+
+    def _finished_elsewhere(self, taken: _Taken) -> str:
+        """The taken trial was finished by another process meanwhile: leave it, take the next.
+
+        Two workers can take one queued trial at the same moment where the storage has no row
+        lock (SQLite: both see it WAITING); the other worker then records it (it ran it, or
+        recorded it surplus) and this one must neither write to it nor run it.
+        """
+        state = self.storage.get_trial(taken.trial_id).state.name
+        self.log(
+            f"Trial {taken.trial.number} was taken and recorded {state} by another worker at "
+            "the same moment; this worker leaves it and takes the next one."
+        )
+        taken.recorded = True
+        return _SKIP
 
     # -- step 4: execute with a heartbeat ----------------------------------------------------
 

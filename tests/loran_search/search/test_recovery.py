@@ -250,6 +250,50 @@ def test_two_workers_starting_together_retry_a_failed_trial_once(study_file) -> 
     assert all("duplicate retry" in t.user_attrs["failure"] for t in dupes)
 
 
+@pytest.mark.parametrize("when", ["before", "during"])
+def test_a_trial_finished_by_another_process_is_left_to_it(
+    study_file, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    # issue 18 finding 10: two `confirm` commands at once on one SQLite study (no row lock: both
+    # took one queued trial) gave UpdateFinishedTrialError from check_surplus when the other
+    # process had recorded the trial first
+    from loran_search.search import workers as W
+    from tests.loran_search.search.fake_train import run as fake
+
+    path = study_file(params=GRID3, n_trials=3)
+    handle = open_study(load_config(path), log=lambda m: None)
+    logs: list[str] = []
+    worker = W._Worker(
+        handle, target=0, train_fn=fake, progress=False, log=logs.append, on_trial=None
+    )  # target 0: any candidate it takes is surplus, so check_surplus writes to it
+    worker.survey()
+    base = worker.take_next_trial()
+    assert base.role == "baseline"
+    worker.survey()
+    taken = worker.take_next_trial()
+    assert taken.role == "candidate"
+    other = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 'study.db'}")
+
+    def finish_elsewhere() -> None:
+        other.tell(taken.trial.number, state=TrialState.FAIL)
+
+    if when == "before":
+        finish_elsewhere()
+    else:  # between check_surplus's read of the trial and its write
+        real = W.duplicate_of
+
+        def racing(trials, frozen):
+            finish_elsewhere()
+            return real(trials, frozen)
+
+        monkeypatch.setattr(W, "duplicate_of", racing)
+    assert worker.check_surplus(taken) == W._SKIP
+    assert taken.recorded
+    assert any(f"Trial {taken.trial.number} was taken and recorded FAIL" in m for m in logs)
+    frozen = handle.storage.get_trial(taken.trial_id)
+    assert frozen.state == TrialState.FAIL and "failure" not in frozen.user_attrs
+
+
 def test_an_unusable_train_result_stops_at_once_and_loses_nothing(study_file) -> None:
     from loran_search.search.objective import TrainFnError
 
