@@ -146,6 +146,8 @@ FINITE_GRID = 4001
 #: (``2⁻²³ ≈ 1.2e-7``), and a slope of 1e8 turns that rounding step into a jump of ~12 in the
 #: update, so such a form is not finite in the precision it is trained in.
 FINITE_SLOPE = 1e8
+#: Seconds between progress lines of a long form-grid enumeration (`FormSpace.distinct_forms`).
+PROGRESS_EVERY = 5.0
 #: Seconds between looks at a running twin.
 POLL = 0.5
 #: Seconds a proposal waits for earlier running proposals to write their form's key.
@@ -153,6 +155,12 @@ DECLARE_TIMEOUT = 30.0
 
 #: A tree: a leaf index, or ``(operator, left, right)``.
 Tree = int | tuple[str, "Tree", "Tree"]
+
+
+def _stderr(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr, flush=True)
 
 
 class FormError(ValueError):
@@ -706,14 +714,37 @@ class FormSpace:
 
     # -- the grid ---------------------------------------------------------------------------
 
-    def distinct_forms(self) -> list[tuple[Form, Tree]]:
-        """Every distinct defined canonical form with its first tree, in enumeration order."""
+    def distinct_forms(self, say: Callable[[str], None] | None = None) -> list[tuple[Form, Tree]]:
+        """Every distinct defined canonical form with its first tree, in enumeration order.
+
+        Each tree is canonicalised with sympy (a few ms each: a grammar near
+        :data:`MAX_GRID_TREES` takes minutes), so an enumeration that lasts longer than
+        :data:`PROGRESS_EVERY` seconds says how far it is every :data:`PROGRESS_EVERY` seconds
+        (``say``; default: a line on stderr) instead of printing nothing.
+        """
         if self._grid is None:
+            say = say or _stderr
+            all_trees = trees(len(self.leaves), self.operators, self.depth)
             out: dict[str, tuple[Form, Tree]] = {}
-            for tree in trees(len(self.leaves), self.operators, self.depth):
+            start = last = time.monotonic()
+            for i, tree in enumerate(all_trees, 1):
                 form = self.form_of_tree(tree)
                 if form.defined and form.name not in out:
                     out[form.name] = (form, tree)
+                now = time.monotonic()
+                if now - last >= PROGRESS_EVERY and i < len(all_trees):
+                    last = now
+                    left = (len(all_trees) - i) * (now - start) / i
+                    say(
+                        f"Enumerating the form grid: {i:,} of {len(all_trees):,} trees "
+                        f"canonicalised, {len(out):,} distinct forms so far (about {left:.0f} s "
+                        "left; a smaller depth or fewer leaves/operators is faster)."
+                    )
+            if last > start:
+                say(
+                    f"Form grid: {len(out):,} distinct forms from {len(all_trees):,} trees in "
+                    f"{time.monotonic() - start:.0f} s."
+                )
             self._grid = list(out.values())
         return self._grid
 

@@ -616,3 +616,21 @@ def test_export_prints_register_formula_calls_for_the_best_forms(tmp_path: Path,
     assert first.params["a"].low == 0.1 and first.params["a"].high == 0.3
     assert get_activation("found_1").params["a"] in (0.1, 0.3)
     assert main(["activations", "export", str(path), "--top", "0"]) != 0
+
+
+def test_a_long_form_grid_enumeration_says_how_far_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 18 finding 11: a form grid near the tree cap printed nothing for 111 s
+    clock = iter(range(0, 10_000, 3))  # every look at the clock: 3 s later
+    monkeypatch.setattr(F.time, "monotonic", lambda: float(next(clock)))
+    fs = space_of("x + a*G", ["x", "sin(x)", "tanh(x)"], ["+", "*"], 2, a=0.1)
+    lines: list[str] = []
+    forms = fs.distinct_forms(say=lines.append)
+    n_trees = F.count_trees(3, ["+", "*"], 2)
+    assert lines and lines[0].startswith(f"Enumerating the form grid: 2 of {n_trees:,} trees")
+    assert "distinct forms so far (about" in lines[0]
+    assert lines[-1].startswith(f"Form grid: {len(forms):,} distinct forms from {n_trees:,} trees")
+    quiet: list[str] = []
+    fast = space_of("x + a*G", ["x", "sin(x)"], ["*"], 2, a=0.1)
+    monkeypatch.setattr(F.time, "monotonic", lambda: 0.0)
+    fast.distinct_forms(say=quiet.append)
+    assert quiet == []  # a quick enumeration prints nothing
