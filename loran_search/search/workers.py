@@ -140,6 +140,8 @@ class WorkerResult:
         confirm_queued: Confirmation trials this worker queued.
         confirm_ran: Confirmation trials this worker ran (included in ``ran``).
         confirm_reason: Why its confirmation phase ended (empty when it had none).
+        confirm_planned: Confirmation trials the study's completed candidates call for (0:
+            nothing to confirm, no candidate completed with a finite value).
     """
 
     ran: int = 0
@@ -152,6 +154,7 @@ class WorkerResult:
     confirm_queued: int = 0
     confirm_ran: int = 0
     confirm_reason: str = ""
+    confirm_planned: int = 0
 
 
 @dataclass
@@ -243,9 +246,12 @@ class _Worker:
         with self.signals:
             self.taken = None
             try:
-                with self.signals.held():
+                with self.signals.held():  # `confirm` (no search) retries confirmations only
                     self.result.requeued = requeue_failed(
-                        self.handle, target=self.target, log=self.log
+                        self.handle,
+                        target=self.target,
+                        log=self.log,
+                        roles=None if search else R.CONFIRM_ROLES,
                     )
                 if search:
                     self.result.reason = self.search_loop()
@@ -256,7 +262,7 @@ class _Worker:
                 if taken is not None and not taken.recorded:
                     self.record(taken, self._interrupt_outcome(taken, err))
                 raise interrupted_error(err, None) from None
-        self.result.notes = self.notes()
+        self.result.notes = self.notes(search=search)
         for note in self.result.notes:
             self.log(note)
         return self.result
@@ -326,6 +332,10 @@ class _Worker:
                 )
         with self.signals.held():
             self.result.confirm_queued = self.queue_confirmation(setup, trials)
+        if self.result.confirm_planned == 0 and not any(
+            role_of(t) in R.CONFIRM_ROLES for t in trials
+        ):
+            return "nothing to confirm: no candidate trial completed with a finite value"
         while True:
             self.taken = None
             snapshot = self.study.get_trials(deepcopy=False)
@@ -379,6 +389,7 @@ class _Worker:
         if self.study.user_attrs.get(R.STUDY_CONFIRM) != setup.to_dict():
             self.study.set_user_attr(R.STUDY_CONFIRM, setup.to_dict())
         plan = plan_confirmation(trials, self.cfg, self.handle.space, setup)
+        self.result.confirm_planned = len(plan)
         have = existing_keys(trials)
         queued = 0
         for item in plan:
@@ -727,11 +738,16 @@ class _Worker:
 
     # -- the end -----------------------------------------------------------------------------
 
-    def notes(self) -> list[str]:
-        """What the user must know when the worker is done: missing baselines, errors."""
+    def notes(self, *, search: bool = True) -> list[str]:
+        """What the user must know when the worker is done: missing baselines, errors.
+
+        Without ``search`` (``confirm``, which retries no search trial) only the confirmation
+        trials' notes: "run the same command again" would not retry a search trial there.
+        """
         trials = self.study.get_trials(deepcopy=False)
         out = []
-        for rank, failure in sorted(missing_baselines(trials).items(), key=lambda kv: str(kv[0])):
+        missing = missing_baselines(trials) if search else {}
+        for rank, failure in sorted(missing.items(), key=lambda kv: str(kv[0])):
             out.append(
                 f"The baseline at rank {rank} failed ({failure}): gains at rank {rank} are "
                 "unavailable until it completes; fix the cause and run the same command again "
@@ -741,7 +757,10 @@ class _Worker:
         waiting = [
             t.number
             for t in trials
-            if retry_at_start(t) and t.number not in retried and role_of(t) == R.ROLE_CANDIDATE
+            if search
+            and retry_at_start(t)
+            and t.number not in retried
+            and role_of(t) == R.ROLE_CANDIDATE
         ]
         if waiting:
             shown = ", ".join(str(n) for n in waiting[:10]) + (" …" if len(waiting) > 10 else "")
