@@ -285,6 +285,34 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return _run(args, report=False)
 
 
+def _nothing_to_confirm(study: Any, cfg: StudyConfig) -> str:
+    """Why a study has nothing to confirm: its search trials by state and failure kind."""
+    from collections import Counter
+
+    from loran_search import record as R
+    from loran_search.search.progress import role_of
+
+    search = [t for t in study.get_trials(deepcopy=False) if role_of(t) in R.SEARCH_ROLES]
+    states = Counter(t.state.name for t in search)
+    kinds = Counter(
+        str(t.user_attrs.get(R.FAILURE_KIND) or "no reason")
+        for t in search
+        if t.state.name == "FAIL"
+    )
+    parts = []
+    for state in ("COMPLETE", "FAIL", "PRUNED", "RUNNING", "WAITING"):
+        if states[state]:
+            detail = ""
+            if state == "FAIL":
+                detail = " (" + ", ".join(f"{k} ×{n}" for k, n in sorted(kinds.items())) + ")"
+            parts.append(f"{states[state]} {state}{detail}")
+    seen = "; its search trials: " + ", ".join(parts) if parts else "; it has no search trial"
+    return (
+        f"Nothing to confirm in study '{cfg.study.name}': no candidate trial of its search "
+        f"completed with a finite {cfg.study.metric}{seen}. Nothing was queued or trained."
+    )
+
+
 def cmd_confirm(args: argparse.Namespace) -> int:
     """``loran-search confirm FILE [--top-k K] [--seeds S …] [--storage URL]``.
 
@@ -363,34 +391,6 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     _err(f"Confirmation: {result.confirm_ran} trial(s) run here; {result.confirm_reason}.")
     print(summarize(handle.study, cfg))
     return 0
-
-
-def _nothing_to_confirm(study: Any, cfg: StudyConfig) -> str:
-    """Why a study has nothing to confirm: its search trials by state and failure kind."""
-    from collections import Counter
-
-    from loran_search import record as R
-    from loran_search.search.progress import role_of
-
-    search = [t for t in study.get_trials(deepcopy=False) if role_of(t) in R.SEARCH_ROLES]
-    states = Counter(t.state.name for t in search)
-    kinds = Counter(
-        str(t.user_attrs.get(R.FAILURE_KIND) or "no reason")
-        for t in search
-        if t.state.name == "FAIL"
-    )
-    parts = []
-    for state in ("COMPLETE", "FAIL", "PRUNED", "RUNNING", "WAITING"):
-        if states[state]:
-            detail = ""
-            if state == "FAIL":
-                detail = " (" + ", ".join(f"{k} ×{n}" for k, n in sorted(kinds.items())) + ")"
-            parts.append(f"{states[state]} {state}{detail}")
-    seen = "; its search trials: " + ", ".join(parts) if parts else "; it has no search trial"
-    return (
-        f"Nothing to confirm in study '{cfg.study.name}': no candidate trial of its search "
-        f"completed with a finite {cfg.study.metric}{seen}. Nothing was queued or trained."
-    )
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
