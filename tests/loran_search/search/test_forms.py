@@ -634,3 +634,30 @@ def test_a_long_form_grid_enumeration_says_how_far_it_is(monkeypatch: pytest.Mon
     monkeypatch.setattr(F.time, "monotonic", lambda: 0.0)
     fast.distinct_forms(say=quiet.append)
     assert quiet == []  # a quick enumeration prints nothing
+
+
+def test_export_from_a_study_without_forms_says_it_has_no_form_search(
+    tmp_path: Path, capsys
+) -> None:
+    # issue 18 finding 11: it said "run it first", which cannot give a study without forms any
+    from loran_search.cli import main
+    from tests.loran_search.search.conftest import study_text as plain_text
+
+    path = tmp_path / "plain.yaml"
+    path.write_text(plain_text(storage=f"sqlite:///{tmp_path / 'plain.db'}"))
+    handle = open_study(load_config_text(path.read_text(), environment=False), log=lambda m: None)
+    run_worker(handle, train_fn=Recorder(), n_trials=0, log=lambda m: None)  # the baseline
+    assert main(["activations", "export", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "Study 't' has no form search: its search space has no `search.forms`" in err
+    assert "run it first" not in err and "Traceback" not in err
+    # a form search whose every form was screened: says so, and how to see why
+    forms = tmp_path / "forms.yaml"
+    text = study_text(storage=f"sqlite:///{tmp_path / 'forms.db'}", leaves='["cos(x)"]', depth=1)
+    forms.write_text(text)
+    handle = open_study(load_config_text(text, environment=False), log=lambda m: None)
+    run_worker(handle, train_fn=Recorder(), log=lambda m: None)
+    assert main(["activations", "export", str(forms)]) == 2
+    err = capsys.readouterr().err
+    assert "has a form search but no completed, non-duplicate form trial" in err
+    assert "(form trials: 1 PRUNED;" in err and f"loran-search report {forms}" in err
