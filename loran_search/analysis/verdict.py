@@ -137,6 +137,11 @@ def verdict_lines(a: Analysis) -> list[str]:
     if len(t) == 0 and len(rec.confirm_trials) == 0:
         return ["The study has no trials yet: run it first (`loran-search run FILE`)."]
     out = [_gain_answer(a)]
+    from loran_search.analysis.running import running_note  # issue 18: a report mid-run
+
+    note = running_note(rec)
+    if note:
+        out.insert(0, note)
     from loran_search.analysis.peers import peers_answer  # issue 13: studies with peer arms
 
     peers = peers_answer(a)
