@@ -366,7 +366,8 @@ def _conditions(f: sp.Expr) -> list[tuple[str, sp.Expr, str]]:
                 continue
             if e.is_negative:
                 add("pole", node.base, "a denominator")
-            if not e.is_integer:
+            integral = bool(e.is_integer) or (e.is_Float and float(e).is_integer())  # x**2.0
+            if not integral:
                 add("domain", node.base, f"the power {node}")
         elif isinstance(node, sp.tan):
             add("pole", sp.cos(node.args[0]), f"the pole of {node}")
