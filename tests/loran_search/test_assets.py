@@ -128,11 +128,13 @@ def test_a_zeroed_digits_npz_is_rebuilt_or_refused_without_a_traceback(
     from loran_search.tasks import vision
 
     images, labels = vision.load_digits()
+    assert images.shape == (len(labels), 1, 8, 8)
     npz = assets.asset_dir("digits") / "digits.npz"
     size = npz.stat().st_size
     npz.write_bytes(bytes(size))  # zeroed bytes, same size: rebuilt on load
-    again, _ = vision.load_digits()
-    assert (again == images).all() and npz.read_bytes() != bytes(size)
+    again, again_labels = vision.load_digits()
+    assert (again == images).all() and (again_labels == labels).all()
+    assert npz.read_bytes() != bytes(size)
     # a damaged file the manifest vouches for (e.g. damaged while it was built) is refused
     npz.write_bytes(bytes(size))
     man = json.loads((npz.parent / "manifest.json").read_text())
