@@ -19,10 +19,31 @@ computed (it is a *numerical* estimate, not a proof):
    maximisation (the critical points ``f'' = 0`` between neighbouring grid points); when ``f''``
    is a polynomial of degree at most :data:`MAX_ROOT_DEGREE` its real roots are added exactly.
    The result is the largest value found.
+
+**Singularities** (:func:`singularities`). A grid steps over a pole (``x/(x − 0.31234567)`` on
+a 4,001-point grid never lands on ``0.31234567``), so the audit looks for them symbolically
+first. It walks the expression for the sub-terms that can be singular on the real line: a
+denominator ``g`` (a negative power ``g^(−k)``) and ``tan(h)`` (``cos(h) = 0``) are singular
+where they vanish; a non-integer power ``g^p`` and ``log(g)`` need ``g ≥ 0`` (``g > 0``) and are
+singular where ``g = 0``. Where ``g`` vanishes is found
+
+* exactly when ``g`` is a polynomial in ``x`` (its real roots, up to degree
+  :data:`MAX_ROOT_DEGREE`), and when ``g = cos(c·x + d)`` (the poles of ``tan``:
+  ``x = (π/2 + kπ − d)/c``, the ``k`` that land in ``[a, b]``);
+* otherwise by a sign change of ``g`` on the oscillation-aware grid of ``g``, refined by Brent's
+  method (a zero ``g`` only touches is then left to the Lipschitz estimate, which is huge there).
+
+A zero ``p`` of ``g`` is a singularity of ``f`` unless it is removable: ``|f|`` or ``|f'|`` at
+``p ± δ`` must grow as ``δ`` shrinks from ``10⁻³·w`` to ``10⁻⁹·w`` (``w`` = the interval's width)
+by more than a factor of 100 (a pole of order ``k`` grows by ``10^(6k)``, ``√`` 's slope by
+``10³``, while ``sin(x)/x`` stays at 1 and ``x·log|x|`` 's slope grows only logarithmically,
+staying below 100 on the whole float32 range). A singularity inside ``[a, b]`` makes the
+Lipschitz value infinite (``sup |f'| = ∞``) and is reported in the warnings.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 import types
@@ -45,6 +66,7 @@ __all__ = [
     "audit",
     "audit_formula",
     "oscillation_grid",
+    "singularities",
 ]
 
 #: Most grid points the audit evaluates ``f'`` on.
@@ -57,6 +79,10 @@ SLOPE_AT_ZERO_TOLERANCE = 0.01
 #: grid and its refinement stand alone. mpmath's ``nroots`` takes ~0.002·n² s at degree n
 #: (1.6 s at 32, 7 s at 64, about a minute at 100 for ``x + x**100``).
 MAX_ROOT_DEGREE = 32
+#: Most grid points of the sign-change search for the zeros of a non-polynomial ``g``.
+SINGULARITY_GRID = 1_000_000
+#: Most zeros of one ``g`` tested for removability (one real singularity is enough to refuse).
+MAX_SINGULAR_CANDIDATES = 16
 
 
 @dataclass
@@ -75,6 +101,9 @@ class AuditResult:
         warnings: Plain-words findings.
         df_min: Smallest ``f'`` found on the interval (negative: ``f`` is not monotone there).
         grid_points: How many points ``f'`` was evaluated on.
+        singularities: Where ``f`` or ``f'`` is singular or ``f`` is not real on the interval,
+            in plain words (:func:`singularities`); not part of :meth:`to_dict` (the sentences
+            are also in ``warnings``).
     """
 
     name: str
@@ -87,6 +116,7 @@ class AuditResult:
     warnings: list[str] = field(default_factory=list)
     df_min: float = math.nan
     grid_points: int = 0
+    singularities: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """``{name, params, f0, df0, lipschitz, interval, starts_at_zero, warnings}``."""
@@ -314,6 +344,180 @@ def _fmt(v: float) -> str:
     return f"{v:.6g}"
 
 
+def _conditions(f: sp.Expr) -> list[tuple[str, sp.Expr, str]]:
+    """The sub-terms of ``f`` that can be singular: ``(kind, g, what)``.
+
+    ``kind`` is ``"pole"`` (singular where ``g = 0``) or ``"domain"`` (``g`` must not be
+    negative, and ``f`` or ``f'`` is singular where ``g = 0``); ``what`` names the sub-term.
+    """
+    out: list[tuple[str, sp.Expr, str]] = []
+    seen: set[tuple[str, sp.Expr]] = set()
+
+    def add(kind: str, g: sp.Expr, what: str) -> None:
+        if g.has(X) and (kind, g) not in seen:
+            seen.add((kind, g))
+            out.append((kind, g, what))
+
+    for node in sp.preorder_traversal(f):
+        if isinstance(node, sp.Pow) and node.base.has(X):
+            e = node.exp
+            if not e.is_number:
+                add("domain", node.base, f"the power {node}")
+                continue
+            if e.is_negative:
+                add("pole", node.base, "a denominator")
+            integral = bool(e.is_integer) or (e.is_Float and float(e).is_integer())  # x**2.0
+            if not integral:
+                add("domain", node.base, f"the power {node}")
+        elif isinstance(node, sp.tan):
+            add("pole", sp.cos(node.args[0]), f"the pole of {node}")
+        elif isinstance(node, sp.log):
+            add("domain", node.args[0], f"the logarithm {node}")
+    return out
+
+
+def _trig_zeros(g: sp.Expr, a: float, b: float) -> list[float] | None:
+    """The zeros of ``g = cos(c·x + d)`` or ``sin(c·x + d)`` on ``[a, b]``; ``None``: other ``g``.
+
+    ``cos`` vanishes at ``π/2 + kπ``, ``sin`` at ``kπ``; the ``k`` with ``(θ_k − d)/c`` in
+    ``[a, b]`` are taken, at most :data:`MAX_SINGULAR_CANDIDATES` of them (the nearest to 0).
+    """
+    if not isinstance(g, (sp.cos, sp.sin)):
+        return None
+    h = g.args[0]
+    try:
+        poly = sp.Poly(h, X)
+    except sp.PolynomialError:
+        return None
+    if poly.degree() != 1:
+        return None
+    c, d = (float(v) for v in poly.all_coeffs())
+    if c == 0 or not (math.isfinite(c) and math.isfinite(d)):
+        return None
+    shift = math.pi / 2 if isinstance(g, sp.cos) else 0.0
+    lo, hi = sorted((c * a + d, c * b + d))
+    k0, k1 = math.ceil((lo - shift) / math.pi), math.floor((hi - shift) / math.pi)
+    if k1 < k0:
+        return []
+    ks = range(k0, k1 + 1)
+    if len(ks) > MAX_SINGULAR_CANDIDATES:  # the ones nearest to x = 0 (k = (d − shift)/π)
+        start = min(max(k0, round((d - shift) / math.pi) - MAX_SINGULAR_CANDIDATES // 2), k1)
+        ks = range(start, min(start + MAX_SINGULAR_CANDIDATES, k1 + 1))
+    return [x for x in ((shift + k * math.pi - d) / c for k in ks) if a <= x <= b]
+
+
+def _polynomial_zeros(g: sp.Expr, a: float, b: float) -> list[float] | None:
+    """The real zeros of a polynomial ``g`` on ``[a, b]``; ``None``: not a polynomial we solve."""
+    degree = _polynomial_degree(g, {})
+    if degree is None or degree > MAX_ROOT_DEGREE:
+        return None
+    try:
+        poly = sp.Poly(sp.expand(g), X)
+        if poly.degree() <= 0:
+            return []
+        roots = poly.nroots(n=17, maxsteps=200)
+    except Exception:  # nroots may fail to converge: the numeric search takes over
+        return None
+    out = []
+    for r in roots:
+        re, im = (float(v) for v in r.as_real_imag())
+        if abs(im) <= 1e-7 * max(1.0, abs(re)) and a <= re <= b:
+            out.append(re)
+    return sorted(out)
+
+
+def _numeric_zeros(g: sp.Expr, a: float, b: float) -> list[float]:
+    """Zeros of ``g`` on ``[a, b]``: sign changes on the oscillation grid, refined by Brent."""
+    import numpy as np
+    from scipy.optimize import brentq
+
+    gn = compile_expr(g, "numpy")
+    xs, _ = oscillation_grid(g, a, b, SINGULARITY_GRID)
+    with np.errstate(all="ignore"):
+        vals = np.asarray(gn(xs), dtype=float) * np.ones_like(xs)
+    out = [float(v) for v in xs[vals == 0][:MAX_SINGULAR_CANDIDATES]]
+    ok = np.isfinite(vals[:-1]) & np.isfinite(vals[1:])
+    change = np.nonzero(ok & (np.sign(vals[:-1]) * np.sign(vals[1:]) < 0))[0]
+    for i in change[: MAX_SINGULAR_CANDIDATES - len(out)]:
+        lo, hi = float(xs[i]), float(xs[i + 1])
+        try:
+            out.append(float(brentq(lambda t: float(gn(np.array([t]))[0]), lo, hi, xtol=1e-15)))
+        except (ValueError, RuntimeError):
+            out.append((lo + hi) / 2)
+    return sorted(out)
+
+
+def _negative_part(g: sp.Expr, zeros: list[float], a: float, b: float) -> float | None:
+    """A point of ``[a, b]`` where ``g < 0`` (between its zeros, or on a grid), else ``None``."""
+    import numpy as np
+
+    gn = compile_expr(g, "numpy")
+    cuts = sorted({a, b, *zeros})
+    probes = [(u + v) / 2 for u, v in itertools.pairwise(cuts)]
+    probes += list(np.linspace(a, b, 4001))
+    with np.errstate(all="ignore"):
+        vals = np.asarray(gn(np.array(probes)), dtype=float) * np.ones(len(probes))
+    neg = np.nonzero(vals < 0)[0]
+    return float(probes[neg[0]]) if len(neg) else None
+
+
+def _blows_up(fns: list[Callable[..., Any]], p: float, width: float) -> bool:
+    """Whether ``|f|`` or ``|f'|`` grows by > 100× from ``p ± 10⁻³·w`` to ``p ± 10⁻⁹·w``."""
+    import numpy as np
+
+    far_near = np.array([1e-3, 1e-9]) * width
+    for fn in fns:
+        for side in (-1.0, 1.0):
+            with np.errstate(all="ignore"):
+                v = np.abs(np.asarray(fn(p + side * far_near), dtype=float) * np.ones(2))
+            if not np.isfinite(v[1]) or v[1] > 100.0 * (v[0] + 1.0):
+                return True
+    return False
+
+
+def singularities(f: sp.Expr, interval: tuple[float, float]) -> list[str]:
+    """Where ``f`` (or ``f'``) is singular, or ``f`` not real, on ``[a, b]`` (module doc).
+
+    Args:
+        f: The function of ``x`` with every parameter substituted.
+        interval: ``(a, b)``.
+
+    Returns:
+        Plain-words findings, one per singular sub-term (empty: none found).
+    """
+    a, b = interval
+    width = b - a
+    span = f"[{_fmt(a)}, {_fmt(b)}]"
+    fns = [compile_expr(f, "numpy"), compile_expr(sp.diff(f, X), "numpy")]
+    found: list[str] = []
+    for kind, g, what in _conditions(f):
+        zeros = _trig_zeros(g, a, b)
+        exact = zeros is not None
+        if zeros is None:
+            zeros = _polynomial_zeros(g, a, b)
+            exact = zeros is not None
+        if zeros is None:
+            zeros = _numeric_zeros(g, a, b)
+        if kind == "domain":
+            neg = _negative_part(g, zeros, a, b)
+            if neg is not None:
+                found.append(
+                    f"f is not real at x = {_fmt(neg)} on {span}: {what} needs "
+                    f"{g} ≥ 0, which is {_fmt(float(compile_expr(g, 'numpy')(neg)))} there."
+                )
+                continue
+        for p in sorted(zeros, key=abs)[:MAX_SINGULAR_CANDIDATES]:  # nearest to 0 first
+            if _blows_up(fns, p, width):
+                how = "exactly" if exact else "numerically"
+                found.append(
+                    f"Singular at x = {_fmt(p)} on {span}: {g} = 0 there ({what}; found {how}), "
+                    f"so f or f' is infinite and an update with an entry of B·A near {_fmt(p)} "
+                    "would produce inf or NaN."
+                )
+                break
+    return found
+
+
 def _audit_expr(
     name: str, f: sp.Expr, values: dict[str, float], interval: tuple[float, float]
 ) -> AuditResult:
@@ -339,6 +543,10 @@ def _audit_expr(
     else:
         _, lipschitz = _extreme(df, dfn, xs, np.abs(vals), +1.0)
         min_x, df_min = _extreme(df, dfn, xs, vals, -1.0)
+    singular = singularities(f, (a, b))
+    if singular:
+        warnings.extend(singular)
+        lipschitz = math.inf  # sup |f'| over an interval holding a singularity
     starts_at_zero = math.isfinite(f0) and abs(f0) <= 1e-12
     if not math.isfinite(f0):
         warnings.append("f(0) is undefined: the update is undefined at initialisation (B = 0).")
@@ -402,6 +610,7 @@ def _audit_expr(
         warnings=warnings,
         df_min=df_min,
         grid_points=len(xs),
+        singularities=singular,
     )
 
 

@@ -39,8 +39,13 @@ Cache layout (root ``$LORAN_SEARCH_CACHE``, default ``~/.cache/loran-search``)::
 
 A build writes into a temporary sibling folder and is renamed into place only when complete, so a
 crash never leaves a half-built asset that looks valid. :func:`ensure` checks the manifest and every
-output's size on each call (cheap); ``loran-search assets fetch`` re-hashes every output (sha256)
-and rebuilds what does not match.
+output's size on each call, and re-hashes every output (sha256, against the manifest written at
+build time) the first time a process loads the asset, and again whenever a file's size, mtime or
+inode changed since: a file corrupted without changing its size (zeroed or NaN weights, flipped
+bytes) would otherwise train "completed" at chance or read as a divergence of the activation. A
+copy that does not match is rebuilt (a message on stderr says which file and why); when it cannot
+be rebuilt, :class:`AssetError` says so and how to fix it. ``loran-search assets fetch``
+re-hashes on every call.
 """
 
 from __future__ import annotations
@@ -485,6 +490,40 @@ def check(name: str, *, full: bool = False) -> list[str]:
     return problems
 
 
+#: ``{asset folder: signature}`` of the copies re-hashed in this process and found intact
+#: (:func:`_signature`: each output's size, mtime and inode, and the manifest's).
+_VERIFIED: dict[Path, tuple[Any, ...]] = {}
+
+
+def _signature(name: str) -> tuple[Any, ...] | None:
+    """``(path, size, mtime_ns, inode)`` of the manifest and every output; ``None``: one is gone."""
+    base = asset_dir(name)
+    man = read_manifest(name) or {}
+    out: list[tuple[Any, ...]] = []
+    for rel in ["manifest.json", *sorted(man.get("outputs", {}))]:
+        try:
+            st = (base / rel).stat()
+        except OSError:
+            return None
+        out.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(out)
+
+
+def _check_once(name: str) -> list[str]:
+    """:func:`check` with the sha256 re-hash done once per process per unchanged copy."""
+    problems = check(name)
+    if problems:
+        return problems
+    base = asset_dir(name)
+    sig = _signature(name)
+    if sig is not None and _VERIFIED.get(base) == sig:
+        return []
+    problems = check(name, full=True)
+    if not problems and sig is not None:
+        _VERIFIED[base] = sig
+    return problems
+
+
 @contextmanager
 def _locked(name: str) -> Iterator[None]:
     """Exclusive ``fcntl.flock`` on ``<root>/locks/<name>.lock`` (released on exit or crash)."""
@@ -526,6 +565,7 @@ def _build(spec: AssetSpec, progress: bool) -> Path:
             os.replace(final, trash / "old")
             shutil.rmtree(trash, ignore_errors=True)
         os.replace(tmp, final)  # atomic: the asset appears complete or not at all
+        _VERIFIED.pop(final, None)
         _say(f"{spec.name} ready in {manifest['build_seconds']} s at {final}", progress)
         return final
     finally:
@@ -539,17 +579,39 @@ def ensure(name: str, *, force: bool = False, verify: bool = False, progress: bo
     Args:
         name: An embedded asset name (see :data:`ASSETS`).
         force: Rebuild even when a valid copy is cached.
-        verify: Re-hash every output (sha256) instead of only checking sizes.
-        progress: Print progress to stderr.
+        verify: Re-hash every output (sha256) on this call. Without it the sizes are checked on
+            every call and the hashes once per process per unchanged copy (:func:`_check_once`).
+        progress: Print progress to stderr (a rebuild of a damaged copy is always announced).
 
     Raises:
-        AssetError: Unknown name (with did-you-mean) or a failed build.
+        AssetError: Unknown name (with did-you-mean), a failed build, or a damaged copy that
+            cannot be rebuilt.
     """
     spec = get_spec(name)
-    if not force and not check(name, full=verify):
+
+    def problems_now() -> list[str]:
+        return check(name, full=True) if verify else _check_once(name)
+
+    if not force and not problems_now():
         return asset_dir(name)
     with _locked(name):
         # Another process may have finished the build while we waited for the lock.
-        if not force and not check(name, full=verify):
+        problems = problems_now()
+        if not force and not problems:
             return asset_dir(name)
-        return _build(spec, progress)
+        damaged = [p for p in problems if p != "not built"]
+        if damaged and not force:
+            _say(
+                f"the cached {name} at {asset_dir(name)} does not match what was built "
+                f"({'; '.join(damaged)}): it was corrupted or edited since; rebuilding it",
+                True,
+            )
+        try:
+            return _build(spec, progress)
+        except AssetError as err:
+            if not damaged:
+                raise
+            raise AssetError(
+                f"The cached asset {name!r} at {asset_dir(name)} is damaged "
+                f"({'; '.join(damaged)}) and could not be rebuilt: {err}"
+            ) from err

@@ -14,6 +14,7 @@ Entry point: :func:`write_report` (used by ``loran-search report`` and at the en
   example, with its search and confirmation evidence;
 * :mod:`.mechanism` — the non-linearity that was active, the visited range of ``P``;
 * :mod:`.stability` — divergence/spike rates per configuration and family, amplitude thresholds;
+* :mod:`.running` — the verdict's first sentence when a report is made while the study runs;
 * :mod:`.importance` — PED-ANOVA parameter importance; :mod:`.pareto` — Pareto fronts;
 * :mod:`.plots`, :mod:`.report` — figures and the md/html/csv/json outputs;
 * :mod:`.dashboard` — the study note and study artifacts for ``optuna-dashboard``.

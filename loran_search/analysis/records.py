@@ -374,6 +374,7 @@ def load_records(study: optuna.Study) -> Records:
                 value_run = None if r.seed is None else str(r.seed)
                 if value_run not in seeds:
                     seeds.append(value_run)
+        first_run = len(run_rows)
         for seed in seeds:
             comp_value = math.nan
             if seed_metrics is not None:
@@ -424,7 +425,14 @@ def load_records(study: optuna.Study) -> Records:
                 counts["nonfinite_failure"] += 1
             by_kind = r.failure_kind in (R.FAIL_DIVERGED, R.FAIL_NONFINITE)
             by_words = r.failure_kind is None and any(w in text for w in _DIVERGENCE_WORDS)
-            if (by_kind or by_words) and not flagged:
+            own = [row for row in run_rows[first_run:] if row["seed"] is not None]
+            if (by_kind or by_words) and not flagged and own:
+                # the failure says a run diverged, the per-seed flags say none did: the run is one
+                # of this trial's (the last trained; counted once per (trial, seed)), not another
+                last = next((row for row in reversed(own) if row["has_stability"]), own[-1])
+                last.update(diverged=True, has_stability=True)
+                counts["divergence_flag_disagrees"] += 1
+            elif (by_kind or by_words) and not flagged:
                 run_rows.append(
                     {
                         **base,
@@ -499,6 +507,14 @@ def load_records(study: optuna.Study) -> Records:
             "their failure reason; each counts as one diverged run of unknown seed."
         )
 
+    if counts["divergence_flag_disagrees"]:
+        notes.append(
+            f"{counts['divergence_flag_disagrees']} failed trial(s) report divergence in their "
+            "failure while their per-seed stability flags disagree (none diverged); the last "
+            "seed run of each is counted as the diverged run, once (runs are counted once per "
+            "trial and seed)."
+        )
+
     trials, runs = _frames(*phases["search"])
     confirm_trials, confirm_runs = _frames(*phases["confirm"])
     task = _setup(study).get("task")
@@ -531,6 +547,10 @@ def _frames(
     """The ``trials`` and ``runs`` frames of one phase (ranks as ints, seeds as strings)."""
     trials = pd.DataFrame(trial_rows, columns=TRIAL_COLUMNS)
     runs = pd.DataFrame(run_rows, columns=RUN_COLUMNS)
+    # one row per run: a (trial, seed) pair met twice in inconsistent records counts once
+    keep = ~runs.duplicated(subset=["trial", "seed"], keep="first").to_numpy(dtype=bool)
+    run_rows = [r for r, k in zip(run_rows, keep, strict=True) if k]
+    runs = runs[keep].reset_index(drop=True)
     # Keep ranks as Python ints (None when unknown) and seeds as strings, never floats.
     for df, src in ((trials, trial_rows), (runs, run_rows)):
         df["rank"] = pd.Series([r["rank"] for r in src], index=df.index, dtype=object)

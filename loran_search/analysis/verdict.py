@@ -27,6 +27,7 @@ from loran_search.analysis.configurations import (
 from loran_search.analysis.decision import FEW_SEEDS, MAX_DESIGN_SEEDS
 from loran_search.analysis.mechanism import INERT_THRESHOLD
 from loran_search.analysis.records import Records, format_value
+from loran_search.analysis.stability import run_stability
 from loran_search.analysis.stats import ALPHA, CONFIDENCE
 
 if TYPE_CHECKING:
@@ -199,6 +200,11 @@ def verdict_lines(a: Analysis) -> list[str]:
     if len(t) == 0 and len(rec.confirm_trials) == 0:
         return ["The study has no trials yet: run it first (`loran-search run FILE`)."]
     out = [_gain_answer(a)]
+    from loran_search.analysis.running import running_note  # issue 18: a report mid-run
+
+    note = running_note(rec)
+    if note:
+        out.insert(0, note)
     from loran_search.analysis.peers import peers_answer  # issue 13: studies with peer arms
 
     peers = peers_answer(a)
@@ -502,11 +508,13 @@ def _stability_answers(a: Analysis) -> list[str]:
             f"{int(f0['n_runs'])} run(s) diverged, {pct(f0['loss_spike_rate'])} had loss "
             f"spikes, max gradient norm {fmt(f0['grad_norm_max'], 3)}"
         )
-        b = fam[fam["family"] == "baseline"]
-        if len(b) and math.isfinite(float(b["diverged_rate"].iloc[0])):
+        # QLoRA is the baseline *role* (identity), not the registry family `baseline`, which
+        # also holds relu, sigmoid, … candidates
+        b = run_stability(rec.runs[rec.runs["role"] == R.ROLE_BASELINE])
+        if math.isfinite(b["diverged_rate"]):
             line += (
-                f" (QLoRA baseline: {pct(b['diverged_rate'].iloc[0])} diverged, "
-                f"{pct(b['loss_spike_rate'].iloc[0])} with spikes)"
+                f" (QLoRA baseline: {pct(b['diverged_rate'])} diverged, "
+                f"{pct(b['loss_spike_rate'])} with spikes)"
             )
         out.append(line + ".")
     elif len(t):

@@ -408,6 +408,40 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _nothing_to_export(study: Any, name: str, file: str) -> str:
+    """Why a study has no form to export: no form search at all, or none of its forms done."""
+    from collections import Counter
+    from collections.abc import Mapping
+
+    from loran_search import record as R
+    from loran_search.search.forms import FORM_CHOICE
+
+    setup = study.user_attrs.get(R.STUDY_SETUP)
+    space = setup.get("space") if isinstance(setup, Mapping) else None
+    searched = isinstance(space, Mapping) and bool(space.get("forms"))
+    form_trials = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if R.FORM in t.user_attrs or t.params.get(R.PARAM_ACTIVATION) == FORM_CHOICE
+    ]
+    if not searched and not form_trials:
+        return (
+            f"Study '{name}' has no form search: its search space has no `search.forms` "
+            "grammar, so there is no form to export (`activations export` writes the best "
+            "forms a form search found). To search forms, write a study with a `search.forms` "
+            "section and a new study.name (README, 'Form search'; studies/form_search.yaml is "
+            "an example) and run it: loran-search run FILE; then export from that file."
+        )
+    states = Counter(t.state.name for t in form_trials)
+    seen = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "none yet"
+    return (
+        f"Study '{name}' has a form search but no completed, non-duplicate form trial to "
+        f"export (form trials: {seen}; a screened, inert or failed form is not exported). "
+        f"Run it (loran-search run {file}), or see why its forms failed in its report "
+        f"(loran-search report {file})."
+    )
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """``activations export STUDY.yaml --top K``: the best forms as ``register_formula`` calls."""
     if args.top < 1:
@@ -433,11 +467,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     forms = best_forms(study, args.top, prefix=args.prefix)
     if not forms:
-        raise UsageError(
-            f"Study '{name}' has no completed form trial to export: `activations export` reads a "
-            "form search (search.forms) that has run; run it first (loran-search run "
-            f"{args.file})."
-        )
+        raise UsageError(_nothing_to_export(study, name, args.file))
     metric = study.metric_names[0] if study.metric_names else "value"
     command = f"loran-search activations export {args.file} --top {args.top}"
     if args.prefix:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loran_search.cli._args import add_command, add_import, add_set
-from loran_search.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, UsageError
+from loran_search.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, RuntimeFailure, UsageError
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -419,6 +419,34 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return _run(args, report=False)
 
 
+def _nothing_to_confirm(study: Any, cfg: StudyConfig) -> str:
+    """Why a study has nothing to confirm: its search trials by state and failure kind."""
+    from collections import Counter
+
+    from loran_search import record as R
+    from loran_search.search.progress import role_of
+
+    search = [t for t in study.get_trials(deepcopy=False) if role_of(t) in R.SEARCH_ROLES]
+    states = Counter(t.state.name for t in search)
+    kinds = Counter(
+        str(t.user_attrs.get(R.FAILURE_KIND) or "no reason")
+        for t in search
+        if t.state.name == "FAIL"
+    )
+    parts = []
+    for state in ("COMPLETE", "FAIL", "PRUNED", "RUNNING", "WAITING"):
+        if states[state]:
+            detail = ""
+            if state == "FAIL":
+                detail = " (" + ", ".join(f"{k} ×{n}" for k, n in sorted(kinds.items())) + ")"
+            parts.append(f"{states[state]} {state}{detail}")
+    seen = "; its search trials: " + ", ".join(parts) if parts else "; it has no search trial"
+    return (
+        f"Nothing to confirm in study '{cfg.study.name}': no candidate trial of its search "
+        f"completed with a finite {cfg.study.metric}{seen}. Nothing was queued or trained."
+    )
+
+
 def cmd_confirm(args: argparse.Namespace) -> int:
     """``loran-search confirm FILE [--top-k K] [--seeds S …] [--storage URL]``.
 
@@ -491,6 +519,13 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         detail = f"{err} " if isinstance(err, StudyInterrupted) else ""
         _err(f"\nInterrupted. {detail}Resume with:\n  {_command_line()}")
         return err.exit_code if isinstance(err, StudyInterrupted) else EXIT_INTERRUPTED
+    if result.confirm_planned == 0 and result.confirm_ran == 0:
+        raise RuntimeFailure(
+            _nothing_to_confirm(handle.study, cfg),
+            fix=f"Run the search first, once what made it fail is fixed (the trials' "
+            f"user_attrs['failure'] say what; `loran-search report {cfg.path or 'FILE'}`): "
+            f"loran-search run {cfg.path or 'FILE'}",
+        )
     _err(f"Confirmation: {result.confirm_ran} trial(s) run here; {result.confirm_reason}.")
     print(summarize(handle.study, cfg))
     return _confirmation_exit(handle.study, cfg)

@@ -61,11 +61,19 @@ the same rank, ``[−1, 1]`` before any has run:
 
 * ``starts_at_zero``: ``f(0) = 0`` (else ``ΔW = s·f(B·A)`` does not start at zero when
   ``B = 0``);
-* ``finite``: ``f`` is defined, and ``f`` and ``f'`` are finite on the range (``f'`` on the
-  audit's oscillation-aware grid, ``f`` on 4001 points and 0);
+* ``finite``: ``f`` is defined, and ``f`` and ``f'`` are finite on the range: ``f`` on 4001
+  points and 0, then no singularity inside the range — found symbolically where sympy can
+  (:func:`activations.audit.singularities`: the real roots of a polynomial denominator, the
+  poles of ``tan``, where ``log``/``sqrt`` leave the reals; a sign change of any other
+  denominator on a dense grid) — then ``f'`` finite on the audit's oscillation-aware grid and
+  its Lipschitz estimate at most :data:`FINITE_SLOPE` (the fallback for a pole no search
+  placed: a point grid alone steps over poles);
 * ``{max_lipschitz: L}``: the audit's Lipschitz estimate ``sup |f'|`` on the range is ≤ ``L``.
 
-Always refused: a form that reduces to ``f(x) = x`` (it is the baseline, LoRA). A refused form
+Always refused: a form that reduces to ``f(x) = x`` (it is the baseline, LoRA), and a form that
+is linear at the sampled values, ``f(x) = c·x (+ d)`` (``f'' ≡ 0``, e.g. ``x + a·x``): that is
+LoRA with its step rescaled by ``c``, inert as a non-linearity (``failure`` = ``screened:
+linear: …``). A refused form
 never reaches the training function: its trial is recorded **PRUNED** (samplers rank pruned
 trials below complete ones, so TPE learns to avoid it; it drops FAIL trials and kept proposing
 them) with ``user_attrs["failure"] = "screened: <rule>: <value>"`` and ``failure_kind =
@@ -133,6 +141,13 @@ DEFAULT_REQUIRE = ("starts_at_zero", "finite")
 KEYS = ("template", "leaves", "operators", "depth", "params", "require")
 #: Points of the value grid of the ``finite`` rule (besides 0).
 FINITE_GRID = 4001
+#: ``sup |f'|`` above which the ``finite`` rule reads a form as singular when the symbolic
+#: search found no singularity: a float32 entry of ``B·A`` near 1 moves by one ulp
+#: (``2⁻²³ ≈ 1.2e-7``), and a slope of 1e8 turns that rounding step into a jump of ~12 in the
+#: update, so such a form is not finite in the precision it is trained in.
+FINITE_SLOPE = 1e8
+#: Seconds between progress lines of a long form-grid enumeration (`FormSpace.distinct_forms`).
+PROGRESS_EVERY = 5.0
 #: Seconds between looks at a running twin.
 POLL = 0.5
 #: Seconds a proposal waits for earlier running proposals to write their form's key.
@@ -140,6 +155,12 @@ DECLARE_TIMEOUT = 30.0
 
 #: A tree: a leaf index, or ``(operator, left, right)``.
 Tree = int | tuple[str, "Tree", "Tree"]
+
+
+def _stderr(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr, flush=True)
 
 
 class FormError(ValueError):
@@ -693,14 +714,37 @@ class FormSpace:
 
     # -- the grid ---------------------------------------------------------------------------
 
-    def distinct_forms(self) -> list[tuple[Form, Tree]]:
-        """Every distinct defined canonical form with its first tree, in enumeration order."""
+    def distinct_forms(self, say: Callable[[str], None] | None = None) -> list[tuple[Form, Tree]]:
+        """Every distinct defined canonical form with its first tree, in enumeration order.
+
+        Each tree is canonicalised with sympy (a few ms each: a grammar near
+        :data:`MAX_GRID_TREES` takes minutes), so an enumeration that lasts longer than
+        :data:`PROGRESS_EVERY` seconds says how far it is every :data:`PROGRESS_EVERY` seconds
+        (``say``; default: a line on stderr) instead of printing nothing.
+        """
         if self._grid is None:
+            say = say or _stderr
+            all_trees = trees(len(self.leaves), self.operators, self.depth)
             out: dict[str, tuple[Form, Tree]] = {}
-            for tree in trees(len(self.leaves), self.operators, self.depth):
+            start = last = time.monotonic()
+            for i, tree in enumerate(all_trees, 1):
                 form = self.form_of_tree(tree)
                 if form.defined and form.name not in out:
                     out[form.name] = (form, tree)
+                now = time.monotonic()
+                if now - last >= PROGRESS_EVERY and i < len(all_trees):
+                    last = now
+                    left = (len(all_trees) - i) * (now - start) / i
+                    say(
+                        f"Enumerating the form grid: {i:,} of {len(all_trees):,} trees "
+                        f"canonicalised, {len(out):,} distinct forms so far (about {left:.0f} s "
+                        "left; a smaller depth or fewer leaves/operators is faster)."
+                    )
+            if last > start:
+                say(
+                    f"Form grid: {len(out):,} distinct forms from {len(all_trees):,} trees in "
+                    f"{time.monotonic() - start:.0f} s."
+                )
             self._grid = list(out.values())
         return self._grid
 
@@ -793,6 +837,14 @@ def screen(
     expr = parse_formula(form.expr, list(values))
     if canonical_expr(expr) == X:
         return "identity: the form reduces to f(x) = x, the baseline (LoRA)"
+    fixed = canonical_expr(expr.subs({sp.Symbol(k, real=True): v for k, v in values.items()}))
+    if fixed.has(X) and sp.diff(fixed, X, 2) == 0:
+        slope = sp.diff(fixed, X)
+        return (
+            f"linear: the form reduces to f(x) = {fixed} at these values, a linear map: "
+            f"ΔW = s·f(B·A) is plain LoRA with its step rescaled by f' = {float(slope):.6g} "
+            "(inert, nothing non-linear to learn); give the template a non-linear term"
+        )
     result = audit_formula(form.expr, dict(values), interval=interval, name=form.name)
     if "starts_at_zero" in rules and not result.starts_at_zero:
         return f"starts_at_zero: f(0) = {result.f0:.4g} ≠ 0, so ΔW = s·f(B·A) ≠ 0 when B = 0"
@@ -808,9 +860,17 @@ def screen(
             return f"finite: f({float(xs[bad][0]):.4g}) = {float(ys[bad][0])} on {span}"
         if not math.isfinite(result.f0):
             return f"finite: f(0) = {result.f0}"
+        if result.singularities:
+            return f"finite: {result.singularities[0]}"
         if not math.isfinite(result.lipschitz):
             where = next((w for w in result.warnings if w.startswith("f' is not finite")), "")
             return f"finite: f' is not finite on {span}" + (f" ({where})" if where else "")
+        if result.lipschitz > FINITE_SLOPE:
+            return (
+                f"finite: |f'| reaches {result.lipschitz:.4g} on {span} (above {FINITE_SLOPE:g}): "
+                "a pole or a near-singularity the symbolic search could not place; a form this "
+                "steep is not finite in float32"
+            )
     cap = rules.get("max_lipschitz")
     if cap is not None and not result.lipschitz <= cap:
         return f"max_lipschitz: |f'| reaches {result.lipschitz:.4g} on {span} > {cap:g}"

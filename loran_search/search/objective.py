@@ -332,6 +332,28 @@ def accepts_eval_split(train_fn: TrainFn) -> bool:
     return any(p.name == "eval_split" or p.kind == p.VAR_KEYWORD for p in params)
 
 
+def _no_exit(train_fn: TrainFn, source: str, *args: Any, **kwargs: Any) -> Any:
+    """``train_fn(*args, **kwargs)``, with a ``SystemExit`` it raises turned into TrainFnError.
+
+    ``sys.exit()`` (or argparse refusing the search's own command line) inside the training
+    function raised ``SystemExit``, which no ``except Exception`` catches: ``run`` exited 0 with
+    no message and left the trial RUNNING. It is a setup error of the function (every trial
+    would do the same), so the worker records the trial FAIL and queued again, and stops.
+    """
+    try:
+        return train_fn(*args, **kwargs)
+    except SystemExit as err:
+        code = err.code
+        raise TrainFnError(
+            f"The training function {source} called sys.exit({code!r}) (SystemExit) instead "
+            "of returning a result: a script's argparse (it parsed the search's own command "
+            "line) or an exit() reached from the function the search calls.",
+            fix="Make the function return its result (or raise an exception) and keep "
+            'argument parsing and sys.exit under `if __name__ == "__main__":`; then run the '
+            "same command again: the trial is queued again, nothing is lost.",
+        ) from None
+
+
 def call_train_fn(
     train_fn: TrainFn, cfg: StudyConfig, *, eval_split: str | None = None, **kwargs: Any
 ) -> RunOutcome:
@@ -348,9 +370,9 @@ def call_train_fn(
     source = describe_fn(train_fn)
     split = eval_split or cfg.task.eval_split
     if accepts_eval_split(train_fn):
-        result = train_fn(cfg, eval_split=split, **kwargs)
+        result = _no_exit(train_fn, source, cfg, eval_split=split, **kwargs)
     elif split == cfg.task.eval_split:
-        result = train_fn(cfg, **kwargs)
+        result = _no_exit(train_fn, source, cfg, **kwargs)
     else:
         raise TrainFnError(
             f"The training function {source} takes no eval_split argument, so it cannot "

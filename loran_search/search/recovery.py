@@ -26,7 +26,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -306,13 +306,20 @@ def retry_at_start(t: FrozenTrial) -> bool:
     return kind in R.RETRIED_AT_START or (kind is None and R.FAILURE not in t.user_attrs)
 
 
-def requeue_failed(handle: StudyHandle, *, target: int, log: Callable[[str], None]) -> list[int]:
+def requeue_failed(
+    handle: StudyHandle,
+    *,
+    target: int,
+    log: Callable[[str], None],
+    roles: Collection[str] | None = None,
+) -> list[int]:
     """Queue again every trial that failed with an error and has no retry yet.
 
     A baseline or confirmation trial is always queued again; a candidate while the study has
     room in ``n_trials`` (counted candidates plus queued ones below ``target``), oldest first.
     Called when a worker starts: the cause (a missing data file, memory) may have been fixed
-    since.
+    since. ``roles`` limits it to trials of those roles (``confirm``, which runs no search
+    trial, retries the confirmation trials only: re-queued search trials would wait there).
 
     Returns:
         The numbers of the failed trials queued again.
@@ -322,7 +329,11 @@ def requeue_failed(handle: StudyHandle, *, target: int, log: Callable[[str], Non
     study = handle.study
     trials = study.get_trials(deepcopy=False)
     retried = retried_numbers(trials)
-    todo = [t for t in trials if retry_at_start(t) and t.number not in retried]
+    todo = [
+        t
+        for t in trials
+        if retry_at_start(t) and t.number not in retried and (roles is None or role_of(t) in roles)
+    ]
     if not todo:
         return []
     p = progress_of(study, handle.cfg, trials)

@@ -5,9 +5,11 @@ fixed by now (:func:`requeue_failed`), then repeats these steps until the study 
 ``n_trials`` counted candidates and every baseline (:mod:`loran_search.search.progress`):
 
 1. *survey*: read the trials once, fail and re-queue stale ones, decide whether to stop;
-2. *take the next trial*: ``study.ask()`` pops a queued trial (baselines first, grid points,
-   retries) or samples one, and records this worker in it; a second copy of a retry (two
-   workers started together) is recorded FAIL ``surplus:`` and skipped;
+2. *take the next trial*: a queued baseline (taken by id, so a baseline queued again after a
+   failure still runs before the grid points queued earlier), else ``study.ask()`` pops a
+   queued trial (grid points, retries) or samples one, and records this worker in it; a
+   second copy of a retry (two workers started together) is recorded FAIL ``surplus:`` and
+   skipped;
 3. *check surplus*: a worker checks that fewer than ``n_trials`` counted candidates have a
    smaller trial number; if not, the others filled the budget first and its trial is recorded
    FAIL ``surplus:`` (a queued point is queued again), so several workers finish with exactly
@@ -138,6 +140,8 @@ class WorkerResult:
         confirm_queued: Confirmation trials this worker queued.
         confirm_ran: Confirmation trials this worker ran (included in ``ran``).
         confirm_reason: Why its confirmation phase ended (empty when it had none).
+        confirm_planned: Confirmation trials the study's completed candidates call for (0:
+            nothing to confirm, no candidate completed with a finite value).
     """
 
     ran: int = 0
@@ -150,6 +154,7 @@ class WorkerResult:
     confirm_queued: int = 0
     confirm_ran: int = 0
     confirm_reason: str = ""
+    confirm_planned: int = 0
 
 
 @dataclass
@@ -241,9 +246,12 @@ class _Worker:
         with self.signals:
             self.taken = None
             try:
-                with self.signals.held():
+                with self.signals.held():  # `confirm` (no search) retries confirmations only
                     self.result.requeued = requeue_failed(
-                        self.handle, target=self.target, log=self.log
+                        self.handle,
+                        target=self.target,
+                        log=self.log,
+                        roles=None if search else R.CONFIRM_ROLES,
                     )
                 if search:
                     self.result.reason = self.search_loop()
@@ -254,7 +262,7 @@ class _Worker:
                 if taken is not None and not taken.recorded:
                     self.record(taken, self._interrupt_outcome(taken, err))
                 raise interrupted_error(err, None) from None
-        self.result.notes = self.notes()
+        self.result.notes = self.notes(search=search)
         for note in self.result.notes:
             self.log(note)
         return self.result
@@ -324,6 +332,10 @@ class _Worker:
                 )
         with self.signals.held():
             self.result.confirm_queued = self.queue_confirmation(setup, trials)
+        if self.result.confirm_planned == 0 and not any(
+            role_of(t) in R.CONFIRM_ROLES for t in trials
+        ):
+            return "nothing to confirm: no candidate trial completed with a finite value"
         while True:
             self.taken = None
             snapshot = self.study.get_trials(deepcopy=False)
@@ -377,6 +389,7 @@ class _Worker:
         if self.study.user_attrs.get(R.STUDY_CONFIRM) != setup.to_dict():
             self.study.set_user_attr(R.STUDY_CONFIRM, setup.to_dict())
         plan = plan_confirmation(trials, self.cfg, self.handle.space, setup)
+        self.result.confirm_planned = len(plan)
         have = existing_keys(trials)
         queued = 0
         for item in plan:
@@ -506,8 +519,32 @@ class _Worker:
     # -- step 2: take the next trial ---------------------------------------------------------
 
     def take_next_trial(self) -> _Taken:
-        """``ask()`` (a queued trial first), record this worker in it."""
+        """A queued baseline, else ``ask()`` (a queued trial first); record this worker in it.
+
+        ``ask()`` pops the *oldest* WAITING trial, and a baseline queued again after a failure
+        has a higher number than the grid points queued before it: it is taken by id first, so
+        the baselines run first after a failure too (the inert prediction and ``skip_inert``
+        need a trained baseline).
+        """
+        from optuna.trial import TrialState
+
+        from loran_search.search._optuna import take_waiting
+
         with self.signals.held():  # a popped trial is RUNNING: it must carry its worker
+            baselines = sorted(
+                (
+                    t
+                    for t in self.snapshot
+                    if t.state == TrialState.WAITING and role_of(t) == R.ROLE_BASELINE
+                ),
+                key=lambda t: t.number,
+            )
+            for t in baselines:
+                tid = trial_id_of(self.handle, t.number)
+                taken = take_waiting(self.study, tid)
+                if taken is not None:  # else another worker took it first
+                    self.storage.set_trial_system_attr(tid, R.WORKER, worker_identity())
+                    return _Taken(taken, tid, R.ROLE_BASELINE, True)
             with warnings.catch_warnings():  # "Heartbeat … supposed to be used with optimize":
                 warnings.simplefilter("ignore", UserWarning)  # heartbeat() below keeps it
                 trial = self.study.ask()
@@ -527,6 +564,8 @@ class _Worker:
         """
         trials = self.study.get_trials(deepcopy=False)
         frozen = self.storage.get_trial(taken.trial_id)
+        if frozen.state.is_finished():
+            return self._finished_elsewhere(taken)
         twin = duplicate_of(trials, frozen)
         if twin is not None:
             self._surplus(taken, f"a duplicate retry (trial {twin} repeats the same trial)", False)
@@ -554,17 +593,36 @@ class _Worker:
         return self._surplus(taken, why, taken.queued)
 
     def _surplus(self, taken: _Taken, why: str, retry: bool) -> str:
+        import optuna
         from optuna.trial import TrialState
 
         attrs = R.failure_attrs(R.FAIL_SURPLUS, why)
         with self.signals.held():
-            for key, value in attrs.items():
-                self.storage.set_trial_user_attr(taken.trial_id, key, value)
-            self.study.tell(taken.trial, state=TrialState.FAIL)
+            try:
+                for key, value in attrs.items():
+                    self.storage.set_trial_user_attr(taken.trial_id, key, value)
+                self.study.tell(taken.trial, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                return self._finished_elsewhere(taken)
             if retry:
                 retry_trial(self.study, self.storage.get_trial(taken.trial_id))
             taken.recorded = True
         return attrs[R.FAILURE]
+
+    def _finished_elsewhere(self, taken: _Taken) -> str:
+        """The taken trial was finished by another process meanwhile: leave it, take the next.
+
+        Two workers can take one queued trial at the same moment where the storage has no row
+        lock (SQLite: both see it WAITING); the other worker then records it (it ran it, or
+        recorded it surplus) and this one must neither write to it nor run it.
+        """
+        state = self.storage.get_trial(taken.trial_id).state.name
+        self.log(
+            f"Trial {taken.trial.number} was taken and recorded {state} by another worker at "
+            "the same moment; this worker leaves it and takes the next one."
+        )
+        taken.recorded = True
+        return _SKIP
 
     # -- step 4: execute with a heartbeat ----------------------------------------------------
 
@@ -686,11 +744,16 @@ class _Worker:
 
     # -- the end -----------------------------------------------------------------------------
 
-    def notes(self) -> list[str]:
-        """What the user must know when the worker is done: missing baselines, errors."""
+    def notes(self, *, search: bool = True) -> list[str]:
+        """What the user must know when the worker is done: missing baselines, errors.
+
+        Without ``search`` (``confirm``, which retries no search trial) only the confirmation
+        trials' notes: "run the same command again" would not retry a search trial there.
+        """
         trials = self.study.get_trials(deepcopy=False)
         out = []
-        for rank, failure in sorted(missing_baselines(trials).items(), key=lambda kv: str(kv[0])):
+        missing = missing_baselines(trials) if search else {}
+        for rank, failure in sorted(missing.items(), key=lambda kv: str(kv[0])):
             out.append(
                 f"The baseline at rank {rank} failed ({failure}): gains at rank {rank} are "
                 "unavailable until it completes; fix the cause and run the same command again "
@@ -700,7 +763,10 @@ class _Worker:
         waiting = [
             t.number
             for t in trials
-            if retry_at_start(t) and t.number not in retried and role_of(t) == R.ROLE_CANDIDATE
+            if search
+            and retry_at_start(t)
+            and t.number not in retried
+            and role_of(t) == R.ROLE_CANDIDATE
         ]
         if waiting:
             shown = ", ".join(str(n) for n in waiting[:10]) + (" …" if len(waiting) > 10 else "")

@@ -39,14 +39,35 @@ class ImageExample:
     label: int
 
 
-def digits_rows() -> list[dict[str, Any]]:
-    """Every image of the embedded ``digits`` asset as ``{"id", "label", "index"}`` rows."""
+def load_digits() -> tuple[Any, Any]:
+    """``(images, labels)`` of the embedded ``digits`` asset's ``digits.npz``.
+
+    Raises:
+        AssetError: The file cannot be read as the arrays it was built with (damaged after its
+            hashes were checked, or built by a broken builder); the message names the file and
+            the command that rebuilds it.
+    """
+    import zipfile
+
     import numpy as np
 
     from loran_search import assets
 
-    with np.load(assets.ensure(DATASET) / "digits.npz") as data:
-        labels = data["labels"]
+    path = assets.ensure(DATASET) / "digits.npz"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            images, labels = data["images"], data["labels"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise assets.AssetError(
+            f"The embedded dataset file {path} cannot be read ({type(err).__name__}: {err}): it "
+            f"is damaged. Rebuild it: loran-search assets fetch {DATASET} --force"
+        ) from None
+    return images, labels
+
+
+def digits_rows() -> list[dict[str, Any]]:
+    """Every image of the embedded ``digits`` asset as ``{"id", "label", "index"}`` rows."""
+    _, labels = load_digits()
     return [{"id": f"digits/{i}", "label": int(y), "index": i} for i, y in enumerate(labels)]
 
 
@@ -57,10 +78,7 @@ class DigitsTask:
     metric_names = TASK_METRICS["classification"]
 
     def __init__(self, cfg: TaskSection) -> None:
-        import numpy as np
         import torch
-
-        from loran_search import assets
 
         if cfg.name != DATASET:
             raise TaskError(
@@ -68,8 +86,7 @@ class DigitsTask:
                 f"{DATASET!r} only; set task.name: {DATASET}."
             )
         self.cfg = cfg
-        with np.load(assets.ensure(DATASET) / "digits.npz") as data:
-            images = torch.from_numpy(data["images"])
+        images = torch.from_numpy(load_digits()[0])
         rows = [r for r in digits_rows() if r["label"] in TASK_CLASSES]
         splits = three_way_split(rows, cfg.split_seed, "label")
         where = f"task.name {cfg.name!r}"

@@ -144,3 +144,26 @@ def test_audit_refuses_a_formula_over_the_cost_bound_fast() -> None:
     with pytest.raises(FormulaError, match="too costly"):
         audit_formula("x + legendre(64, legendre(64, legendre(64, x)))")
     assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "params", "where"),
+    [
+        ("x/(x - 0.31234567)", {}, "Singular at x = 0.312346 "),  # issue 18: grids step over it
+        ("tan(3*x)", {}, "Singular at x = -0.523599 "),
+        ("x/(x**2 - 0.1234567)", {}, "Singular at x = -0.351364 "),
+        ("tan(w*x)", {"w": 1000.0}, "Singular at x = -0.0015708 "),  # the pole nearest to 0
+        ("sqrt(x)", {}, "f is not real at x = -0.5 "),
+        ("log(1 + x/2) + x", {}, None),  # log(1 + x/2) > 0 on [-1, 1]
+        ("x**p + x", {"p": 2.0}, None),  # an integral float power is defined for x < 0
+        ("x/(x - 2)", {}, None),  # its pole lies outside [-1, 1]
+    ],
+)
+def test_singularities_are_found_symbolically(text: str, params: dict, where: str | None) -> None:
+    r = audit_formula(text, params)
+    if where is None:
+        assert r.singularities == [] and math.isfinite(r.lipschitz)
+    else:
+        assert r.singularities and r.singularities[0].startswith(where), r.singularities
+        assert math.isinf(r.lipschitz)  # sup |f'| over an interval holding a singularity
+        assert r.singularities[0] in r.warnings

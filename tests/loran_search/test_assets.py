@@ -71,6 +71,79 @@ def test_corruption_is_detected_and_rebuilt(cache: Path) -> None:
     assert (path / "test.jsonl").is_file()
 
 
+def test_a_same_size_corruption_is_caught_when_the_asset_is_loaded(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # issue 18 finding 5: zeroed weights of the same size trained "completed" at chance, because
+    # only `assets fetch` compared the sha256 recorded at build time
+    path = assets.ensure("glassllm", progress=False)
+    weights = path / "model.safetensors"
+    good = weights.read_bytes()
+    hashed: list[Path] = []
+    real_sha = assets.sha256_file
+    monkeypatch.setattr(assets, "sha256_file", lambda p, *a: hashed.append(p) or real_sha(p, *a))
+    assets._VERIFIED.clear()  # a fresh process
+    assert assets.ensure("glassllm", progress=False) == path
+    n = len(hashed)
+    assert n >= 1  # the first load in a process re-hashes ...
+    assert assets.ensure("glassllm", progress=False) == path
+    assert len(hashed) == n  # ... and only the first (size + stat on later loads)
+    data = bytearray(good)
+    data[-4096:] = bytes(4096)  # zero the last 4 kB of weights, same size
+    weights.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert assets.ensure("glassllm", progress=False) == path
+    err = capsys.readouterr().err
+    assert "does not match what was built (model.safetensors: sha256 mismatch)" in err
+    assert "rebuilding it" in err
+    assert weights.read_bytes() == good and assets.check("glassllm", full=True) == []
+
+
+def test_a_damaged_asset_that_cannot_be_rebuilt_is_refused_with_the_fix(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = assets.ensure("aclsum", progress=False)
+    target = path / "val.jsonl"
+    data = bytearray(target.read_bytes())
+    data[10] ^= 1
+    target.write_bytes(bytes(data))
+
+    def offline(spec: assets.AssetSpec, *, progress: bool = True) -> Path:
+        raise assets.AssetError(
+            f"Install it without dependencies: pip install --no-deps {spec.pin}"
+        )
+
+    monkeypatch.setattr(assets, "source_dir", offline)
+    with pytest.raises(assets.AssetError) as info:
+        assets.ensure("aclsum", progress=False)
+    msg = str(info.value)
+    assert "is damaged (val.jsonl: sha256 mismatch) and could not be rebuilt" in msg
+    assert "pip install --no-deps aclsum==0.1.2" in msg
+    assert target.read_bytes() == bytes(data)  # nothing deleted
+
+
+def test_a_zeroed_digits_npz_is_rebuilt_or_refused_without_a_traceback(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loran_search.tasks import vision
+
+    images, labels = vision.load_digits()
+    assert images.shape == (len(labels), 1, 8, 8)
+    npz = assets.asset_dir("digits") / "digits.npz"
+    size = npz.stat().st_size
+    npz.write_bytes(bytes(size))  # zeroed bytes, same size: rebuilt on load
+    again, again_labels = vision.load_digits()
+    assert (again == images).all() and (again_labels == labels).all()
+    assert npz.read_bytes() != bytes(size)
+    # a damaged file the manifest vouches for (e.g. damaged while it was built) is refused
+    npz.write_bytes(bytes(size))
+    man = json.loads((npz.parent / "manifest.json").read_text())
+    man["outputs"]["digits.npz"]["sha256"] = assets.sha256_file(npz)
+    (npz.parent / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(assets.AssetError, match=r"cannot be read .*assets fetch digits --force"):
+        vision.load_digits()
+
+
 def test_lock_builds_once_under_concurrency(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[float] = []
     real = assets._BUILDERS["aclsum"]

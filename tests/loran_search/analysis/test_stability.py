@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from optuna.trial import TrialState
 
 from loran_search.analysis.stability import amplitude_thresholds, run_stability
 
@@ -87,3 +88,56 @@ def test_gradient_growth_against_the_baseline_of_the_same_rank() -> None:
     )
     # No baseline, no gradient-growth statement.
     assert amplitude_thresholds(c)[0]["first_grad_growth"] is None
+
+
+# ------------------------------------------------------------------ issue 18, finding 6
+
+
+def _blame_study():
+    """identity (the baseline) never diverges; relu (registry family `baseline`) does, half."""
+    from tests.loran_search.analysis.conftest import new_study
+
+    study, b = new_study()
+    b.add("identity", 8, {0: 0.70, 1: 0.71})
+    b.add("relu", 8, {0: 0.60}, diverged={1: True}, state=TrialState.FAIL, failure="diverged")
+    b.add("relu", 8, {0: 0.61, 1: 0.62}, amplitude=None)
+    for amp in (1e-4, 1e-3):
+        b.add("sinter", 8, {0: 0.71, 1: 0.72}, amplitude=amp)
+    return study
+
+
+def test_the_qlora_baseline_is_the_baseline_role_not_the_registry_family(tmp_path) -> None:
+    from loran_search.analysis import write_report
+
+    study = _blame_study()
+    write_report(storage=study._storage, study_name=study.study_name, out_dir=tmp_path,
+                 formats=("md",), dashboard=False)  # fmt: skip
+    md = (tmp_path / "report.md").read_text()
+    verdict = md.split("## Verdict")[1].split("## Details")[0]
+    assert "QLoRA baseline: 0% diverged" in verdict, verdict
+    assert "QLoRA baseline: 17% diverged" not in verdict
+
+
+def test_a_run_is_counted_once_when_the_failure_and_the_flag_disagree() -> None:
+    from loran_search.analysis.records import load_records
+    from tests.loran_search.analysis.conftest import new_study
+
+    study, b = new_study()
+    b.add("identity", 8, {0: 0.70})
+    # inconsistent records: the trial failed as diverged, its seed's flag says it did not
+    for amp in (1e-4, 1e-3, 1e-2):
+        b.add(
+            "sinter",
+            8,
+            {0: 0.5},
+            amplitude=amp,
+            state=TrialState.FAIL,
+            failure="training diverged (loss is NaN)",
+            attrs={"failure_kind": "diverged"},
+        )
+    rec = load_records(study)
+    sinter = rec.runs[rec.runs["activation"] == "sinter"]
+    assert len(sinter) == 3  # one run per (trial, seed), not 6
+    assert not sinter.duplicated(["trial", "seed"]).any()
+    assert sinter["diverged"].astype(bool).all()  # the failure says the run diverged
+    assert any("diverged" in n and "disagree" in n for n in rec.notes), rec.notes

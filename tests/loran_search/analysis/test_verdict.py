@@ -274,3 +274,20 @@ def test_an_adapter_whose_update_stayed_zero_is_said_to_have_never_trained(tmp_p
     mech = next(x for x in _verdict(_report(study, tmp_path)).splitlines() if "Non-linearity" in x)
     assert "**1 configuration(s) never trained: P = B·A stayed exactly 0** (relu() r=8)" in mech
     assert "were LoRA in all but name" not in mech
+
+
+def test_a_report_made_while_the_study_runs_says_it_is_provisional(tmp_path: Path) -> None:
+    # issue 18 finding 11: the verdict did not say so, and its Holm family counted only the
+    # finished confirmations
+    study, b = _examples_study()
+    b.add("sinter", 8, None, amplitude=1e-2, state=TrialState.RUNNING)
+    b.add("sinter", 8, None, amplitude=1e-1, state=TrialState.WAITING)
+    b.add("sinter", 8, None, amplitude=1e-3, state=TrialState.RUNNING, role="confirm",
+          confirm_of=[1], eval_split="test")  # fmt: skip
+    verdict = _verdict(_report(study, tmp_path / "running", formats=("md",)))
+    first = verdict.strip().splitlines()[0]
+    assert first.startswith("1. **The study is still running: provisional.**"), first
+    assert "2 trial(s) were RUNNING (1 of them confirmation trials) and 1 WAITING" in first
+    assert "multiple-comparison family (Holm" in first and "may change" in first
+    finished, _ = _examples_study()
+    assert "still running" not in _verdict(_report(finished, tmp_path / "done", formats=("md",)))

@@ -187,3 +187,28 @@ def test_two_workers_share_the_confirmation(study_file, fake_env, tmp_path: Path
         if t.state == TrialState.FAIL and t.user_attrs.get("failure_kind") != "surplus"
     ]
     assert bad == []
+
+
+def test_confirm_on_a_study_whose_search_failed_says_so_and_exits_non_zero(
+    study_file, fake_env, tmp_path: Path
+) -> None:
+    # issue 18 finding 11: `confirm` re-queued the failed search trials and said "every
+    # confirmation trial is done"
+    path = study_file(params=GRID3, confirm=CONFIRM)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    broken = dict(fake_env, FAKE_TRAIN_RAISE="FileNotFoundError")
+    res = run_cli(["run", str(path), "--no-confirm"], broken, tmp_path)
+    assert res.returncode != 0
+    before = Counter(t.state for t in load(url).get_trials())
+    res = run_cli(["confirm", str(path)], fake_env, tmp_path)
+    assert res.returncode == 1, res.stderr
+    assert "every confirmation trial is done" not in res.stderr
+    assert "Nothing to confirm in study 't': no candidate trial of its search completed" in (
+        res.stderr
+    )
+    assert "3 FAIL (error ×3)" in res.stderr  # the baseline and two candidates raised
+    assert f"loran-search run {path}" in res.stderr
+    assert "Traceback" not in res.stderr
+    # nothing queued, nothing trained: the search's failures are the search's to retry
+    assert Counter(t.state for t in load(url).get_trials()) == before
+    assert not (tmp_path / "runs.log").exists() or "test" not in (tmp_path / "runs.log").read_text()

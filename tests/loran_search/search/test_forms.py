@@ -211,18 +211,23 @@ def test_a_form_with_nonzero_f0_never_reaches_the_training_function(tmp_path: Pa
     handle = run_study(tmp_path, rec)
     trials = [t for t in handle.study.get_trials() if t.user_attrs.get("role") == "candidate"]
     # x + a·G for G in {x, sin, cos, x², x·sin, x·cos, sin², sin·cos, cos²}: cos and cos² start
-    # at a ≠ 0
+    # at a ≠ 0; x + a·x is linear (LoRA with a rescaled step)
     assert len(trials) == 9
     screened = [t for t in trials if t.user_attrs.get(R.FAILURE_KIND) == R.FAIL_SCREENED]
     assert {t.user_attrs["form"]["expr"] for t in screened} == {
         "a*cos(x) + x",
         "a*cos(x)**2 + x",
+        "a*x + x",
     }
     for t in screened:
         assert t.state == TrialState.PRUNED
-        assert t.user_attrs[R.FAILURE].startswith("screened: starts_at_zero: f(0) = 0.1")
+        if t.user_attrs["form"]["expr"] == "a*x + x":
+            assert t.user_attrs[R.FAILURE].startswith("screened: linear: the form reduces to")
+            assert "rescaled by f' = 1.1" in t.user_attrs[R.FAILURE]
+        else:
+            assert t.user_attrs[R.FAILURE].startswith("screened: starts_at_zero: f(0) = 0.1")
     trained = {c["expr"] for c in rec.calls}
-    assert len(rec.calls) == 7 and len(trained) == 7
+    assert len(rec.calls) == 6 and len(trained) == 6
     for expr in trained:
         f = parse_formula(expr, ["a"])
         assert f.subs({s: 0 if s.name == "x" else 0.1 for s in f.free_symbols}) == 0
@@ -230,10 +235,10 @@ def test_a_form_with_nonzero_f0_never_reaches_the_training_function(tmp_path: Pa
     counts = R.form_counts(map(R.TrialRecord.from_frozen, handle.study.get_trials()))
     assert counts == {
         "proposed": 9,
-        "screened": 2,
+        "screened": 3,
         "deduplicated": 0,
         "inert": 0,
-        "trained": 7,
+        "trained": 6,
         "distinct": 9,
     }
 
@@ -252,6 +257,62 @@ def test_each_rule_refuses_with_its_value(leaf: str, require: list[Any], rule: s
     form = fs.form_of_tree(0)
     refusal = F.screen(form, {"a": 0.1}, fs.require, (-1.0, 1.0))
     assert refusal is not None and refusal.startswith(rule), refusal
+
+
+@pytest.mark.parametrize(
+    ("leaf", "where"),
+    [
+        # the probe's three: a 4,001-point grid steps over each pole
+        ("x/(x - 0.31234567)", "x = 0.312346"),
+        ("tan(3*x)", "x = -0.523599"),  # ±π/6, the nearest to 0 first
+        ("x/(x**2 - 0.1234567)", "x = -0.351364"),
+        # a denominator sympy cannot solve: found by its sign change on a dense grid
+        ("x/(x + 0.5*sin(10*x) - 0.2)", "x = 0.0338699"),
+    ],
+)
+def test_a_pole_inside_the_interval_is_screened(leaf: str, where: str) -> None:
+    raw = {"template": "x + a*G", "leaves": [leaf], "depth": 1}  # default require
+    fs = F.FormSpace(raw, {"a": parse_dim("form.a", 0.1, None)})
+    refusal = F.screen(fs.form_of_tree(0), {"a": 0.1}, fs.require, (-1.0, 1.0))
+    assert refusal is not None and refusal.startswith("finite: Singular at " + where), refusal
+    assert "inf or NaN" in refusal
+
+
+@pytest.mark.parametrize(
+    "leaf",
+    [
+        "x/(x - 0.31234567)",  # the pole lies outside [-0.3, 0.3]
+        "tan(x)",  # poles at ±π/2
+        "x/(1 + x**2)",
+        "x*sin(x)/(2 + cos(x))",  # a denominator without a real zero
+        "x*sin(100*x)",
+        "x*exp(-(x/0.01)**2)",
+        "tanh(x/0.001)",
+    ],
+)
+def test_benign_forms_still_pass_the_finite_screen(leaf: str) -> None:
+    raw = {"template": "x + a*G", "leaves": [leaf], "depth": 1, "require": ["finite"]}
+    fs = F.FormSpace(raw, {"a": parse_dim("form.a", 0.1, None)})
+    assert F.screen(fs.form_of_tree(0), {"a": 0.1}, fs.require, (-0.3, 0.3)) is None
+
+
+def test_the_slope_bound_refuses_a_pole_no_search_placed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import activations.audit as audit_module
+
+    monkeypatch.setattr(audit_module, "singularities", lambda f, interval: [])
+    raw = {"template": "x + a*G", "leaves": ["x/(x - 0.31234567)"], "depth": 1}
+    fs = F.FormSpace(raw, {"a": parse_dim("form.a", 0.1, None)})
+    refusal = F.screen(fs.form_of_tree(0), {"a": 0.1}, fs.require, (-1.0, 1.0))
+    assert refusal is not None and refusal.startswith("finite: |f'| reaches "), refusal
+    assert "above 1e+08" in refusal
+
+
+def test_a_linear_form_is_screened_as_lora_with_a_rescaled_step() -> None:
+    fs = space_of("x + a*G", ["x", "sin(x)"], ["+", "*"], 2, a=0.5)
+    refusal = F.screen(fs.form_of_tree(("+", 0, 0)), {"a": 0.5}, fs.require, (-1, 1))
+    assert refusal is not None and refusal.startswith("linear: the form reduces to f(x) = 2.0*x")
+    assert "plain LoRA with its step rescaled by f' = 2" in refusal
+    assert F.screen(fs.form_of_tree(("*", 0, 1)), {"a": 0.5}, fs.require, (-1, 1)) is None
 
 
 def test_the_identity_and_undefined_forms_are_screened() -> None:
@@ -302,7 +363,11 @@ def test_a_repeat_proposal_is_answered_from_the_stored_trial(tmp_path: Path) -> 
         assert t.user_attrs["form"]["key"] == twin.user_attrs["form"]["key"]
         assert t.state == twin.state == TrialState.COMPLETE and t.values == twin.values
         assert "deduplicated" in t.user_attrs[R.DEDUPLICATED]
-    assert len(rec.calls) == len({c["activation"] for c in rec.calls}) == len(trials) - len(dups)
+    # x + a·x is screened (linear) each time it is proposed, never trained
+    screened = [t for t in trials if t.user_attrs.get(R.FAILURE_KIND) == R.FAIL_SCREENED]
+    assert {t.user_attrs["form"]["expr"] for t in screened} == {"a*x + x"}
+    trained = len(trials) - len(dups) - len(screened)
+    assert len(rec.calls) == len({c["activation"] for c in rec.calls}) == trained
     # the analysis leaves the answered repeats out (their twin stands for them)
     from loran_search.analysis.records import load_records
 
@@ -551,3 +616,48 @@ def test_export_prints_register_formula_calls_for_the_best_forms(tmp_path: Path,
     assert first.params["a"].low == 0.1 and first.params["a"].high == 0.3
     assert get_activation("found_1").params["a"] in (0.1, 0.3)
     assert main(["activations", "export", str(path), "--top", "0"]) != 0
+
+
+def test_a_long_form_grid_enumeration_says_how_far_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 18 finding 11: a form grid near the tree cap printed nothing for 111 s
+    clock = iter(range(0, 10_000, 3))  # every look at the clock: 3 s later
+    monkeypatch.setattr(F.time, "monotonic", lambda: float(next(clock)))
+    fs = space_of("x + a*G", ["x", "sin(x)", "tanh(x)"], ["+", "*"], 2, a=0.1)
+    lines: list[str] = []
+    forms = fs.distinct_forms(say=lines.append)
+    n_trees = F.count_trees(3, ["+", "*"], 2)
+    assert lines and lines[0].startswith(f"Enumerating the form grid: 2 of {n_trees:,} trees")
+    assert "distinct forms so far (about" in lines[0]
+    assert lines[-1].startswith(f"Form grid: {len(forms):,} distinct forms from {n_trees:,} trees")
+    quiet: list[str] = []
+    fast = space_of("x + a*G", ["x", "sin(x)"], ["*"], 2, a=0.1)
+    monkeypatch.setattr(F.time, "monotonic", lambda: 0.0)
+    fast.distinct_forms(say=quiet.append)
+    assert quiet == []  # a quick enumeration prints nothing
+
+
+def test_export_from_a_study_without_forms_says_it_has_no_form_search(
+    tmp_path: Path, capsys
+) -> None:
+    # issue 18 finding 11: it said "run it first", which cannot give a study without forms any
+    from loran_search.cli import main
+    from tests.loran_search.search.conftest import study_text as plain_text
+
+    path = tmp_path / "plain.yaml"
+    path.write_text(plain_text(storage=f"sqlite:///{tmp_path / 'plain.db'}"))
+    handle = open_study(load_config_text(path.read_text(), environment=False), log=lambda m: None)
+    run_worker(handle, train_fn=Recorder(), n_trials=0, log=lambda m: None)  # the baseline
+    assert main(["activations", "export", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "Study 't' has no form search: its search space has no `search.forms`" in err
+    assert "run it first" not in err and "Traceback" not in err
+    # a form search whose every form was screened: says so, and how to see why
+    forms = tmp_path / "forms.yaml"
+    text = study_text(storage=f"sqlite:///{tmp_path / 'forms.db'}", leaves='["cos(x)"]', depth=1)
+    forms.write_text(text)
+    handle = open_study(load_config_text(text, environment=False), log=lambda m: None)
+    run_worker(handle, train_fn=Recorder(), log=lambda m: None)
+    assert main(["activations", "export", str(forms)]) == 2
+    err = capsys.readouterr().err
+    assert "has a form search but no completed, non-duplicate form trial" in err
+    assert "(form trials: 1 PRUNED;" in err and f"loran-search report {forms}" in err

@@ -138,6 +138,48 @@ def test_a_failed_baseline_is_counted_as_missing_and_retried(study_file) -> None
     assert "gain" in summarize(handle.study, handle.cfg)
 
 
+@pytest.mark.parametrize("storage", ["sqlite", "journal"])
+def test_a_requeued_baseline_runs_before_the_queued_candidates(
+    study_file, tmp_path: Path, storage: str
+) -> None:
+    # issue 18 finding 7: the baseline failed with `error:`, the worker stopped, and the next
+    # `run` trained the queued grid points before the re-queued baseline (a higher number), so
+    # the inert prediction and skip_inert could not apply to them
+    from tests.loran_search.search.fake_train import run as fake
+
+    url = (
+        f"sqlite:///{tmp_path / 'study.db'}"
+        if storage == "sqlite"
+        else f"journal:{tmp_path / 'study.journal'}"
+    )
+    grid = (
+        "    sinter.amplitude: [1.0e-5, 1.0e-4, 1.0e-3, 1.0e-2, 1.0e-1]\n"
+        "    sinter.frequency: 1.0e4"
+    )
+    path = study_file(params=grid, n_trials=5, storage=url, skip_inert="true")
+    always = flaky(FileNotFoundError, lambda kw: True)
+    with pytest.raises(TrialErrors):
+        run(path, train_fn=always)  # the baseline and two candidates fail; the worker stops
+    order: list[str] = []
+
+    def recording(cfg, **kwargs):
+        order.append(kwargs["activation"])
+        return fake(cfg, **kwargs)
+
+    handle, _ = run(path, train_fn=recording)
+    assert order[0] == "identity", order  # the re-queued baseline first
+    trials = trials_of(handle)
+    assert_sound(trials)
+    base = [t for t in trials if t.user_attrs.get("role") == "baseline"]
+    assert [t.state for t in base] == [TrialState.FAIL, TrialState.COMPLETE]
+    # with the baseline trained first, the inert prediction applies to every candidate: the
+    # amplitudes up to 1e-3 (ν = A/√2 < 1e-3) are predicted inert and skipped untrained
+    inert = [t for t in trials if t.user_attrs.get("failure_kind") == "inert"]
+    assert sorted(t.params["sinter.amplitude"] for t in inert) == pytest.approx([1e-5, 1e-4, 1e-3])
+    # seeds 0 and 1 of the baseline, then of 1e-2 and 1e-1 only
+    assert order == ["identity"] * 2 + ["sinter"] * 4
+
+
 def test_systematic_errors_stop_with_a_message_and_nothing_is_lost(study_file) -> None:
     path = study_file(params=GRID3, n_trials=3)
     always = flaky(FileNotFoundError, lambda kw: True)
@@ -208,6 +250,50 @@ def test_two_workers_starting_together_retry_a_failed_trial_once(study_file) -> 
     assert all("duplicate retry" in t.user_attrs["failure"] for t in dupes)
 
 
+@pytest.mark.parametrize("when", ["before", "during"])
+def test_a_trial_finished_by_another_process_is_left_to_it(
+    study_file, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    # issue 18 finding 10: two `confirm` commands at once on one SQLite study (no row lock: both
+    # took one queued trial) gave UpdateFinishedTrialError from check_surplus when the other
+    # process had recorded the trial first
+    from loran_search.search import workers as W
+    from tests.loran_search.search.fake_train import run as fake
+
+    path = study_file(params=GRID3, n_trials=3)
+    handle = open_study(load_config(path), log=lambda m: None)
+    logs: list[str] = []
+    worker = W._Worker(
+        handle, target=0, train_fn=fake, progress=False, log=logs.append, on_trial=None
+    )  # target 0: any candidate it takes is surplus, so check_surplus writes to it
+    worker.survey()
+    base = worker.take_next_trial()
+    assert base.role == "baseline"
+    worker.survey()
+    taken = worker.take_next_trial()
+    assert taken.role == "candidate"
+    other = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 'study.db'}")
+
+    def finish_elsewhere() -> None:
+        other.tell(taken.trial.number, state=TrialState.FAIL)
+
+    if when == "before":
+        finish_elsewhere()
+    else:  # between check_surplus's read of the trial and its write
+        real = W.duplicate_of
+
+        def racing(trials, frozen):
+            finish_elsewhere()
+            return real(trials, frozen)
+
+        monkeypatch.setattr(W, "duplicate_of", racing)
+    assert worker.check_surplus(taken) == W._SKIP
+    assert taken.recorded
+    assert any(f"Trial {taken.trial.number} was taken and recorded FAIL" in m for m in logs)
+    frozen = handle.storage.get_trial(taken.trial_id)
+    assert frozen.state == TrialState.FAIL and "failure" not in frozen.user_attrs
+
+
 def test_an_unusable_train_result_stops_at_once_and_loses_nothing(study_file) -> None:
     from loran_search.search.objective import TrainFnError
 
@@ -224,6 +310,63 @@ def test_an_unusable_train_result_stops_at_once_and_loses_nothing(study_file) ->
 
 
 # ------------------------------------------------------------------------------ 2. non-finite
+
+
+def test_sys_exit_in_the_training_function_fails_the_trial_and_stops(study_file) -> None:
+    # issue 18 finding 8: argparse in a user's script called sys.exit(); `run` exited 0 with no
+    # message and left the trial RUNNING
+    import argparse
+
+    from loran_search.search.objective import TrainFnError
+
+    def script(cfg, **kw):
+        parser = argparse.ArgumentParser(prog="train.py")
+        parser.add_argument("--lr", type=float, required=True)
+        parser.parse_args(["run", "s.yaml"])  # the search's own command line
+
+    path = study_file(params=GRID3, n_trials=3)
+    with pytest.raises(TrainFnError) as info:
+        run(path, train_fn=script)
+    msg = str(info.value)
+    assert "called sys.exit(2) (SystemExit)" in msg and "argparse" in msg
+    assert 'if __name__ == "__main__":' in msg
+    handle = open_study(load_config(path), log=lambda m: None)
+    trials = trials_of(handle)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    (failed,) = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed.user_attrs["failure_kind"] == "config"
+    assert "sys.exit(2)" in failed.user_attrs["failure"]
+    assert failed.number in {
+        n
+        for t in trials
+        if t.state == TrialState.WAITING
+        for n in t.system_attrs.get("retry_history", [])
+    }  # queued again: nothing lost
+    handle, _ = run(path)  # the script is fixed
+    trials = trials_of(handle)
+    assert_sound(trials)
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert Counter(t.user_attrs["role"] for t in done) == {"baseline": 1, "candidate": 3}
+
+
+def test_sys_exit_in_the_training_function_through_the_command_line(
+    study_file, fake_env, tmp_path: Path
+) -> None:
+    path = study_file(params=GRID3, n_trials=3, seeds="[0]")
+    fake_env["FAKE_TRAIN_RAISE"] = "SystemExit"
+    done = subprocess.run(
+        cli("run", str(path)), env=fake_env, cwd=tmp_path, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0, done.stderr
+    assert "(SystemExit) instead of returning a result" in done.stderr
+    assert "Traceback" not in done.stderr
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    trials = optuna.load_study(study_name="t", storage=url).get_trials()
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert [t.user_attrs["failure_kind"] for t in trials if t.state == TrialState.FAIL] == [
+        "config"
+    ]
 
 
 def test_a_nan_trial_of_an_older_study_is_run_again_and_recorded(study_file, monkeypatch) -> None:
