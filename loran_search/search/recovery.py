@@ -378,12 +378,19 @@ class Signals:
     """SIGTERM raised like Ctrl-C; both held back while a trial's outcome is written.
 
     Only in the main thread (Python delivers signals there); elsewhere it does nothing.
+
+    An interrupt raised while Python runs a garbage-collection callback or a ``__del__`` (SQLAlchemy
+    closes connections in such callbacks) is printed as "Exception ignored" and lost: the worker
+    would go on as if Ctrl-C never came. So the handler also remembers what it raised
+    (``raised``) until a handler acknowledges it, and :meth:`reraise_swallowed`, called at the
+    worker's checkpoints, raises it again.
     """
 
     def __init__(self) -> None:
         self.active = threading.current_thread() is threading.main_thread()
         self.holding = False
         self.pending: type[BaseException] | None = None
+        self.raised: type[BaseException] | None = None
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> Signals:
@@ -403,7 +410,18 @@ class Signals:
         if self.holding:
             self.pending = self.pending or kind
             return
+        self.raised = self.raised or kind
         raise kind()
+
+    def acknowledge(self) -> None:
+        """The raised interrupt reached a handler: nothing was swallowed."""
+        self.raised = None
+
+    def reraise_swallowed(self) -> None:
+        """Raise again an interrupt that a callback swallowed (see the class docstring)."""
+        kind, self.raised = self.raised, None
+        if kind is not None:
+            raise kind()
 
     @contextlib.contextmanager
     def held(self, *, drop: bool = False) -> Iterator[None]:

@@ -258,6 +258,7 @@ class _Worker:
                 if self.confirm_setup is not None:
                     self.result.confirm_reason = self.confirm_phase(wait=search)
             except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM outside the training itself
+                self.signals.acknowledge()
                 taken = self.taken
                 if taken is not None and not taken.recorded:
                     self.record(taken, self._interrupt_outcome(taken, err))
@@ -271,6 +272,7 @@ class _Worker:
         """Steps 1–4 until the search is done (or others filled it); returns why it stopped."""
         while True:
             self.taken = None
+            self.signals.reraise_swallowed()  # a Ctrl-C lost in a callback stops here
             p = self.survey()
             reason = self.done(p)
             if reason is None:
@@ -661,6 +663,7 @@ class _Worker:
                     inert=inert,
                     log=None if trial.number in self.inert_shown else self.log,
                 )
+            self.signals.reraise_swallowed()  # a Ctrl-C lost in a callback during the trial
         except optuna.TrialPruned as err:
             return _Outcome(TrialState.PRUNED, attrs={R.PRUNED: str(err)})
         except TrialFailed as err:
@@ -702,6 +705,7 @@ class _Worker:
     def _interrupt_outcome(self, taken: _Taken, err: BaseException) -> _Outcome:
         from optuna.trial import TrialState
 
+        self.signals.acknowledge()
         name = signal_name(err)
         why = "Ctrl-C (SIGINT)" if name == "SIGINT" else "SIGTERM"
         return _Outcome(

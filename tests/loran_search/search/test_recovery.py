@@ -562,3 +562,44 @@ def test_sigterm_through_the_command_line(study_file, fake_env, tmp_path: Path) 
     if proc.returncode == EXIT_INTERRUPTED:
         pytest.xfail("the command layer does not map StudyInterrupted.exit_code (143) yet")
     assert proc.returncode == EXIT_TERMINATED
+
+
+def test_a_ctrl_c_swallowed_by_a_gc_callback_is_raised_again() -> None:
+    """SIGINT delivered inside a weakref callback (as SQLAlchemy closes connections) is lost.
+
+    Python prints "Exception ignored" and goes on; the worker's checkpoint raises it again, so
+    Ctrl-C still stops the run (seen as a flaky Ctrl-C test under load before this guard).
+    """
+    import gc
+    import signal
+    import weakref
+
+    from loran_search.search.recovery import Signals
+
+    class Thing:
+        pass
+
+    with Signals() as sig:
+        assert sig.active
+        thing = Thing()
+        # the callback runs while the object is collected; the signal's handler runs inside it
+        ref = weakref.ref(thing, lambda _: signal.raise_signal(signal.SIGINT))
+        del thing
+        gc.collect()
+        assert ref() is None
+        assert sig.raised is KeyboardInterrupt  # lost by Python, remembered by the handler
+        with pytest.raises(KeyboardInterrupt):
+            sig.reraise_swallowed()
+        sig.reraise_swallowed()  # once only
+
+
+def test_an_acknowledged_ctrl_c_is_not_raised_twice() -> None:
+    import signal
+
+    from loran_search.search.recovery import Signals
+
+    with Signals() as sig:
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        sig.acknowledge()  # the worker's handler took it
+        sig.reraise_swallowed()  # nothing left to raise
