@@ -47,7 +47,8 @@ Rounds: :data:`DEFAULT_ROUNDS` counted rounds after :data:`WARMUP_ROUNDS` warm-u
 default (``--rounds N``; ``--quick``: :data:`QUICK_ROUNDS`). One training step of the full shape
 takes 3.6–4.3 s on one thread of this project's 2-core AMD EPYC machine when it is otherwise
 idle (measured, all eleven variants), so a round of both bases takes about 45 s and the default
-run about 9–10 minutes (README, "Measured" for the wall times actually measured).
+run about 9 minutes; with the cores shared (load average 4–6) it took 19–21 minutes (README,
+"Measured").
 """
 
 from __future__ import annotations

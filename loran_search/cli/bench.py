@@ -32,10 +32,11 @@ model's inference forward.
 
 JSON: `ratios` holds the medians, `spread` holds {{"low", "high", "rounds"}} per time ratio.
 
-Duration: the default run (8 rounds after 1 warm-up round) takes about 9-10 min on this
-project's 2-core AMD EPYC machine when it is otherwise idle (a full-shape step measured there:
-3.6-4.3 s on one thread, x 11 variants x 9 rounds, plus the memory probes); longer when other
-jobs share the cores. --quick: a tiny shape, about 2 min (the probes' imports)."""
+Duration: the default run (8 rounds after 1 warm-up round) takes about 9 min on this project's
+2-core AMD EPYC machine when it is otherwise idle (estimated from a full-shape step measured
+idle there, 3.6-4.3 s on one thread, x 11 variants x 9 rounds, plus builds and the memory
+probes); measured: 20.9 and 19.6 min with the cores shared (load average 4-6). --quick: a tiny
+shape, about 2 min (the probes' imports)."""
 _KINDS_HELP = f"""LoRAN (Sinter) against LoRA, one training step, for every model kind.
 
 Random weights at small shapes (the embedded networks at their real size), rank 4.
@@ -45,8 +46,8 @@ Random weights at small shapes (the embedded networks at their real size), rank 
 JSON: {{"rounds", "warmup_rounds", "environment", "wall_s", "rows"}}; a row's `loran/lora` is
 the median, its `spread` holds {{"loran/lora": {{"low", "high", "rounds"}}}}.
 
-Duration: the default run (30 rounds after 3 warm-up rounds) takes about 1 min on this
-project's 2-core machine."""
+Duration: the default run (30 rounds after 3 warm-up rounds) took 19 s on this project's 2-core
+machine with the cores shared (load average 4)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -166,8 +167,9 @@ def format_table(res: dict[str, Any]) -> str:
     lines += [
         "",
         "Time ratios: median of the round-by-round ratios, with their min–max range over the "
-        "rounds; two ratios whose ranges overlap are not told apart by this run. Memory ratios: "
-        "one measurement each (load does not move them).",
+        "rounds; a range that holds 1 does not tell the two variants apart, and two runs agree "
+        "where their ranges overlap. Memory ratios: one measurement each (load does not move "
+        "them).",
     ]
     return "\n".join(lines)
 
