@@ -12,7 +12,9 @@ three variants of the adapter:
   (same layers and weights; only the forward is replaced),
 
 the time of full training steps (forward, backward, AdamW step) — the variants run in one
-process, repetitions interleaved in rotating order, median reported — and the peak memory of a
+process in paired rounds (:mod:`loran_search.bench_rounds`: each round runs every variant once,
+in rotated order, after one untimed warm-up round; a time ratio is taken within each round and
+reported as the median with its min–max range over the rounds) — and the peak memory of a
 training step. Memory is measured per variant in a fresh subprocess: with glibc's mmap threshold
 pinned (``MALLOC_MMAP_THRESHOLD_``), freed tensors go back to the OS, so the resident set tracks
 live tensors; the probe runs a warm-up step, resets the kernel's peak-RSS mark
@@ -33,10 +35,20 @@ does not depend on the values). A peer runs on a base only where peft supports i
 ``fp32`` only and ``results.unsupported`` says why for ``nf4``.
 
 Ratios (``--format json``: the ``ratios`` object): ``<base>.loran/lora`` and
-``<base>.loran/reference`` are median step-time ratios, ``<base>.memory.loran/lora`` is the
+``<base>.loran/reference`` are step-time ratios (the median of the round-by-round ratios; the
+``spread`` object holds each time ratio's ``{"low", "high", "rounds"}``: the min and max of the
+round-by-round ratios and their count), ``<base>.memory.loran/lora`` is the
 ``step_peak_mb`` ratio, for ``base`` in ``fp32``, ``nf4``; ``<base>.<peer>/lora`` and
 ``<base>.memory.<peer>/lora`` for every peer the base supports, and ``<base>.loran/hira``; plus
-``merged/base``.
+``merged/base``. Memory ratios are one measurement each (a step's memory does not depend
+on the machine's load: two runs agree within ±0.01) and have no ``spread`` entry.
+
+Rounds: :data:`DEFAULT_ROUNDS` counted rounds after :data:`WARMUP_ROUNDS` warm-up round by
+default (``--rounds N``; ``--quick``: :data:`QUICK_ROUNDS`). One training step of the full shape
+takes 3.6–4.3 s on one thread of this project's 2-core AMD EPYC machine when it is otherwise
+idle (measured, all eleven variants), so a round of both bases takes about 45 s and the default
+run about 9 minutes; with the cores shared (load average 4–6) it took 19–21 minutes (README,
+"Measured").
 """
 
 from __future__ import annotations
@@ -51,8 +63,11 @@ import sys
 import time
 import types
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from loran_search.bench_rounds import Timer, environment, load_average, ratio_spread, run_rounds
 
 TARGETS: dict[str, float] = {
     "fp32.loran/lora": 1.15,
@@ -99,8 +114,6 @@ class Shape:
     batch: int = 2
     rank: int = 64
     alpha: int = 16
-    repeats: int = 5
-    merged_repeats: int = 7
 
 
 FULL = Shape()
@@ -113,9 +126,11 @@ QUICK = Shape(
     seq=32,
     batch=2,
     rank=8,
-    repeats=3,
-    merged_repeats=3,
 )
+DEFAULT_ROUNDS = 8
+"""Counted rounds of a full run (``--rounds``); see the module docstring for the duration."""
+QUICK_ROUNDS = 3
+WARMUP_ROUNDS = 1
 SINTER = {"amplitude": 5e-5, "frequency": 1e4}
 
 
@@ -216,30 +231,30 @@ class _Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=1e-4)
 
-    def step(self) -> float:
-        t0 = time.perf_counter()
+    def step(self) -> None:
         loss = self.model(input_ids=self.ids, labels=self.ids).loss
         loss.backward()
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
-        return time.perf_counter() - t0
 
 
 # --- measurements -------------------------------------------------------------------------
 def measure_steps(
-    shape: Shape, base: str, variants: tuple[str, ...] = VARIANTS
+    shape: Shape,
+    base: str,
+    variants: tuple[str, ...] = VARIANTS,
+    *,
+    rounds: int = DEFAULT_ROUNDS,
+    warmup: int = WARMUP_ROUNDS,
+    timer: Timer = time.perf_counter,
 ) -> dict[str, list[float]]:
-    """Step times of the variants, interleaved (rotating order), after one warm-up each."""
+    """Step times of the variants in paired rounds (:func:`~loran_search.bench_rounds.run_rounds`).
+
+    Returns ``{variant: [t_1, …, t_R]}``, index ``r`` = counted round ``r``.
+    """
     ids = _batch(shape)
     trainers = {v: _Trainer(build_variant(shape, base, v), ids) for v in variants}
-    for t in trainers.values():
-        t.step()
-    times: dict[str, list[float]] = {v: [] for v in variants}
-    n = len(variants)
-    for rep in range(shape.repeats):
-        order = variants[rep % n :] + variants[: rep % n]
-        for v in order:
-            times[v].append(trainers[v].step())
+    times = run_rounds({v: t.step for v, t in trainers.items()}, rounds, warmup=warmup, timer=timer)
     del trainers
     gc.collect()
     return times
@@ -275,6 +290,19 @@ def memory_probe(shape: Shape, base: str, variant: str) -> dict[str, float]:
     }
 
 
+def _probe_jobs() -> int:
+    """Memory probes run at once: 2, or 1 on a one-CPU machine.
+
+    A probe's peak is its own process's resident set, which does not depend on what else runs,
+    so two probes can share a 2-core machine (the timed rounds never run beside them).
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return 2 if cpus >= 2 else 1
+
+
 def _probe_subprocess(quick: bool, base: str, variant: str) -> dict[str, float]:
     env = dict(os.environ)
     env.update(
@@ -295,109 +323,152 @@ def _probe_subprocess(quick: bool, base: str, variant: str) -> dict[str, float]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def measure_merged(shape: Shape) -> dict[str, list[float]]:
-    """Inference forward of the bare fp32 base against the merged LoRAN model, interleaved."""
+def measure_merged(
+    shape: Shape,
+    *,
+    rounds: int = DEFAULT_ROUNDS,
+    warmup: int = WARMUP_ROUNDS,
+    timer: Timer = time.perf_counter,
+) -> dict[str, list[float]]:
+    """Inference forwards of the bare fp32 base and the merged LoRAN model, in paired rounds."""
     import torch
 
     ids = _batch(shape, seed=1)
     bare = _base_model(shape, "fp32").eval()
     merged = build_variant(shape, "fp32", "loran").merge_and_unload().eval()
     models = {"base": bare, "merged": merged}
-    times: dict[str, list[float]] = {k: [] for k in models}
-    with torch.no_grad():
-        for m in models.values():
-            m(input_ids=ids)
-        for rep in range(shape.merged_repeats):
-            order = ("base", "merged") if rep % 2 == 0 else ("merged", "base")
-            for k in order:
-                t0 = time.perf_counter()
-                models[k](input_ids=ids)
-                times[k].append(time.perf_counter() - t0)
-    return times
+
+    def forward(name: str) -> Any:
+        def run() -> None:
+            with torch.no_grad():
+                models[name](input_ids=ids)
+
+        return run
+
+    return run_rounds({k: forward(k) for k in models}, rounds, warmup=warmup, timer=timer)
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
-    """``num / den``; ``None`` when a value is missing or the denominator is not positive.
+    """``num / den``; ``None`` when a value is missing or either is not positive.
 
-    (A ``--quick`` step may need no new memory at all: too small to measure.)
+    (A ``--quick`` step may need no new memory at all: too small to measure, on either side.)
     """
-    if num is None or den is None or not den > 0 or num != num:
+    if num is None or den is None or not den > 0 or not num > 0:
         return None
     return num / den
 
 
-def run_bench(quick: bool = False, *, progress: bool = True) -> dict[str, Any]:
-    """Run the whole adapter benchmark and return the JSON-ready result."""
+def time_ratio_pairs(variants: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """``(ratio key suffix, numerator, denominator)`` of the step-time ratios of one base."""
+    pairs = [("loran/lora", "loran", "lora"), ("loran/reference", "loran", "loran_reference")]
+    pairs += [(f"{p}/lora", p, "lora") for p in PEERS if p in variants]
+    if "hira" in variants:
+        pairs.append(("loran/hira", "loran", "hira"))
+    return pairs
+
+
+def run_bench(
+    quick: bool = False,
+    *,
+    rounds: int | None = None,
+    warmup: int = WARMUP_ROUNDS,
+    timer: Timer = time.perf_counter,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the whole adapter benchmark and return the JSON-ready result.
+
+    Args:
+        quick: The small shape (a smoke check).
+        rounds: Counted rounds per timed comparison (default :data:`DEFAULT_ROUNDS`, or
+            :data:`QUICK_ROUNDS` with ``quick``).
+        warmup: Untimed rounds before them.
+        timer: The clock of the timed rounds (a fake one in tests).
+        progress: Say what runs on stderr.
+
+    Raises:
+        ValueError: ``rounds < 1`` or ``warmup < 0``.
+    """
     import torch
 
     from loran_search.quant import silence_bitsandbytes_noise
 
+    n_rounds = rounds if rounds is not None else (QUICK_ROUNDS if quick else DEFAULT_ROUNDS)
+    if n_rounds < 1 or warmup < 0:
+        raise ValueError(f"rounds must be at least 1 and warmup at least 0: {n_rounds}, {warmup}.")
     silence_bitsandbytes_noise()
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     torch.set_num_threads(1)
     shape = QUICK if quick else FULL
+    env = environment()
+    started = time.monotonic()
 
     def say(msg: str) -> None:
         if progress:
             print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
     results: dict[str, dict[str, dict[str, Any]]] = {}
+    ratios: dict[str, float | None] = {}
+    spread: dict[str, dict[str, float | int]] = {}
+
+    def put(key: str, times: dict[str, list[float]], num: str, den: str) -> None:
+        s = ratio_spread(times, num, den)
+        ratios[key] = None if s is None else s.median
+        if s is not None:
+            spread[key] = s.as_json()
+
     unsupported = {base: peer_problems(base) for base in BASES}
     for base in BASES:
         variants = variants_of(base)
-        say(f"{base}: timing {', '.join(variants)} ({shape.repeats} interleaved steps each)")
-        times = measure_steps(shape, base, variants)
-        results[base] = {}
-        for v in variants:
-            say(f"{base}: memory of {v} (subprocess)")
-            mem = _probe_subprocess(quick, base, v)
-            results[base][v] = {
-                "step_s": statistics.median(times[v]),
-                "steps_s": times[v],
-                **mem,
-            }
-    say("merged inference")
-    merged = measure_merged(shape)
+        say(f"{base}: timing {', '.join(variants)} ({warmup} warm-up + {n_rounds} paired rounds)")
+        times = measure_steps(shape, base, variants, rounds=n_rounds, warmup=warmup, timer=timer)
+        results[base] = {
+            v: {"step_s": statistics.median(times[v]), "steps_s": times[v]} for v in variants
+        }
+        for suffix, num, den in time_ratio_pairs(variants):
+            put(f"{base}.{suffix}", times, num, den)
+    say(f"merged inference ({warmup} warm-up + {n_rounds} paired rounds)")
+    merged = measure_merged(shape, rounds=n_rounds, warmup=warmup, timer=timer)
     merged_res = {
         k: {"forward_s": statistics.median(v), "forwards_s": v} for k, v in merged.items()
     }
+    put("merged/base", merged, "merged", "base")
 
-    ratios: dict[str, float | None] = {}
+    probes = [(base, v) for base in BASES for v in results[base]]
+    jobs = _probe_jobs()
+    say(f"memory of {len(probes)} variants (a fresh subprocess each, {jobs} at a time)")
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        mems = list(pool.map(lambda bv: _probe_subprocess(quick, *bv), probes))
+    for (base, v), mem in zip(probes, mems, strict=True):
+        results[base][v].update(mem)
     for base in BASES:
         r = results[base]
-        ratios[f"{base}.loran/lora"] = _ratio(r["loran"]["step_s"], r["lora"]["step_s"])
-        ratios[f"{base}.loran/reference"] = _ratio(
-            r["loran"]["step_s"], r["loran_reference"]["step_s"]
-        )
-        ratios[f"{base}.memory.loran/lora"] = _ratio(
-            r["loran"]["step_peak_mb"], r["lora"]["step_peak_mb"]
-        )
-        for peer in (p for p in PEERS if p in r):
-            ratios[f"{base}.{peer}/lora"] = _ratio(r[peer]["step_s"], r["lora"]["step_s"])
-            ratios[f"{base}.memory.{peer}/lora"] = _ratio(
-                r[peer]["step_peak_mb"], r["lora"]["step_peak_mb"]
+        for v in ("loran", *(p for p in PEERS if p in r)):
+            ratios[f"{base}.memory.{v}/lora"] = _ratio(
+                r[v]["step_peak_mb"], r["lora"]["step_peak_mb"]
             )
-        if "hira" in r:
-            ratios[f"{base}.loran/hira"] = _ratio(r["loran"]["step_s"], r["hira"]["step_s"])
-    ratios["merged/base"] = _ratio(
-        merged_res["merged"]["forward_s"], merged_res["base"]["forward_s"]
-    )
+
     checks = {
         k: (ratios[k] is not None and ratios[k] <= t)
         for k, t in TARGETS.items()
         if t == t  # NaN: no target
     }
+    env["load_average"]["end"] = load_average()
     return {
         "shape": asdict(shape),
         "quick": quick,
         "threads": torch.get_num_threads(),
+        "rounds": n_rounds,
+        "warmup_rounds": warmup,
         "activation": {"name": "sinter", "params": SINTER},
         "results": results,
         "unsupported": unsupported,
         "merged": merged_res,
         "ratios": ratios,
+        "spread": spread,
         "targets": {k: v for k, v in TARGETS.items() if v == v},
         "meets_targets": checks,
+        "environment": env,
+        "wall_s": round(time.monotonic() - started, 1),
     }
 
 

@@ -8,8 +8,13 @@ rank-4 adapter (alpha 8, no dropout) twice: peft's LoRA (``peft.LoraConfig``) an
 Sinter (``A = 0.5``, ``ω = 10``, :mod:`loran_search.adapters`). One measured step is forward,
 backward and an AdamW step on a fixed batch (text: 4 × 64 tokens, T5 targets 16 tokens; images:
 64 digits; the policy: 256 CartPole observations — the adapter's arithmetic, not a rollout);
-after 3 warm-up steps the two variants' steps are interleaved ``repeats`` times and the medians
-are reported with their ratio ``loran/lora``.
+the two variants run in paired rounds (:mod:`loran_search.bench_rounds`: 3 untimed warm-up
+rounds, then ``rounds`` counted rounds, each running both variants once in alternating order):
+the report gives each variant's median step time and ``loran/lora``, the median of the
+round-by-round ratios, with their min–max range (``spread``).
+
+:func:`run_bench_kinds` returns ``{"rounds", "warmup_rounds", "environment", "wall_s", "rows"}``
+with one row per kind.
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ import statistics
 import time
 from collections.abc import Callable
 from typing import Any
+
+from loran_search.bench_rounds import Timer, environment, load_average, ratio_spread, run_rounds
+
+DEFAULT_ROUNDS = 30
+WARMUP_ROUNDS = 3
 
 SMALL = {"hidden": 128, "layers": 2, "heads": 4, "vocab": 512, "tokens": 64, "batch": 4}
 
@@ -97,8 +107,20 @@ def _adapted(kind: str, base: Any, variant: str) -> Any:
     return peft.get_peft_model(model, cfg).train()
 
 
-def measure(kind: str, repeats: int = 20, warmup: int = 3) -> dict[str, Any]:
-    """Median step seconds of LoRA and LoRAN on ``kind`` (module docstring) and their ratio."""
+def measure(
+    kind: str,
+    rounds: int = DEFAULT_ROUNDS,
+    warmup: int = WARMUP_ROUNDS,
+    *,
+    timer: Timer = time.perf_counter,
+) -> dict[str, Any]:
+    """LoRA and LoRAN step times on ``kind`` in paired rounds, and their ratio with its range.
+
+    Returns a row: ``kind``, ``targets``, ``trainable_params``, ``lora_ms`` and ``loran_ms``
+    (median step times), ``loran/lora`` (the median of the round-by-round ratios ``ρ_r =
+    t_r(loran) / t_r(lora)``), ``spread`` (``{"loran/lora": {"low", "high", "rounds"}}``: the
+    min and max of the ``ρ_r`` and their count) and ``rounds``.
+    """
     import torch
 
     base, loss_fn = base_of(kind)
@@ -108,21 +130,17 @@ def measure(kind: str, repeats: int = 20, warmup: int = 3) -> dict[str, Any]:
         for v, m in models.items()
     }
 
-    def step(v: str) -> float:
-        t0 = time.perf_counter()
-        opts[v].zero_grad(set_to_none=True)
-        loss_fn(models[v]).backward()
-        opts[v].step()
-        return time.perf_counter() - t0
+    def step(v: str) -> Callable[[], None]:
+        def run() -> None:
+            opts[v].zero_grad(set_to_none=True)
+            loss_fn(models[v]).backward()
+            opts[v].step()
 
-    for _ in range(warmup):
-        for v in models:
-            step(v)
-    times: dict[str, list[float]] = {v: [] for v in models}
-    for i in range(repeats):
-        for v in ("lora", "loran") if i % 2 == 0 else ("loran", "lora"):
-            times[v].append(step(v))
+        return run
+
+    times = run_rounds({v: step(v) for v in models}, rounds, warmup=warmup, timer=timer)
     lora, loran = (statistics.median(times[v]) for v in ("lora", "loran"))
+    spread = ratio_spread(times, "loran", "lora")
     n_params = sum(p.numel() for p in models["loran"].parameters() if p.requires_grad)
     return {
         "kind": kind,
@@ -130,12 +148,44 @@ def measure(kind: str, repeats: int = 20, warmup: int = 3) -> dict[str, Any]:
         "trainable_params": int(n_params),
         "lora_ms": round(1e3 * lora, 3),
         "loran_ms": round(1e3 * loran, 3),
-        "loran/lora": round(loran / lora, 3) if lora > 0 else None,
+        "loran/lora": None if spread is None else round(spread.median, 3),
+        "spread": {}
+        if spread is None
+        else {
+            "loran/lora": {
+                "low": round(spread.low, 3),
+                "high": round(spread.high, 3),
+                "rounds": spread.rounds,
+            }
+        },
+        "rounds": rounds,
     }
 
 
-def run_bench_kinds(repeats: int = 20, kinds: list[str] | None = None) -> list[dict[str, Any]]:
-    """:func:`measure` for every kind (or the named ones), in registry order."""
+def run_bench_kinds(
+    rounds: int = DEFAULT_ROUNDS,
+    kinds: list[str] | None = None,
+    *,
+    warmup: int = WARMUP_ROUNDS,
+    timer: Timer = time.perf_counter,
+) -> dict[str, Any]:
+    """:func:`measure` for every kind (or the named ones, in that order), on one torch thread.
+
+    Returns ``{"rounds", "warmup_rounds", "environment", "wall_s", "rows"}``.
+    """
+    import torch
+
     from loran_search.kinds import KINDS
 
-    return [measure(k, repeats) for k in (kinds or list(KINDS))]
+    torch.set_num_threads(1)
+    env = environment()
+    started = time.monotonic()
+    rows = [measure(k, rounds, warmup, timer=timer) for k in (kinds or list(KINDS))]
+    env["load_average"]["end"] = load_average()
+    return {
+        "rounds": rounds,
+        "warmup_rounds": warmup,
+        "environment": env,
+        "wall_s": round(time.monotonic() - started, 1),
+        "rows": rows,
+    }
