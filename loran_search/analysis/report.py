@@ -47,6 +47,7 @@ from loran_search.analysis.pareto import pareto_mask, pareto_table
 from loran_search.analysis.records import Records, load_records
 from loran_search.analysis.stability import amplitude_thresholds, family_stability
 from loran_search.analysis.stats import ALPHA, CONFIDENCE, CORRECTIONS
+from loran_search.analysis.tuning import add_tuned_columns
 from loran_search.analysis.verdict import (
     CORRECTION_NAMES,
     fmt,
@@ -118,6 +119,7 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
     rec = load_records(study)
     notes = list(rec.notes) + F.register_recorded(study)  # search.forms: forms from the record
     configs, baselines, table_notes = build_tables(rec, correction=correction)
+    configs = add_tuned_columns(configs, study)  # study.tune (issue 21)
     notes += table_notes
     families = family_stability(rec.runs, configs, baselines)
     thresholds = amplitude_thresholds(configs, baselines)

@@ -108,6 +108,10 @@ def progress_of(
     base_states: dict[Any, set[TrialState]] = {}
     for t in study.get_trials(deepcopy=False) if trials is None else trials:
         role = role_of(t)
+        if role == R.ROLE_TUNE:  # study.tune (issue 21): neither search nor confirmation
+            p.waiting += t.state == TrialState.WAITING
+            p.running += t.state == TrialState.RUNNING
+            continue
         if role in R.CONFIRM_ROLES:
             p.waiting += t.state == TrialState.WAITING
             p.running += t.state == TrialState.RUNNING

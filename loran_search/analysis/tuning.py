@@ -1,0 +1,51 @@
+"""The tuning columns of the configurations table (``study.tune``, issue 21).
+
+``tuned``: the training values (a JSON mapping, keys as in ``study.tune``: ``{"training.
+learning_rate": 0.003}``) the configuration's confirmation trial trained with; ``baseline_tuned``:
+those of the confirmation baseline at its rank. ``{}`` when the study was not tuned or the
+configuration was not confirmed. Read from the trials' ``tuned`` user attr
+(:data:`loran_search.record.TUNED`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from loran_search import record as R
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+
+TUNED_COLUMNS = ("tuned", "baseline_tuned")
+
+
+def _dump(point: Any) -> str:
+    return json.dumps(dict(point) if isinstance(point, dict) else {}, sort_keys=True)
+
+
+def add_tuned_columns(configs: pd.DataFrame, study: optuna.Study) -> pd.DataFrame:
+    """``configs`` with ``tuned`` and ``baseline_tuned`` (JSON text) appended."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    by_number = {t.number: t for t in trials}
+    baseline: dict[int, Any] = {}
+    for t in sorted(trials, key=lambda t: (t.state != TrialState.COMPLETE, t.number)):
+        if t.user_attrs.get(R.ROLE) != R.ROLE_CONFIRM_BASELINE:
+            continue
+        rank = t.params.get(R.PARAM_RANK)
+        if rank is not None:
+            baseline.setdefault(int(rank), t.user_attrs.get(R.TUNED))
+    tuned, base = [], []
+    numbers = configs["confirm_trials"] if "confirm_trials" in configs else [""] * len(configs)
+    ranks = configs["rank"] if "rank" in configs else [None] * len(configs)
+    for text, rank in zip(numbers, ranks, strict=True):
+        conf = [int(n) for n in str(text or "").split(",") if n.strip().isdigit()]
+        done = [by_number[n] for n in conf if n in by_number]
+        done.sort(key=lambda t: (t.state != TrialState.COMPLETE, t.number))
+        tuned.append(_dump(done[0].user_attrs.get(R.TUNED)) if done else "{}")
+        ok = done and rank is not None and rank == rank  # NaN-safe
+        base.append(_dump(baseline.get(int(rank))) if ok else "{}")
+    return configs.assign(tuned=tuned, baseline_tuned=base)
