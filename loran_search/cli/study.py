@@ -430,7 +430,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     """
     from loran_search.record import TrialRecord
     from loran_search.search.study import StudyInterrupted, StudyMismatch, open_study, study_exists
-    from loran_search.search.tune import run_tuning, tune_setup
+    from loran_search.search.tune import tune_setup
+    from loran_search.search.workers import run_tuning
 
     cfg = _load(args)
     tune = tune_setup(cfg)

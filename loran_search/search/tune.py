@@ -588,36 +588,3 @@ def confirmation_points(worker: Any, plan: Sequence[Any], trials: Sequence[Froze
     )
     worker.log(f"Tuning: each arm is confirmed at its best point on the search split: {chosen}.")
     return out
-
-
-def run_tuning(
-    handle: Any,
-    tune: TuneSetup,
-    *,
-    train_fn: Any | None = None,
-    progress: bool = False,
-    log: Any = print,
-    on_trial: Any | None = None,
-) -> Any:
-    """``loran-search tune``: tune the arms of an existing study (no search, no confirmation).
-
-    The arms are those of the candidates complete now. Failed trials are queued again first, as
-    a worker does. Returns the :class:`~loran_search.search.workers.WorkerResult`.
-
-    Raises:
-        TuneMismatch: The study's tune/confirmation trials ran with another grid.
-        StudyInterrupted: Ctrl-C or SIGTERM (the running trial is queued again).
-    """
-    from loran_search.search.objective import get_train_fn
-    from loran_search.search.workers import _Worker
-
-    worker = _Worker(
-        handle,
-        target=handle.cfg.study.n_trials,
-        train_fn=train_fn or get_train_fn(),
-        progress=progress,
-        log=log,
-        on_trial=on_trial,
-        tune=tune,
-    )
-    return worker.run(search=False)

@@ -849,3 +849,35 @@ def run_confirmation(
         tune=tune,
     )
     return worker.run(search=False)
+
+
+def run_tuning(
+    handle: StudyHandle,
+    tune: TuneSetup,
+    *,
+    train_fn: Callable[..., Any] | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+    on_trial: Callable[[FrozenTrial, Progress], None] | None = None,
+) -> WorkerResult:
+    """``loran-search tune``: tune the arms of an existing study (no search, no confirmation).
+
+    The tuning phase of :mod:`loran_search.search.tune`; the arms are those of the candidates
+    complete now. Failed trials are queued again first, as a worker does.
+
+    Raises:
+        TuneMismatch: The study's tune/confirmation trials ran with another grid.
+        StudyInterrupted: Ctrl-C or SIGTERM (the running trial is queued again).
+    """
+    from loran_search.search.objective import get_train_fn
+
+    worker = _Worker(
+        handle,
+        target=handle.cfg.study.n_trials,
+        train_fn=train_fn or get_train_fn(),
+        progress=progress,
+        log=log,
+        on_trial=on_trial,
+        tune=tune,
+    )
+    return worker.run(search=False)

@@ -22,9 +22,9 @@ from optuna.trial import TrialState
 from loran_search import record as R
 from loran_search.search.confirm import confirm_setup
 from loran_search.search.study import open_study
-from loran_search.search.tune import TuneMismatch, TuneSetup, run_tuning, tune_setup
+from loran_search.search.tune import TuneMismatch, TuneSetup, tune_setup
 from loran_search.search.validate import load_config, validate_file
-from loran_search.search.workers import run_worker
+from loran_search.search.workers import run_tuning, run_worker
 from tests.loran_search.search.conftest import FAKE_SPEC
 from tests.loran_search.search.fake_train import examples_of
 from tests.loran_search.search.fake_train import run as fake_run
