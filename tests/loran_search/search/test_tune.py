@@ -407,3 +407,42 @@ def test_normalize_slope_is_recorded_in_the_trial(study_file) -> None:
     for t in handle.study.get_trials():
         assert t.user_attrs[R.NORMALIZE]["mode"] == "slope"
         assert t.user_attrs[R.NORMALIZE]["slope_at_zero"] == pytest.approx(1.0)  # identity, sinter
+
+
+# ------------------------------------------------------------------------------ command line
+
+
+def test_the_command_line_tunes_and_refuses_no_tune_on_a_tuned_study(
+    study_file, fake_env, tmp_path: Path
+) -> None:
+    from tests.loran_search.search.conftest import run_cli
+
+    path = write(study_file)
+    res = run_cli(["run", str(path), "--no-report"], fake_env, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "each of 2 arms tuned over 2 learning rates: 4 runs" in res.stderr, res.stderr
+    assert "Tuning: 4 trial(s) run here; every tune trial is done (4)." in res.stderr
+    res = run_cli(["run", str(path), "--no-tune", "--no-report"], fake_env, tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert "Restore study.tune" in res.stderr and "Traceback" not in res.stderr
+
+    other = write(study_file, file="o.yaml", storage=f"sqlite:///{tmp_path / 'o.db'}")
+    res = run_cli(["run", str(other), "--no-tune", "--no-confirm"], fake_env, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "tuned over" not in res.stderr
+    res = run_cli(["tune", str(other)], fake_env, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "each of 2 arms tuned over 2 learning rates: 4 runs" in res.stderr
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 'o.db'}")
+    assert_tuned_exactly_once(study, arms=2, points=2)
+    assert not confirmed(study)  # tune runs no confirmation
+
+
+def test_the_tune_command_without_study_tune_says_how_to_add_it(
+    study_file, fake_env, tmp_path: Path
+) -> None:
+    from tests.loran_search.search.conftest import run_cli
+
+    res = run_cli(["tune", str(write(study_file, tune=None))], fake_env, tmp_path)
+    assert res.returncode == 2 and "has no study.tune" in res.stderr, res.stderr
+    assert "training.learning_rate" in res.stderr
