@@ -47,7 +47,7 @@ from loran_search.analysis.pareto import pareto_mask, pareto_table
 from loran_search.analysis.records import Records, load_records
 from loran_search.analysis.stability import amplitude_thresholds, family_stability
 from loran_search.analysis.stats import ALPHA, CONFIDENCE, CORRECTIONS
-from loran_search.analysis.tuning import add_tuned_columns
+from loran_search.analysis.tuning import add_tuned_columns, response_frame
 from loran_search.analysis.verdict import (
     CORRECTION_NAMES,
     fmt,
@@ -100,6 +100,7 @@ class Analysis:
     interval: tuple[float, float] = (-1.0, 1.0)
     interval_note: str = ""
     forms: F.FormsAnalysis | None = None  # the form section (search.forms), if any
+    tune_response: pd.DataFrame | None = None  # study.tune: analysis.tuning.response_frame
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,6 +121,7 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
     notes = list(rec.notes) + F.register_recorded(study)  # search.forms: forms from the record
     configs, baselines, table_notes = build_tables(rec, correction=correction)
     configs = add_tuned_columns(configs, study)  # study.tune (issue 21)
+    tune_table = response_frame(study)
     notes += table_notes
     families = family_stability(rec.runs, configs, baselines)
     thresholds = amplitude_thresholds(configs, baselines)
@@ -139,6 +141,7 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
         notes=notes,
         interval=interval,
         interval_note=interval_note,
+        tune_response=tune_table,
     )
     a.summary = summary_lines(a)
     F.attach(study, a)  # search.forms: counts, top forms, shapes (nothing without form trials)
@@ -324,6 +327,8 @@ FIGURE_CAPTIONS = {
     "autograd through the registry's function).",
     "pareto": "Pareto fronts: gain vs train seconds and gain vs unstable-run rate.",
     "importance": "Parameter importance (PED-ANOVA).",
+    "tune_response": "Tuning (study.tune): the search-split metric of every confirmed arm at "
+    "each grid point; the star marks the point the arm was confirmed at.",
 }
 
 
@@ -349,6 +354,13 @@ def draw_figures(a: Analysis, plot_dir: Path) -> dict[str, Path]:
         "shapes": P.shapes(c, plot_dir, notes, interval=a.interval, interval_note=a.interval_note),
         "pareto": P.pareto(pareto_all, plot_dir, notes) if len(c) else None,
         "importance": P.importance(a.importance, plot_dir, notes),
+        "tune_response": P.tune_response(
+            a.tune_response if a.tune_response is not None else pd.DataFrame(),
+            plot_dir,
+            notes,
+            metric=rec.metric,
+            sign=rec.sign,
+        ),
     }
     a.figures = {k: v for k, v in drawn.items() if v is not None}
     if a.forms is not None:

@@ -49,3 +49,71 @@ def add_tuned_columns(configs: pd.DataFrame, study: optuna.Study) -> pd.DataFram
         ok = done and rank is not None and rank == rank  # NaN-safe
         base.append(_dump(baseline.get(int(rank))) if ok else "{}")
     return configs.assign(tuned=tuned, baseline_tuned=base)
+
+
+def _arm_label(arm: str) -> str:
+    """``baseline r8`` / ``sinter {amplitude: 0.001} r8`` / ``dora r8`` from an arm's key."""
+    role, _, params_text = arm.partition("|")
+    try:
+        params = json.loads(params_text)
+    except ValueError:
+        return arm
+    rank = params.get(R.PARAM_RANK)
+    if role == R.ROLE_CONFIRM_BASELINE:
+        return f"baseline r{rank}"
+    name = params.get(R.PARAM_METHOD)
+    if name in (None, R.METHOD_LORAN):
+        name = params.get(R.PARAM_ACTIVATION, "?")
+    own = {
+        k.partition(".")[2]: v
+        for k, v in params.items()
+        if isinstance(k, str) and k.startswith(f"{name}.")
+    }
+    shown = (
+        " "
+        + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in own.items())
+        if own
+        else ""
+    )
+    return f"{name}{shown} r{rank}"
+
+
+def response_frame(study: optuna.Study) -> pd.DataFrame:
+    """The tuning's response: one row per (COMPLETE tune trial, tuned key).
+
+    Columns: ``arm`` (a label), ``key`` (the ``study.tune`` key), ``x`` (its value at that
+    point), ``value`` (the trial's search-split value), ``point`` (the whole point as JSON) and
+    ``chosen`` (the point the arm's confirmation trained with). Empty without tuning.
+    """
+    import math
+
+    import pandas as pd
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    chosen: dict[str, str] = {}
+    for t in trials:
+        if t.user_attrs.get(R.ROLE) in R.CONFIRM_ROLES and t.user_attrs.get(R.TUNED):
+            chosen[str(t.user_attrs.get(R.CONFIRM_KEY))] = _dump(t.user_attrs[R.TUNED])
+    rows = []
+    for t in trials:
+        if t.user_attrs.get(R.ROLE) != R.ROLE_TUNE or t.state != TrialState.COMPLETE:
+            continue
+        point, arm = t.user_attrs.get(R.TUNED), t.user_attrs.get(R.TUNE_ARM)
+        if not isinstance(point, dict) or not isinstance(arm, str) or not t.values:
+            continue
+        value = float(t.values[0])
+        if not math.isfinite(value):
+            continue
+        for key, x in point.items():
+            rows.append(
+                {
+                    "arm": _arm_label(arm),
+                    "key": str(key),
+                    "x": float(x),
+                    "value": value,
+                    "point": _dump(point),
+                    "chosen": chosen.get(arm) == _dump(point),
+                }
+            )
+    return pd.DataFrame(rows, columns=["arm", "key", "x", "value", "point", "chosen"])

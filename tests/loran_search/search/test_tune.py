@@ -172,6 +172,19 @@ def test_at_a_fixed_rate_the_candidate_wins_tuned_each_arm_is_confirmed_at_its_o
     untuned = analyse(fixed.study).configurations.iloc[0]
     assert untuned["tuned"] == "{}" == untuned["baseline_tuned"]
 
+    # the response curve: one line per arm, the confirmed point marked
+    from loran_search.analysis import plots as P
+    from loran_search.analysis.tuning import response_frame
+
+    curve = response_frame(handle.study)
+    assert len(curve) == 4 and set(curve["key"]) == {"training.learning_rate"}
+    picked = {(r.arm, r.x) for r in curve.itertuples() if r.chosen}
+    assert picked == {("baseline r4", 1e-3), ("sinter r4", 3e-3)}, picked
+    notes: list[str] = []
+    png = P.tune_response(curve, tmp_path, notes, metric="accuracy", sign=1.0)
+    assert png is not None and png.stat().st_size > 0
+    assert P.tune_response(response_frame(fixed.study), tmp_path, notes, metric="a", sign=1) is None
+
 
 def test_tune_trials_are_hidden_from_the_sampler(study_file) -> None:
     rng = (
