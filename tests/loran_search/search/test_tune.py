@@ -459,3 +459,49 @@ def test_the_tune_command_without_study_tune_says_how_to_add_it(
     res = run_cli(["tune", str(write(study_file, tune=None))], fake_env, tmp_path)
     assert res.returncode == 2 and "has no study.tune" in res.stderr, res.stderr
     assert "training.learning_rate" in res.stderr
+
+
+def test_two_workers_share_the_tuning(study_file, fake_env, tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.loran_search.search.conftest import cli
+
+    url = f"journal:{tmp_path / 'two.journal'}"
+    grid = "    sinter.amplitude: [1.0e-4, 1.0e-3, 1.0e-2]\n    sinter.frequency: 1.0e4"
+    path = write(
+        study_file,
+        storage=url,
+        params=grid,
+        n_trials=3,
+        seeds="[0]",
+        confirm="{top_k: 2, seeds: [100], split: test}",
+        tune="{training.learning_rate: [1.0e-4, 1.0e-3, 1.0e-2]}",
+    )
+    fake_env["FAKE_TRAIN_SLEEP"] = "0.1"
+    procs = [
+        subprocess.Popen(
+            cli("worker", str(path), "--storage", url),
+            env=fake_env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err
+    from loran_search.storage import open_storage
+
+    study = optuna.load_study(study_name="t", storage=open_storage(url, heartbeat_interval=None))
+    assert_tuned_exactly_once(study, arms=3, points=3)  # top 2 and the baseline of their rank
+    tune = [t for t in by_role(study, "tune") if t.state == TrialState.COMPLETE]
+    assert len({t.system_attrs["loran.worker"]["pid"] for t in tune}) == 2
+    bad = [
+        t.number
+        for t in study.get_trials()
+        if t.state == TrialState.FAIL and t.user_attrs.get("failure_kind") != "surplus"
+    ]
+    assert bad == []
+    assert len([t for t in confirmed(study).values()]) == 2  # both roles confirmed
