@@ -89,8 +89,6 @@ def parse_tune_dim(key: str, raw: Any) -> Dim:
 
     section, _, name = key.partition(".")
     integer = section == "training" and training_key_kind(name) is int
-    if isinstance(raw, Mapping) and "step" in raw:
-        pass  # a linear grid by step is fine too
     dim = parse_dim(key, raw, None, integer=integer)
     if not dim.finite:
         raise SpaceError(grid_needs_finite_message(key))
@@ -263,12 +261,21 @@ class PlannedTune:
 
 
 def plan_tuning(
-    trials: Sequence[FrozenTrial], cfg: StudyConfig, space: SearchSpace, tune: TuneSetup
+    trials: Sequence[FrozenTrial],
+    cfg: StudyConfig,
+    space: SearchSpace,
+    tune: TuneSetup,
+    setup: Any | None = None,
 ) -> tuple[list[Any], list[PlannedTune]]:
-    """The arms (the confirmation's plan) and every (arm, grid point) tune trial."""
+    """The arms (the confirmation's plan) and every (arm, grid point) tune trial.
+
+    ``setup`` is the confirmation setup in use (``--top-k`` included); default: the study's
+    ``study.confirm`` (its default when it is ``false``).
+    """
     from loran_search.search.confirm import confirm_setup, plan_confirmation
 
-    setup = confirm_setup(cfg, force=True)
+    if setup is None:
+        setup = confirm_setup(cfg, force=True)
     assert setup is not None
     arms = plan_confirmation(trials, cfg, space, setup)
     out = [
@@ -521,7 +528,7 @@ def queue_tuning(worker: Any, tune: TuneSetup, trials: Sequence[FrozenTrial]) ->
     stored = {"grid": tune.to_dict()}
     if worker.study.user_attrs.get(R.STUDY_TUNE) != stored:
         worker.study.set_user_attr(R.STUDY_TUNE, stored)
-    arms, plan = plan_tuning(trials, cfg, worker.handle.space, tune)
+    arms, plan = plan_tuning(trials, cfg, worker.handle.space, tune, worker.confirm_setup)
     if not arms:
         worker.log("Nothing to tune: no candidate trial completed with a finite value.")
         return 0

@@ -505,3 +505,23 @@ def test_two_workers_share_the_tuning(study_file, fake_env, tmp_path: Path) -> N
     ]
     assert bad == []
     assert len([t for t in confirmed(study).values()]) == 2  # both roles confirmed
+
+
+def test_a_larger_top_k_tunes_just_the_further_arms_before_confirming_them(study_file) -> None:
+    from loran_search.search.workers import run_confirmation
+
+    grid = "    sinter.amplitude: [1.0e-3, 1.0e-2]\n    sinter.frequency: 1.0e4"
+    path = write(study_file, params=grid, n_trials=2)
+    handle, _ = run(path, Truth())
+    assert_tuned_exactly_once(handle.study, arms=2, points=2)
+    cfg = load_config(path)
+    setup = dataclasses.replace(confirm_setup(cfg), top_k=2)  # loran-search confirm --top-k 2
+    train = Truth()
+    result = run_confirmation(
+        handle, setup, train_fn=train, log=lambda m: None, tune=tune_setup(cfg)
+    )
+    assert result.tune_ran == 2 and result.confirm_ran == 1
+    assert_tuned_exactly_once(handle.study, arms=3, points=2)
+    conf = [t for t in handle.study.get_trials() if t.user_attrs.get("role") in R.CONFIRM_ROLES]
+    assert len(conf) == 3
+    assert all(t.user_attrs[R.TUNED] for t in conf)  # every confirmed arm was tuned first
