@@ -47,7 +47,7 @@ from loran_search.analysis.pareto import pareto_mask, pareto_table
 from loran_search.analysis.records import Records, load_records
 from loran_search.analysis.stability import amplitude_thresholds, family_stability
 from loran_search.analysis.stats import ALPHA, CONFIDENCE, CORRECTIONS
-from loran_search.analysis.tuning import add_tuned_columns, response_frame
+from loran_search.analysis.tuning import add_tuned_columns, normalize_notes, response_frame
 from loran_search.analysis.verdict import (
     CORRECTION_NAMES,
     fmt,
@@ -122,6 +122,7 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
     configs, baselines, table_notes = build_tables(rec, correction=correction)
     configs = add_tuned_columns(configs, study)  # study.tune (issue 21)
     tune_table = response_frame(study)
+    notes += normalize_notes(study)
     notes += table_notes
     families = family_stability(rec.runs, configs, baselines)
     thresholds = amplitude_thresholds(configs, baselines)

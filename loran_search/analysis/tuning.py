@@ -117,3 +117,22 @@ def response_frame(study: optuna.Study) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=["arm", "key", "x", "value", "point", "chosen"])
+
+
+def normalize_notes(study: optuna.Study) -> list[str]:
+    """A report note when the study ran with ``adapter.normalize: slope``, with each ``f′(0)``."""
+    setup = study.user_attrs.get(R.STUDY_SETUP) or {}
+    adapter = setup.get("adapter") if isinstance(setup, dict) else None
+    if not isinstance(adapter, dict) or adapter.get("normalize") != "slope":
+        return []
+    slopes: dict[str, float] = {}
+    for t in study.get_trials(deepcopy=False):
+        rec = t.user_attrs.get(R.NORMALIZE)
+        name = (t.user_attrs.get(R.ACTIVATION_SPEC) or {}).get("name")
+        if isinstance(rec, dict) and isinstance(name, str) and "slope_at_zero" in rec:
+            slopes.setdefault(name, float(rec["slope_at_zero"]))
+    shown = ", ".join(f"{n} {v:g}" for n, v in sorted(slopes.items())) or "none recorded"
+    return [
+        "adapter.normalize: slope — every LoRAN adapter's scale was divided by f′(0) of its "
+        f"activation (s = alpha/(r·f′(0)): LoRA's first step for every arm); f′(0): {shown}."
+    ]

@@ -420,6 +420,10 @@ def test_normalize_slope_is_recorded_in_the_trial(study_file) -> None:
     for t in handle.study.get_trials():
         assert t.user_attrs[R.NORMALIZE]["mode"] == "slope"
         assert t.user_attrs[R.NORMALIZE]["slope_at_zero"] == pytest.approx(1.0)  # identity, sinter
+    from loran_search.analysis.tuning import normalize_notes
+
+    (note,) = normalize_notes(handle.study)  # shown in the report's notes
+    assert "adapter.normalize: slope" in note and "identity 1, sinter 1" in note, note
 
 
 # ------------------------------------------------------------------------------ command line
