@@ -534,3 +534,30 @@ def test_a_larger_top_k_tunes_just_the_further_arms_before_confirming_them(study
     conf = [t for t in handle.study.get_trials() if t.user_attrs.get("role") in R.CONFIRM_ROLES]
     assert len(conf) == 3
     assert all(t.user_attrs[R.TUNED] for t in conf)  # every confirmed arm was tuned first
+
+
+def test_build_adapter_divides_the_scale_by_the_slope_at_zero(tmp_path: Path, monkeypatch) -> None:
+    """The real adapter builder: s = alpha/(r·f′(0)) for swish with normalize: slope."""
+    from loran_search import train
+    from loran_search.config import AdapterSection, ModelSection, StudyConfig, TaskSection
+
+    monkeypatch.setenv("LORAN_SEARCH_CACHE", str(tmp_path / "cache"))
+    cfg = StudyConfig(
+        model=ModelSection(name="glassllm", quantization="none"),
+        task=TaskSection(name="bbc-news", max_length=40, train_size=8, eval_size=4),
+    )
+    scales = {}
+    for normalize in (None, "slope"):
+        base, _ = train.get_model(cfg)
+        adapter = AdapterSection(target_modules=["q_proj"], alpha=16.0, normalize=normalize)
+        model = train.build_adapter(base, adapter, rank=4, activation="swish", activation_params={})
+        layer = next(
+            m
+            for m in model.modules()
+            if isinstance(getattr(m, "scaling", None), dict) and m.scaling
+        )
+        scales[normalize] = float(next(iter(layer.scaling.values())))
+        model.unload()
+    train.clear_cache()
+    assert scales[None] == pytest.approx(16.0 / 4)
+    assert scales["slope"] == pytest.approx(16.0 / 4 / 0.5)
