@@ -561,3 +561,29 @@ def test_build_adapter_divides_the_scale_by_the_slope_at_zero(tmp_path: Path, mo
     train.clear_cache()
     assert scales[None] == pytest.approx(16.0 / 4)
     assert scales["slope"] == pytest.approx(16.0 / 4 / 0.5)
+
+
+def test_a_tune_trial_that_errs_holds_the_confirmation_until_a_rerun_retries_it(
+    study_file,
+) -> None:
+    class Flaky(Truth):
+        failed = False
+
+        def __call__(self, cfg: Any, **kw: Any) -> Any:
+            lr = kw["training_overrides"].get("learning_rate")
+            if lr == 1e-3 and kw["activation"] == "identity" and not self.failed:
+                self.failed = True
+                raise OSError("a flaky disk")
+            return super().__call__(cfg, **kw)
+
+    path = write(study_file)
+    handle, result = run(path, Flaky())
+    assert "1 tune trial(s) failed with an error" in result.tune_reason
+    assert result.confirm_reason == "not started: the tuning is incomplete"
+    assert not confirmed(handle.study)
+    _, result = run(path, Truth())
+    assert result.tune_ran == 1 and result.confirm_ran == 2
+    assert_tuned_exactly_once(handle.study, arms=2, points=2)
+    assert confirmed(handle.study)["confirm_baseline"].user_attrs[R.TUNED] == {
+        "training.learning_rate": 1e-3
+    }
