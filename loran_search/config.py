@@ -65,6 +65,12 @@ class StudySection:
             a mapping that gives only some keys takes the others from the default, ``true`` is
             the default. ``run --no-confirm`` skips it; ``loran-search confirm`` runs it on an
             existing study. Not part of the search fingerprint.
+        tune: The tuning grid of every confirmed arm (issue 21): ``{training.<key> |
+            adapter.alpha: a list of values or a range {low, high, log, num}}`` (the syntax of
+            ``search.params``). Every arm the confirmation takes is trained at every grid point
+            on ``seeds`` and evaluated on ``task.eval_split`` (trials of role ``tune``); each is
+            confirmed at its own best point. ``null`` (default): no tuning.
+            :mod:`loran_search.search.tune`.
     """
 
     name: str = "loran-study"
@@ -85,6 +91,7 @@ class StudySection:
     confirm: dict[str, Any] | bool = field(
         default_factory=lambda: {"top_k": 3, "seeds": [100, 101, 102], "split": "test"}
     )
+    tune: dict[str, Any] | None = None
 
 
 @dataclass
@@ -174,12 +181,16 @@ class AdapterSection:
         alpha: LoRA alpha; the scaling is ``s = alpha / r`` (``alpha / sqrt(r)`` with rsLoRA).
         dropout: Dropout on the adapter input.
         use_rslora: Use rank-stabilised scaling.
+        normalize: ``null`` (default) or ``slope``: divide the LoRAN scale by ``f′(0)`` of the
+            activation, ``s = alpha/(r·f′(0))``, so that every activation takes LoRA's first
+            step (issue 21); refused for an activation with ``f′(0) = 0``.
     """
 
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
     alpha: float = 16.0
     dropout: float = 0.05
     use_rslora: bool = False
+    normalize: str | None = None
 
 
 @dataclass

@@ -94,9 +94,11 @@ ROLE_BASELINE = "baseline"
 ROLE_CANDIDATE = "candidate"
 ROLE_CONFIRM = "confirm"  # a top candidate retrained on the confirmation seeds and split
 ROLE_CONFIRM_BASELINE = "confirm_baseline"  # the baseline at a confirmed candidate's rank
+# an arm the confirmation will take, trained at one point of study.tune (issue 21)
+ROLE_TUNE = "tune"
 SEARCH_ROLES = (ROLE_BASELINE, ROLE_CANDIDATE)
 CONFIRM_ROLES = (ROLE_CONFIRM, ROLE_CONFIRM_BASELINE)
-ROLES = (ROLE_BASELINE, ROLE_CANDIDATE, ROLE_CONFIRM, ROLE_CONFIRM_BASELINE)
+ROLES = (ROLE_BASELINE, ROLE_CANDIDATE, ROLE_CONFIRM, ROLE_CONFIRM_BASELINE, ROLE_TUNE)
 
 # -- trial user attrs --------------------------------------------------------------------------
 
@@ -119,6 +121,15 @@ CONFIRM_OF = "confirm_of"
 CONFIRM_KEY = "confirm_key"
 PREDICTED_NONLINEARITY = "predicted_nonlinearity"
 ENVIRONMENT = "environment"  # issue 22: where the trial ran (loran_search.environment)
+# Tuning (study.tune, issue 21): the training values a tune or confirmation trial trains with
+# beyond its params (``{"training.learning_rate": 0.001}``); a tune trial's queue key and the
+# confirmation key of the arm it tunes. Retries keep all three.
+TUNED = "tuned"
+TUNE_KEY = "tune_key"
+TUNE_ARM = "tune_arm"
+TUNE_ATTRS = (TUNED, TUNE_KEY, TUNE_ARM)
+# adapter.normalize: slope (issue 21): ``{mode: slope, slope_at_zero: f′(0)}`` of a LoRAN trial
+NORMALIZE = "normalize"
 # Form search (search.forms, issue 12): the form of a form trial, ``{name, expr, tree, key[,
 # interval]}`` (``expr`` the canonical formula, ``key`` the dedup key, ``interval`` the range it
 # was screened on); on a repeat proposal answered from an earlier trial, that trial's number
@@ -177,6 +188,7 @@ STUDY_READY = "loran.ready"
 STUDY_CONFIG_PATH = "loran.config_path"
 STUDY_REPORT_ARTIFACTS = "loran.report_artifacts"
 STUDY_CONFIRM = "loran.confirm"
+STUDY_TUNE = "loran.tune"  # {"grid": {name: [values]} | None}: the tuning the study ran with
 
 EXAMPLES_CHUNK_CHARS = 60_000
 """The most characters of JSON one ``examples.*`` user attr holds (MySQL ``TEXT``: 64 KB)."""

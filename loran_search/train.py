@@ -292,9 +292,14 @@ def build_adapter(
             return build_peer(model, adapter, method, rank, method_params)
         except (KeyError, ValueError) as err:
             raise TrainingError(str(err).strip("'\"")) from None
+    from loran_search.adapters.normalize import normalized_alpha
+
     cfg = LoranConfig(
         r=rank,
-        lora_alpha=adapter.alpha,
+        # adapter.normalize: slope (issue 21): s = alpha/(r·f′(0)), LoRA's first step
+        lora_alpha=normalized_alpha(
+            adapter.alpha, getattr(adapter, "normalize", None), activation, activation_params
+        ),
         lora_dropout=adapter.dropout,
         target_modules=list(adapter.target_modules),
         use_rslora=adapter.use_rslora,

@@ -483,3 +483,40 @@ def gain_vs_nonlinearity(
     ax.set_title("Gain vs the non-linearity that was active (bars: the table's intervals)")
     ax.legend(fontsize="small")
     return _save(fig, out_dir, "gain_vs_nonlinearity.png")
+
+
+def tune_response(
+    table: pd.DataFrame, out_dir: Path, notes: list[str], *, metric: str, sign: float
+) -> Path | None:
+    """The tuning's response curves (``study.tune``, issue 21).
+
+    One panel per tuned key: the search-split metric against the key's value, one line per arm
+    (with several keys, each x shows the arm's best point over the others:
+    ``max_{other keys} sign·value``), the point the arm was confirmed at marked with a star.
+    Whether an arm's advantage is a shift of its optimum or a higher peak is read here.
+    ``None`` (no note) without tuning.
+    """
+    if table.empty:
+        return None
+    plt = _plt()
+    keys = list(dict.fromkeys(table["key"]))
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4.2), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        d = table[table["key"] == key]
+        for arm, g in d.groupby("arm", sort=False):
+            best = g.loc[(sign * g["value"]).groupby(g["x"]).idxmax()].sort_values("x")
+            (line,) = ax.plot(best["x"], best["value"], marker="o", label=str(arm))
+            pick = g[g["chosen"]]
+            if len(pick):
+                ax.plot(
+                    pick["x"], pick["value"], marker="*", markersize=16, linestyle="none",
+                    color=line.get_color(),
+                )  # fmt: skip
+        xs = d["x"].to_numpy(dtype=float)
+        if (xs > 0).all() and xs.max() / xs.min() >= 10:
+            ax.set_xscale("log")
+        ax.set_xlabel(key)
+        ax.set_ylabel(f"{metric} (search split)")
+        ax.set_title(f"Tuning response: {key} (★ = confirmed at)")
+        ax.legend(fontsize=8)
+    return _save(fig, out_dir, "tune_response.png")

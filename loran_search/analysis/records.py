@@ -282,6 +282,8 @@ def load_records(study: optuna.Study) -> Records:
         if why_out is not None:
             left_out[why_out] += 1
             continue
+        if r.role == R.ROLE_TUNE:  # study.tune: read by analysis.tuning, not a search trial
+            continue
         confirm = r.role in CONFIRM_ROLES
         trial_rows, run_rows = phases["confirm" if confirm else "search"]
         pending = state == "FAIL" and r.failure_kind in (R.FAIL_ERROR, R.FAIL_CONFIG)

@@ -48,6 +48,7 @@ from loran_search.analysis.pareto import pareto_mask, pareto_table
 from loran_search.analysis.records import Records, load_records
 from loran_search.analysis.stability import amplitude_thresholds, family_stability
 from loran_search.analysis.stats import ALPHA, CONFIDENCE, CORRECTIONS
+from loran_search.analysis.tuning import add_tuned_columns, normalize_notes, response_frame
 from loran_search.analysis.verdict import (
     CORRECTION_NAMES,
     fmt,
@@ -102,6 +103,7 @@ class Analysis:
     forms: F.FormsAnalysis | None = None  # the form section (search.forms), if any
     environments: list[dict[str, Any]] = field(default_factory=list)  # analysis.environment
     head_to_head: dict[str, Any] | None = None  # peers: LoRAN's best vs the best peer (issue 19)
+    tune_response: pd.DataFrame | None = None  # study.tune: analysis.tuning.response_frame
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,6 +124,9 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
     notes = list(rec.notes) + F.register_recorded(study)  # search.forms: forms from the record
     extras: dict[str, Any] = {}
     configs, baselines, table_notes = build_tables(rec, correction=correction, extras=extras)
+    configs = add_tuned_columns(configs, study)  # study.tune (issue 21)
+    tune_table = response_frame(study)
+    notes += normalize_notes(study)
     notes += table_notes
     families = family_stability(rec.runs, configs, baselines)
     thresholds = amplitude_thresholds(configs, baselines)
@@ -142,6 +147,7 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
         interval=interval,
         interval_note=interval_note,
         head_to_head=extras.get("head_to_head"),
+        tune_response=tune_table,
     )
     a.summary = summary_lines(a)
     a.environments = E.environments(study.get_trials(deepcopy=False))
@@ -345,6 +351,8 @@ FIGURE_CAPTIONS = {
     "autograd through the registry's function).",
     "pareto": "Pareto fronts: gain vs train seconds and gain vs unstable-run rate.",
     "importance": "Parameter importance (PED-ANOVA).",
+    "tune_response": "Tuning (study.tune): the search-split metric of every confirmed arm at "
+    "each grid point; the star marks the point the arm was confirmed at.",
 }
 
 
@@ -370,6 +378,13 @@ def draw_figures(a: Analysis, plot_dir: Path) -> dict[str, Path]:
         "shapes": P.shapes(c, plot_dir, notes, interval=a.interval, interval_note=a.interval_note),
         "pareto": P.pareto(pareto_all, plot_dir, notes) if len(c) else None,
         "importance": P.importance(a.importance, plot_dir, notes),
+        "tune_response": P.tune_response(
+            a.tune_response if a.tune_response is not None else pd.DataFrame(),
+            plot_dir,
+            notes,
+            metric=rec.metric,
+            sign=rec.sign,
+        ),
     }
     a.figures = {k: v for k, v in drawn.items() if v is not None}
     if a.forms is not None:

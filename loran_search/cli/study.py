@@ -28,6 +28,7 @@ _HERE = "loran_search.cli.study"
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``run``, ``worker``, ``confirm``, ``validate`` and ``dashboard``."""
     no_confirm = "skip the confirmation phase after the search (study.confirm)"
+    no_tune = "skip the tuning phase before the confirmation (study.tune)"
     p = add_command(sub, "run", f"{_HERE}:cmd_run", "run (or resume) a study")
     p.add_argument("file", metavar="FILE", help="study YAML")
     p.add_argument("--storage", metavar="URL", help="override study.storage")
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_set(p, "any config key")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     p.add_argument("--no-confirm", action="store_true", help=no_confirm)
+    p.add_argument("--no-tune", action="store_true", help=no_tune)
     add_import(p)
 
     p = add_command(sub, "worker", f"{_HERE}:cmd_worker", "join a study as a worker")
@@ -43,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-trials", type=int, metavar="N", help="override study.n_trials")
     add_set(p, "any config key")
     p.add_argument("--no-confirm", action="store_true", help=no_confirm)
+    p.add_argument("--no-tune", action="store_true", help=no_tune)
     add_import(p)
 
     p = add_command(
@@ -55,6 +58,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE", help="study YAML of the existing study")
     p.add_argument("--top-k", type=int, metavar="K", help="override study.confirm.top_k")
     p.add_argument("--seeds", type=int, nargs="+", metavar="S", help="override study.confirm.seeds")
+    p.add_argument("--storage", metavar="URL", help="override study.storage")
+    add_set(p, "any config key")
+    add_import(p)
+
+    p = add_command(
+        sub,
+        "tune",
+        f"{_HERE}:cmd_tune",
+        "tune every arm an existing study's confirmation will take over study.tune",
+    )
+    p.add_argument("file", metavar="FILE", help="study YAML of the existing study")
     p.add_argument("--storage", metavar="URL", help="override study.storage")
     add_set(p, "any config key")
     add_import(p)
@@ -263,6 +277,11 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
 
     cfg = _load(args)
     confirm = None if getattr(args, "no_confirm", False) else confirm_setup(cfg)
+    from loran_search.search.tune import tune_setup
+
+    tune = None if getattr(args, "no_tune", False) else tune_setup(cfg)
+    if tune is not None and confirm is None:
+        tune = None  # the tuning chooses the setting each confirmed arm trains with
     try:
         handle = open_study(cfg, log=_err)
     except StudyMismatch as err:
@@ -294,7 +313,7 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
     try:
         # progress=True: a named per-step bar on a terminal, progress lines in a log file
         result = run_worker(
-            handle, progress=True, log=bar.write, on_trial=on_trial, confirm=confirm
+            handle, progress=True, log=bar.write, on_trial=on_trial, confirm=confirm, tune=tune
         )
     except (StudyInterrupted, KeyboardInterrupt) as err:
         bar.close()
@@ -309,6 +328,8 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
         raise
     bar.close()
     _err(f"Worker finished: {result.ran} trial(s) run here; {result.reason}.")
+    if result.tune_reason:
+        _err(f"Tuning: {result.tune_ran} trial(s) run here; {result.tune_reason}.")
     if result.confirm_reason:
         _err(f"Confirmation: {result.confirm_ran} trial(s) run here; {result.confirm_reason}.")
     print(summarize(study, cfg))
@@ -512,13 +533,23 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         _err(f"trial {t.number} ({rec.role}) {dict(t.params)} → {value}{'  ' + why if why else ''}")
 
     try:
+        from loran_search.search.tune import tune_setup
+
         result = run_confirmation(
-            handle, setup, source=source, progress=True, log=_err, on_trial=on_trial
+            handle,
+            setup,
+            source=source,
+            progress=True,
+            log=_err,
+            on_trial=on_trial,
+            tune=tune_setup(cfg),
         )
     except (StudyInterrupted, KeyboardInterrupt) as err:
         detail = f"{err} " if isinstance(err, StudyInterrupted) else ""
         _err(f"\nInterrupted. {detail}Resume with:\n  {_command_line()}")
         return err.exit_code if isinstance(err, StudyInterrupted) else EXIT_INTERRUPTED
+    if result.tune_reason:
+        _err(f"Tuning: {result.tune_ran} trial(s) run here; {result.tune_reason}.")
     if result.confirm_planned == 0 and result.confirm_ran == 0:
         raise RuntimeFailure(
             _nothing_to_confirm(handle.study, cfg),
@@ -552,6 +583,56 @@ def host_warning(host: str) -> str | None:
         "(optuna-dashboard has no authentication). Use --host 127.0.0.1 (the default) and an "
         "SSH tunnel (ssh -L 8080:127.0.0.1:8080 HOST) to keep it private."
     )
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """``loran-search tune FILE [--storage URL]``: the tuning phase of an existing study.
+
+    Every arm the confirmation will take (the top-k complete configurations, the baseline at
+    their ranks) is trained at every point of ``study.tune`` on ``study.seeds`` and evaluated
+    on the search split (:mod:`loran_search.search.tune`); nothing is searched or confirmed.
+    Points already run are not run again; another grid than the study's tune trials ran with is
+    refused.
+    """
+    from loran_search.record import TrialRecord
+    from loran_search.search.study import StudyInterrupted, StudyMismatch, open_study, study_exists
+    from loran_search.search.tune import tune_setup
+    from loran_search.search.workers import run_tuning
+
+    cfg = _load(args)
+    tune = tune_setup(cfg)
+    if tune is None:
+        raise UsageError(
+            f"{cfg.path or 'FILE'} has no study.tune: there is no grid to tune over.",
+            fix="Add e.g. study: {tune: {training.learning_rate: [3.0e-4, 1.0e-3, 3.0e-3]}} "
+            "(or --set 'study.tune={training.learning_rate: [3.0e-4, 1.0e-3]}').",
+        )
+    url = cfg.study.storage
+    if not study_exists(cfg, url):
+        raise UsageError(
+            f"No study '{cfg.study.name}' in {mask_url(url)}: there is nothing to tune.",
+            fix=f"Run it first (loran-search run {cfg.path or 'FILE'}), or point --storage at "
+            "the storage that holds it.",
+        )
+    try:
+        handle = open_study(cfg, log=_err)
+    except StudyMismatch as err:
+        raise UsageError(str(err)) from None
+
+    def on_trial(t: Any, prog: Any) -> None:
+        rec = TrialRecord.from_frozen(t)
+        value = f"{t.values[0]:.4g}" if t.values else t.state.name
+        point = t.user_attrs.get("tuned") or {}
+        _err(f"trial {t.number} ({rec.role}) {dict(t.params)} at {point} → {value}")
+
+    try:
+        result = run_tuning(handle, tune, progress=sys.stderr.isatty(), log=_err, on_trial=on_trial)
+    except (StudyInterrupted, KeyboardInterrupt) as err:
+        detail = f"{err} " if isinstance(err, StudyInterrupted) else ""
+        _err(f"\nInterrupted. {detail}Resume with:\n  {_command_line()}")
+        return err.exit_code if isinstance(err, StudyInterrupted) else EXIT_INTERRUPTED
+    _err(f"Tuning: {result.tune_ran} trial(s) run here; {result.tune_reason}.")
+    return 0
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:

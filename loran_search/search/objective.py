@@ -517,6 +517,12 @@ def execute_trial(
         )
     seeds = list(confirm.seeds) if confirming else list(cfg.study.seeds)
     split = confirm.split if confirming else cfg.task.eval_split
+    tuning = role == R.ROLE_TUNE  # study.tune (issue 21): search seeds and split, no pruning
+    tuned = trial.user_attrs.get(R.TUNED) if tuning or confirming else None
+    if tuned:
+        from loran_search.search.tune import apply_tuned
+
+        cfg, tc = apply_tuned(cfg, tc, tuned)
     peer = tc.method != R.METHOD_LORAN
     forms = getattr(space, "forms", None)
     is_form = not peer and forms is not None and forms.owns(tc.activation)
@@ -534,11 +540,16 @@ def execute_trial(
     )
     if peer:
         _set(trial, {R.METHOD: peer_attr(tc, space.match)})
+    elif getattr(cfg.adapter, "normalize", None) == "slope":
+        from loran_search.adapters.normalize import slope_at_zero
+
+        df0 = slope_at_zero(tc.activation, tc.activation_params)
+        _set(trial, {R.NORMALIZE: {"mode": "slope", "slope_at_zero": df0}})
     if role == R.ROLE_CANDIDATE and inert is not None and not peer:
         _check_inert(trial, tc, bound, inert, log)
     save = cfg.study.save_adapters
     adapter_dir = None
-    if save != "none" and adapters_dir is not None and not confirming:
+    if save != "none" and adapters_dir is not None and not confirming and not tuning:
         adapter_dir = adapters_dir / f"trial-{trial.number}"
     try:
         return _train_seeds(
@@ -553,7 +564,7 @@ def execute_trial(
             progress,
             seeds=seeds,
             split=split,
-            report=not confirming,
+            report=not confirming and not tuning,
             phase=phase_of(role),
         )
     except BaseException:

@@ -47,12 +47,15 @@ def role_of(t: FrozenTrial) -> str:
 
 
 PHASE_SEARCH = "search"
+PHASE_TUNE = "tune"
 PHASE_CONFIRM = "confirm"
 
 
 def phase_of(role: str | None) -> str:
-    """The phase of a trial of ``role``: ``confirm`` for the confirmation roles, else ``search``."""
-    return PHASE_CONFIRM if role in R.CONFIRM_ROLES else PHASE_SEARCH
+    """The phase of a trial of ``role``: ``confirm``, ``tune`` (``study.tune``) or ``search``."""
+    if role in R.CONFIRM_ROLES:
+        return PHASE_CONFIRM
+    return PHASE_TUNE if role == R.ROLE_TUNE else PHASE_SEARCH
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,9 @@ def phase_counts(p: Progress, cfg: StudyConfig, confirm: Any | None) -> list[Pha
     """
     out = [PhaseCount(PHASE_SEARCH, p.baselines_done + p.finished, p.baselines_total
                       + cfg.study.n_trials)]  # fmt: skip
+    tune_queued = p.tune_waiting + p.tune_running + p.tune_done
+    if tune_queued:  # the grid × arms is known once the tuning phase has queued it
+        out.append(PhaseCount(PHASE_TUNE, p.tune_done, tune_queued))
     if confirm is None:
         return out
     queued = p.confirm_waiting + p.confirm_running + p.confirm_done
@@ -117,6 +123,9 @@ class Progress:
         confirm_waiting: Queued confirmation trials.
         confirm_running: Running confirmation trials.
         confirm_done: COMPLETE confirmation trials.
+        tune_waiting: Queued tuning trials (``study.tune``).
+        tune_running: Running tuning trials.
+        tune_done: COMPLETE tuning trials.
         best: The best COMPLETE candidate value (first objective).
         best_trial: Its number.
     """
@@ -135,6 +144,9 @@ class Progress:
     confirm_waiting: int = 0
     confirm_running: int = 0
     confirm_done: int = 0
+    tune_waiting: int = 0
+    tune_running: int = 0
+    tune_done: int = 0
     best: float | None = None
     best_trial: int | None = None
 
@@ -156,6 +168,13 @@ def progress_of(
     base_states: dict[Any, set[TrialState]] = {}
     for t in study.get_trials(deepcopy=False) if trials is None else trials:
         role = role_of(t)
+        if role == R.ROLE_TUNE:  # study.tune (issue 21): neither search nor confirmation
+            p.waiting += t.state == TrialState.WAITING
+            p.running += t.state == TrialState.RUNNING
+            p.tune_waiting += t.state == TrialState.WAITING
+            p.tune_running += t.state == TrialState.RUNNING
+            p.tune_done += t.state == TrialState.COMPLETE
+            continue
         if role in R.CONFIRM_ROLES:
             p.waiting += t.state == TrialState.WAITING
             p.running += t.state == TrialState.RUNNING

@@ -189,7 +189,8 @@ def retry_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     system_attrs[R.RETRY_HISTORY] = history
     system_attrs.setdefault(R.FAILED_TRIAL, history[0])
     user_attrs = {R.ROLE: role_of(trial)}
-    for key in (R.CONFIRM_KEY, R.CONFIRM_OF):  # a confirmation trial's retry keeps its key
+    # a confirmation or tune trial's retry keeps its key (and the point it trains at)
+    for key in (R.CONFIRM_KEY, R.CONFIRM_OF, *R.TUNE_ATTRS):
         if key in trial.user_attrs:
             user_attrs[key] = trial.user_attrs[key]
     study.add_trial(
@@ -348,7 +349,7 @@ def requeue_failed(
             if room <= 0:
                 continue
             room -= 1
-        elif role != R.ROLE_BASELINE and role not in R.CONFIRM_ROLES:
+        elif role not in (R.ROLE_BASELINE, R.ROLE_TUNE, *R.CONFIRM_ROLES):
             continue
         retry_trial(study, t)
         why = t.user_attrs.get(R.FAILURE) or "no reason recorded"

@@ -123,6 +123,9 @@ def fingerprint(cfg: StudyConfig, space: SearchSpace) -> dict[str, Any]:
         task.pop("env", None)
     training = dataclasses.asdict(cfg.training)
     training.pop("threads", None)
+    adapter = dataclasses.asdict(cfg.adapter)
+    if adapter.get("normalize") is None:  # added later (issue 21): absent at its default
+        adapter.pop("normalize", None)
     return {
         "space": space.describe(),
         "seeds": list(cfg.study.seeds),
@@ -132,7 +135,7 @@ def fingerprint(cfg: StudyConfig, space: SearchSpace) -> dict[str, Any]:
         "baseline": cfg.study.baseline,
         "model": model,
         "task": task,
-        "adapter": dataclasses.asdict(cfg.adapter),
+        "adapter": adapter,
         "training": training,
     }
 
@@ -185,7 +188,9 @@ def make_sampler(cfg: StudyConfig, space: SearchSpace) -> Any:
         conditional=len(space.activation_choices) > 1 or space.has_methods,
         excluded=space.excluded_for_candidates,
     )
-    return hide_trials(base, is_confirmation)
+    from loran_search.search.tune import is_hidden
+
+    return hide_trials(base, is_hidden)  # tune trials too: another learning rate (issue 21)
 
 
 def make_pruner(cfg: StudyConfig) -> Any:

@@ -14,6 +14,7 @@ rank on the same seeds and split.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -223,6 +224,15 @@ def confirmation_lines(study: optuna.Study, cfg: StudyConfig, trials: list[Any])
             f"{t.number:>5}  {_fmt_params(t):<44.44} {r:>4} {_cell(s_best):>9} {_cell(v):>9} "
             f"{_cell(b):>9} {_cell(gain, True):>9}{state}"
         )
+    tuned = [
+        f"  #{t.number} at {json.dumps(t.user_attrs.get(R.TUNED), sort_keys=True)}, its baseline "
+        f"at {json.dumps(base[r].user_attrs.get(R.TUNED) or {}, sort_keys=True)}"
+        for t in sorted(done.values(), key=lambda t: t.number)
+        if t.user_attrs.get(R.TUNED) and (r := int((t.params or {}).get(R.PARAM_RANK, 0))) in base
+    ]
+    if tuned:  # study.tune (issue 21): each arm confirmed at its own best point of the grid
+        lines.append("tuned (each arm at its own best point of study.tune on the search split):")
+        lines += tuned
     lines.append(
         f"search = the best search value on '{cfg.task.eval_split}' (optimistic); confirm and "
         f"baseline = held out on '{split}'; gain = confirm − baseline"

@@ -378,6 +378,9 @@ def check_search_section(
     values["params"] = params
     values["training"] = training
     check_methods(values, sections, ctx)
+    from loran_search.search.tune import check_tune
+
+    check_tune(values, sections, ctx)  # study.tune, adapter.normalize, no pinned baseline
     if has_forms and isinstance(raw.get("forms"), dict):
         check_forms_section(raw["forms"], ctx, grid=grid)
     if environment and isinstance(ranks, list) and ranks:

@@ -101,6 +101,7 @@ if TYPE_CHECKING:
     from loran_search.search.confirm import ConfirmSetup
     from loran_search.search.objective import InertCheck
     from loran_search.search.study import StudyHandle
+    from loran_search.search.tune import TuneSetup
 
 
 # ------------------------------------------------------------------------------ the loop
@@ -155,6 +156,9 @@ class WorkerResult:
     confirm_ran: int = 0
     confirm_reason: str = ""
     confirm_planned: int = 0
+    tune_queued: int = 0
+    tune_ran: int = 0
+    tune_reason: str = ""
 
 
 @dataclass
@@ -209,9 +213,13 @@ class _Worker:
         confirm: ConfirmSetup | None = None,
         confirm_source: str = "study.confirm",
         poll: float = 1.0,
+        tune: TuneSetup | None = None,
+        tune_source: str = "study.tune",
     ) -> None:
         from optuna.artifacts import FileSystemArtifactStore
 
+        self.tune_setup = tune  # study.tune (issue 21; loran_search.search.tune)
+        self.tune_source = tune_source
         self.confirm_setup = confirm
         self.confirm_source = confirm_source
         self.poll = poll
@@ -255,6 +263,14 @@ class _Worker:
                     )
                 if search:
                     self.result.reason = self.search_loop()
+                if self.tune_setup is not None:
+                    from loran_search.search.tune import tune_phase
+
+                    why, tuned = tune_phase(self, self.tune_setup, wait=search)
+                    self.result.tune_reason = why
+                    if not tuned and self.confirm_setup is not None:
+                        self.confirm_setup = None
+                        self.result.confirm_reason = "not started: the tuning is incomplete"
                 if self.confirm_setup is not None:
                     self.result.confirm_reason = self.confirm_phase(wait=search)
             except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM outside the training itself
@@ -392,6 +408,9 @@ class _Worker:
             self.study.set_user_attr(R.STUDY_CONFIRM, setup.to_dict())
         plan = plan_confirmation(trials, self.cfg, self.handle.space, setup)
         self.result.confirm_planned = len(plan)
+        from loran_search.search.tune import confirmation_points
+
+        points = confirmation_points(self, plan, trials)
         have = existing_keys(trials)
         queued = 0
         for item in plan:
@@ -399,12 +418,15 @@ class _Worker:
                 continue
             self.study.enqueue_trial(
                 item.params,
-                user_attrs=R.to_user_attrs(
-                    role=item.role,
-                    confirm_key=item.key,
-                    confirm_of=list(item.confirm_of),
-                    eval_split=setup.split,
-                ),
+                user_attrs={
+                    **R.to_user_attrs(
+                        role=item.role,
+                        confirm_key=item.key,
+                        confirm_of=list(item.confirm_of),
+                        eval_split=setup.split,
+                    ),
+                    R.TUNED: points.get(item.key, {}),
+                },
             )
             queued += 1
         if not plan:
@@ -578,6 +600,15 @@ class _Worker:
             twin = duplicate_confirmation(trials, frozen)
             if twin is not None:
                 why = f"a duplicate confirmation (trial {twin} stands for the same configuration)"
+                self._surplus(taken, why, False)
+                return _SKIP
+            return None
+        if taken.role == R.ROLE_TUNE:
+            from loran_search.search.tune import duplicate_tune
+
+            twin = duplicate_tune(trials, frozen)
+            if twin is not None:
+                why = f"a duplicate tune trial (trial {twin} stands for the same arm and point)"
                 self._surplus(taken, why, False)
                 return _SKIP
             return None
@@ -803,6 +834,7 @@ def run_worker(
     on_trial: Callable[[FrozenTrial, Progress], None] | None = None,
     confirm: ConfirmSetup | None = None,
     poll: float = 1.0,
+    tune: TuneSetup | None = None,
 ) -> WorkerResult:
     """Run trials until the study has ``n_trials`` counted candidates and every baseline.
 
@@ -820,6 +852,8 @@ get_train_fn`).
             end :attr:`WorkerResult.notes`).
         on_trial: Called after each recorded trial with the trial and the study's progress.
         confirm: The confirmation setup (``None``: no confirmation phase).
+        tune: The tuning grid (``study.tune``; ``None``: no tuning phase, e.g. ``--no-tune``):
+            between the search and the confirmation (:mod:`loran_search.search.tune`).
         poll: Seconds between looks at the study while waiting for other workers.
 
     Raises:
@@ -842,6 +876,7 @@ get_train_fn`).
         on_trial=on_trial,
         confirm=confirm,
         poll=poll,
+        tune=tune,
     )
     return worker.run()
 
@@ -855,6 +890,7 @@ def run_confirmation(
     progress: bool = False,
     log: Callable[[str], None] = print,
     on_trial: Callable[[FrozenTrial, Progress], None] | None = None,
+    tune: TuneSetup | None = None,
 ) -> WorkerResult:
     """Confirm an existing study: queue its confirmation and run it (no search trial runs).
 
@@ -869,6 +905,7 @@ def run_confirmation(
         progress: Show the per-run progress bar.
         log: Receives the messages.
         on_trial: Called after each recorded trial.
+        tune: The tuning grid (``study.tune``): the arms are tuned first.
 
     Raises:
         ConfirmMismatch: Confirmation trials exist with other seeds or another split.
@@ -885,5 +922,38 @@ def run_confirmation(
         on_trial=on_trial,
         confirm=setup,
         confirm_source=source,
+        tune=tune,
+    )
+    return worker.run(search=False)
+
+
+def run_tuning(
+    handle: StudyHandle,
+    tune: TuneSetup,
+    *,
+    train_fn: Callable[..., Any] | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+    on_trial: Callable[[FrozenTrial, Progress], None] | None = None,
+) -> WorkerResult:
+    """``loran-search tune``: tune the arms of an existing study (no search, no confirmation).
+
+    The tuning phase of :mod:`loran_search.search.tune`; the arms are those of the candidates
+    complete now. Failed trials are queued again first, as a worker does.
+
+    Raises:
+        TuneMismatch: The study's tune/confirmation trials ran with another grid.
+        StudyInterrupted: Ctrl-C or SIGTERM (the running trial is queued again).
+    """
+    from loran_search.search.objective import get_train_fn
+
+    worker = _Worker(
+        handle,
+        target=handle.cfg.study.n_trials,
+        train_fn=train_fn or get_train_fn(),
+        progress=progress,
+        log=log,
+        on_trial=on_trial,
+        tune=tune,
     )
     return worker.run(search=False)

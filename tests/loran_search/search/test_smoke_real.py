@@ -97,7 +97,7 @@ def test_a_diverging_configuration_fails_and_the_study_goes_on(
     study_file = tmp_path / "div.yaml"
     study_file.write_text(
         "study: {name: div, storage: sqlite:///div.db, sampler: {name: grid}, pruner: {name: none},"
-        " n_trials: 2, seeds: [0], report: false, save_adapters: none}\n"
+        " n_trials: 2, seeds: [0], report: false, save_adapters: none, baseline: false}\n"
         "model: {name: glassllm, quantization: none}\n"
         "task: {name: bbc-news, train_size: 8, eval_size: 8, max_length: 64}\n"
         "training: {max_steps: 4, learning_rate: 1.0e-3, batch_size: 4, eval_every: 2,"
@@ -108,8 +108,9 @@ def test_a_diverging_configuration_fails_and_the_study_goes_on(
     handle = open_study(load_config(study_file), log=lambda m: None)
     run_worker(handle, log=lambda m: None)
     trials = handle.study.get_trials()
-    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL]
-    bad = trials[2]
+    # no baseline: search.training beside a pinned baseline is refused (issue 21)
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    bad = trials[1]
     assert bad.params["training.learning_rate"] == 1e3
     assert bad.user_attrs["failure_kind"] == "diverged"
     assert bad.user_attrs["failure"].startswith("diverged: seed 0 diverged at step")

@@ -151,7 +151,8 @@ def test_space_per_sampler(study_file, sampler: str, acts: str, objective: str) 
 
 
 def test_training_hyperparameters_are_searched(study_file) -> None:
-    path = study_file(sampler="{name: random, seed: 0}", n_trials=2, seeds="[0]")
+    # without a baseline: one pinned baseline beside searched candidates is refused (issue 21)
+    path = study_file(sampler="{name: random, seed: 0}", n_trials=2, seeds="[0]", baseline="false")
     text = path.read_text().replace(
         "  params:",
         "  training: {learning_rate: {low: 1.0e-5, high: 1.0e-3, log: true}}\n  params:",
@@ -159,9 +160,8 @@ def test_training_hyperparameters_are_searched(study_file) -> None:
     path.write_text(text)
     handle, _ = run(path)
     trials = handle.study.get_trials()
-    # the baseline keeps the configured learning rate (2e-4, inside the range)
-    assert trials[0].params["training.learning_rate"] == pytest.approx(2e-4)
-    for t in trials[1:]:
+    assert len(trials) == 2
+    for t in trials:
         assert 1e-5 <= t.params["training.learning_rate"] <= 1e-3
 
 
