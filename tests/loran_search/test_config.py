@@ -402,7 +402,7 @@ def test_confirm_and_skip_inert_defaults() -> None:
         ("false", False),
         ("true", {"top_k": 3, "seeds": [100, 101, 102], "split": "test"}),
         ("{top_k: 5}", {"top_k": 5, "seeds": [100, 101, 102], "split": "test"}),
-        ("{seeds: [7], split: heldout}", {"top_k": 3, "seeds": [7], "split": "heldout"}),
+        ("{seeds: [7], split: test}", {"top_k": 3, "seeds": [7], "split": "test"}),
     ],
 )
 def test_confirm_is_resolved_against_the_default(write, value: str, expected: object) -> None:
