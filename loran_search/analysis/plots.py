@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from loran_search.analysis.words import count, plural
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -453,7 +455,8 @@ def gain_vs_nonlinearity(
         return None
     if dropped:
         notes.append(
-            f"Plot 'gain vs non-linearity': {dropped} configuration(s) with ν = 0 are not drawn "
+            f"Plot 'gain vs non-linearity': {count(dropped, 'configuration')} with ν = 0 "
+            f"{plural(dropped, 'is')} not drawn "
             "(a log axis)."
         )
     plt = _plt()

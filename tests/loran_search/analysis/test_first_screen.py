@@ -33,7 +33,7 @@ PROBE = """<script>
   // a long note in the first note cell: it must wrap into a readable block, not a word per line
   const note = notes[0];
   note.textContent = 'not paired: the candidate and the baseline were not evaluated on the '
-    + 'same examples (seed 1: 3 example id(s) missing from the baseline); nothing was dropped. '
+    + 'same examples (seed 1: 3 example ids missing from the baseline); nothing was dropped. '
     + 'confirmation without baseline: no confirmation gain, the search evidence stands.';
   const words = note.textContent.split(' ').length;
   const lines = note.getBoundingClientRect().height
