@@ -307,6 +307,16 @@ def calibration(configs: pd.DataFrame, out_dir: Path, notes: list[str]) -> Path 
         ("lipschitz", "Lipschitz bound on [-1, 1]"),
     )
     panels = [(c, lab) for c, lab in axes_spec if not _finite(configs, c, "diverged_rate").empty]
+    rates = _finite(configs, "diverged_rate")
+    unstable = rates[["diverged_rate", "loss_spike_rate"]].to_numpy(dtype=float)
+    grads = _finite(rates, "grad_norm_max")["grad_norm_max"].to_numpy(dtype=float)
+    flat_grads = grads.size == 0 or float(np.ptp(grads)) == 0.0
+    if panels and not np.nanmax(unstable, initial=0.0) > 0 and flat_grads:
+        notes.append(
+            "Plot 'calibration' skipped: no run diverged or had a loss spike and every maximum "
+            "gradient norm is the same, so there is no onset of instability to place."
+        )
+        return None
     if len(panels) == 2 and _same_order(configs, "amp_freq", "lipschitz"):
         # the Lipschitz bound is a monotone function of A·ω here: the two panels would be the
         # same picture with another x label
@@ -371,6 +381,7 @@ def pareto(pareto_all: pd.DataFrame, out_dir: Path, notes: list[str]) -> Path | 
     no run was unstable) is left out with a note; with none left the figure is not drawn.
     """
     panels = []
+    left_out = []
     for c, f, label in (
         ("train_seconds", "front_cost", "train seconds"),
         ("unstable_rate", "front_stability", "unstable-run rate"),
@@ -380,17 +391,16 @@ def pareto(pareto_all: pd.DataFrame, out_dir: Path, notes: list[str]) -> Path | 
             continue
         x = d[c].to_numpy(dtype=float)
         if np.allclose(x, x[0]):
-            notes.append(
-                f"Plot 'Pareto fronts': the {label} panel is left out — every configuration has "
-                f"{label} = {x[0]:.3g}, so there is no trade-off to show."
-            )
+            left_out.append(f"{label} = {x[0]:.3g}")
             continue
         panels.append((c, f, label))
-    if not panels:
+    if left_out:
+        what = "skipped" if not panels else "has one panel"
         notes.append(
-            "Plot 'Pareto fronts' skipped: no cost (train seconds, unstable-run rate) varies "
-            "across the configurations with a gain."
+            f"Plot 'Pareto fronts' {what}: every configuration has {' and '.join(left_out)}, so "
+            "there is no trade-off to show there."
         )
+    if not panels:
         return None
     plt = _plt()
     fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.4), squeeze=False)
@@ -628,11 +638,8 @@ def gain_intervals(
     ax.set_yticks(y)
     labels = [str(c) for c in d["config"]]
     if narrow:
-        import textwrap
-
-        labels = ["\n".join(textwrap.wrap(lab.replace(", ", ",\u00a0"), 16)) for lab in labels]
-        labels = [lab.replace("\u00a0", " ") for lab in labels]
-    ax.set_yticklabels(labels, fontsize="x-small" if narrow else "small")
+        labels = [_wrap_label(lab, 18) for lab in labels]
+    ax.set_yticklabels(labels, fontsize="small")
     ax.set_xlabel("gain over QLoRA" if narrow else "gain over QLoRA (same rank, seed and examples)")
     ax.set_title(
         f"Gain over QLoRA\n(decisive test's intervals, top {len(d)})"
@@ -647,6 +654,21 @@ def gain_intervals(
         plt.rcParams.update({"font.size": plt.rcParamsDefault["font.size"]})
         _plt()  # back to the report's theme
     return path
+
+
+def _wrap_label(label: str, width: int) -> str:
+    """A configuration label on lines of about ``width`` characters, broken after ``(``/``,``."""
+    import re
+
+    lines: list[str] = []
+    for part in re.split(r"(?<=\()|(?<=,) ", label):
+        if lines and len(lines[-1]) + len(part) + 1 <= width and not lines[-1].endswith("("):
+            lines[-1] += " " + part
+        elif lines and lines[-1].endswith("(") and len(lines[-1]) + len(part) <= width:
+            lines[-1] += part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
 
 
 def gain_vs_nonlinearity(

@@ -458,7 +458,9 @@ def render_markdown(a: Analysis, plot_prefix: str = "plots/") -> str:
         parts += ["## Figures", ""]
         for name, path in rest.items():
             parts += [f"![{FIGURE_CAPTIONS[name]}]({plot_prefix}{path.name})", ""]
-        parts += [f"- Not drawn: {s}" for s in a.figure_skips]
+        if a.figure_skips:
+            parts += ["Figures not drawn, or drawn with fewer panels:", ""]
+            parts += [f"- {s}" for s in a.figure_skips]
         parts.append("")
     return "\n".join(parts)
 

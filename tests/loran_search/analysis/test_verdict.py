@@ -174,9 +174,7 @@ def test_one_seed_with_examples_has_an_interval_and_mcnemar(tmp_path) -> None:
     assert "(exact McNemar test (b = " in verdict
     assert "**Power:** the search design that ran (1 seed × 200 examples)" in verdict
     assert "the t approximation of the exact McNemar test" in verdict
-    assert "With 1 seed the test can only see large effects (and one seed says nothing" in (
-        verdict
-    )
+    assert "With 1 seed the test can only see large effects (and one seed says nothing" in (verdict)
     assert "assuming no seed-to-seed variance, which one seed cannot estimate" in verdict
 
 
