@@ -305,8 +305,8 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     (
         "interval",
         "the range of true gains the data are consistent with (95 % unless stated). When it "
-        "contains 0 the data cannot tell the candidate from QLoRA; that is not proof they are "
-        "equal.",
+        "contains 0 the data cannot tell the candidate from QLoRA, which does not show that they "
+        "perform alike.",
     ),
     (
         "p and Holm",

@@ -423,7 +423,7 @@ def summary_markdown(a: Analysis, figure: str | None = None) -> str:
         lines += [f"**{a.headline}**", ""]
     lines += [H.setup_line(a.study_info), ""]
     if a.verdict:
-        lines += ["## The answer in detail", ""]
+        lines += ["## Verdict", ""]
         lines += [f"{i}. {s}" for i, s in enumerate(a.verdict, 1)]
         lines.append("")
     if figure:
@@ -433,7 +433,7 @@ def summary_markdown(a: Analysis, figure: str | None = None) -> str:
     lines.append("")
     details = _details_of(a)
     if details:
-        lines += ["## Study", ""]
+        lines += ["## Details", ""]
         lines += [f"- {s}" for s in details]
     notes = _data_notes(a)
     if notes:

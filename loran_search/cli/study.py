@@ -399,12 +399,16 @@ def _write_report(cfg: StudyConfig, storage: BaseStorage, artifact_dir: Path) ->
         from loran_search.analysis import write_report
 
         # the opened storage, not the URL: it already names the installed PostgreSQL driver
+        analyses: list[Any] = []
         path = write_report(
             storage=storage,
             study_name=cfg.study.name,
             out_dir=out,
             artifact_dir=artifact_dir,
+            analysis_out=analyses,
         )
+        if analyses and analyses[0].headline:  # the report's first line, where the run ends
+            _err(f"Answer: {analyses[0].headline}")
         _err(f"Report: {path}")
     except Exception as err:  # the study is safe in the storage; the report can be redone
         _err(

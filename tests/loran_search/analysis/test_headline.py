@@ -249,3 +249,18 @@ def test_loss_curve_states_the_spike_rule_and_marks_its_steps(captured, tmp_path
         in (title)
     )
     assert "loss spike (a run's step)" in captured["loss_curves.png:legend"]
+
+
+def test_run_ends_with_the_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from loran_search.cli.study import _write_report
+    from loran_search.config import StudyConfig
+
+    study, _, _, _ = curse_study()
+    monkeypatch.chdir(tmp_path)
+    cfg = StudyConfig()
+    cfg.study.name = study.study_name
+    _write_report(cfg, study._storage, tmp_path / "artifacts")
+    err = capsys.readouterr().err
+    assert "Answer: Yes: sinter(amplitude=0.00126, frequency=10000) r=8 scored 61.3 % vs QLoRA " \
+           "48.7 % on 200 held-out examples, 5 seeds" in err  # fmt: skip
+    assert err.index("Answer: ") < err.index("Report: ")
