@@ -623,8 +623,8 @@ def gain_intervals(
         else np.zeros(len(d), dtype=bool)
     )
     for mask, color, label in (
-        (confirmed, "C0", "confirmation (held-out) gain, interval"),
-        (~confirmed, "C1", "search-phase gain, interval (optimistic)"),
+        (confirmed, "C0", "held-out gain" if narrow else "confirmation (held-out) gain, interval"),
+        (~confirmed, "C1", "search gain" if narrow else "search-phase gain, interval (optimistic)"),
     ):
         if mask.any():
             ax.errorbar(g[mask], y[mask], xerr=[el[mask], eh[mask]], fmt="o", color=color,
@@ -632,8 +632,8 @@ def gain_intervals(
     if "search_gain" in d and confirmed.any():
         sg = d["search_gain"].to_numpy(dtype=float)
         ok = confirmed & np.isfinite(sg)
-        ax.plot(sg[ok], y[ok] + 0.18, "o", mfc="none", color="C1",
-                label="its search-phase gain (optimistic)")  # fmt: skip
+        hollow = "its search gain" if narrow else "its search-phase gain (optimistic)"
+        ax.plot(sg[ok], y[ok] + 0.18, "o", mfc="none", color="C1", label=hollow)
     ax.axvline(0.0, color="black", linewidth=1, linestyle="--", label="QLoRA")
     ax.set_yticks(y)
     labels = [str(c) for c in d["config"]]
@@ -642,14 +642,20 @@ def gain_intervals(
     ax.set_yticklabels(labels, fontsize="small")
     ax.set_xlabel("gain over QLoRA" if narrow else "gain over QLoRA (same rank, seed and examples)")
     ax.set_title(
-        f"Gain over QLoRA\n(decisive test's intervals, top {len(d)})"
+        f"Gain over QLoRA, top {len(d)}\nbars: decisive test's intervals"
         if narrow
         else f"Gain over QLoRA with the decisive test's intervals (top {len(d)})"
     )
     below = -0.8 / (row * len(d) + 1.2)  # about 0.8 in under the axes, past the x label
-    ax.legend(fontsize="x-small" if narrow else "small", loc="upper center",
-              bbox_to_anchor=(0.5, below), ncol=1 if narrow else 2, frameon=False)  # fmt: skip
-    path = _save(fig, out_dir, "gain_intervals_narrow.png" if narrow else "gain_intervals.png")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, below),
+              ncol=2, frameon=False)  # fmt: skip
+    if narrow:  # the phone version: nothing may be cut off at its narrow width
+        path = out_dir / "gain_intervals_narrow.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+        plt.close(fig)
+    else:
+        path = _save(fig, out_dir, "gain_intervals.png")
     if narrow:
         plt.rcParams.update({"font.size": plt.rcParamsDefault["font.size"]})
         _plt()  # back to the report's theme
