@@ -161,7 +161,16 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
 
 
 def _display_configurations(a: Analysis) -> pd.DataFrame:
+    """The configuration table as shown: each metric column names its split (issue 22).
+
+    The metric and QLoRA columns are the search split's; a study with a confirmation also gets
+    the held-out metric and QLoRA beside them, so a row never shows a validation accuracy next
+    to a test gain without saying so.
+    """
     c = a.configurations
+    held_out = "confirm_metric_mean" in c and bool(
+        np.isfinite(c["confirm_metric_mean"].to_numpy(dtype=float)).any()
+    )
     rows = []
     for _, r in c.iterrows():
         ci = (
@@ -177,10 +186,19 @@ def _display_configurations(a: Analysis) -> pd.DataFrame:
                 "configuration": r["config"],
                 "family": r["family"],
                 "seeds": int(r["n_seeds"]),
-                a.records.metric: f"{fmt(r['metric_mean'])} ± {fmt(r['metric_std'], 2)}"
+                f"{a.records.metric} (search)": f"{fmt(r['metric_mean'])} ± "
+                f"{fmt(r['metric_std'], 2)}"
                 if math.isfinite(float(r["metric_std"]))
                 else fmt(r["metric_mean"]),
-                "QLoRA": fmt(r["baseline_mean"]),
+                "QLoRA (search)": fmt(r["baseline_mean"]),
+                **(
+                    {
+                        f"{a.records.metric} (held-out)": fmt(r["confirm_metric_mean"]),
+                        "QLoRA (held-out)": fmt(r["confirm_baseline_mean"]),
+                    }
+                    if held_out
+                    else {}
+                ),
                 "evidence": r["evidence"],
                 "gain": fmt(r["gain"], 3),
                 "CI": ci,
@@ -284,7 +302,8 @@ def _tables(a: Analysis) -> list[tuple[str, str, pd.DataFrame]]:
             "(noncentral t of the test, Holm's first threshold). companion gain = the "
             "continuous companion metric's gain (direction-aware: higher is better), 95% t "
             "interval. ν = effective non-linearity ‖f(P) − P‖/‖P‖. "
-            "metric and QLoRA columns are the search split's. Only COMPLETE trials enter "
+            "The (search) metric and QLoRA columns are the search split's, the (held-out) ones "
+            "the confirmation's; gain, CI and p follow evidence. Only COMPLETE trials enter "
             "metrics; every finished search run enters stability. train s/run = mean training "
             "seconds per run (trial × seed). C/P/F/R = complete/pruned/failed/running trials.",
             _display_configurations(a),

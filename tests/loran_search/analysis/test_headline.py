@@ -264,3 +264,13 @@ def test_run_ends_with_the_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "Answer: Yes: sinter(amplitude=0.00126, frequency=10000) r=8 scored 61.3 % vs QLoRA " \
            "48.7 % on 200 held-out examples, 5 seeds" in err  # fmt: skip
     assert err.index("Answer: ") < err.index("Report: ")
+
+
+def test_the_table_names_the_split_of_each_metric_column(curse_report: Path) -> None:
+    md = (curse_report / "report.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| configuration |"))
+    assert "| accuracy (search) | QLoRA (search) | accuracy (held-out) | QLoRA (held-out) |" in (
+        header
+    )
+    best = next(line for line in md.splitlines() if line.startswith("| sinter(amplitude=0.00126"))
+    assert "| 0.613 | 0.487 |" in best  # the held-out metric and QLoRA beside the test gain
