@@ -259,17 +259,21 @@ def setup_line(info: dict[str, Any]) -> str:
         if lrs
         else "learning rate not recorded"
     )
-    steps = f"{count(int(info['steps']), 'step')}" if known(info.get("steps")) else "steps ?"
-    parts.append(f"{steps} at {lr}")
-    parts.append(f"machine {info['machine']}" if known(info.get("machine")) else "machine ?")
+    steps = (
+        f"{count(int(info['steps']), 'step')}" if known(info.get("steps")) else "steps not recorded"
+    )
+    parts.append(f"{steps} at {lr}" if lrs or known(info.get("steps")) else "training not recorded")
+    parts.append(
+        f"machine {info['machine']}" if known(info.get("machine")) else "machine not recorded"
+    )
     dates = info.get("dates")
     if dates:
         parts.append(
             f"date {dates[0]}" if dates[0] == dates[1] else f"dates {dates[0]} – {dates[1]}"
         )
     else:
-        parts.append("date ?")
-    code = f"loran-search {info.get('code') or '?'}"
+        parts.append("date not recorded")
+    code = f"loran-search {info.get('code') or 'version not recorded'}"
     if info.get("git"):
         code += f" (report by git {info['git']})"
     parts.append(f"code {code}")

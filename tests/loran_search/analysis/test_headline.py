@@ -274,3 +274,12 @@ def test_the_table_names_the_split_of_each_metric_column(curse_report: Path) -> 
     )
     best = next(line for line in md.splitlines() if line.startswith("| sinter(amplitude=0.00126"))
     assert "| 0.613 | 0.487 |" in best  # the held-out metric and QLoRA beside the test gain
+
+
+def test_a_setup_the_study_did_not_record_says_so() -> None:
+    study, _, _, _ = curse_study()  # hand-made: no loran.setup, no environment fingerprint
+    line = setup_line(analyse(study).study_info)
+    assert line.startswith("Setup: model not recorded; data not recorded; training not "
+                           "recorded; machine not recorded; date 20")  # fmt: skip
+    assert "?" not in line
+    assert setup_line({}) == "Setup: not recorded."
