@@ -6,6 +6,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loran_search.analysis.words import plural
 from loran_search.errors import LoranSearchError
 from loran_search.storage import StorageMissing, mask_url
 from loran_search.storage import open_storage as shared_open_storage
@@ -204,7 +205,8 @@ def write_report(
     unknown = sorted(chosen - set(FORMATS))
     if unknown:
         raise ReportError(
-            f"Unknown report format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}."
+            f"Unknown report {plural(len(unknown), 'format')} {', '.join(unknown)}; choose "
+            f"from {', '.join(FORMATS)}."
         )
     if correction not in CORRECTIONS:
         raise ReportError(

@@ -74,6 +74,7 @@ from loran_search.analysis.records import (
 )
 from loran_search.analysis.stability import run_stability
 from loran_search.analysis.stats import ALPHA, adjust
+from loran_search.analysis.words import plural
 
 LEADING_COLUMNS = ["activation", "family", "rank"]
 STAT_COLUMNS = [
@@ -436,7 +437,8 @@ def _over_examples(
         out.note = _join_notes(
             out.note,
             f"the per-example outcomes do not average to the recorded {rec.metric} difference "
-            f"on seed(s) {', '.join(off)}: the statistics use the per-example outcomes",
+            f"on {plural(len(off), 'seed')} {', '.join(off)}: the statistics use the "
+            "per-example outcomes",
         )
 
 
@@ -834,7 +836,8 @@ def _confirmation(
             set(conf_trials["state"])
         )
         return None, (
-            f"confirmation trial(s) {_numbers(conf_trials)} did not complete "
+            f"confirmation {plural(len(conf_trials), 'trial')} {_numbers(conf_trials)} did not "
+            "complete "
             f"({'; '.join(failures)}): no confirmation gain, the search evidence stands "
             "(optimistic)"
         )
@@ -850,8 +853,9 @@ def _confirmation(
     cmp = compare(rec, conf_trials, runs_c, bt, runs_b, cache)
     extra = ""
     if len(conf_trials) > len(done):
-        extra = f"confirmation trial(s) {_numbers(conf_trials[conf_trials['state'] != 'COMPLETE'])}"
-        extra += " did not complete and were left out"
+        undone = conf_trials[conf_trials["state"] != "COMPLETE"]
+        extra = f"confirmation {plural(len(undone), 'trial')} {_numbers(undone)}"
+        extra += f" did not complete and {plural(len(undone), 'was', 'were')} left out"
     return cmp, extra
 
 
@@ -870,8 +874,9 @@ def _study_notes(
     unmatched = confirm_cands[~confirm_cands["trial"].isin(sorted(matched))]
     if len(unmatched):
         notes.append(
-            f"Confirmation trial(s) {_numbers(unmatched)} match no searched configuration "
-            "(neither their configuration nor their confirm_of trials); they are left out."
+            f"Confirmation {plural(len(unmatched), 'trial')} {_numbers(unmatched)} "
+            f"{plural(len(unmatched), 'matches', 'match')} no searched configuration (neither "
+            "the configuration nor the confirm_of trials); left out."
         )
     search_splits = {s for s in rec.trials["eval_split"] if isinstance(s, str)}
     confirm_splits = {s for s in rec.confirm_trials["eval_split"] if isinstance(s, str)}
@@ -890,7 +895,9 @@ def _study_notes(
     if search_seeds & confirm_seeds:
         reused = ", ".join(sorted(search_seeds & confirm_seeds, key=_seed_order))
         notes.append(
-            f"The confirmation reuses search seed(s) {reused}: its seeds are meant to be "
+            f"The confirmation reuses search "
+            f"{plural(len(search_seeds & confirm_seeds), 'seed')} {reused}: its seeds are meant "
+            "to be "
             "disjoint from the search's."
         )
     return notes

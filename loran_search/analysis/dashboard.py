@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loran_search import record as R
+from loran_search.analysis.words import count
 
 if TYPE_CHECKING:
     import optuna
@@ -145,7 +146,7 @@ def publish(
     if published != existing:
         study.set_user_attr(R.STUDY_REPORT_ARTIFACTS, published)
     lines.append(
-        f"{n_new + n_updated} study artifact(s) ({n_new} new, {n_updated} updated) in "
+        f"{count(n_new + n_updated, 'study artifact')} ({n_new} new, {n_updated} updated) in "
         f"{artifact_dir} — view with: optuna-dashboard STORAGE --artifact-dir {artifact_dir}"
     )
     return lines

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from loran_search.analysis.words import count
+
 if TYPE_CHECKING:
     import optuna
 
@@ -106,7 +108,7 @@ def param_importances(study: optuna.Study, rec: Records) -> tuple[pd.DataFrame, 
             continue
         if len(ts) < MIN_TRIALS:
             notes.append(
-                f"Parameter importance ({scope}): {len(ts)} completed trial(s); at least "
+                f"Parameter importance ({scope}): {count(len(ts), 'completed trial')}; at least "
                 f"{MIN_TRIALS} are needed."
             )
             continue

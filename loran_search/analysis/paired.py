@@ -60,6 +60,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from loran_search.analysis.stats import holm, mde_t, noncentrality, paired_t
+from loran_search.analysis.words import count, plural
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES",
@@ -173,14 +174,16 @@ def _check_keys(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise PairingError(
-            f"The {what} table lacks column(s) {', '.join(missing)}; it has "
+            f"The {what} table lacks {plural(len(missing), 'column')} {', '.join(missing)}; "
+            "it has "
             f"{', '.join(map(str, frame.columns)) or 'none'}."
         )
     dup = frame.duplicated(list(KEYS))
     if dup.any():
         seed, ex = frame.loc[dup, list(KEYS)].iloc[0]
         raise PairingError(
-            f"The {what} table has {int(dup.sum())} duplicate (seed, example_id) row(s), e.g. "
+            f"The {what} table has {int(dup.sum())} duplicate (seed, example_id) "
+            f"{plural(int(dup.sum()), 'row')}, e.g. "
             f"seed {seed}, example {ex!r}; each example must appear once per seed."
         )
 
@@ -214,7 +217,7 @@ def pair_examples(candidate: pd.DataFrame, baseline: pd.DataFrame, value: str) -
             only_c = int((group["_merge"] == "left_only").sum())
             only_b = int((group["_merge"] == "right_only").sum())
             problems.append(
-                f"seed {seed}: {only_c} example id(s) missing from the baseline, "
+                f"seed {seed}: {count(only_c, 'example id')} missing from the baseline, "
                 f"{only_b} missing from the candidate"
             )
         raise PairingError(
@@ -227,8 +230,9 @@ def pair_examples(candidate: pd.DataFrame, baseline: pd.DataFrame, value: str) -
         vals = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=float)
         if not np.isfinite(vals).all():
             raise PairingError(
-                f"{int((~np.isfinite(vals)).sum())} {col} value(s) of {value!r} are missing or "
-                "not finite; every paired example needs a number."
+                f"{count(int((~np.isfinite(vals)).sum()), col + ' value')} of {value!r} "
+                f"{plural(int((~np.isfinite(vals)).sum()), 'is')} missing or not finite; every "
+                "paired example needs a number."
             )
         out[col] = vals
     return out.sort_values(list(KEYS), kind="mergesort").reset_index(drop=True)

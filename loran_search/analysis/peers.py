@@ -39,6 +39,7 @@ from loran_search import record as R
 from loran_search.analysis import configurations as C
 from loran_search.analysis.configurations import EVIDENCE_CONFIRMATION, PEER_FAMILIES
 from loran_search.analysis.stats import ALPHA
+from loran_search.analysis.words import count
 
 __all__ = ["PEER_COLUMNS", "PEER_FAMILIES", "has_peers", "head_to_head", "peers_answer",
            "peers_table"]  # fmt: skip
@@ -276,15 +277,17 @@ def _head_to_head_sentence(rec: Any, h2h: dict[str, Any], table: pd.DataFrame) -
     if prespecified:
         how = (
             f"pre-specified (each kind's best by its search gain), held-out confirmation, "
-            f"{cmp.split or 'its'} split; Holm-adjusted p = {_fmt(p_adj)} over {h2h['n_tests']} "
-            "confirmation test(s), this one included"
+            f"{cmp.split or 'its'} split; Holm-adjusted p = {_fmt(p_adj)} over "
+            f"{count(int(h2h['n_tests']), 'confirmation test')}, this one included"
         )
     else:
         how = (
             f"**exploratory**: on the search split ({cmp.split or 'search'}) whose gains chose "
             "both arms, so not a test of a pre-specified hypothesis and not adjusted"
         )
-    size = f"{cmp.n_seeds} seed(s)" + (f" × {cmp.n_examples} examples" if cmp.n_examples else "")
+    size = count(cmp.n_seeds, "seed") + (
+        f" × {count(cmp.n_examples, 'example')}" if cmp.n_examples else ""
+    )
     good = rec.sign * cmp.gain
     if math.isfinite(decisive_p) and decisive_p < ALPHA:
         word = "**beats**" if good > 0 else "**loses to**"

@@ -43,6 +43,7 @@ inferred where it safely can be and otherwise left empty, and every such inferen
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from loran_search import record as R
+from loran_search.analysis.words import count, plural
 
 if TYPE_CHECKING:
     import optuna
@@ -463,50 +465,62 @@ def load_records(study: optuna.Study) -> Records:
     if counts["pending_error"] or counts["pending_config"]:
         n = counts["pending_error"] + counts["pending_config"]
         notes.append(
-            f"{n} trial(s) failed with an error (the training raised: a missing file, out of "
-            "memory, a bug), not because of their configuration; they count as failed trials "
-            "without runs, and running the study command again (once the cause is fixed) "
-            "retries them."
+            f"{count(n, 'trial')} failed with an error (the training raised: a missing file, "
+            "out of memory, a bug), not because of the configuration; "
+            f"{plural(n, 'it counts as a failed trial', 'they count as failed trials')} without "
+            "runs, and running the study command again (once the cause is fixed) retries "
+            f"{plural(n, 'it', 'them')}."
         )
     if counts["nonfinite_failure"]:
         notes.append(
-            f"{counts['nonfinite_failure']} trial(s) failed because a seed's {metric} was NaN or "
+            f"{count(counts['nonfinite_failure'], 'trial')} failed because a seed's {metric} "
+            "was NaN or "
             "infinite (failure kind 'nonfinite'); each counts as one diverged run, like a "
             "divergence, and enters no mean or gain."
         )
     if counts["nonfinite_metric"]:
         notes.append(
-            f"{counts['nonfinite_metric']} run(s) of completed trials report a non-finite "
+            f"{count(counts['nonfinite_metric'], 'run')} of completed trials "
+            f"{plural(counts['nonfinite_metric'], 'reports', 'report')} a non-finite "
             f"{metric} (NaN or infinite, older records); they are left out of metric means and "
             "gains."
         )
     if counts["old_version"]:
         notes.append(
-            f"{counts['old_version']} trial(s) carry no record_version (older records); missing "
+            f"{count(counts['old_version'], 'trial')} "
+            f"{plural(counts['old_version'], 'carries', 'carry')} no record_version (older "
+            "records); missing "
             "fields were inferred where possible and left empty otherwise."
         )
     if counts["no_seed_metrics"] and metric != "value":
         notes.append(
-            f"{counts['no_seed_metrics']} finished trial(s) have no seed_metrics; their trial "
+            f"{count(counts['no_seed_metrics'], 'finished trial')} "
+            f"{plural(counts['no_seed_metrics'], 'has')} no seed_metrics; the trial "
             "value is used as one run (seed from user_attr 'seed', else unknown; a run of unknown "
             "seed enters metric means, never paired gains)."
         )
     if counts["no_role"]:
         notes.append(
-            f"{counts['no_role']} trial(s) have no role; 'identity' trials were taken as the "
+            f"{count(counts['no_role'], 'trial')} {plural(counts['no_role'], 'has')} no role; "
+            "'identity' trials were taken as the "
             "baseline, all others as candidates."
         )
     if counts["no_spec"]:
         notes.append(
-            f"{counts['no_spec']} trial(s) have no activation_spec; parameters were resolved from "
+            f"{count(counts['no_spec'], 'trial')} {plural(counts['no_spec'], 'has')} no "
+            "activation_spec; parameters were resolved from "
             "the trial params and the registry's defaults."
         )
     if counts["no_activation"]:
-        notes.append(f"{counts['no_activation']} trial(s) name no activation ('unknown').")
+        n_act = counts["no_activation"]
+        notes.append(
+            f"{count(n_act, 'trial')} {plural(n_act, 'names', 'name')} no activation ('unknown')."
+        )
     if counts["divergence_from_failure"]:
         notes.append(
-            f"{counts['divergence_from_failure']} failed/pruned trial(s) report divergence only in "
-            "their failure reason; each counts as one diverged run of unknown seed."
+            f"{count(counts['divergence_from_failure'], 'failed/pruned trial')} "
+            f"{plural(counts['divergence_from_failure'], 'reports', 'report')} divergence only in "
+            "the failure reason; each counts as one diverged run of unknown seed."
         )
 
     if counts["divergence_flag_disagrees"]:
@@ -639,6 +653,7 @@ def _left_out(r: R.TrialRecord, retried: set[int]) -> str | None:
     return None  # an error not retried yet: kept as a FAIL trial without runs
 
 
+_SINGULAR = {"are": "is", "have": "has", "were": "was", "their": "its"}
 _LEFT_OUT_WHY = {
     "queued": "are queued and have not run yet; run the study command again to run them",
     "running": "are running and have not recorded their configuration yet",
@@ -657,7 +672,11 @@ def _left_out_notes(left_out: Counter[str], left_baselines: dict[Any, str]) -> l
     notes = []
     for why, n in sorted(left_out.items()):
         text = _LEFT_OUT_WHY.get(why, f"failed ({why}) and were queued again")
-        notes.append(f"{n} trial(s) {text}; they are left out of the tables.")
+        if n == 1:  # the texts are written for several trials: the verbs in the singular
+            text = re.sub(r"\b(are|have|were|their)\b", lambda m: _SINGULAR[m.group(1)], text)
+        notes.append(
+            f"{count(n, 'trial')} {text}; {plural(n, 'it is', 'they are')} left out of the tables."
+        )
     for rank, failure in sorted(left_baselines.items(), key=lambda kv: str(kv[0])):
         notes.append(
             f"The baseline at rank {rank} has not completed (its trial: {failure}); gains at "

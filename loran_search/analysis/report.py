@@ -36,6 +36,7 @@ import pandas as pd
 
 from loran_search.analysis import environment as E
 from loran_search.analysis import forms as F
+from loran_search.analysis import headline as H
 from loran_search.analysis import plots as P
 from loran_search.analysis.configurations import (
     INTERNAL_COLUMNS,
@@ -104,6 +105,10 @@ class Analysis:
     environments: list[dict[str, Any]] = field(default_factory=list)  # analysis.environment
     head_to_head: dict[str, Any] | None = None  # peers: LoRAN's best vs the best peer (issue 19)
     tune_response: pd.DataFrame | None = None  # study.tune: analysis.tuning.response_frame
+    study_info: dict[str, Any] = field(default_factory=dict)  # the setup line (headline.py)
+    headline: str = ""  # the answer in one sentence (analysis.headline)
+    figure_skips: list[str] = field(default_factory=list)  # why a figure was not drawn
+    figures_narrow: dict[str, Path] = field(default_factory=dict)  # small-screen versions
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,8 +154,10 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
         head_to_head=extras.get("head_to_head"),
         tune_response=tune_table,
     )
-    a.summary = summary_lines(a)
     a.environments = E.environments(study.get_trials(deepcopy=False))
+    a.study_info = H.study_info(study, a.environments)
+    a.summary = summary_lines(a)
+    a.headline = H.headline(a)
     F.attach(study, a)  # search.forms: counts, top forms, shapes (nothing without form trials)
     return a
 
@@ -160,7 +167,16 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
 
 
 def _display_configurations(a: Analysis) -> pd.DataFrame:
+    """The configuration table as shown: each metric column names its split (issue 22).
+
+    The metric and QLoRA columns are the search split's; a study with a confirmation also gets
+    the held-out metric and QLoRA beside them, so a row never shows a validation accuracy next
+    to a test gain without saying so.
+    """
     c = a.configurations
+    held_out = "confirm_metric_mean" in c and bool(
+        np.isfinite(c["confirm_metric_mean"].to_numpy(dtype=float)).any()
+    )
     rows = []
     for _, r in c.iterrows():
         ci = (
@@ -176,10 +192,19 @@ def _display_configurations(a: Analysis) -> pd.DataFrame:
                 "configuration": r["config"],
                 "family": r["family"],
                 "seeds": int(r["n_seeds"]),
-                a.records.metric: f"{fmt(r['metric_mean'])} ± {fmt(r['metric_std'], 2)}"
+                f"{a.records.metric} (search)": f"{fmt(r['metric_mean'])} ± "
+                f"{fmt(r['metric_std'], 2)}"
                 if math.isfinite(float(r["metric_std"]))
                 else fmt(r["metric_mean"]),
-                "QLoRA": fmt(r["baseline_mean"]),
+                "QLoRA (search)": fmt(r["baseline_mean"]),
+                **(
+                    {
+                        f"{a.records.metric} (held-out)": fmt(r["confirm_metric_mean"]),
+                        "QLoRA (held-out)": fmt(r["confirm_baseline_mean"]),
+                    }
+                    if held_out
+                    else {}
+                ),
                 "evidence": r["evidence"],
                 "gain": fmt(r["gain"], 3),
                 "CI": ci,
@@ -283,7 +308,8 @@ def _tables(a: Analysis) -> list[tuple[str, str, pd.DataFrame]]:
             "(noncentral t of the test, Holm's first threshold). companion gain = the "
             "continuous companion metric's gain (direction-aware: higher is better), 95% t "
             "interval. ν = effective non-linearity ‖f(P) − P‖/‖P‖. "
-            "metric and QLoRA columns are the search split's. Only COMPLETE trials enter "
+            "The (search) metric and QLoRA columns are the search split's, the (held-out) ones "
+            "the confirmation's; gain, CI and p follow evidence. Only COMPLETE trials enter "
             "metrics; every finished search run enters stability. train s/run = mean training "
             "seconds per run (trial × seed). C/P/F/R = complete/pruned/failed/running trials.",
             _display_configurations(a),
@@ -357,9 +383,16 @@ FIGURE_CAPTIONS = {
 
 
 def draw_figures(a: Analysis, plot_dir: Path) -> dict[str, Path]:
-    """Draw every applicable figure into ``plot_dir``; skipped ones add a note."""
+    """Draw every informative figure into ``plot_dir``.
+
+    A figure with nothing to show for this study is not drawn; the reason (one line each) goes
+    to ``a.notes`` and ``a.figure_skips``, which the report shows under "Figures". The first
+    figure is also drawn narrow (``gain_intervals_narrow.png``, ``a.figures_narrow``) for
+    screens under 700 px.
+    """
     plot_dir.mkdir(parents=True, exist_ok=True)
     notes = a.notes
+    before = len(notes)
     c, rec = a.configurations, a.records
     pareto_all = c.copy()
     if len(c):
@@ -367,6 +400,7 @@ def draw_figures(a: Analysis, plot_dir: Path) -> dict[str, Path]:
         pareto_all["front_cost"] = pareto_mask(imp, c["train_seconds"].to_numpy(dtype=float))
         pareto_all["front_stability"] = pareto_mask(imp, c["unstable_rate"].to_numpy(dtype=float))
         pareto_all["gain"] = imp
+    spike_factor = float(a.study_info.get("spike_factor") or P.DEFAULT_SPIKE_FACTOR)
     drawn = {
         "gain_intervals": P.gain_intervals(c, plot_dir, notes),
         "gain_vs_nonlinearity": P.gain_vs_nonlinearity(c, plot_dir, notes, INERT_THRESHOLD),
@@ -374,7 +408,7 @@ def draw_figures(a: Analysis, plot_dir: Path) -> dict[str, Path]:
         "amp_freq_heatmap": P.amp_freq_heatmap(c, plot_dir, notes, rec.metric),
         "stability_by_family": P.stability_by_family(a.families, rec.runs, plot_dir, notes),
         "calibration": P.calibration(c, plot_dir, notes),
-        "loss_curves": P.loss_curves(rec, c, plot_dir, notes),
+        "loss_curves": P.loss_curves(rec, c, plot_dir, notes, spike_factor=spike_factor),
         "shapes": P.shapes(c, plot_dir, notes, interval=a.interval, interval_note=a.interval_note),
         "pareto": P.pareto(pareto_all, plot_dir, notes) if len(c) else None,
         "importance": P.importance(a.importance, plot_dir, notes),
@@ -387,6 +421,10 @@ def draw_figures(a: Analysis, plot_dir: Path) -> dict[str, Path]:
         ),
     }
     a.figures = {k: v for k, v in drawn.items() if v is not None}
+    if FIRST_FIGURE in a.figures:
+        narrow = P.gain_intervals(c, plot_dir, [], narrow=True)
+        a.figures_narrow = {FIRST_FIGURE: narrow} if narrow is not None else {}
+    a.figure_skips = list(notes[before:])
     if a.forms is not None:
         F.draw(a.forms, plot_dir, notes)
     return a.figures
@@ -401,26 +439,39 @@ def _details_of(a: Analysis) -> list[str]:
     return a.summary[len(a.verdict) :] if a.verdict else list(a.summary)
 
 
+def _data_notes(a: Analysis) -> list[str]:
+    """The data notes, without the figures' (those are said under "Figures")."""
+    skipped = set(a.figure_skips)
+    return [n for n in a.notes if n not in skipped]
+
+
 def summary_markdown(a: Analysis, figure: str | None = None) -> str:
-    """The first screen (the verdict, then the details) and the data notes, as Markdown.
+    """The first screen as Markdown: the headline, the setup, the verdict, how to read it.
 
     Args:
         a: The analysis.
-        figure: A Markdown image line shown between the verdict and the details.
+        figure: A Markdown image line shown between the verdict and the glossary.
     """
     lines = [f"# Report: {a.records.study_name}", ""]
+    if a.headline:
+        lines += [f"**{a.headline}**", ""]
+    lines += [H.setup_line(a.study_info), ""]
     if a.verdict:
         lines += ["## Verdict", ""]
         lines += [f"{i}. {s}" for i, s in enumerate(a.verdict, 1)]
         lines.append("")
     if figure:
         lines += [figure, ""]
+    lines += ["## How to read this", ""]
+    lines += [f"- **{term}**: {meaning}" for term, meaning in H.GLOSSARY]
+    lines.append("")
     details = _details_of(a)
     if details:
-        lines += ["## Details", ""] if a.verdict else []
+        lines += ["## Details", ""]
         lines += [f"- {s}" for s in details]
-    if a.notes:
-        lines += ["", "## Data notes", ""] + [f"- {n}" for n in a.notes]
+    notes = _data_notes(a)
+    if notes:
+        lines += ["", "## Data notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
 
 
@@ -428,7 +479,7 @@ FIRST_FIGURE = "gain_intervals"
 
 
 def render_markdown(a: Analysis, plot_prefix: str = "plots/") -> str:
-    """The whole report as Markdown: verdict, the gain figure, details, notes, tables, figures."""
+    """The whole report as Markdown: the first screen, notes, tables, figures."""
     first = a.figures.get(FIRST_FIGURE)
     figure = f"![{FIGURE_CAPTIONS[FIRST_FIGURE]}]({plot_prefix}{first.name})" if first else None
     parts = [summary_markdown(a, figure), E.markdown_block(a.environments)]
@@ -437,10 +488,14 @@ def render_markdown(a: Analysis, plot_prefix: str = "plots/") -> str:
     for title, caption, table in _tables(a):
         parts += [f"## {title}", "", caption, "", markdown_table(table), ""]
     rest = {k: v for k, v in a.figures.items() if k != FIRST_FIGURE}
-    if rest:
+    if rest or a.figure_skips:
         parts += ["## Figures", ""]
         for name, path in rest.items():
             parts += [f"![{FIGURE_CAPTIONS[name]}]({plot_prefix}{path.name})", ""]
+        if a.figure_skips:
+            parts += ["Figures not drawn, or drawn with fewer panels:", ""]
+            parts += [f"- {s}" for s in a.figure_skips]
+        parts.append("")
     return "\n".join(parts)
 
 
@@ -461,10 +516,15 @@ _CSS = """
 *{box-sizing:border-box}
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.2em auto;
 max-width:1200px;padding:0 1em;color:#222;line-height:1.45;overflow-wrap:break-word}
-h1{margin:.2em 0 .3em}h2{margin-top:1.4em}
+h1{margin:.2em 0 .3em;font-size:1.6em}h2{margin-top:1.4em}
+section.answer{margin:.4em 0 .8em;max-width:60em}
+p.headline{font-size:1.35em;font-weight:600;line-height:1.35;margin:.2em 0 .4em}
+p.setup{color:#444;margin:.2em 0}
 section.verdict{background:#f4f7fb;border-left:5px solid #3a6ea5;padding:.5em 1.2em .6em;
-margin:.6em 0 1em}section.verdict h2{margin:.2em 0 .3em;font-size:1.25em}
+margin:.6em 0 1em}section.verdict h2{margin:.2em 0 .3em;font-size:1.15em}
 section.verdict ol{margin:.2em 0;padding-left:1.4em}section.verdict li{margin:.4em 0}
+section.glossary dl{display:grid;grid-template-columns:max-content 1fr;gap:.25em 1em;
+max-width:60em}section.glossary dt{font-weight:600}section.glossary dd{margin:0}
 section.summary{padding:0 .2em}section.summary li{margin:.35em 0}
 code{overflow-wrap:anywhere;background:#eef1f5;padding:0 .2em;border-radius:3px}
 .table-wrap{overflow-x:auto;max-width:100%;margin:.5em 0 1.5em;border:1px solid #e3e6ee}
@@ -474,10 +534,15 @@ vertical-align:top}
 th{background:#eef;position:sticky;top:0}td:first-child,th:first-child{text-align:left}
 td.text,th.text{text-align:left;white-space:normal;min-width:14em;max-width:36em}
 td.text.wide,th.text.wide{min-width:22em}
-figure{margin:1.5em 0}figure img{max-width:100%;height:auto;border:1px solid #ddd}
-figure.first{margin:.5em 0 1.5em}
+figure{margin:1.5em 0}figure img{display:block;width:100%;max-width:100%;height:auto;
+border:1px solid #ddd}
+figure.first{margin:.5em 0 1.5em;max-width:1000px}
 figcaption{font-size:.9em;color:#555}.caption{font-size:.9em;color:#444}
-.notes li{color:#8a4b00}
+.notes li{color:#8a4b00}ul.skipped li{color:#555}
+@media (max-width:700px){body{padding:0 .6em;margin:.6em auto}
+p.headline{font-size:1.15em}section.verdict{padding:.4em .7em}
+section.glossary dl{display:block}section.glossary dd{margin:0 0 .5em}
+td.text,th.text{min-width:10em}td.text.wide,th.text.wide{min-width:14em}}
 """
 
 
@@ -520,60 +585,73 @@ def _missing(v: Any) -> bool:
         return False
 
 
-def _figure_html(name: str, path: Path, css: str = "") -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _figure_html(name: str, path: Path, css: str = "", narrow: Path | None = None) -> str:
+    """One ``<figure>``; with ``narrow``, a ``<picture>`` that picks it under 700 px."""
     cap = html.escape(FIGURE_CAPTIONS[name])
     klass = f' class="{css}"' if css else ""
-    return (
-        f'<figure{klass} id="fig-{name}"><img alt="{cap}" src="data:image/png;base64,{data}">'
-        f"<figcaption>{cap}</figcaption></figure>"
+    img = f'<img alt="{cap}" src="{_data_uri(path)}">'
+    if narrow is not None:
+        img = (
+            f'<picture><source media="(max-width: 700px)" srcset="{_data_uri(narrow)}">'
+            f"{img}</picture>"
+        )
+    return f'<figure{klass} id="fig-{name}">{img}<figcaption>{cap}</figcaption></figure>'
+
+
+def _template() -> Any:
+    """The report's jinja2 template (``templates/report.html.j2``), autoescaping on."""
+    import jinja2
+    from markupsafe import Markup
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("loran_search.analysis", "templates"),
+        autoescape=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
     )
+    env.filters["inline"] = lambda s: Markup(_inline(str(s)))
+    return env.get_template("report.html.j2")
 
 
 def render_html(a: Analysis) -> str:
     """The whole report as one self-contained HTML page (figures base64-embedded).
 
-    It opens on the verdict (``<section id="verdict">``), then the gain-with-interval figure,
-    the details, the data notes, the tables (each in its own sideways-scrolling box) and the
-    other figures; at 1280 px wide the page itself never scrolls sideways.
+    It opens on the answer (``<p id="headline">``) and the setup line (``<p id="setup">``),
+    then the verdict's statements (``<section id="verdict">``), the gain-with-interval figure
+    (a narrow version under 700 px), "How to read this" (``id="how-to-read"``), the study's
+    details, the data notes, the environment, the tables (each in its own sideways-scrolling
+    box) and the other figures with one line for each figure not drawn. At 1280 px wide the
+    page itself never scrolls sideways. Rendered from ``templates/report.html.j2``.
     """
-    name = html.escape(a.records.study_name)
-    body = [f"<h1>Report: {name}</h1>"]
-    if a.verdict:
-        body.append('<section class="verdict" id="verdict"><h2>Verdict</h2><ol>')
-        body += [f"<li>{_inline(s)}</li>" for s in a.verdict]
-        body.append("</ol></section>")
     first = a.figures.get(FIRST_FIGURE)
-    if first is not None:
-        body.append(_figure_html(FIRST_FIGURE, first, "first"))
-    details = _details_of(a)
-    if details:
-        body.append('<section class="summary" id="details"><ul>')
-        body += [f"<li>{_inline(s)}</li>" for s in details]
-        body.append("</ul></section>")
-    if a.notes:
-        body.append('<h2>Data notes</h2><ul class="notes">')
-        body += [f"<li>{_inline(n)}</li>" for n in a.notes]
-        body.append("</ul>")
-    body.append(E.html_block(a.environments, _inline))
-    if a.forms is not None:
-        body.append(F.html_section(a.forms, a.records.metric))
-    for title, caption, table in _tables(a):
-        body.append(f"<h2>{html.escape(title)}</h2><p class='caption'>{_inline(caption)}</p>")
-        if table.empty:
-            body.append("<p><em>(none)</em></p>")
-        else:
-            body.append(html_table(table))
-    rest = {k: v for k, v in a.figures.items() if k != FIRST_FIGURE}
-    if rest:
-        body.append("<h2>Figures</h2>")
-        for fname, path in rest.items():
-            body.append(_figure_html(fname, path))
-    return (
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>loran-search report: {name}</title><style>{_CSS}</style></head>"
-        f"<body>{''.join(body)}</body></html>\n"
+    tables = [
+        {"title": t, "caption": c, "html": html_table(df) if not df.empty else ""}
+        for t, c, df in _tables(a)
+    ]
+    rest = [_figure_html(k, v) for k, v in a.figures.items() if k != FIRST_FIGURE]
+    return _template().render(
+        name=a.records.study_name,
+        css=_CSS,
+        headline=a.headline,
+        setup=H.setup_line(a.study_info),
+        verdict=a.verdict,
+        first_figure=(
+            _figure_html(FIRST_FIGURE, first, "first", a.figures_narrow.get(FIRST_FIGURE))
+            if first is not None
+            else ""
+        ),
+        glossary=H.GLOSSARY,
+        details=_details_of(a),
+        notes=_data_notes(a),
+        environment=E.html_block(a.environments, _inline),
+        forms=F.html_section(a.forms, a.records.metric) if a.forms is not None else "",
+        tables=tables,
+        figures=rest,
+        skipped=a.figure_skips,
     )
 
 
@@ -624,6 +702,7 @@ def write_outputs(a: Analysis, out_dir: Path, formats: Collection[str]) -> list[
     peers = _peers_frame(a)
     if "md" in formats or "html" in formats:
         written += list(draw_figures(a, out_dir / "plots").values())
+        written += list(a.figures_narrow.values())
     if "csv" in formats:
         for name, df in (
             ("configurations", configurations),
@@ -662,6 +741,9 @@ def write_outputs(a: Analysis, out_dir: Path, formats: Collection[str]) -> list[
             "shapes_interval": list(a.interval),
             "shapes_interval_note": a.interval_note,
             "correction": CORRECTIONS[a.correction],
+            "headline": a.headline,
+            "setup": H.setup_line(a.study_info),
+            "study_info": _jsonable(a.study_info),
             "verdict": a.verdict,
             "summary": a.summary,
             "notes": a.notes,

@@ -29,6 +29,7 @@ from loran_search.analysis.mechanism import INERT_THRESHOLD
 from loran_search.analysis.records import Records, format_value
 from loran_search.analysis.stability import run_stability
 from loran_search.analysis.stats import ALPHA, CONFIDENCE
+from loran_search.analysis.words import count, plural
 
 if TYPE_CHECKING:
     from loran_search.analysis.report import Analysis
@@ -103,8 +104,9 @@ def _header(a: Analysis) -> str:
     )
     line = (
         f"Study **{rec.study_name}** — metric **{rec.metric}** ({rec.direction}, "
-        f"{direction_word}). {len(c)} candidate configuration(s) from {len(cand)} trial(s) "
-        f"({_state_line(cand)}); {base_desc} ({len(base)} trial(s))"
+        f"{direction_word}). {count(len(c), 'candidate configuration')} from "
+        f"{count(len(cand), 'trial')} ({_state_line(cand)}); {base_desc} "
+        f"({count(len(base), 'trial')})"
     )
     ct = rec.confirm_trials
     if len(ct):
@@ -112,8 +114,8 @@ def _header(a: Analysis) -> str:
         n_cb = int((ct["role"] == "confirm_baseline").sum())
         states = _state_line(ct[ct["role"] == "confirm"])
         line += (
-            f"; confirmation: {n_conf} confirm trial(s) ({states}) and {n_cb} confirm_baseline "
-            "trial(s)"
+            f"; confirmation: {count(n_conf, 'confirm trial')} ({states}) and "
+            f"{count(n_cb, 'confirm_baseline trial')}"
         )
     return line + "."
 
@@ -240,7 +242,7 @@ def _gain_answer(a: Analysis) -> str:
         best = done.iloc[0]
         return (
             f"{why} Best configuration by {rec.metric}: **{best['config']}** = "
-            f"{fmt(best['metric_mean'])} (mean over {int(best['n_seeds'])} seed(s))."
+            f"{fmt(best['metric_mean'])} (mean over {count(int(best['n_seeds']), 'seed')}))."
         )
     confirmed = with_gain[with_gain["evidence"] == EVIDENCE_CONFIRMATION]
     n_searched = int(np.isfinite(c["search_gain"].to_numpy(dtype=float)).sum())
@@ -250,7 +252,8 @@ def _gain_answer(a: Analysis) -> str:
     tried = c[c["confirm_trials"].astype(str) != ""]
     if len(tried):
         lead = (
-            f"**Search-phase evidence only — optimistic.** {len(tried)} configuration(s) had "
+            "**Search-phase evidence only — optimistic.** "
+            f"{count(len(tried), 'configuration')} had "
             "confirmation trials but none gave a confirmation gain (a failed confirmation or one "
             "without its baseline; see their notes), so every gain below is the search's"
         )
@@ -289,7 +292,11 @@ def _best_line(a: Analysis, best: pd.Series, *, phase: str) -> str:
     level = f"{100 * CONFIDENCE:.0f}%"
     n = int(best["n_paired"])
     n_ex = int(best["n_examples"]) if math.isfinite(float(best["n_examples"])) else 0
-    design = f"{n} seed(s) × {n_ex} examples" if n_ex else ("seed" if n == 1 else f"{n} seeds")
+    design = (
+        f"{count(n, 'seed')} × {count(n_ex, 'example')}"
+        if n_ex
+        else ("seed" if n == 1 else f"{n} seeds")
+    )
     head = (
         f"**Best configuration: {best['config']}** — {rec.metric} "
         f"{fmt(best['metric_mean'])} vs QLoRA {fmt(best['baseline_mean'])} on the same "
@@ -303,7 +310,9 @@ def _best_line(a: Analysis, best: pd.Series, *, phase: str) -> str:
         )
     where = " on held-out data" if phase == "confirmation" else ""
     tested = int(best["n_tests"])
-    family = "confirmed configuration(s)" if phase == "confirmation" else "configuration(s)"
+    family = plural(
+        tested, "confirmed configuration" if phase == "confirmation" else "configuration"
+    )
     has_ci = math.isfinite(float(best["gain_ci_low"]))
     has_p = math.isfinite(float(best["p_value"]))
     if has_ci and has_p:
@@ -358,12 +367,14 @@ def _confirmed_answer(a: Analysis, confirmed: pd.DataFrame, n_searched: int) -> 
     rec = a.records
     best = confirmed.iloc[0]
     split = best["confirm_split"] or "confirmation"
-    seeds = ", ".join(str(best["confirm_seeds"]).split(","))
+    seed_list = str(best["confirm_seeds"]).split(",")
+    seeds = f"{plural(len(seed_list), 'seed')} {', '.join(seed_list)}"
     sig = confirmed[confirmed["significant"].astype(object) == True]  # noqa: E712
     better = int((rec.sign * sig["gain"].astype(float) > 0).sum())
     lead = (
-        f"**Held-out confirmation ({split} split, fresh training on seed(s) {seeds}): "
-        f"{better} of {len(confirmed)} confirmed configuration(s) beat QLoRA.**"
+        f"**Held-out confirmation ({split} split, fresh training on {seeds}): "
+        f"{better} of {count(len(confirmed), 'confirmed configuration')} "
+        f"{'beats' if len(confirmed) == 1 else 'beat'} QLoRA.**"
     )
     line = f"{lead} {_best_line(a, best, phase='confirmation')}"
     sg = float(best["search_gain"])
@@ -385,7 +396,8 @@ def _reuse_sentence(a: Analysis, split: str) -> str:
         else ""
     )
     return (
-        f" Test-set reuse: {len(looked)} configuration(s) of this study and QLoRA were evaluated "
+        f" Test-set reuse: {count(len(looked), 'configuration')} of this study and QLoRA were "
+        "evaluated "
         f"on the {split} split{extra}; each further look at it makes it less held out."
     )
 
@@ -395,7 +407,7 @@ def _target_words(rec: Records) -> str:
     if "acc" in rec.metric.lower() and math.isclose(g, 0.01):
         return "one accuracy point (0.01)"
     if "acc" in rec.metric.lower():
-        return f"{100 * g:.3g} accuracy point(s) ({g:g})"
+        return f"{100 * g:.3g} accuracy {plural(100 * g, 'point')} ({g:g})"
     return f"a gain of {g:g} in {rec.metric}"
 
 
@@ -423,7 +435,11 @@ def _power_answer(a: Analysis) -> str | None:
             )
         return f"**Power:** not computable for the best configuration ({why})."
     m = max(int(best["n_tests"]), 1)
-    design = f"{n} seed(s) × {n_ex} examples" if n_ex else f"{n} seeds (over seeds only)"
+    design = (
+        f"{count(n, 'seed')} × {count(n_ex, 'example')}"
+        if n_ex
+        else f"{count(n, 'seed')} (over seeds only)"
+    )
     gain = abs(float(best["gain"]))
     observed = f"the observed gain ({_signed(float(best['gain']))})"
     verdict = (
@@ -448,7 +464,7 @@ def _power_answer(a: Analysis) -> str | None:
             f"{lo:.3g}–{hi:.3g} (95% χ² interval, {n - 1} df), so the MDE itself is uncertain."
         )
     if n < FEW_SEEDS:
-        line += f" With {n} seed(s) the test can only see large effects" + (
+        line += f" With {count(n, 'seed')} the test can only see large effects" + (
             " (and one seed says nothing about another: the seed-to-seed variance is not "
             "estimated)."
             if n == 1
@@ -505,7 +521,7 @@ def _stability_answers(a: Analysis) -> list[str]:
         which = "Most stable family" if len(cand_fams) > 1 else "Only candidate family"
         line = (
             f"{which}: **{_family_label(f0['family'])}** — {pct(f0['diverged_rate'])} of its "
-            f"{int(f0['n_runs'])} run(s) diverged, {pct(f0['loss_spike_rate'])} had loss "
+            f"{count(int(f0['n_runs']), 'run')} diverged, {pct(f0['loss_spike_rate'])} had loss "
             f"spikes, max gradient norm {fmt(f0['grad_norm_max'], 3)}"
         )
         # QLoRA is the baseline *role* (identity), not the registry family `baseline`, which
@@ -527,7 +543,8 @@ def _stability_answers(a: Analysis) -> list[str]:
             out.append(
                 f"Stability of the candidates (all in the registry's `baseline` family of "
                 f"standard functions): {pct(cand['diverged'].astype(bool).mean())} of their "
-                f"{len(cand)} run(s) diverged, {pct(spiked)} had loss spikes, max gradient norm "
+                f"{count(len(cand), 'run')} diverged, {pct(spiked)} had loss spikes, max gradient "
+                "norm "
                 f"{fmt(cand['grad_norm_max'].max(), 3)}."
             )
         else:
@@ -541,7 +558,7 @@ def _stability_answers(a: Analysis) -> list[str]:
         if th["first_unstable"] is None:
             line = (
                 f"**{act}: no divergence at any {word} tested** ({rng}, "
-                f"{th['n_configs']} configuration(s))"
+                f"{count(th['n_configs'], 'configuration')})"
             )
         else:
             au = th["first_unstable"]
@@ -580,7 +597,8 @@ def _failed_confirmations(a: Analysis) -> str | None:
         return None
     names = _join(sorted(set(bad["config"])))
     return (
-        f"**{len(bad)} confirmation trial(s) diverged** on the confirmation seeds ({names}): "
+        f"**{count(len(bad), 'confirmation trial')} diverged** on the confirmation seeds "
+        f"({names}): "
         "the configuration is unstable beyond the seeds the search saw."
     )
 
@@ -624,19 +642,21 @@ def _mechanism_answer(a: Analysis) -> str:
             else ""
         )
         line = (
-            f"**Non-linearity: {k} of {len(measured)} configuration(s) were LoRA in all "
+            f"**Non-linearity: {k} of {count(len(measured), 'configuration')} "
+            f"{plural(k, 'was')} LoRA in all "
             f"but name** (effective non-linearity ν = ‖f(P) − P‖/‖P‖ below {thr} in every run"
             f"{how}{span}): their results say nothing about f."
         )
     else:
         line = (
-            f"**Non-linearity:** active in all {len(measured)} measured configuration(s) "
+            f"**Non-linearity:** active in {'the' if len(measured) == 1 else 'all'} "
+            f"{count(len(measured), 'measured configuration')} "
             f"(ν = ‖f(P) − P‖/‖P‖ ≥ {thr} in some run{span})."
         )
     if len(dead):
         names = ", ".join(str(x) for x in dead["config"])
         line += (
-            f" **{len(dead)} configuration(s) never trained: P = B·A stayed exactly 0** "
+            f" **{count(len(dead), 'configuration')} never trained: P = B·A stayed exactly 0** "
             f"({names}): f′(0) = 0, and with B = 0 at the start no gradient reaches A or B — "
             "the run measures the unadapted model, not f."
         )
@@ -689,7 +709,7 @@ def _details(a: Analysis) -> list[str]:
                 s_better = int((rec.sign * s_sig["gain"].astype(float) > 0).sum())
                 s_worse = int((rec.sign * s_sig["gain"].astype(float) < 0).sum())
                 parts.append(
-                    f"{s_better} of {n_t} tested configuration(s) significantly better than "
+                    f"{s_better} of {count(n_t, 'tested configuration')} significantly better than "
                     f"QLoRA, {s_worse} significantly worse ({where})"
                 )
             line = f"Overall: {'; '.join(parts)} ({corr} correction within each, α = {ALPHA})"
@@ -727,12 +747,16 @@ def _spread_line(rec: Records, with_gain: pd.DataFrame) -> list[str]:
         verdict = "beyond" if abs(w_imp) >= noise else "within"
         line += f" ({verdict} the ±{noise:.3g} evaluation noise)"
         near = int((gains.abs() < noise).sum())
-        line += f". {near} of {len(with_gain)} configuration(s) are within that noise of QLoRA"
+        line += (
+            f". {near} of {count(len(with_gain), 'configuration')} {plural(near, 'is')} within "
+            "that noise of QLoRA"
+        )
     else:
         same = int((gains == 0).sum())
         if same:
             line += (
-                f". {same} of {len(with_gain)} configuration(s) have a gain of exactly 0 on "
+                f". {same} of {count(len(with_gain), 'configuration')} {plural(same, 'has')} a "
+                "gain of exactly 0 on "
                 "these examples"
             )
     return [line + "."]

@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_set(p, "any config key")
     add_import(p)
 
-    p = add_command(sub, "validate", f"{_HERE}:cmd_validate", "check study files")
+    p = add_command(sub, "validate", f"{_HERE}:cmd_validate", "check study files, print their plan")
     p.add_argument("files", nargs="+", metavar="FILE")
     add_set(p, "any config key")
     add_import(p)
@@ -180,15 +180,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """``loran-search validate FILE…``: every error of every file; exit 2 if any.
 
     A file whose ``imports:`` (or the ``--import`` flag) names modules also gets a notice line
-    on stderr naming them: importing them ran their code (:func:`code_notice`).
+    on stderr naming them: importing them ran their code (:func:`code_notice`). After ``OK``
+    comes the plan (:mod:`loran_search.search.plan`): trials per phase, training runs and
+    steps, and a time estimate when the study's storage already holds completed trials.
     """
     from activations.registry import recording_plugin_imports
-    from loran_search.search.validate import validate_file
+    from loran_search.search.plan import describe
+    from loran_search.search.validate import check_file
 
     bad = 0
     for file in args.files:
         with recording_plugin_imports() as imported:
-            errors = validate_file(file, args.overrides)
+            cfg, errors = check_file(file, args.overrides)
         notice = code_notice(file, imported, getattr(args, "imports", None) or [])
         if notice:
             _err(notice)
@@ -199,6 +202,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 _err(f"  {loc}: {msg}")
         else:
             print(f"{file}: OK")
+            if cfg is not None:
+                for line in describe(cfg):
+                    print(f"  {line}")
     return EXIT_BAD_INPUT if bad else 0
 
 
@@ -414,12 +420,16 @@ def _write_report(cfg: StudyConfig, storage: BaseStorage, artifact_dir: Path) ->
         from loran_search.analysis import write_report
 
         # the opened storage, not the URL: it already names the installed PostgreSQL driver
+        analyses: list[Any] = []
         path = write_report(
             storage=storage,
             study_name=cfg.study.name,
             out_dir=out,
             artifact_dir=artifact_dir,
+            analysis_out=analyses,
         )
+        if analyses and analyses[0].headline:  # the report's first line, where the run ends
+            _err(f"Answer: {analyses[0].headline}")
         _err(f"Report: {path}")
     except Exception as err:  # the study is safe in the storage; the report can be redone
         _err(

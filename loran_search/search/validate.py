@@ -731,12 +731,22 @@ def validate_file(
         overrides: ``key.path=value`` strings.
         environment: See :func:`checks`.
     """
+    return check_file(path, overrides, environment=environment)[1]
+
+
+def check_file(
+    path: str | Path, overrides: Sequence[str] = (), *, environment: bool = True
+) -> tuple[StudyConfig | None, list[tuple[str, str]]]:
+    """:func:`validate_file`'s checks, and the config when there is no error.
+
+    ``validate`` prints the study's plan from it (:mod:`loran_search.search.plan`).
+    """
     return parse_study(
         path,
         overrides,
         checks=CHECKS if environment else _SCHEMA_AND_SEARCH,
         final=check_whole_study,
-    )[1]
+    )
 
 
 def load_config(

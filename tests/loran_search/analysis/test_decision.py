@@ -241,7 +241,7 @@ def test_study_with_seed_means_5_1_6_reads_not_significant_end_to_end() -> None:
         md = (Path(out) / "report.md").read_text()
     verdict = md.split("## Details")[0]
     assert "**not significant**: not distinguishable from QLoRA at this design's MDE of " in verdict
-    assert "With 3 seed(s) the test can only see large effects." in verdict
+    assert "With 3 seeds the test can only see large effects." in verdict
     assert not re.search(r"harmless|\bequal\b", verdict)
 
 
@@ -290,7 +290,7 @@ def test_peers_head_to_head_is_prespecified_by_the_search_gain_and_holm_adjusted
     assert conf["p_adjusted"].astype(float).tolist() == pytest.approx(S.holm(family)[:3])
     text = peers_answer(a)
     assert "pre-specified (each kind's best by its search gain)" in text
-    assert "over 4 confirmation test(s), this one included" in text
+    assert "over 4 confirmation tests, this one included" in text
 
 
 def test_peers_head_to_head_on_the_search_split_is_exploratory() -> None:

@@ -174,7 +174,7 @@ def test_different_example_sets_are_flagged_never_mixed() -> None:
                1: ["ex0000", "ex0001", "ex0002", "other"]})  # fmt: skip
     _, configs, _ = _table(study)
     row = configs.iloc[0]
-    assert "not paired" in row["note"] and "seed 1: 1 example id(s) missing" in row["note"]
+    assert "not paired" in row["note"] and "seed 1: 1 example id missing" in row["note"]
     assert math.isnan(row["gain_ci_low"]) and math.isnan(row["p_value"])
     assert row["ci_method"] == "none: the example sets differ"
     assert row["significant"] is None
@@ -276,7 +276,7 @@ def test_failed_confirmation_and_confirmation_without_baseline_keep_search_evide
     _, configs, _ = _table(study)
     row = configs.iloc[0]
     assert row["evidence"] == "search"
-    assert "confirmation trial(s) 2 did not complete (diverged: seed 11" in row["note"]
+    assert "confirmation trial 2 did not complete (diverged: seed 11" in row["note"]
     assert row["confirm_trials"] == "2"
     # A complete confirmation without a confirm_baseline at its rank.
     study, b, _, _ = _two_seed_study(rng)
@@ -298,7 +298,7 @@ def test_confirmation_on_the_search_split_or_seeds_is_stated() -> None:
     _, configs, notes = _table(study)
     text = " ".join(notes)
     assert "The confirmation was evaluated on the search's split (val)" in text
-    assert "The confirmation reuses search seed(s) 1" in text
+    assert "The confirmation reuses search seed 1" in text
     assert configs.iloc[0]["evidence"] == "confirmation"
 
 

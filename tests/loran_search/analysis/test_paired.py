@@ -84,8 +84,8 @@ def test_pair_examples_refuses_different_example_sets() -> None:
     with pytest.raises(P.PairingError) as err:
         P.pair_examples(cand, base, "correct")
     msg = str(err.value)
-    assert "seed 0: 1 example id(s) missing from the baseline, 1 missing from the candidate" in msg
-    assert "seed 1: 2 example id(s) missing from the baseline, 0 missing from the candidate" in msg
+    assert "seed 0: 1 example id missing from the baseline, 1 missing from the candidate" in msg
+    assert "seed 1: 2 example ids missing from the baseline, 0 missing from the candidate" in msg
     assert isinstance(err.value, ValueError)
 
 

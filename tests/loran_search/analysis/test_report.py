@@ -38,13 +38,19 @@ def test_every_output_is_written_and_the_html_embeds_its_figures(canonical, tmp_
         assert (out / name).stat().st_size > 0, name
     pngs = sorted((out / "plots").glob("*.png"))
     assert {p.stem for p in pngs} >= {
-        "gain_intervals", "gain_vs_amplitude", "amp_freq_heatmap", "stability_by_family",
+        "gain_intervals", "gain_intervals_narrow", "gain_vs_amplitude", "stability_by_family",
         "calibration", "loss_curves", "shapes", "pareto",
     }  # fmt: skip
+    # one frequency: the A × ω heat map would be a 1 × N strip, so it is not drawn, and said
+    assert "amp_freq_heatmap" not in {p.stem for p in pngs}
     assert all(p.stat().st_size > 5000 for p in pngs)
     html = (out / "report.html").read_text()
-    assert html.count("<img") == len(pngs)
-    assert html.count('src="data:image/png;base64,') == len(pngs)
+    assert "Plot 'amplitude × frequency heatmap' skipped: sinter was tried at 3 amplitudes " \
+           "and 1 frequency" in html  # fmt: skip
+    # every PNG embedded: the narrow first figure as the <picture>'s small-screen source
+    assert html.count("<img") == len(pngs) - 1
+    assert html.count('src="data:image/png;base64,') == len(pngs) - 1
+    assert html.count('srcset="data:image/png;base64,') == 1
     assert not re.search(r'src="(?!data:)', html)  # nothing loaded from outside the file
     # The verdict first, then the gain-with-interval figure, then the tables, then the rest.
     verdict = html.index('id="verdict"')
@@ -125,7 +131,7 @@ def test_one_configuration_and_unfinished_trials(tmp_path) -> None:
     b.add("sinter", 8, None, amplitude=1e-4, state=TrialState.FAIL, failure="CUDA OOM")
     md, _ = _report(study, tmp_path, formats=("md", "html"))
     first = _summary(md)
-    assert "1 candidate configuration(s) from 4 trial(s) (1 complete, 1 pruned, 1 failed, " \
+    assert "1 candidate configuration from 4 trials (1 complete, 1 pruned, 1 failed, " \
            "1 running)" in first  # fmt: skip
     assert "Parameter importance" in md
     assert (tmp_path / "report.html").stat().st_size > 0
@@ -153,7 +159,7 @@ def test_summary_names_the_worst_configuration_and_how_many_are_within_noise(tmp
     first = _summary(_report(study, tmp_path)[0])
     assert "Worst configuration: **sinter(amplitude=0.01, frequency=10000) r=8**" in first
     assert "gain **-0.2** (beyond the ±0.125 evaluation noise)" in first
-    assert "2 of 3 configuration(s) are within that noise of QLoRA" in first
+    assert "2 of 3 configurations are within that noise of QLoRA" in first
 
 
 def test_no_worst_line_when_nothing_is_worse(tmp_path) -> None:
@@ -300,7 +306,7 @@ def test_a_study_of_failed_trials_only(tmp_path) -> None:
     md, _ = _report(study, tmp_path / "r")
     assert "No candidate configuration has a completed run" in md
     assert "The baseline at rank 8 has not completed (its trial: error: FileNotFoundError" in md
-    assert "2 trial(s) failed with an error" in md
+    assert "2 trials failed with an error" in md
 
 
 def test_a_study_of_queued_trials_only(tmp_path) -> None:
@@ -309,7 +315,7 @@ def test_a_study_of_queued_trials_only(tmp_path) -> None:
     study.enqueue_trial({"activation": "sinter", "rank": 8, "sinter.amplitude": 1e-3},
                         user_attrs={"role": "candidate"})  # fmt: skip
     md, _ = _report(study, tmp_path / "r")
-    assert "2 trial(s) are queued and have not run yet" in md
+    assert "2 trials are queued and have not run yet" in md
     assert "unknown" not in md
 
 
@@ -321,7 +327,7 @@ def test_queued_grid_points_are_not_unknown_configurations(tmp_path) -> None:
                         user_attrs={"role": "candidate"})  # fmt: skip
     md, _ = _report(study, tmp_path / "r")
     assert "unknown()" not in md and "r=?" not in md
-    assert "1 trial(s) are queued" in md
+    assert "1 trial is queued" in md
     table = pd.read_csv(tmp_path / "r" / "configurations.csv")
     assert list(table["activation"]) == ["sinter"]
 
@@ -338,8 +344,8 @@ def test_infinite_and_nan_values_are_stated_and_never_ranked_best(tmp_path) -> N
     summary = _summary(md)
     assert "inf" not in summary.split("Best configuration")[1].split("\n")[0]
     assert "Best configuration: sinter(amplitude=0.0001" in summary
-    assert "2 run(s) of completed trials report a non-finite accuracy" in md
-    assert "1 trial(s) failed because a seed's accuracy was NaN or infinite" in md
+    assert "2 runs of completed trials report a non-finite accuracy" in md
+    assert "1 trial failed because a seed's accuracy was NaN or infinite" in md
     table = pd.read_csv(tmp_path / "r" / "configurations.csv")
     assert table["gain"].dropna().map(abs).max() < 1
 

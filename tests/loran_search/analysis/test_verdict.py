@@ -61,15 +61,15 @@ def test_confirmed_verdict_answers_the_four_questions_in_order(curse_report) -> 
     verdict = _verdict(md)
     items = [line for line in verdict.splitlines() if line[:2].rstrip(".").isdigit()]
     assert items[0].startswith(
-        "1. **Held-out confirmation (test split, fresh training on seed(s) "
-        "100, 101, 102, 103, 104): 1 of 4 confirmed configuration(s) beat QLoRA.**"
+        "1. **Held-out confirmation (test split, fresh training on seeds "
+        "100, 101, 102, 103, 104): 1 of 4 confirmed configurations beat QLoRA.**"
     )
     assert "**Best confirmed configuration: sinter(" in items[0]
     # the interval inverts the decisive test at the level of its Holm step (first of 4)
     assert "(98.75% t interval, 4 df (inverts the t-test) [" in items[0]
     assert "at the level of its Holm step so that it agrees with the adjusted p" in items[0]
     assert "(paired t-test on 5 seed means, 4 df)" in items[0]
-    assert "Holm-adjusted p = " in items[0] and "over 4 confirmed configuration(s)" in items[0]
+    assert "Holm-adjusted p = " in items[0] and "over 4 confirmed configurations" in items[0]
     assert "**significantly better than QLoRA on held-out data**" in items[0]
     # the search gain (+0.153) exceeded the confirmed one: the curse is named, with its size
     assert (
@@ -81,8 +81,8 @@ def test_confirmed_verdict_answers_the_four_questions_in_order(curse_report) -> 
         "Companion gold_logprob_mean: the candidate's gold-label log-likelihood is 0.107 nats "
         "higher than QLoRA's — **better**" in items[0]
     )
-    assert "Test-set reuse: 4 configuration(s) of this study and QLoRA were evaluated" in items[0]
-    assert items[1].startswith("2. **Power:** the confirmation design that ran (5 seed(s) × 200 "
+    assert "Test-set reuse: 4 configurations of this study and QLoRA were evaluated" in items[0]
+    assert items[1].startswith("2. **Power:** the confirmation design that ran (5 seeds × 200 "
                                "examples) detects a true gain of ")  # fmt: skip
     assert (
         "80% power at α = 0.05/4, Holm over 4 tests, from the t-test's noncentral t, 4 df"
@@ -143,16 +143,16 @@ def test_search_only_evidence_is_called_optimistic(tmp_path) -> None:
                                        "configuration was confirmed on held-out data")  # fmt: skip
     assert "(val split): the best of 2 is biased upward (the winner's curse)" in verdict
     assert "`loran-search confirm FILE`" in verdict
-    assert "**Power:** the search design that ran (3 seed(s) × 150 examples)" in verdict
+    assert "**Power:** the search design that ran (3 seeds × 150 examples)" in verdict
     assert "α = 0.05/2, Holm over 2 tests" in verdict
-    assert "1 of 2 configuration(s) were LoRA in all but name" in verdict
+    assert "1 of 2 configurations was LoRA in all but name" in verdict
 
 
 def test_target_gain_comes_from_the_setup(tmp_path) -> None:
     study, _ = _examples_study(report={"target_gain": 0.02})
     verdict = _verdict(_report(study, tmp_path))
     table = pd.read_csv(tmp_path / "configurations.csv")
-    assert "Detecting 2 accuracy point(s) (0.02) needs 3 seeds × " in verdict
+    assert "Detecting 2 accuracy points (0.02) needs 3 seeds × " in verdict
     # the number is required_design's for the best configuration
     from loran_search.analysis.records import load_records
 
@@ -172,11 +172,9 @@ def test_one_seed_with_examples_has_an_interval_and_mcnemar(tmp_path) -> None:
     # two configurations tested: the interval is at the level of the first Holm step
     assert "97.5% exact conditional interval (Clopper–Pearson on the discordant pairs" in verdict
     assert "(exact McNemar test (b = " in verdict
-    assert "**Power:** the search design that ran (1 seed(s) × 200 examples)" in verdict
+    assert "**Power:** the search design that ran (1 seed × 200 examples)" in verdict
     assert "the t approximation of the exact McNemar test" in verdict
-    assert "With 1 seed(s) the test can only see large effects (and one seed says nothing" in (
-        verdict
-    )
+    assert "With 1 seed the test can only see large effects (and one seed says nothing" in (verdict)
     assert "assuming no seed-to-seed variance, which one seed cannot estimate" in verdict
 
 
@@ -187,7 +185,7 @@ def test_older_records_get_statements_not_crashes(canonical, tmp_path) -> None:
     assert "98.33% t interval, 2 df (inverts the t-test) [" in verdict  # Holm's first of 3
     assert "(paired t-test on 3 seed means, 2 df)" in verdict
     assert "**Power:** the search design that ran (3 seeds (over seeds only))" in verdict
-    assert "With 3 seed(s) the test can only see large effects." in verdict
+    assert "With 3 seeds the test can only see large effects." in verdict
     assert "Detecting one accuracy point (0.01) needs about " in verdict
     assert "**Non-linearity:** not measured — no run records the mechanism telemetry" in verdict
     assert "No per-example outcomes in this study's records: intervals are over seeds" in md
@@ -214,13 +212,13 @@ def test_failed_confirmation_is_stated(tmp_path) -> None:
           failure="diverged: seed 11 diverged at step 9")  # fmt: skip
     md = _report(study, tmp_path)
     verdict = _verdict(md)
-    assert ("**Search-phase evidence only — optimistic.** 1 configuration(s) had confirmation "
+    assert ("**Search-phase evidence only — optimistic.** 1 configuration had confirmation "
             "trials but none gave a confirmation gain") in verdict  # fmt: skip
-    assert "**1 confirmation trial(s) diverged** on the confirmation seeds" in verdict
+    assert "**1 confirmation trial diverged** on the confirmation seeds" in verdict
     table = pd.read_csv(tmp_path / "configurations.csv")
     row = table[table["amplitude"] == 1e-3].iloc[0]
     assert row["evidence"] == "search" and "did not complete (diverged" in row["note"]
-    assert "confirm 1 confirm trial(s)" not in md and "1 confirm trial(s) (1 failed)" in md
+    assert "confirm 1 confirm trial" not in md and "1 confirm trial (1 failed)" in md
 
 
 def test_confirmation_without_baseline_is_stated(tmp_path) -> None:
@@ -254,7 +252,7 @@ def test_an_inert_best_configuration_is_called_lora_in_all_but_name(tmp_path) ->
     b.add("sinter", 8, None, amplitude=1e-6, mechanism=3e-5,
           examples={s: (rng.random(n) < p + 0.1).astype(int) for s in (0, 1)})  # fmt: skip
     mech = next(x for x in _verdict(_report(study, tmp_path)).splitlines() if "Non-linearity" in x)
-    assert "**Non-linearity: 1 of 1 configuration(s) were LoRA in all but name**" in mech
+    assert "**Non-linearity: 1 of 1 configuration was LoRA in all but name**" in mech
     assert "The best configuration, sinter(amplitude=1e-06, frequency=10000) r=8, is one" in mech
     assert "its gain, if any, is not the non-linearity's" in mech
     table = pd.read_csv(tmp_path / "configurations.csv")
@@ -272,7 +270,7 @@ def test_an_adapter_whose_update_stayed_zero_is_said_to_have_never_trained(tmp_p
     b.add("relu", 8, None, mechanism={s: mechanism_figures(0.0, p999=0.0) for s in (0, 1)},
           examples={s: (rng.random(n) < p - 0.3).astype(int) for s in (0, 1)})  # fmt: skip
     mech = next(x for x in _verdict(_report(study, tmp_path)).splitlines() if "Non-linearity" in x)
-    assert "**1 configuration(s) never trained: P = B·A stayed exactly 0** (relu() r=8)" in mech
+    assert "**1 configuration never trained: P = B·A stayed exactly 0** (relu() r=8)" in mech
     assert "were LoRA in all but name" not in mech
 
 

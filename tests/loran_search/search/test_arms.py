@@ -252,7 +252,7 @@ def test_a_study_with_peer_arms_records_and_reports_them(tmp_path: Path, fake_en
         "paired directly** (pre-specified (each kind's best by its search gain), held-out "
         "confirmation, test split; Holm-adjusted p = " in text
     )
-    assert "over 4 confirmation test(s), this one included; 2 seed(s) × 40 examples)" in text
+    assert "over 4 confirmation tests, this one included; 2 seeds × 40 examples)" in text
     assert "paired t-test on 2 seed means, 1 df" in text
     assert "**not distinguishable** at this design's MDE of " in text
     assert "dora() r=4 1.1× (trained at r = 5)" in text
