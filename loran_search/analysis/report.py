@@ -36,6 +36,7 @@ import pandas as pd
 
 from loran_search.analysis import environment as E
 from loran_search.analysis import forms as F
+from loran_search.analysis import landscape as L
 from loran_search.analysis import plots as P
 from loran_search.analysis.configurations import (
     INTERNAL_COLUMNS,
@@ -102,6 +103,7 @@ class Analysis:
     forms: F.FormsAnalysis | None = None  # the form section (search.forms), if any
     environments: list[dict[str, Any]] = field(default_factory=list)  # analysis.environment
     head_to_head: dict[str, Any] | None = None  # peers: LoRAN's best vs the best peer (issue 19)
+    landscape: L.Landscape | None = None  # A × ω map and rank sweep (issue 24), if either applies
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,6 +148,7 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
     a.summary = summary_lines(a)
     a.environments = E.environments(study.get_trials(deepcopy=False))
     F.attach(study, a)  # search.forms: counts, top forms, shapes (nothing without form trials)
+    L.attach(study, a)  # A × ω landscape and rank sweep (nothing without either)
     return a
 
 
@@ -374,6 +377,7 @@ def draw_figures(a: Analysis, plot_dir: Path) -> dict[str, Path]:
     a.figures = {k: v for k, v in drawn.items() if v is not None}
     if a.forms is not None:
         F.draw(a.forms, plot_dir, notes)
+    L.draw(a.landscape, plot_dir, notes)
     return a.figures
 
 
@@ -419,6 +423,7 @@ def render_markdown(a: Analysis, plot_prefix: str = "plots/") -> str:
     parts = [summary_markdown(a, figure), E.markdown_block(a.environments)]
     if a.forms is not None:
         parts.append(F.markdown(a.forms, a.records.metric, plot_prefix))
+    parts.append(L.markdown(a.landscape, plot_prefix))
     for title, caption, table in _tables(a):
         parts += [f"## {title}", "", caption, "", markdown_table(table), ""]
     rest = {k: v for k, v in a.figures.items() if k != FIRST_FIGURE}
@@ -543,6 +548,7 @@ def render_html(a: Analysis) -> str:
     body.append(E.html_block(a.environments, _inline))
     if a.forms is not None:
         body.append(F.html_section(a.forms, a.records.metric))
+    body.append(L.html_section(a.landscape, _inline, html_table))
     for title, caption, table in _tables(a):
         body.append(f"<h2>{html.escape(title)}</h2><p class='caption'>{_inline(caption)}</p>")
         if table.empty:
@@ -671,4 +677,5 @@ def write_outputs(a: Analysis, out_dir: Path, formats: Collection[str]) -> list[
         written.append(path)
     if a.forms is not None:
         written += F.write(a.forms, out_dir, formats)
+    written += L.write(a.landscape, out_dir, formats)
     return written
