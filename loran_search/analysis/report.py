@@ -13,6 +13,10 @@ fronts, plain-language summary); :func:`write_outputs` writes the chosen formats
   as ``data:image/png;base64``; at 1280 px wide the page never scrolls sideways (tables scroll
   in their own box, text columns wrap at a readable width).
 
+A study whose candidates span an amplitude × frequency grid, or several ranks, also gets the
+landscape section (:mod:`loran_search.analysis.landscape`: ``plots/landscape.png``, the ridge
+reading, the rank-sweep table; ``landscape.csv``, ``rank_sweep.csv``, ``landscape.json``).
+
 **The verdict** (:func:`~loran_search.analysis.verdict.verdict_lines`) answers whether the best
 configuration beats QLoRA on held-out data, whether the design was powered to see it, where
 training becomes unstable and whether the non-linearity was active; see
@@ -147,8 +151,8 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
     )
     a.summary = summary_lines(a)
     a.environments = E.environments(study.get_trials(deepcopy=False))
-    F.attach(study, a)  # search.forms: counts, top forms, shapes (nothing without form trials)
     L.attach(study, a)  # A × ω landscape and rank sweep (nothing without either)
+    F.attach(study, a)  # search.forms: counts, top forms, shapes (nothing without form trials)
     return a
 
 
