@@ -93,6 +93,8 @@ RANK_COLUMNS = [
     "scaling", "rank", "configuration", "qlora", "metric", "search_gain", "gain", "gain_ci_low",
     "gain_ci_high", "p_adjusted", "evidence", "nonlinearity", "inert", "note",
 ]  # fmt: skip
+#: Up to this many ranks the trend's p-value is exact (every one of the n! pairings).
+EXACT_MAX_RANKS = 8
 SCALING_PLAIN = "alpha/r"
 SCALING_RSLORA = "alpha/√r (rsLoRA)"
 
@@ -459,17 +461,43 @@ def rank_table(configs: pd.DataFrame, baselines: pd.DataFrame, scaling: str) -> 
     return out.sort_values(["configuration", "rank"], kind="stable").reset_index(drop=True)
 
 
+def spearman_exact(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Spearman's ρ of ``(x, y)`` with its exact two-sided permutation p-value.
+
+    ``ρ`` is ``scipy.stats.spearmanr``'s; the p-value is ``scipy.stats.permutation_test`` over
+    every pairing (``n!`` of them, exact for the handful of ranks a sweep has; above
+    :data:`EXACT_MAX_RANKS` points spearmanr's t approximation), and ``p_min`` is the smallest p
+    any data could give with ``n`` points, ``2/n!`` (without ties; 0 for the approximation).
+
+    Returns:
+        ``(rho, p, p_min)``.
+    """
+    from scipy.stats import permutation_test, spearmanr
+
+    sp = spearmanr(x, y)
+    rho = float(sp.statistic)
+    if len(x) > EXACT_MAX_RANKS:  # n! pairings too many to list: scipy's t approximation
+        return rho, float(sp.pvalue), 0.0
+    res = permutation_test(  # one sample, 'pairings': every order of y against x (n! of them)
+        (y,),
+        lambda v: spearmanr(x, v).statistic,
+        permutation_type="pairings",
+        n_resamples=math.inf,
+        alternative="two-sided",
+    )
+    return rho, float(res.pvalue), min(1.0, 2.0 / math.factorial(len(x)))
+
+
 def rank_sentence(table: pd.DataFrame) -> str:
     """The rank sweep in words, from :func:`rank_table` (one scaling).
 
     Per rank: the search gain over QLoRA at that rank and ``ν``; the Spearman correlation of the
-    search gain with the rank (scipy.stats.spearmanr, over the configuration with the most
-    ranks); whether ``ν`` stayed at or above the inert threshold at every rank.
+    search gain with the rank and its exact permutation p (:func:`spearman_exact`, over the
+    configuration with the most ranks); whether ``ν`` stayed at or above the inert threshold at
+    every rank.
     """
     if table.empty:
         return ""
-    from scipy.stats import spearmanr
-
     config = table["configuration"].value_counts().index[0]
     t = table[table["configuration"] == config].sort_values("rank")
     scaling = str(t["scaling"].iloc[0])
@@ -486,12 +514,19 @@ def rank_sentence(table: pd.DataFrame) -> str:
     )
     ok = t[np.isfinite(_num(t, "search_gain"))]
     if len(ok) >= 3 and ok["search_gain"].nunique() > 1:
-        rho, p = spearmanr(_num(ok, "rank"), _num(ok, "search_gain"))
+        x, y = _num(ok, "rank"), _num(ok, "search_gain")
+        rho, p, p_min = spearman_exact(x, y)
         trend = "rises" if rho > 0 else "falls"
         text += (
-            f". The gain {trend} with the rank by rank order (Spearman ρ = {rho:+.2f} over "
-            f"{len(ok)} ranks, p = {p:.2g})"
+            f". The gain {trend} as the rank grows (Spearman ρ = {rho:+.2f} over {len(ok)} "
+            f"ranks, exact permutation p = {p:.2g}"
         )
+        if p_min > 0.05:
+            text += (
+                f"; with {len(ok)} ranks the smallest attainable p is {p_min:.2g}: a "
+                "description, not a test"
+            )
+        text += ")"
     elif len(ok) >= 2:
         text += f". Too few measured ranks ({len(ok)}) for a trend"
     nus = _num(t, "nonlinearity")
@@ -559,7 +594,7 @@ def analyse_landscape(study: optuna.Study, analysis: Any) -> Landscape | None:
         cells=cells,
         ranks=ranks,
         scaling=scaling_of(study),
-        notes=notes,
+        notes=notes if has_map(cells) else [],
     )
     b = analysis.baselines
     if rank is not None and not b.empty:

@@ -228,7 +228,9 @@ def test_rank_table_gives_gain_and_nu_per_rank_under_its_scaling() -> None:
     assert list(t["nonlinearity"]) == pytest.approx([0.07, 0.071, 0.072])
     s = land.rank_sentence
     assert "s = alpha/r" in s and "r=4 +0.0100 (ν = 0.07)" in s and "r=16 +0.0400" in s
-    assert "rises with the rank" in s and "Spearman ρ = +1.00" in s
+    assert "rises as the rank grows" in s and "Spearman ρ = +1.00" in s
+    # three ranks: 6 pairings, ρ = 1 in 1 of them (and −1 in one): p = 2/6, said not to be a test
+    assert "exact permutation p = 0.33" in s and "smallest attainable p is 0.33" in s
     assert "ν stayed active at every rank" in s
 
 
@@ -237,7 +239,8 @@ def test_rank_sentence_says_where_nu_was_inert_and_a_falling_gain() -> None:
     land = analyse(study).landscape
     assert land is not None and set(land.ranks["scaling"]) == {L.SCALING_RSLORA}
     s = land.rank_sentence
-    assert "s = alpha/√r (rsLoRA)" in s and "falls with the rank" in s
+    assert "s = alpha/√r (rsLoRA)" in s and "falls as the rank grows" in s
+    assert not any("Landscape" in n for n in analyse(study).notes)  # no map, no map notes
     assert "fell below the inert threshold 0.001 at r = 16" in s and "5e-04, inert" not in s
     assert "(ν = 0.0005, inert)" in s
 
@@ -267,3 +270,22 @@ def test_a_study_without_recorded_setup_reads_as_plain_scaling() -> None:
     assert L.scaling_of(study) == L.SCALING_PLAIN
     land = analyse(study).landscape
     assert land is not None and "Spearman" not in land.rank_sentence  # a flat gain: no trend
+
+
+def test_spearman_exact_counts_every_pairing() -> None:
+    rho, p, p_min = L.spearman_exact(np.array([4.0, 8, 16, 32]), np.array([0.0, 0.01, 0.02, 0.03]))
+    assert (
+        rho == pytest.approx(1.0) and p == pytest.approx(2 / 24) and p_min == pytest.approx(2 / 24)
+    )
+    rho, p, _ = L.spearman_exact(np.arange(6.0), np.array([0.1, 0.3, 0.2, 0.5, 0.4, 0.6]))
+    # by enumeration: pairings of 6 with |ρ| ≥ the observed one
+    import itertools
+
+    from scipy.stats import spearmanr
+
+    x, y = np.arange(6.0), np.array([0.1, 0.3, 0.2, 0.5, 0.4, 0.6])
+    obs = abs(spearmanr(x, y).statistic)
+    hits = sum(
+        abs(spearmanr(x, perm).statistic) >= obs - 1e-12 for perm in itertools.permutations(y)
+    )
+    assert p == pytest.approx(hits / math.factorial(6))
