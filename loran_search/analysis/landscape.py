@@ -81,7 +81,8 @@ RIDGE_MARGIN = 0.1
 FIGURE = "landscape.png"
 CAPTION = (
     "Left: the search-split metric over amplitude A × frequency ω (one cell per configuration; "
-    "the colour bar's line is QLoRA at the same rank). Right: the effective non-linearity "
+    "colours centred on QLoRA at the same rank, the colour bar's line: white = QLoRA, blue "
+    "higher, red lower). Right: the effective non-linearity "
     "ν = ‖f(P) − P‖/‖P‖ (log colour scale; 'inert' below 1e-3). Outlined ★ cells were "
     "confirmed on held-out data; dotted lines are A·ω = const (the ridge the mechanism predicts)."
 )
@@ -646,6 +647,23 @@ def _edges(values: np.ndarray) -> np.ndarray:
     return 10 ** np.concatenate([[2 * logs[0] - mids[0]], mids, [2 * logs[-1] - mids[-1]]])
 
 
+def _metric_colours(values: np.ndarray, baseline: float) -> tuple[str, Any]:
+    """The metric panel's colour map and norm: diverging and centred on QLoRA when known.
+
+    White is QLoRA's value, blue better and red worse for a maximised metric (the range always
+    includes QLoRA); ``viridis`` without a baseline.
+    """
+    from matplotlib.colors import TwoSlopeNorm
+
+    finite = values[np.isfinite(values)]
+    if not math.isfinite(baseline) or not finite.size:
+        return "viridis", None
+    lo, hi = min(float(finite.min()), baseline), max(float(finite.max()), baseline)
+    pad = max(hi - lo, abs(baseline), 1.0) * 1e-3
+    lo, hi = min(lo, baseline - pad), max(hi, baseline + pad)
+    return "RdBu", TwoSlopeNorm(vcenter=baseline, vmin=lo, vmax=hi)
+
+
 def draw(land: Landscape | None, plot_dir: Path, notes: list[str]) -> Path | None:
     """Draw the two heat maps into ``plot_dir`` (``None``, drawing nothing, without a map)."""
     if land is None or not land.has_map:
@@ -670,7 +688,11 @@ def draw(land: Landscape | None, plot_dir: Path, notes: list[str]) -> Path | Non
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
     nu = grid["nonlinearity"]
     panels = (
-        ("metric", f"{land.metric} on {land.split}", "viridis", None),
+        (
+            "metric",
+            f"{land.metric} on {land.split}",
+            *_metric_colours(grid["metric"], land.baseline),
+        ),
         (
             "nonlinearity",
             "effective non-linearity ν",
@@ -682,13 +704,13 @@ def draw(land: Landscape | None, plot_dir: Path, notes: list[str]) -> Path | Non
     )
     for ax, (col, label, cmap, norm) in zip(axes, panels, strict=True):
         z = np.ma.masked_invalid(
-            grid[col] if norm is None else np.where(grid[col] > 0, grid[col], np.nan)
+            np.where(grid[col] > 0, grid[col], np.nan) if col == "nonlinearity" else grid[col]
         )
         mesh = ax.pcolormesh(xe, ye, z, cmap=cmap, norm=norm, shading="flat")
         bar = fig.colorbar(mesh, ax=ax, label=label)
         if col == "metric" and math.isfinite(land.baseline):
-            bar.ax.axhline(land.baseline, color="red", linewidth=2)
-            bar.ax.text(1.05, land.baseline, " QLoRA", color="red", va="center",
+            bar.ax.axhline(land.baseline, color="black", linewidth=2)
+            bar.ax.text(1.6, land.baseline, "QLoRA", color="black", va="center",
                         transform=bar.ax.get_yaxis_transform(), fontsize=8)  # fmt: skip
         ax.set_xscale("log")
         ax.set_yscale("log")

@@ -132,3 +132,41 @@ def test_use_rslora_reaches_the_loran_layers_scaling(rslora: bool) -> None:
         model.eval()
         delta = layer(x) - layer.get_base_layer()(x)
         torch.testing.assert_close(delta, want * x @ f(p).T, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("path", [RANK, LANDSCAPE], ids=lambda p: p.name)
+def test_shipped_study_runs_end_to_end_with_a_fake_trainer(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file as shipped (storage and evaluation size aside) runs search, confirmation and
+    report with the fake trainer of the search tests, whose accuracy depends on A alone
+    (``0.5 + 0.01·r/8 + 0.1·min(100·A, 1)``) and whose ν is A/√2."""
+    from loran_search.analysis.api import load_study
+    from loran_search.analysis.report import analyse
+    from loran_search.cli import main
+
+    monkeypatch.setenv("LORAN_SEARCH_TRAIN_FN", "tests.loran_search.search.fake_train:run")
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    sets = ["--set", f"study.storage={url}", "--set", "task.eval_size=40"]
+    assert main(["run", str(path), *sets, "--no-report"]) == 0
+    cfg = load_config(path, [s for s in sets if s != "--set"])
+    study = load_study(url, cfg.study.name)
+    a = analyse(study)
+    land = a.landscape
+    assert land is not None
+    if path == RANK:
+        assert list(land.ranks["rank"]) == [4, 8, 16, 32]
+        assert list(land.ranks["nonlinearity"]) == pytest.approx([0.1 / math.sqrt(2)] * 4)
+        # A = 0.1 adds 0.1 to the fake's accuracy, realised on 40 examples (steps of 1/40)
+        assert list(land.ranks["search_gain"]) == pytest.approx([0.1] * 4, abs=0.03)
+        assert "ν stayed active at every rank" in land.rank_sentence
+        assert (land.ranks["evidence"] == "confirmation").sum() == 1  # the best rank, held out
+    else:
+        assert land.has_map and len(land.cells) == 25 and land.cells["confirmed"].sum() == 1
+        metric, _ = land.readings
+        assert metric.ridge is False and metric.best == "A"  # the fake's truth: A alone
+    out = tmp_path / "report"
+    args = ["--storage", url, "--study", cfg.study.name, "--out", str(out), "--no-dashboard"]
+    assert main(["report", *args]) == 0
+    assert (out / "landscape.json").exists()
