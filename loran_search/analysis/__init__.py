@@ -15,6 +15,8 @@ Entry point: :func:`write_report` (used by ``loran-search report`` and at the en
 * :mod:`.mechanism` — the non-linearity that was active, the visited range of ``P``;
 * :mod:`.stability` — divergence/spike rates per configuration and family, amplitude thresholds;
 * :mod:`.running` — the verdict's first sentence when a report is made while the study runs;
+* :mod:`.landscape` — the amplitude × frequency map with its ridge reading, and the rank sweep
+  (gain and ν per rank, per adapter scaling; :func:`.landscape.rank_comparison`) (issue 24);
 * :mod:`.importance` — PED-ANOVA parameter importance; :mod:`.pareto` — Pareto fronts;
 * :mod:`.plots`, :mod:`.report` — figures and the md/html/csv/json outputs;
 * :mod:`.dashboard` — the study note and study artifacts for ``optuna-dashboard``.

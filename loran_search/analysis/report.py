@@ -13,6 +13,10 @@ fronts, plain-language summary); :func:`write_outputs` writes the chosen formats
   as ``data:image/png;base64``; at 1280 px wide the page never scrolls sideways (tables scroll
   in their own box, text columns wrap at a readable width).
 
+A study whose candidates span an amplitude × frequency grid, or several ranks, also gets the
+landscape section (:mod:`loran_search.analysis.landscape`: ``plots/landscape.png``, the ridge
+reading, the rank-sweep table; ``landscape.csv``, ``rank_sweep.csv``, ``landscape.json``).
+
 **The verdict** (:func:`~loran_search.analysis.verdict.verdict_lines`) answers whether the best
 configuration beats QLoRA on held-out data, whether the design was powered to see it, where
 training becomes unstable and whether the non-linearity was active; see
@@ -37,6 +41,7 @@ import pandas as pd
 from loran_search.analysis import environment as E
 from loran_search.analysis import forms as F
 from loran_search.analysis import headline as H
+from loran_search.analysis import landscape as L
 from loran_search.analysis import plots as P
 from loran_search.analysis.configurations import (
     INTERNAL_COLUMNS,
@@ -109,6 +114,7 @@ class Analysis:
     headline: str = ""  # the answer in one sentence (analysis.headline)
     figure_skips: list[str] = field(default_factory=list)  # why a figure was not drawn
     figures_narrow: dict[str, Path] = field(default_factory=dict)  # small-screen versions
+    landscape: L.Landscape | None = None  # A × ω map and rank sweep (issue 24), if either applies
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,6 +161,7 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
         tune_response=tune_table,
     )
     a.environments = E.environments(study.get_trials(deepcopy=False))
+    L.attach(study, a)  # A × ω landscape and rank sweep (nothing without either)
     a.study_info = H.study_info(study, a.environments)
     a.summary = summary_lines(a)
     a.headline = H.headline(a)
@@ -427,6 +434,7 @@ def draw_figures(a: Analysis, plot_dir: Path) -> dict[str, Path]:
     a.figure_skips = list(notes[before:])
     if a.forms is not None:
         F.draw(a.forms, plot_dir, notes)
+    L.draw(a.landscape, plot_dir, notes)
     return a.figures
 
 
@@ -485,6 +493,7 @@ def render_markdown(a: Analysis, plot_prefix: str = "plots/") -> str:
     parts = [summary_markdown(a, figure), E.markdown_block(a.environments)]
     if a.forms is not None:
         parts.append(F.markdown(a.forms, a.records.metric, plot_prefix))
+    parts.append(L.markdown(a.landscape, plot_prefix))
     for title, caption, table in _tables(a):
         parts += [f"## {title}", "", caption, "", markdown_table(table), ""]
     rest = {k: v for k, v in a.figures.items() if k != FIRST_FIGURE}
@@ -649,6 +658,7 @@ def render_html(a: Analysis) -> str:
         notes=_data_notes(a),
         environment=E.html_block(a.environments, _inline),
         forms=F.html_section(a.forms, a.records.metric) if a.forms is not None else "",
+        landscape=L.html_section(a.landscape, _inline, html_table),
         tables=tables,
         figures=rest,
         skipped=a.figure_skips,
@@ -768,4 +778,5 @@ def write_outputs(a: Analysis, out_dir: Path, formats: Collection[str]) -> list[
         written.append(path)
     if a.forms is not None:
         written += F.write(a.forms, out_dir, formats)
+    written += L.write(a.landscape, out_dir, formats)
     return written
