@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -703,3 +704,19 @@ def form_counts(records: Iterable[TrialRecord]) -> dict[str, int]:
         out["proposed"] += 1
         names.add(str(r.form.get("name")))
     return {**out, "distinct": len(names)}
+
+
+# ------------------------------------------------------------------------------ loss spikes
+
+#: A step's loss is a spike when it exceeds ``spike_factor`` × the median of the last
+#: ``SPIKE_WINDOW`` losses, given at least ``SPIKE_MIN_HISTORY`` of them. Training counts the
+#: spikes it records with this rule; the report marks them on the loss curve with the same rule.
+SPIKE_WINDOW = 10
+SPIKE_MIN_HISTORY = 3
+
+
+def is_spike(loss: float, previous: list[float], factor: float) -> bool:
+    """``loss > factor × median(last ≤10 previous losses)``, given ≥ 3 previous steps."""
+    if len(previous) < SPIKE_MIN_HISTORY:
+        return False
+    return loss > factor * statistics.median(previous[-SPIKE_WINDOW:])

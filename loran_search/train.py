@@ -83,10 +83,9 @@ from typing import Any
 
 from loran_search.config import SEED_MAX, AdapterSection, StudyConfig, TrainingSection, dotted
 from loran_search.errors import LoranSearchError
+from loran_search.record import is_spike
 
 SCHEDULES = ("cosine", "linear", "constant")
-SPIKE_WINDOW = 10
-SPIKE_MIN_HISTORY = 3
 
 
 class TrainingError(LoranSearchError, ValueError):
@@ -232,13 +231,6 @@ def lr_factor(step: int, t: TrainingSection) -> float:
     if t.schedule == "linear":
         return 1.0 - u
     return 0.5 * (1.0 + math.cos(math.pi * u))
-
-
-def is_spike(loss: float, previous: list[float], factor: float) -> bool:
-    """``loss > factor × median(last ≤10 previous losses)``, given ≥ 3 previous steps."""
-    if len(previous) < SPIKE_MIN_HISTORY:
-        return False
-    return loss > factor * statistics.median(previous[-SPIKE_WINDOW:])
 
 
 def check_targets(model: Any, adapter: AdapterSection, rank: int) -> None:

@@ -6,10 +6,10 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loran_search.analysis.words import plural
 from loran_search.errors import LoranSearchError
 from loran_search.storage import StorageMissing, mask_url
 from loran_search.storage import open_storage as shared_open_storage
+from loran_search.words import plural
 
 if TYPE_CHECKING:
     import optuna

@@ -74,7 +74,7 @@ from loran_search.analysis.records import (
 )
 from loran_search.analysis.stability import run_stability
 from loran_search.analysis.stats import ALPHA, adjust
-from loran_search.analysis.words import plural
+from loran_search.words import plural
 
 LEADING_COLUMNS = ["activation", "family", "rank"]
 STAT_COLUMNS = [

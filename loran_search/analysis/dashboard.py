@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loran_search import record as R
-from loran_search.analysis.words import count
+from loran_search.words import count
 
 if TYPE_CHECKING:
     import optuna

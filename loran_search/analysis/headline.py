@@ -37,7 +37,7 @@ import numpy as np
 
 from loran_search import record as R
 from loran_search.analysis.configurations import EVIDENCE_CONFIRMATION
-from loran_search.analysis.words import count, plural
+from loran_search.words import count, plural
 
 if TYPE_CHECKING:
     import optuna

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from loran_search.analysis.words import count
+from loran_search.words import count
 
 if TYPE_CHECKING:
     import optuna

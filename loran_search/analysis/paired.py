@@ -60,7 +60,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from loran_search.analysis.stats import holm, mde_t, noncentrality, paired_t
-from loran_search.analysis.words import count, plural
+from loran_search.words import count, plural
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES",

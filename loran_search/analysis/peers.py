@@ -39,7 +39,7 @@ from loran_search import record as R
 from loran_search.analysis import configurations as C
 from loran_search.analysis.configurations import EVIDENCE_CONFIRMATION, PEER_FAMILIES
 from loran_search.analysis.stats import ALPHA
-from loran_search.analysis.words import count
+from loran_search.words import count
 
 __all__ = ["PEER_COLUMNS", "PEER_FAMILIES", "has_peers", "head_to_head", "peers_answer",
            "peers_table"]  # fmt: skip

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from loran_search.analysis.words import count, plural
+from loran_search.words import count, plural
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -449,7 +449,7 @@ def loss_curves(
 ) -> Path | None:
     """Training loss of the best configurations and of the baseline at their ranks.
 
-    The loss-spike rule of training (:func:`loran_search.train.is_spike`: a step's loss above
+    The loss-spike rule of training (:func:`loran_search.record.is_spike`: a step's loss above
     ``spike_factor`` × the median of the previous ≤ 10 steps, once 3 exist) is stated in the
     title and every recorded step it flags is marked ×, so the curve and the verdict's spike
     count say the same thing; a jump below the rule's factor is not a spike.
@@ -506,7 +506,7 @@ def loss_curves(
 
 def _spikes(df: pd.DataFrame, factor: float) -> pd.DataFrame:
     """The recorded steps the training's spike rule flags, per (run, seed) in step order."""
-    from loran_search.train import is_spike
+    from loran_search.record import is_spike
 
     out = []
     for _, g in df.sort_values("step").groupby(["run", "seed"], sort=False):

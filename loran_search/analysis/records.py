@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from loran_search import record as R
-from loran_search.analysis.words import count, plural
+from loran_search.words import count, plural
 
 if TYPE_CHECKING:
     import optuna

@@ -161,10 +161,10 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
         tune_response=tune_table,
     )
     a.environments = E.environments(study.get_trials(deepcopy=False))
-    L.attach(study, a)  # A × ω landscape and rank sweep (nothing without either)
     a.study_info = H.study_info(study, a.environments)
     a.summary = summary_lines(a)
     a.headline = H.headline(a)
+    L.attach(study, a)  # A × ω landscape and rank sweep (adds its readings to the summary)
     F.attach(study, a)  # search.forms: counts, top forms, shapes (nothing without form trials)
     return a
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from loran_search.words import count, plural
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -32,8 +34,8 @@ def running_note(rec: Records) -> str | None:
         return None
     parts = []
     if running:
-        among = f" ({confirming} of them confirmation trials)" if confirming else ""
-        parts.append(f"{running} trial(s) were RUNNING{among}")
+        among = f" ({count(confirming, 'confirmation trial')} among them)" if confirming else ""
+        parts.append(f"{count(running, 'trial')} {plural(running, 'was')} RUNNING{among}")
     if waiting:
         parts.append(f"{waiting} WAITING (queued)")
     return (

@@ -29,7 +29,7 @@ from loran_search.analysis.mechanism import INERT_THRESHOLD
 from loran_search.analysis.records import Records, format_value
 from loran_search.analysis.stability import run_stability
 from loran_search.analysis.stats import ALPHA, CONFIDENCE
-from loran_search.analysis.words import count, plural
+from loran_search.words import count, plural
 
 if TYPE_CHECKING:
     from loran_search.analysis.report import Analysis

@@ -50,6 +50,10 @@ class Plan:
         confirm_seeds: Runs per confirmation trial.
         confirm_split: The split the confirmation evaluates on (``None`` without one).
         steps: Optimizer steps per run.
+        tune_points: Grid points of ``study.tune`` (0 without tuning); every arm the
+            confirmation takes (its candidates and baselines) is trained at each, on the search
+            seeds.
+        tune_grid: The grid in words (``3 learning rates``; ``""`` without tuning).
     """
 
     candidates: int
@@ -60,6 +64,8 @@ class Plan:
     confirm_seeds: int
     confirm_split: str | None
     steps: int
+    tune_points: int = 0
+    tune_grid: str = ""
 
     @property
     def search_runs(self) -> int:
@@ -72,9 +78,19 @@ class Plan:
         return (self.confirm_candidates + self.confirm_baselines) * self.confirm_seeds
 
     @property
+    def tune_arms(self) -> int:
+        """Arms the tuning phase trains: the confirmation's trials (0 without tuning)."""
+        return (self.confirm_candidates + self.confirm_baselines) if self.tune_points else 0
+
+    @property
+    def tune_runs(self) -> int:
+        """Training runs of the tuning phase: arms × grid points × search seeds."""
+        return self.tune_arms * self.tune_points * self.seeds
+
+    @property
     def runs(self) -> int:
         """Every training run of the study."""
-        return self.search_runs + self.confirm_runs
+        return self.search_runs + self.tune_runs + self.confirm_runs
 
     @property
     def total_steps(self) -> int:
@@ -92,8 +108,11 @@ def study_plan(cfg: StudyConfig) -> Plan:
         from loran_search.search.space import build_space
 
         candidates = min(candidates, build_space(cfg).plain_grid_size())
+    from loran_search.search.tune import tune_setup
+
     confirm = confirm_setup(cfg)
     top_k = min(int(confirm.top_k), candidates) if confirm is not None else 0
+    tune = tune_setup(cfg) if confirm is not None else None
     return Plan(
         candidates=candidates,
         baselines=ranks if cfg.study.baseline else 0,
@@ -103,6 +122,8 @@ def study_plan(cfg: StudyConfig) -> Plan:
         confirm_seeds=len(confirm.seeds) if confirm is not None else 0,
         confirm_split=confirm.split if confirm is not None else None,
         steps=int(cfg.training.max_steps),
+        tune_points=len(tune.points()) if tune is not None else 0,
+        tune_grid=tune.describe() if tune is not None else "",
     )
 
 
@@ -173,6 +194,14 @@ def plan_lines(plan: Plan, basis: tuple[float, str] | str) -> list[str]:
         )
     else:
         confirm = "confirmation: off (study.confirm: false)"
+    tune = (  # only with study.tune: every arm the confirmation takes, at every grid point
+        [
+            f"tuning: {_n(plan.tune_arms, 'arm')} × {plan.tune_grid} × {_n(plan.seeds, 'seed')} "
+            f"= {_n(plan.tune_runs, 'run')} (on the search split)"
+        ]
+        if plan.tune_points
+        else []
+    )
     total = (
         f"total: {_n(plan.runs, 'training run')} × {_n(plan.steps, 'step')} = "
         f"{plan.total_steps:,} steps"
@@ -188,11 +217,11 @@ def plan_lines(plan: Plan, basis: tuple[float, str] | str) -> list[str]:
             f"estimate: none — {basis}; time one run with `loran-search train FILE` and "
             "multiply by the runs above"
         )
-    return [search, confirm, total, estimate]
+    return [search, *tune, confirm, total, estimate]
 
 
 def _n(n: int, word: str) -> str:
-    from loran_search.analysis.words import count
+    from loran_search.words import count
 
     return count(n, word)
 

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from loran_search import record as R
 from loran_search.errors import LoranSearchError
+from loran_search.words import count
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -134,8 +135,7 @@ class TuneSetup:
         if len(self.grid) == 1:
             key, vals = self.grid[0]
             name = key.partition(".")[2].replace("_", " ")
-            plural = "s" if len(vals) != 1 else ""
-            return f"{len(vals)} {name}{plural}"
+            return count(len(vals), name)
         sizes = " × ".join(f"{len(v)} {k.partition('.')[2]}" for k, v in self.grid)
         return f"{len(self.points())} points ({sizes})"
 
@@ -421,7 +421,8 @@ def check_stored_tune(
     shown_old = json.dumps(old) if old else "no tuning"
     shown_new = json.dumps(new) if new else "no tuning (--no-tune or no study.tune)"
     raise TuneMismatch(
-        f"Study '{study}' already has {n} tune/confirmation trial(s) run with study.tune = "
+        f"Study '{study}' already has {count(n, 'tune or confirmation trial')} run with "
+        f"study.tune = "
         f"{shown_old}; {where} asks for {shown_new}. Arms tuned over another grid would not be "
         "comparable with those.",
         fix=f"Restore study.tune to {shown_old} (or drop --no-tune), or tune in a new study "
@@ -474,7 +475,9 @@ def tune_phase(worker: Any, tune: TuneSetup, *, wait: bool) -> tuple[str, bool]:
             running = sum(1 for t in mine if t.state == TrialState.RUNNING)
             if running:  # the confirmation needs their values: wait (a dead one is recovered)
                 if not said:
-                    worker.log(f"Tuning: waiting for {running} tune trial(s) on other workers.")
+                    worker.log(
+                        f"Tuning: waiting for {count(running, 'tune trial')} on other workers."
+                    )
                     said = True
                 time.sleep(worker.poll)
                 continue
@@ -508,8 +511,8 @@ def tuning_state(trials: Sequence[FrozenTrial]) -> tuple[str, bool]:
     missing = sum(1 for ok in done.values() if not ok)
     if missing:
         return (
-            f"{missing} tune trial(s) failed with an error; run the same command again to retry "
-            "them (the confirmation waits for a complete tuning)",
+            f"{count(missing, 'tune trial')} failed with an error; run the same command again "
+            "to retry (the confirmation waits for a complete tuning)",
             False,
         )
     return f"every tune trial is done ({len(done)})", True
@@ -548,8 +551,9 @@ def queue_tuning(worker: Any, tune: TuneSetup, trials: Sequence[FrozenTrial]) ->
         )
         queued += 1
     worker.log(
-        f"Tuning: each of {len(arms)} arms tuned over {tune.describe()}: {len(plan)} runs "
-        f"(× {len(cfg.study.seeds)} seed(s), evaluated on '{cfg.task.eval_split}'); "
+        f"Tuning: each of {count(len(arms), 'arm')} tuned over {tune.describe()}: "
+        f"{count(len(plan), 'run')} (× {count(len(cfg.study.seeds), 'seed')}, evaluated on "
+        f"'{cfg.task.eval_split}'); "
         f"{queued} queued now."
     )
     return queued

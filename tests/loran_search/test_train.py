@@ -19,10 +19,10 @@ from loran_search.config import (
     TaskSection,
     TrainingSection,
 )
+from loran_search.record import is_spike
 from loran_search.train import (
     RunResult,
     TrainingError,
-    is_spike,
     lr_factor,
     resolve_training,
     run_training,

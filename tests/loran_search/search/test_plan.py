@@ -110,3 +110,14 @@ def test_validate_with_its_plan_does_not_import_torch(tmp_path: Path) -> None:
                           env=env, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "total: 26 training runs" in done.stdout
+
+
+def test_the_tuning_phase_is_planned_with_study_tune(tmp_path: Path, capsys) -> None:
+    """study.tune (issue 21): every arm the confirmation takes, at every grid point, on the
+    search seeds — (2 configurations + 2 baselines) × 3 learning rates × 2 seeds = 24 runs."""
+    path, _ = _write(tmp_path)
+    tune = "study.tune={training.learning_rate: [1.0e-4, 1.0e-3, 3.0e-3]}"
+    assert main(["validate", str(path), "--set", tune]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[2] == "  tuning: 4 arms × 3 learning rates × 2 seeds = 24 runs (on the search split)"
+    assert out[4] == "  total: 50 training runs × 10 steps = 500 steps"  # 14 + 24 + 12

@@ -578,7 +578,7 @@ def test_a_tune_trial_that_errs_holds_the_confirmation_until_a_rerun_retries_it(
 
     path = write(study_file)
     handle, result = run(path, Flaky())
-    assert "1 tune trial(s) failed with an error" in result.tune_reason
+    assert "1 tune trial failed with an error" in result.tune_reason
     assert result.confirm_reason == "not started: the tuning is incomplete"
     assert not confirmed(handle.study)
     _, result = run(path, Truth())
