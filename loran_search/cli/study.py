@@ -478,6 +478,27 @@ def _nothing_to_confirm(study: Any, cfg: StudyConfig) -> str:
     )
 
 
+def _open_existing(cfg: StudyConfig, verb: str) -> Any:
+    """The study of ``cfg``, which must exist already (``confirm`` and ``tune`` need one).
+
+    Raises:
+        UsageError: No such study in the storage (run it first), or its setup changed.
+    """
+    from loran_search.search.study import StudyMismatch, open_study, study_exists
+
+    url = cfg.study.storage
+    if not study_exists(cfg, url):
+        raise UsageError(
+            f"No study '{cfg.study.name}' in {mask_url(url)}: there is nothing to {verb}.",
+            fix=f"Run it first (loran-search run {cfg.path or 'FILE'}), or point --storage at "
+            "the storage that holds it.",
+        )
+    try:
+        return open_study(cfg, log=_err)
+    except StudyMismatch as err:
+        raise UsageError(str(err)) from None
+
+
 def cmd_confirm(args: argparse.Namespace) -> int:
     """``loran-search confirm FILE [--top-k K] [--seeds S …] [--storage URL]``.
 
@@ -491,10 +512,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     from loran_search.search.confirm import confirm_problems, confirm_setup
     from loran_search.search.study import (
         StudyInterrupted,
-        StudyMismatch,
-        open_study,
         run_confirmation,
-        study_exists,
     )
     from loran_search.search.summary import summarize
 
@@ -515,25 +533,15 @@ def cmd_confirm(args: argparse.Namespace) -> int:
             where = flags[key[0]] if given and key[0] in flags else "study.confirm"
             lines.append(f"  {where}: {message}")
         raise UsageError("The confirmation setup is not usable:\n" + "\n".join(lines))
-    url = cfg.study.storage
-    if not study_exists(cfg, url):
-        raise UsageError(
-            f"No study '{cfg.study.name}' in {mask_url(url)}: there is nothing to confirm.",
-            fix=f"Run it first (loran-search run {cfg.path or 'FILE'}), or point --storage at "
-            "the storage that holds it.",
-        )
-    try:
-        handle = open_study(cfg, log=_err)
-    except StudyMismatch as err:
-        raise UsageError(str(err)) from None
+    handle = _open_existing(cfg, "confirm")
     _warn_other_machine(handle.study)
     source = (
         " and ".join(f for k, f in flags.items() if getattr(args, k, None) is not None)
         or f"{cfg.path or 'FILE'} study.confirm"
     )
     _err(
-        f"Confirming study '{cfg.study.name}' in {mask_url(url)}: top {setup.top_k} on seeds "
-        f"{list(setup.seeds)}, evaluated on '{setup.split}'."
+        f"Confirming study '{cfg.study.name}' in {mask_url(cfg.study.storage)}: top "
+        f"{setup.top_k} on seeds {list(setup.seeds)}, evaluated on '{setup.split}'."
     )
 
     def on_trial(t: Any, prog: Any) -> None:
@@ -605,7 +613,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     refused.
     """
     from loran_search.record import TrialRecord
-    from loran_search.search.study import StudyInterrupted, StudyMismatch, open_study, study_exists
+    from loran_search.search.study import StudyInterrupted
     from loran_search.search.tune import tune_setup
     from loran_search.search.workers import run_tuning
 
@@ -617,17 +625,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             fix="Add e.g. study: {tune: {training.learning_rate: [3.0e-4, 1.0e-3, 3.0e-3]}} "
             "(or --set 'study.tune={training.learning_rate: [3.0e-4, 1.0e-3]}').",
         )
-    url = cfg.study.storage
-    if not study_exists(cfg, url):
-        raise UsageError(
-            f"No study '{cfg.study.name}' in {mask_url(url)}: there is nothing to tune.",
-            fix=f"Run it first (loran-search run {cfg.path or 'FILE'}), or point --storage at "
-            "the storage that holds it.",
-        )
-    try:
-        handle = open_study(cfg, log=_err)
-    except StudyMismatch as err:
-        raise UsageError(str(err)) from None
+    handle = _open_existing(cfg, "tune")
 
     def on_trial(t: Any, prog: Any) -> None:
         rec = TrialRecord.from_frozen(t)

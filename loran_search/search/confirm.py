@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -333,8 +333,22 @@ def existing_keys(trials: Sequence[FrozenTrial]) -> set[str]:
 def duplicate_confirmation(trials: Sequence[FrozenTrial], frozen: FrozenTrial) -> int | None:
     """The trial that makes ``frozen`` (a confirmation trial just taken) a duplicate, if any.
 
-    A trial of the same key that is COMPLETE, or that has a lower number and is WAITING or
-    RUNNING, stands for the key; a FAIL one does not (``frozen`` may be its retry).
+    :func:`twin_by_key` on the confirmation key.
+    """
+    return twin_by_key(trials, frozen, key_of)
+
+
+def twin_by_key(
+    trials: Sequence[FrozenTrial],
+    frozen: FrozenTrial,
+    key_of: Callable[[FrozenTrial], str | None],
+) -> int | None:
+    """The trial that stands for ``frozen``'s queue key, when that is not ``frozen`` itself.
+
+    One rule for every keyed queue (confirmation and tuning trials): a trial of the same key
+    that is COMPLETE, or that has a lower number and is WAITING or RUNNING, stands for the key;
+    a FAIL one does not (``frozen`` may be its retry). ``None``: ``frozen`` has no key, or it
+    is the one that stands for it.
     """
     from optuna.trial import TrialState
 

@@ -297,22 +297,11 @@ def tune_key_of(t: FrozenTrial) -> str | None:
 def duplicate_tune(trials: Sequence[FrozenTrial], frozen: FrozenTrial) -> int | None:
     """The trial that makes ``frozen`` (a tune trial just taken) a duplicate, if any.
 
-    As :func:`loran_search.search.confirm.duplicate_confirmation`: a trial of the same key that
-    is COMPLETE, or has a lower number and is WAITING or RUNNING, stands for the key.
+    The confirmation's rule (:func:`loran_search.search.confirm.twin_by_key`) on the tune key.
     """
-    from optuna.trial import TrialState
+    from loran_search.search.confirm import twin_by_key
 
-    key = tune_key_of(frozen)
-    if key is None:
-        return None
-    for t in trials:
-        if t.number == frozen.number or tune_key_of(t) != key:
-            continue
-        if t.state == TrialState.COMPLETE:
-            return t.number
-        if t.number < frozen.number and t.state in (TrialState.WAITING, TrialState.RUNNING):
-            return t.number
-    return None
+    return twin_by_key(trials, frozen, tune_key_of)
 
 
 def best_points(
@@ -518,19 +507,30 @@ def tuning_state(trials: Sequence[FrozenTrial]) -> tuple[str, bool]:
     return f"every tune trial is done ({len(done)})", True
 
 
-def queue_tuning(worker: Any, tune: TuneSetup, trials: Sequence[FrozenTrial]) -> int:
-    """Store the grid, print the budget, queue every (arm, point) no trial has the key of."""
-    cfg = worker.cfg
+def store_grid(worker: Any, tune: TuneSetup | None, trials: Sequence[FrozenTrial]) -> None:
+    """Refuse another grid than the study's tune/confirmation trials ran with; store this one.
+
+    The grid is stored in the study attr ``loran.tune`` (``{"grid": None}`` without tuning).
+
+    Raises:
+        TuneMismatch: The study's tune/confirmation trials ran with another grid.
+    """
     check_stored_tune(
         worker.study.user_attrs.get(R.STUDY_TUNE),
         tune,
         trials,
-        study=cfg.study.name,
+        study=worker.cfg.study.name,
         where=worker.tune_source,
     )
-    stored = {"grid": tune.to_dict()}
+    stored = {"grid": tune.to_dict() if tune is not None else None}
     if worker.study.user_attrs.get(R.STUDY_TUNE) != stored:
         worker.study.set_user_attr(R.STUDY_TUNE, stored)
+
+
+def queue_tuning(worker: Any, tune: TuneSetup, trials: Sequence[FrozenTrial]) -> int:
+    """Store the grid, print the budget, queue every (arm, point) no trial has the key of."""
+    cfg = worker.cfg
+    store_grid(worker, tune, trials)
     arms, plan = plan_tuning(trials, cfg, worker.handle.space, tune, worker.confirm_setup)
     if not arms:
         worker.log("Nothing to tune: no candidate trial completed with a finite value.")
@@ -569,16 +569,7 @@ def confirmation_points(worker: Any, plan: Sequence[Any], trials: Sequence[Froze
     """
     tune = worker.tune_setup
     cfg = worker.cfg
-    check_stored_tune(
-        worker.study.user_attrs.get(R.STUDY_TUNE),
-        tune,
-        trials,
-        study=cfg.study.name,
-        where=worker.tune_source,
-    )
-    stored = {"grid": tune.to_dict() if tune is not None else None}
-    if worker.study.user_attrs.get(R.STUDY_TUNE) != stored:
-        worker.study.set_user_attr(R.STUDY_TUNE, stored)
+    store_grid(worker, tune, trials)
     if tune is None:
         return {item.key: {} for item in plan}
     best = best_points(trials, cfg, tune)
