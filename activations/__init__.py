@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from activations.registry import (
+from .registry import (
     ENTRY_POINT_GROUP,
     ActivationError,
     ActivationSpec,
@@ -35,10 +35,10 @@ from activations.registry import (
 #: Lazily re-exported name -> the module that defines it (importing it imports sympy). ``audit``
 #: names the callable module itself: the import system binds ``activations.audit`` to it anyway.
 _LAZY = {
-    "AuditResult": "activations.audit",
-    "FormulaError": "activations.formula",
-    "parse_formula": "activations.formula",
-    "register_formula": "activations.formula",
+    "AuditResult": ".audit",
+    "FormulaError": ".formula",
+    "parse_formula": ".formula",
+    "register_formula": ".formula",
 }
 
 __all__ = [
@@ -67,7 +67,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "audit":
-        return importlib.import_module("activations.audit")
+        return importlib.import_module(".audit", __name__)
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module 'activations' has no attribute {name!r}")

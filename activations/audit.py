@@ -53,9 +53,9 @@ from typing import Any
 
 import sympy as sp
 
-from activations.formula.compiler import _integer_symbols, _substitute, compile_expr
-from activations.formula.parser import X, parse_formula
-from activations.registry import get_spec
+from .formula.compiler import _integer_symbols, _substitute, compile_expr
+from .formula.parser import X, parse_formula
+from .registry import get_spec
 
 __all__ = [
     "LARGE_SLOPE",

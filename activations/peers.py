@@ -29,8 +29,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from activations._lazy import torch
-from activations.registry import Param, register_activation
+from ._lazy import torch
+from .registry import Param, register_activation
 
 if TYPE_CHECKING:
     from torch import Tensor

@@ -228,20 +228,18 @@ class _Registry:
 
 
 _REGISTRY = _Registry()
-_BUILTIN_MODULES = (
-    "activations.baselines",
-    "activations.sinter",
-    "activations.fourier",
-    "activations.orthogonal",
-    "activations.peers",
-)
+#: The built-in family modules, relative to this package: the package may be imported as
+#: ``activations`` or, where a user's ``activations.py`` shadows that name, as
+#: ``loran_search.activations`` (see ``loran_search/activations.py``).
+_BUILTIN_MODULES = (".baselines", ".sinter", ".fourier", ".orthogonal", ".peers")
 
 
 def _ensure_builtins() -> None:
     if _REGISTRY.builtins_loaded:
         return
     _REGISTRY.builtins_loaded = True
-    for mod in _BUILTIN_MODULES:
+    for rel in _BUILTIN_MODULES:
+        mod = __package__ + rel
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:  # a family module not written yet

@@ -13,7 +13,7 @@ value the defining module uses.
 
 from __future__ import annotations
 
-from activations.audit import (
+from .audit import (
     LARGE_SLOPE,
     MAX_GRID,
     SLOPE_AT_ZERO_TOLERANCE,
@@ -22,7 +22,7 @@ from activations.audit import (
     audit_formula,
     oscillation_grid,
 )
-from activations.formula import (
+from .formula import (
     FUNCTIONS,
     MAX_DEGREE,
     MAX_DEPTH,

@@ -966,7 +966,7 @@ def _validate(
     if not isinstance(imports, list) or not all(isinstance(m, str) for m in imports):
         ctx.err(("imports",), f"`imports` must be a list of module names, got {imports!r}.")
         imports = []
-    from activations import ActivationError, load_plugins
+    from loran_search.activations import ActivationError, load_plugins
 
     for i, mod in enumerate(imports):
         try:

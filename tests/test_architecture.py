@@ -86,8 +86,8 @@ def build_graph() -> dict[str, set[str]]:
 def room(module: str) -> str:
     """``loran_search.search.study`` → ``loran_search.search``; ``loran_search.train`` itself."""
     parts = module.split(".")
-    if parts[0] == "activations":
-        return "activations"
+    if parts[0] == "activations" or parts[:2] == ["loran_search", "activations"]:
+        return "activations"  # loran_search.activations is the registry under the tool's name
     return ".".join(parts[:2])
 
 
@@ -227,3 +227,21 @@ def test_layers_know_no_study() -> None:
     below |= {"loran_search.adapters", "loran_search.quant", "loran_search.config"}
     study = {"loran_search.search", "loran_search.analysis"}
     assert _edges_where(lambda m, d: room(m) in below and room(d) in study) == []
+
+
+def test_nothing_imports_the_shadowable_top_level_name() -> None:
+    """A user's ``activations.py`` hides the top-level ``activations`` (issue 22): the tool says
+    ``loran_search.activations`` and the registry imports itself relatively."""
+    found = []
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level:
+                    names = [node.module or ""]
+                else:
+                    continue
+                if any(n == "activations" or n.startswith("activations.") for n in names):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == []

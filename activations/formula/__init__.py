@@ -15,7 +15,7 @@ The audit of an activation (``f(0)``, ``f'(0)``, Lipschitz estimate) is in :mod:
 
 from __future__ import annotations
 
-from activations.formula.compiler import (
+from .compiler import (
     Closure,
     Env,
     compile_expr,
@@ -24,7 +24,7 @@ from activations.formula.compiler import (
     register_formula,
     spec_expr,
 )
-from activations.formula.parser import (
+from .parser import (
     FUNCTIONS,
     MAX_DEGREE,
     MAX_DEPTH,

@@ -32,15 +32,15 @@ from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 
-from activations.formula.cost import Range, value_range
-from activations.formula.parser import MAX_DEGREE, MAX_TERMS, X, parse_formula
-from activations.registry import (
+from ..registry import (
     ActivationError,
     ActivationSpec,
     Param,
     get_spec,
     register,
 )
+from .cost import Range, value_range
+from .parser import MAX_DEGREE, MAX_TERMS, X, parse_formula
 
 if TYPE_CHECKING:
     from torch import Tensor

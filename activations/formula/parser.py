@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 
 import sympy as sp
 
-from activations.formula.cost import (
+from .cost import (
     MAX_FORMULA_COST,
     Range,
     declared_ranges,

@@ -21,8 +21,8 @@ from typing import Any
 
 from peft import LoraConfig
 
-from activations import ActivationError, BoundActivation, get_activation, get_spec
-from activations.registry import unknown_activation_message
+from loran_search.activations import ActivationError, BoundActivation, get_activation, get_spec
+from loran_search.activations.registry import unknown_activation_message
 
 LORAN_VERSION = 1
 #: The fields a LoRAN adapter config adds to peft's LoRA config; any one of them marks a LoRAN file.
@@ -86,7 +86,7 @@ def _formula_activation(expr: str, params: dict[str, Any]) -> BoundActivation:
     except ActivationError:
         pass
     try:
-        from activations import symbolic
+        from loran_search.activations import symbolic
     except ImportError as err:  # pragma: no cover - symbolic.py ships with the package
         raise ActivationError(
             f"LoranConfig.activation {expr!r} is not a registered name and formulas need "

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from peft import LoraConfig, LoraModel, PeftModel
 from peft.config import PeftConfigMixin
 
-from activations import ActivationError
+from loran_search.activations import ActivationError
 from loran_search.adapters.config import LORAN_FIELDS, LoranConfig
 from loran_search.quant.guard import guard_4bit
 

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from loran_search.adapters.function import DeltaTerm, delta_weight, loran_linear
 
 if TYPE_CHECKING:
-    from activations import BoundActivation
+    from loran_search.activations import BoundActivation
 
 WeightFn = Callable[[], tuple[Tensor, bool]]
 

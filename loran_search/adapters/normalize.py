@@ -32,7 +32,7 @@ def slope_at_zero(activation: str, params: Mapping[str, Any] | None = None) -> f
     """
     import torch
 
-    from activations import get_activation
+    from loran_search.activations import get_activation
 
     f = get_activation(activation, **dict(params or {}))
     x = torch.zeros(1, dtype=torch.float64, requires_grad=True)

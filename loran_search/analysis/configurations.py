@@ -154,7 +154,7 @@ def make_auditor(notes: list[str], budget_s: float = AUDIT_BUDGET_S) -> Auditor:
     """
     cache: dict[tuple, float] = {}
     try:
-        from activations.symbolic import audit
+        from loran_search.activations.symbolic import audit
     except Exception as err:  # the registry's symbolic audit is not available
         notes.append(
             f"Lipschitz bounds unavailable: activations.symbolic.audit could not be imported "

@@ -114,7 +114,7 @@ def _compiled(expr: str, params: Mapping[str, float]) -> tuple[Any, Any, str]:
     """``f``, ``f'`` (numpy) and the LaTeX of ``expr`` at ``params`` (safe parser)."""
     import sympy as sp
 
-    from activations.formula import X, compile_expr, parse_formula
+    from loran_search.activations.formula import X, compile_expr, parse_formula
 
     sym = parse_formula(expr, list(params))
     names = {s: rf"\mathrm{{{s.name}}}" for s in sym.free_symbols if len(s.name) > 1}
@@ -215,8 +215,8 @@ def register_recorded(study: optuna.Study) -> list[str]:
     Returns:
         Notes on the forms that could not be registered.
     """
-    from activations import ActivationError, registry
-    from activations.formula import FormulaError, register_formula
+    from loran_search.activations import ActivationError, registry
+    from loran_search.activations.formula import FormulaError, register_formula
 
     setup = study.user_attrs.get(R.STUDY_SETUP)
     space = setup.get("space") if isinstance(setup, Mapping) else None
@@ -646,7 +646,7 @@ def export_code(forms: list[ExportedForm], *, study: str, metric: str, source: s
         f"# Study: {_comment(study)}",
         f"# Made by: {_comment(source)}",
         "",
-        "from activations import register_formula",
+        "from loran_search.activations import register_formula",
         "",
         f"STUDY = {_py(study)}",
         "",

@@ -539,7 +539,7 @@ def shapes(
     try:
         import torch
 
-        from activations import get_activation
+        from loran_search.activations import get_activation
     except Exception as err:  # pragma: no cover - torch is a dependency
         notes.append(f"Plot 'activation shapes' skipped: {type(err).__name__}: {err}")
         return None

@@ -191,7 +191,7 @@ def _registry_family_and_params(
 ) -> tuple[str | None, dict[str, float] | None]:
     """Family and fully resolved parameters from the registry, or ``(None, None)`` if unknown."""
     try:
-        from activations import get_spec
+        from loran_search.activations import get_spec
 
         spec = get_spec(activation)
     except Exception:

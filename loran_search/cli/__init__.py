@@ -78,7 +78,7 @@ def _resolve(handler: str) -> Callable[[argparse.Namespace], int]:
 
 def _load_plugins(modules: Sequence[str]) -> None:
     """Import ``--import`` modules; one that raises is bad input naming the module, not a crash."""
-    from activations import ActivationError, load_plugins
+    from loran_search.activations import ActivationError, load_plugins
 
     for module in modules:
         try:
@@ -99,7 +99,7 @@ def exit_code_for(err: BaseException) -> int | None:
         return err.exit_code
     if isinstance(err, KeyboardInterrupt):
         return EXIT_INTERRUPTED
-    act = sys.modules.get("activations.registry")
+    act = sys.modules.get("loran_search.activations")  # the registry, if anything imported it
     if act is not None and isinstance(err, act.ActivationError):
         return EXIT_BAD_INPUT
     return None

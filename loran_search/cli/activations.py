@@ -32,7 +32,7 @@ from loran_search.cli._args import add_command, add_format, add_import, add_set
 from loran_search.errors import UsageError
 
 if TYPE_CHECKING:
-    from activations.registry import ActivationSpec
+    from loran_search.activations.registry import ActivationSpec
 
 _HERE = "loran_search.cli.activations"
 
@@ -126,14 +126,14 @@ FORMULA_KEY = ""
 
 def get_spec(name: str) -> ActivationSpec:
     """The registry entry ``name`` (the registry is imported on first use, not at start-up)."""
-    from activations import get_spec as _get_spec
+    from loran_search.activations import get_spec as _get_spec
 
     return _get_spec(name)
 
 
 def list_activations(**kwargs: Any) -> list[str]:
     """Registered names (see :func:`activations.list_activations`)."""
-    from activations import list_activations as _list
+    from loran_search.activations import list_activations as _list
 
     return _list(**kwargs)
 
@@ -284,7 +284,7 @@ def _params_for(name: str, given: dict[str, float]) -> dict[str, float]:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """``activations audit [NAME …] [--expr E] [--set n.p=v] [--interval a,b | --study FILE]``."""
-    from activations.symbolic import FormulaError, audit, audit_formula
+    from loran_search.activations.symbolic import FormulaError, audit, audit_formula
 
     interval = resolve_interval(args)
     sets = parse_sets(args.overrides, allow_formula=True)
@@ -351,7 +351,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     names = list(args.names)
     _check_set_targets(sets, names)
     bound = []
-    from activations import get_activation
+    from loran_search.activations import get_activation
 
     for n in names:
         bound.append(get_activation(n, **_params_for(n, sets.get(n, {}))))
@@ -365,7 +365,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     import sympy as sp
     import torch
 
-    from activations.symbolic import X, oscillation_grid, spec_expr
+    from loran_search.activations.symbolic import X, oscillation_grid, spec_expr
 
     a, b = interval
     xs = np.linspace(a, b, 4001)

@@ -184,7 +184,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     comes the plan (:mod:`loran_search.search.plan`): trials per phase, training runs and
     steps, and a time estimate when the study's storage already holds completed trials.
     """
-    from activations.registry import recording_plugin_imports
+    from loran_search.activations.registry import recording_plugin_imports
     from loran_search.search.plan import describe
     from loran_search.search.validate import check_file
 

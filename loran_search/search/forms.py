@@ -254,7 +254,7 @@ def _printer() -> Any:
             return "exp(1)"
 
         def _print_Function(self, expr: Any) -> str:
-            from activations.formula import FUNCTIONS
+            from loran_search.activations.formula import FUNCTIONS
 
             name = expr.func.__name__
             if name not in FUNCTIONS:
@@ -271,7 +271,7 @@ def canonical_expr(expr: sp.Expr) -> sp.Expr:
     """Expanded, sympy-ordered form of ``expr`` (module doc; no ``exp``/``log`` splitting)."""
     import sympy as sp
 
-    from activations.formula import expand_sums
+    from loran_search.activations.formula import expand_sums
 
     return sp.expand(expand_sums(expr), power_exp=False, log=False)
 
@@ -405,7 +405,7 @@ def check_grammar(raw: Any) -> list[tuple[tuple[Any, ...], str]]:
                 )
             )
     names = [p for p in names if p != PLACEHOLDER and p.isidentifier()]
-    from activations.formula import FormulaError, parse_formula
+    from loran_search.activations.formula import FormulaError, parse_formula
 
     used: set[str] = set()
     template = raw.get("template")
@@ -546,7 +546,7 @@ class FormSpace:
 
     def _sympy(self) -> tuple[Any, list[Any]]:
         if self._parsed is None:
-            from activations.formula import parse_formula
+            from loran_search.activations.formula import parse_formula
 
             names = list(self.dims)
             template = parse_formula(self.template, [*names, PLACEHOLDER])
@@ -573,7 +573,7 @@ class FormSpace:
 
     def form_of_tree(self, tree: Tree) -> Form:
         """The canonical :class:`Form` of ``tree`` (cached; not registered)."""
-        from activations.formula import FormulaError, parse_formula
+        from loran_search.activations.formula import FormulaError, parse_formula
 
         text = tree_text(tree, self.leaves)
         cached = self._by_tree.get(text)
@@ -609,8 +609,8 @@ class FormSpace:
         if not form.defined:
             self._forms[form.name] = form
             return
-        from activations import ActivationError, registry
-        from activations.formula import register_formula
+        from loran_search.activations import ActivationError, registry
+        from loran_search.activations.formula import register_formula
 
         existing = registry._REGISTRY.specs.get(form.name)
         if existing is not None and (existing.expr != form.expr or existing.family != FORM_FAMILY):
@@ -831,8 +831,8 @@ def screen(
     import numpy as np
     import sympy as sp
 
-    from activations.audit import audit_formula
-    from activations.formula import X, compile_expr, parse_formula
+    from loran_search.activations.audit import audit_formula
+    from loran_search.activations.formula import X, compile_expr, parse_formula
 
     expr = parse_formula(form.expr, list(values))
     if canonical_expr(expr) == X:

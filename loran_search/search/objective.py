@@ -443,7 +443,7 @@ class InertCheck:
         qs = self.quantiles.get(int(rank))
         if not qs:
             return None
-        from activations import get_activation
+        from loran_search.activations import get_activation
         from loran_search.train import predict_nonlinearity_from_quantiles
 
         f = get_activation(activation, **dict(params))
@@ -505,7 +505,7 @@ def execute_trial(
         MetricMissing: ``study.metric`` is not among the task's metrics.
         TrainFnError: The training function returned something unusable.
     """
-    from activations import get_activation
+    from loran_search.activations import get_activation
 
     tc = space.suggest(trial)
     role = trial.user_attrs.get(R.ROLE) or R.ROLE_CANDIDATE

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
     from optuna.trial import Trial
 
-    from activations.registry import Param
+    from loran_search.activations.registry import Param
     from loran_search.search.forms import FormSpace
 
 RANGE_KEYS = ("low", "high", "log", "step", "num")
@@ -690,7 +690,7 @@ def build_space(cfg: StudyConfig) -> SearchSpace:
     Raises:
         SpaceError: An entry that :func:`~loran_search.search.validate.load_config` refuses.
     """
-    from activations import get_spec, resolve_names
+    from loran_search.activations import get_spec, resolve_names
 
     names = [a if isinstance(a, str) else a.name for a in cfg.search.activations]
     acts = resolve_names(names, "search.activations")
@@ -786,7 +786,7 @@ def parse_setting_dim(name: str, raw: Any, setting: Any) -> Dim:
         if len(vals) == 1:
             return Dim(name, "fixed", value=vals[0])
         return Dim(name, "choices", choices=tuple(dict.fromkeys(vals)))
-    from activations import Param
+    from loran_search.activations import Param
 
     declared = Param(
         setting.default, low=setting.low, high=setting.high, log=setting.log,

@@ -215,7 +215,7 @@ def _check_slopes(search: dict[str, Any], ctx: Context) -> None:
     names = search.get("activations") or []
     if not isinstance(names, list):
         return
-    from activations import resolve_names
+    from loran_search.activations import resolve_names
 
     try:
         resolved = resolve_names([n for n in names if isinstance(n, str)])

@@ -175,7 +175,7 @@ def _register_inline(entry: dict[str, Any], path: tuple[Any, ...], ctx: Context)
     if not isinstance(params, dict) or not isinstance(family, str):
         ctx.err(path, f"Inline activation '{name}': `params` must be a mapping, `family` a string.")
         return None
-    from activations import ActivationError, registry
+    from loran_search.activations import ActivationError, registry
 
     signature = (expr, repr(sorted(params.items(), key=str)), family)
     existing = registry._REGISTRY.specs.get(name)
@@ -189,7 +189,7 @@ def _register_inline(entry: dict[str, Any], path: tuple[Any, ...], ctx: Context)
         )
         return None
     try:
-        from activations import symbolic
+        from loran_search.activations import symbolic
     except ImportError as err:
         ctx.err(path, f"Inline formulas need activations.symbolic, which cannot be imported: {err}")
         return None
@@ -229,7 +229,7 @@ def check_search_section(
     """
     spec = sections.get("study", {}).get("sampler", {"name": "tpe"})
     sampler = spec.get("name") if isinstance(spec, dict) else None
-    from activations import ActivationError, get_spec, resolve_names
+    from loran_search.activations import ActivationError, get_spec, resolve_names
 
     values = check_fields("search", raw, ctx, skip=("activations", "params", "training"))
     has_forms = "forms" in raw  # a form search needs no activation besides its grammar
@@ -261,7 +261,7 @@ def check_search_section(
             try:
                 names = resolve_names([entry], f"{ctx.file} ({dotted(path)})")
             except ActivationError:
-                from activations.registry import unknown_activation_message
+                from loran_search.activations.registry import unknown_activation_message
 
                 ctx.err(path, unknown_activation_message(entry))
                 failed_entries = True
@@ -327,7 +327,7 @@ def check_search_section(
                     f"({', '.join(acts) or 'none'}); add '{act}' there or remove this entry.",
                 )
             except ActivationError:
-                from activations.registry import unknown_activation_message
+                from loran_search.activations.registry import unknown_activation_message
 
                 ctx.err(path, unknown_activation_message(act))
             continue

@@ -4,7 +4,8 @@ The probe named a study ``x\"\"\"; import os; os.system("id>pwned.txt"); \"\"\"`
 the exported module's docstring and importing the module ran the command. Every value from the
 study now lands in a comment (line ends escaped) or in a literal built by ``repr``; ``validate``
 refuses such names in the first place. Each hostile module is imported in a fresh process whose
-``activations`` package is a stub that records the calls, so the test sees what the module did.
+``loran_search.activations`` registry is a stub that records the calls, so the test sees what the
+module did.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ RUNNER = """
 import json, sys
 sys.path.insert(0, ".")
 import exported
-import activations
+import loran_search.activations as activations
 json.dump({"study": exported.STUDY, "calls": activations.CALLS}, sys.stdout, ensure_ascii=True)
 """
 
@@ -65,8 +66,9 @@ def form(name: str, *, expr: str = "a*x + x", pname: str = "a") -> ExportedForm:
 
 def run_module(tmp_path: Path, code: str) -> dict:
     """Import the exported module in a fresh process (cwd ``tmp_path``); what it registered."""
-    (tmp_path / "activations").mkdir()
-    (tmp_path / "activations" / "__init__.py").write_text(STUB)
+    (tmp_path / "loran_search").mkdir()
+    (tmp_path / "loran_search" / "__init__.py").write_text("")
+    (tmp_path / "loran_search" / "activations.py").write_text(STUB)
     (tmp_path / "exported.py").write_text(code, encoding="utf-8", errors="surrogatepass")
     done = subprocess.run(
         [sys.executable, "-I", "-c", RUNNER],
@@ -85,7 +87,7 @@ def assert_only_literals(code: str) -> None:
     doc, imp, assign, *calls = tree.body
     assert isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant)
     assert "Study" not in doc.value.value.split("\n")[0] or "named below" in doc.value.value
-    assert isinstance(imp, ast.ImportFrom) and imp.module == "activations"
+    assert isinstance(imp, ast.ImportFrom) and imp.module == "loran_search.activations"
     assert isinstance(assign, ast.Assign) and isinstance(assign.value, ast.Constant)
     for call in calls:
         assert isinstance(call, ast.Expr) and isinstance(call.value, ast.Call)
