@@ -56,6 +56,11 @@ EXAMPLES: dict[str, list[str]] = {
         f"loran-search confirm {_YAML}",
         f"loran-search confirm {_YAML} --top-k 3 --seeds 100 101 102",
     ],
+    "tune": [
+        f"loran-search tune {_YAML} --set "
+        "'study.tune={training.learning_rate: [3.0e-4, 1.0e-3, 3.0e-3]}'",
+        "loran-search tune studies/rank_sweep.yaml --storage postgresql://user@host/db",
+    ],
     "validate": [
         f"loran-search validate {_YAML}",
         "loran-search validate studies/*.yaml --set study.n_trials=4",

@@ -70,7 +70,8 @@ def test_failure_attrs_start_with_their_kind() -> None:
 
 def test_roles_and_reserved_roles() -> None:
     assert R.SEARCH_ROLES == ("baseline", "candidate")
-    assert set(R.ROLES) == {"baseline", "candidate", "confirm", "confirm_baseline"}
+    assert set(R.ROLES) == {"baseline", "candidate", "confirm", "confirm_baseline", "tune"}
+    assert R.ROLE_TUNE not in R.SEARCH_ROLES + R.CONFIRM_ROLES  # study.tune (issue 21)
     assert R.BASELINE_ACTIVATION == "identity"
     assert set(R.COUNTED_FAILURES) <= set(R.FAILURE_KINDS)
 

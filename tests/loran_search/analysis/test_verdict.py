@@ -285,7 +285,7 @@ def test_a_report_made_while_the_study_runs_says_it_is_provisional(tmp_path: Pat
     verdict = _verdict(_report(study, tmp_path / "running", formats=("md",)))
     first = verdict.strip().splitlines()[0]
     assert first.startswith("1. **The study is still running: provisional.**"), first
-    assert "2 trial(s) were RUNNING (1 of them confirmation trials) and 1 WAITING" in first
+    assert "2 trials were RUNNING (1 confirmation trial among them) and 1 WAITING" in first
     assert "multiple-comparison family (Holm" in first and "may change" in first
     finished, _ = _examples_study()
     assert "still running" not in _verdict(_report(finished, tmp_path / "done", formats=("md",)))

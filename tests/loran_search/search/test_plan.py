@@ -99,6 +99,15 @@ def test_without_confirmation_and_a_server_storage() -> None:
 
 
 def test_validate_with_its_plan_does_not_import_torch(tmp_path: Path) -> None:
+    """The plan (and the checks) import no torch once the model's embedded asset is built.
+
+    Building a missing asset does need torch (the glassllm conversion): validate reads the
+    model's config from the asset and builds it first when the cache lacks a good copy. Which
+    test builds it first depends on the order the suite runs in, so the asset is made here.
+    """
+    from loran_search import assets
+
+    assets.ensure("glassllm", progress=False)
     path, _ = _write(tmp_path)
     code = (
         "import sys\nfrom loran_search.cli import main\n"
