@@ -43,6 +43,7 @@ import re
 import shutil
 import sys
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,7 @@ __all__ = [
     "StorageURLError",
     "StorageUnavailable",
     "check_journal",
+    "close_storage",
     "default_artifact_dir",
     "mask_url",
     "open_storage",
@@ -320,6 +322,18 @@ def open_storage(
     )
 
 
+def close_storage(storage: BaseStorage) -> None:
+    """Close the server connections ``storage`` holds now (idempotent; it stays usable).
+
+    An ``RDBStorage`` keeps a pool of open connections; they are also closed when the storage
+    is garbage collected, but a caller that knows it is done (a poller, a short read) closes
+    them at once. A journal storage holds no connection: nothing to do.
+    """
+    engine = getattr(getattr(storage, "_backend", storage), "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -442,13 +456,19 @@ def _open_rdb(
         try:
             with warnings.catch_warnings():  # heartbeat_interval: "experimental" (Optuna 2.9)
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
+                storage = optuna.storages.RDBStorage(
                     url,
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=heartbeat_interval,
                     grace_period=grace if heartbeat_interval is not None else None,
                     heartbeat_stale_trial_callback=stale_callback,
                 )
+            # SQLAlchemy's engine sits in reference cycles, so its pooled connections outlive
+            # the storage until a cyclic garbage collection: a process that opens storages
+            # repeatedly (a poller, a report per study, a test suite) piles up server
+            # connections ("too many clients"). Close them when the storage itself goes.
+            weakref.finalize(storage, storage.engine.dispose)
+            return storage
         except sqlalchemy.exc.DBAPIError as err:
             message = _db_message(err)
             if _is_schema_race(message) and races < _SCHEMA_RACES:

@@ -153,20 +153,24 @@ def seconds_per_step(cfg: StudyConfig) -> tuple[float, str] | str:
 def _from_storage(url: str, name: str) -> tuple[float, str] | str:
     import optuna
 
-    from loran_search.storage import open_storage
+    from loran_search.storage import close_storage, open_storage
 
     storage = open_storage(url, heartbeat_interval=None, create=False, writable=False)
     try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        return f"the storage holds no study named {name!r} yet"
-    setup = study.user_attrs.get(R.STUDY_SETUP) or {}
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:
+            return f"the storage holds no study named {name!r} yet"
+        setup = study.user_attrs.get(R.STUDY_SETUP) or {}
+        trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    finally:
+        close_storage(storage)
     steps = (setup.get("training") or {}).get("max_steps")
     if not isinstance(steps, int) or steps <= 0:
         return f"study {name!r} does not record its training steps"
     done = [
         t
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        for t in trials
         if isinstance((t.user_attrs.get(R.COST) or {}).get("train_seconds"), (int, float))
         and t.datetime_complete is not None
     ]

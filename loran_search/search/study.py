@@ -325,7 +325,7 @@ def metric_names(cfg: StudyConfig) -> list[str]:
 
 def study_exists(cfg: StudyConfig, storage_url: str | None = None) -> bool:
     """Whether the storage holds a study named ``study.name`` (never creates one)."""
-    from loran_search.storage import open_storage, parse_storage_url
+    from loran_search.storage import close_storage, open_storage, parse_storage_url
 
     url = storage_url or cfg.study.storage
     parsed = parse_storage_url(url)
@@ -336,6 +336,8 @@ def study_exists(cfg: StudyConfig, storage_url: str | None = None) -> bool:
         storage.get_study_id_from_name(cfg.study.name)
     except KeyError:
         return False
+    finally:
+        close_storage(storage)
     return True
 
 

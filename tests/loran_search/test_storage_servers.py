@@ -279,3 +279,67 @@ def test_bare_mysql_url_opens_a_fresh_database() -> None:
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {name}")
         admin.close()
+
+
+def _my_connections(url: str) -> int:
+    """This process's open connections to the server behind ``url`` (by client port)."""
+    import psycopg2
+
+    with contextlib.closing(psycopg2.connect(url, connect_timeout=2)) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT client_port FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+            "AND client_port IS NOT NULL"
+        )
+        ports = {row[0] for row in cur.fetchall()}
+    mine = set()
+    inodes = _my_socket_inodes()
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(path) as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if cols[9] in inodes:
+                    mine.add(int(cols[1].rsplit(":", 1)[1], 16))
+    return len(ports & mine)
+
+
+def _my_socket_inodes() -> set[str]:
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="counts sockets through /proc")
+def test_dropped_storages_leave_no_server_connections_behind() -> None:
+    """A process that opens storages again and again (a poller, one report per study, this
+    suite) must not pile up connections until the server refuses clients: SQLAlchemy's engine
+    sits in reference cycles, so without the finaliser its pool stays open until a cyclic GC."""
+    import gc
+
+    from loran_search.storage import close_storage
+
+    url = postgres()
+    gc.collect()
+    before = _my_connections(url)
+    gc.disable()  # what a long stretch without a cyclic collection looks like
+    try:
+        for _ in range(8):
+            storage = open_storage(url, heartbeat_interval=None)
+            optuna.get_all_study_names(storage)
+            del storage
+        dropped = _my_connections(url) - before
+        kept = open_storage(url, heartbeat_interval=None)
+        optuna.get_all_study_names(kept)
+        held = _my_connections(url) - before
+        close_storage(kept)
+        closed = _my_connections(url) - before
+        assert isinstance(optuna.get_all_study_names(kept), list)  # still usable after closing
+        close_storage(kept)
+    finally:
+        gc.enable()
+    assert dropped == 0, f"{dropped} connections outlived their storages"
+    assert held >= 1 and closed == 0, (held, closed)
