@@ -27,9 +27,9 @@ from __future__ import annotations
 from loran_search.analysis.api import (
     ReportError,
     load_examples,
-    open_storage,
+    open_for_reading,
     visited_interval,
     write_report,
 )
 
-__all__ = ["ReportError", "load_examples", "open_storage", "visited_interval", "write_report"]
+__all__ = ["ReportError", "load_examples", "open_for_reading", "visited_interval", "write_report"]

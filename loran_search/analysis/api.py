@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loran_search.errors import LoranSearchError
-from loran_search.storage import StorageMissing, mask_url
-from loran_search.storage import open_storage as shared_open_storage
+from loran_search.storage import StorageMissing, mask_url, open_storage
 from loran_search.words import plural
 
 if TYPE_CHECKING:
@@ -23,7 +22,7 @@ class ReportError(LoranSearchError, ValueError):
     """A report cannot be written: unknown study, missing storage, bad format."""
 
 
-def open_storage(
+def open_for_reading(
     url: str | BaseStorage, *, log: Callable[[str], None] | None = None
 ) -> BaseStorage:
     """The Optuna storage behind ``url`` without ever creating a SQLite or journal file.
@@ -47,9 +46,7 @@ def open_storage(
     if not isinstance(url, str):
         return url
     try:
-        return shared_open_storage(
-            url, heartbeat_interval=None, create=False, writable=False, log=log
-        )
+        return open_storage(url, heartbeat_interval=None, create=False, writable=False, log=log)
     except StorageMissing as err:
         raise ReportError(str(err)) from None
 
@@ -60,9 +57,9 @@ def load_study(
     """Load ``study_name`` from ``storage``.
 
     Args:
-        storage: Storage URL or object, see :func:`open_storage`.
+        storage: Storage URL or object, see :func:`open_for_reading`.
         study_name: The study to load.
-        log: Receives the notes of :func:`open_storage`.
+        log: Receives the notes of :func:`open_for_reading`.
 
     Raises:
         ReportError: No such study (the message lists the studies the storage holds), or no
@@ -71,7 +68,7 @@ def load_study(
     """
     import optuna
 
-    opened = open_storage(storage, log=log)
+    opened = open_for_reading(storage, log=log)
     try:
         return optuna.load_study(study_name=study_name, storage=opened)
     except KeyError:
@@ -94,10 +91,10 @@ def load_examples(
     """The per-example outcomes of one trial, as a tidy table.
 
     Args:
-        storage: Storage URL or object, see :func:`open_storage`.
+        storage: Storage URL or object, see :func:`open_for_reading`.
         study_name: The study.
         trial_number: The trial's number (search or confirmation trial alike).
-        log: Receives the notes of :func:`open_storage`.
+        log: Receives the notes of :func:`open_for_reading`.
 
     Returns:
         Columns ``seed`` (str), ``example_id`` (str), then the recorded values in their order
@@ -130,9 +127,9 @@ def visited_interval(
     """The interval of ``P = B·A`` a study's runs visited, for showing or auditing ``f``.
 
     Args:
-        storage: Storage URL or object, see :func:`open_storage`.
+        storage: Storage URL or object, see :func:`open_for_reading`.
         study_name: The study.
-        log: Receives the notes of :func:`open_storage`.
+        log: Receives the notes of :func:`open_for_reading`.
 
     Returns:
         ``((a, b), why)``: ``± max`` over the candidate runs of the recorded 99.9th percentile of

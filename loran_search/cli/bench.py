@@ -220,7 +220,7 @@ def cmd_bench_kinds(args: argparse.Namespace) -> int:
 
 def cmd_bench_storage(args: argparse.Namespace) -> int:
     """``loran-search bench storage [--storage URL …] [--trials N] [--format table|json]``."""
-    from loran_search.search.bench_storage import bench
+    from loran_search.bench_storage import bench
 
     if args.trials < 2:
         raise UsageError("--trials must be at least 2.")

@@ -9,12 +9,12 @@ import pytest
 from loran_search.errors import EXIT_BAD_INPUT, LoranSearchError
 from loran_search.storage import (
     StorageURLError,
-    _with_driver,
     default_artifact_dir,
     mask_url,
     open_storage,
     parse_storage_url,
 )
+from loran_search.storage.rdb import _classify, _with_driver
 
 
 @pytest.mark.parametrize(
@@ -150,3 +150,60 @@ def test_bare_mysql_url_names_the_installed_driver() -> None:
         assert url == "mysql://u:p@h/db"
     assert _with_driver("mysql+mysqldb://u@h/db") == "mysql+mysqldb://u@h/db"
     assert parse_storage_url("mariadb://u@h/db").kind == "rdb"
+
+
+# ---------------------------------------------------------------- a database's refusals
+
+
+@pytest.mark.parametrize(
+    ("url", "said", "shown", "exit_code"),
+    [
+        ("sqlite:///x.db", "file is not a database", "x.db is not a SQLite database", 2),
+        ("sqlite:///x.db", "attempt to write a readonly database", "SQLite cannot write x.db", 2),
+        ("sqlite:///x.db", "database is locked", "x.db stayed locked for 60 s", 1),
+        ("sqlite:///x.db", "disk I/O error", "Cannot open the storage sqlite:///x.db", 1),
+        ("sqlite:///x.db", "connection refused", "Cannot open the storage", 1),  # never waited
+        (
+            "postgresql://u:pw@h:5433/db",
+            'FATAL: password authentication failed for user "u"',
+            "PostgreSQL server at h:5433 refused user 'u' (storage postgresql://u:***@h:5433/db)",
+            2,
+        ),
+        (
+            "postgresql://u@h/db",
+            'role "u" does not exist',
+            "createuser -h h -p 5432 -U postgres u",
+            2,
+        ),
+        ("postgresql://u@h/db", 'database "db" does not exist', "createdb -h h -p 5432 -U u db", 2),
+        ("mysql://u@h/db", "Unknown database 'db' (MySQL error 1049)", "CREATE DATABASE db", 2),
+        ("postgresql://u@h/db", "permission denied for schema public", "in 'db'", 2),
+        ("mysql://u@nohost/db", "Unknown MySQL server host 'nohost'", "Unknown host 'nohost'", 2),
+        ("postgresql://u@h/db", "something else", "Check the URL", 1),
+    ],
+)
+def test_a_refusal_says_what_to_do(url: str, said: str, shown: str, exit_code: int) -> None:
+    err = _classify(parse_storage_url(url), said)
+    assert err is not None and shown in str(err) and said in str(err)
+    assert err.exit_code == exit_code
+
+
+@pytest.mark.parametrize(
+    "said",
+    ["Connection refused", "the database system is starting up", "too many clients already"],
+)
+def test_a_server_that_is_down_is_waited_for(said: str) -> None:
+    assert _classify(parse_storage_url("postgresql://u@h/db"), said) is None
+
+
+def test_the_url_module_imports_nothing_heavy() -> None:
+    """``validate`` and the command line parse URLs: no Optuna, SQLAlchemy or torch for that."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, loran_search.storage.urls; "
+        "print([m for m in ('optuna', 'sqlalchemy', 'torch') if m in sys.modules])"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"

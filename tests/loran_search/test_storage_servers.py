@@ -22,7 +22,8 @@ import optuna
 import pytest
 
 from loran_search.errors import EXIT_BAD_INPUT, EXIT_FAILURE, LoranSearchError
-from loran_search.storage import StorageError, StorageUnavailable, _with_driver, open_storage
+from loran_search.storage import StorageError, StorageUnavailable, open_storage
+from loran_search.storage.rdb import _with_driver
 
 PG_URL = os.environ.get("LORAN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("LORAN_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")

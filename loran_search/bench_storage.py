@@ -97,7 +97,7 @@ def _postgres_ok(url: str) -> bool:
     try:
         import sqlalchemy
 
-        from loran_search.storage import _with_driver
+        from loran_search.storage.rdb import _with_driver
 
         engine = sqlalchemy.create_engine(_with_driver(url), connect_args={"connect_timeout": 2})
         with engine.connect():
