@@ -215,7 +215,7 @@ def register_recorded(study: optuna.Study) -> list[str]:
     Returns:
         Notes on the forms that could not be registered.
     """
-    from loran_search.activations import ActivationError, registry
+    from loran_search.activations import ActivationError, find_spec
     from loran_search.activations.formula import FormulaError, register_formula
 
     setup = study.user_attrs.get(R.STUDY_SETUP)
@@ -235,7 +235,7 @@ def register_recorded(study: optuna.Study) -> list[str]:
                 values.setdefault(str(p), []).append(float(v))
     notes = []
     for name, (expr, values) in seen.items():
-        if name in registry._REGISTRY.specs:
+        if find_spec(name) is not None:
             continue
         decl = {}
         for p, vs in values.items():

@@ -609,10 +609,10 @@ class FormSpace:
         if not form.defined:
             self._forms[form.name] = form
             return
-        from loran_search.activations import ActivationError, registry
+        from loran_search.activations import ActivationError, find_spec
         from loran_search.activations.formula import register_formula
 
-        existing = registry._REGISTRY.specs.get(form.name)
+        existing = find_spec(form.name)
         if existing is not None and (existing.expr != form.expr or existing.family != FORM_FAMILY):
             raise ActivationError(
                 f"The name {form.name} of the form {form.expr!r} is registered for "

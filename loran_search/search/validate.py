@@ -175,10 +175,10 @@ def _register_inline(entry: dict[str, Any], path: tuple[Any, ...], ctx: Context)
     if not isinstance(params, dict) or not isinstance(family, str):
         ctx.err(path, f"Inline activation '{name}': `params` must be a mapping, `family` a string.")
         return None
-    from loran_search.activations import ActivationError, registry
+    from loran_search.activations import ActivationError, find_spec
 
     signature = (expr, repr(sorted(params.items(), key=str)), family)
-    existing = registry._REGISTRY.specs.get(name)
+    existing = find_spec(name)
     if existing is not None and _INLINE_REGISTERED.get(name) == signature:
         return name
     if existing is not None and name not in _INLINE_REGISTERED:
