@@ -402,7 +402,8 @@ def check_forms_section(raw: dict[str, Any], ctx: Context, *, grid: bool = False
     list of choices or a range with ``low`` and ``high`` (:func:`parse_dim`), finite for the
     grid, whose number of trees is bounded too.
     """
-    from loran_search.search.forms import FORM_PREFIX, check_grammar, grid_tree_problem
+    from loran_search.record import FORM_PREFIX
+    from loran_search.search.forms import check_grammar, grid_tree_problem
 
     base = ("search", "forms")
     problems = check_grammar(raw)
