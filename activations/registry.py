@@ -346,6 +346,17 @@ def get_spec(name: str) -> ActivationSpec:
         raise ActivationError(unknown_activation_message(name)) from None
 
 
+def find_spec(name: str) -> ActivationSpec | None:
+    """The :class:`ActivationSpec` registered under ``name``, or ``None`` when there is none.
+
+    :func:`get_spec` without the error, for code that asks whether a name is taken (built-ins
+    and plugins are loaded first, as for every lookup by name).
+    """
+    _ensure_builtins()
+    _load_entry_points()
+    return _REGISTRY.specs.get(name)
+
+
 def unknown_activation_message(name: str, where: str = "") -> str:
     """The error for an unknown activation ``name`` (``where`` locates it, e.g. a YAML path)."""
     _ensure_builtins()

@@ -245,3 +245,57 @@ def test_nothing_imports_the_shadowable_top_level_name() -> None:
                 if any(n == "activations" or n.startswith("activations.") for n in names):
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert found == []
+
+
+def test_names_record_owns_are_defined_once() -> None:
+    """The meanings both the search and the analysis use are defined in ``record.py`` only.
+
+    Every module of the two packages is parsed; a module-level assignment or ``def``/``class`` of
+    one of these names anywhere but ``loran_search/record.py`` fails with its file:line (an
+    ``import``, a re-export, is fine; so is a local name inside a function).
+    """
+    owned = {
+        # the form layout
+        "FORM_CHOICE",
+        "FORM_PREFIX",
+        "FORM_FAMILY",
+        "FORM_NAME_PREFIX",
+        "form_param_declarations",
+        "form_param_range",
+        # the mechanism: the inert threshold and the one rule for the visited range of P
+        "INERT_THRESHOLD",
+        "UNIT_RANGE",
+        "p_abs_max",
+        "visited_bound",
+        "visited_range",
+    }
+    record = ROOT / "loran_search" / "record.py"
+    defined_there = set()
+    for node in ast.parse(record.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign):
+            defined_there |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and isinstance(node.target, ast.Name):
+            defined_there.add(node.target.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined_there.add(node.name)
+    assert sorted(owned - defined_there) == [], "record.py no longer defines these"
+    second = []
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            if path == record:
+                continue
+            for node in ast.parse(path.read_text(encoding="utf-8")).body:
+                if isinstance(node, ast.Assign):
+                    names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+                elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+                    names = [node.target.id] if isinstance(node.target, ast.Name) else []
+                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    names = [node.name]
+                else:
+                    continue
+                second += [
+                    f"{path.relative_to(ROOT)}:{node.lineno}: {n} (record.py owns it: import it)"
+                    for n in names
+                    if n in owned
+                ]
+    assert second == []

@@ -36,6 +36,7 @@ from ..registry import (
     ActivationError,
     ActivationSpec,
     Param,
+    find_spec,
     get_spec,
     register,
 )
@@ -54,6 +55,9 @@ __all__ = [
     "register_formula",
     "spec_expr",
 ]
+
+#: The ``module`` of every formula registration (a decorated function names its own module).
+FORMULA_MODULE = "<formula>"
 
 # ------------------------------------------------------------------------------------------
 # Sums, substitution
@@ -592,6 +596,13 @@ def register_formula(
 ) -> ActivationSpec:
     """Register an activation given by a safe formula (e.g. a study's inline ``expr:``).
 
+    Idempotent: registering a name again with the same definition returns the entry already
+    registered and changes nothing, so a module that registers its formulas may be imported twice
+    and a study may register the forms it meets as often as it meets them. *The same definition*
+    is: registered by a formula (not a decorated function), the same family, the same declared
+    parameters (as :class:`Param` objects, integer parameters recognised) and the same
+    formula (equal text, or equal sympy trees: ``"x + a*x"`` and ``"a*x + x"`` are one formula).
+
     Args:
         name: Registry name.
         expr: Formula in ``x`` and the parameter names (see :func:`parse_formula`).
@@ -600,28 +611,67 @@ def register_formula(
             sum bounds or polynomial degrees become integer parameters; their ``high`` bounds
             the formula's cost.
         family: Family name.
-        force: Replace an existing registration.
+        force: Replace an existing registration with a different definition.
 
     Returns:
-        The registered :class:`ActivationSpec` (its ``fn`` is the compiled torch function).
+        The registered :class:`ActivationSpec` (its ``fn`` is the compiled torch function): the
+        one already registered when the definition is the same.
 
     Raises:
         FormulaError: The formula is refused (not in the language, or over
             :data:`~activations.formula.cost.MAX_FORMULA_COST` for the declared ranges).
-        ActivationError: A bad parameter declaration, or the name is taken.
+        ActivationError: A bad parameter declaration, or the name is registered with a different
+            definition (the message shows both and how to resolve it).
     """
     raw = dict(params or {})
     sym = parse_formula(expr, raw)
     integer = _integer_symbols(sym)
     declared = {k: _to_param(k, v, k in integer) for k, v in raw.items()}
-    fn = compile_expr(sym, "torch")
+    existing = find_spec(name)
+    if existing is not None and not force:
+        differs = _difference(existing, sym, declared, family)
+        if not differs:
+            return existing
+        raise ActivationError(
+            f"Activation '{name}' is already registered by module '{existing.module}' as "
+            f"{_definition(existing.expr, existing.family, existing.params)}; registering it "
+            f"again as {_definition(expr, family, declared)} differs in its {differs}. Give "
+            f"this formula another name, call unregister('{name}') first, or pass force=True "
+            "to replace it."
+        )
     spec = ActivationSpec(
         name=name,
         family=family,
-        fn=fn,
+        fn=compile_expr(sym, "torch"),
         params=declared,
         expr=expr,
-        module="<formula>",
+        module=FORMULA_MODULE,
         doc=f"Formula activation f(x) = {expr}.",
     )
     return register(spec, force=force)
+
+
+def _difference(
+    existing: ActivationSpec, sym: sp.Expr, declared: Mapping[str, Param], family: str
+) -> str:
+    """What makes a registration differ from ``existing`` (``""``: the same definition)."""
+    if existing.module != FORMULA_MODULE:
+        return "kind (that one is a registered function, this a formula)"
+    if existing.family != family:
+        return "family"
+    if dict(existing.params) != dict(declared):
+        return "parameters"
+    try:
+        same = parse_formula(existing.expr, dict(existing.params)) == sym
+    except ValueError:  # FormulaError, ActivationError
+        same = False
+    return "" if same else "formula"
+
+
+def _definition(expr: str, family: str, params: Mapping[str, Param]) -> str:
+    """``f(x) = <expr> (family F, params {a: [low, high] default d, …})`` for an error message."""
+    shown = ", ".join(
+        f"{k}: [{p.low:g}, {p.high:g}] default {p.default:g}{' log' if p.log else ''}"
+        for k, p in params.items()
+    )
+    return f"f(x) = {expr} (family {family}, params {{{shown}}})"

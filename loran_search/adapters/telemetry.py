@@ -48,12 +48,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-#: ``ν`` below which an activation is inert. ``‖Δ − s·P‖_F = ν·‖s·P‖_F``: below 1e-3 the LoRAN
-#: update differs from the LoRA update of the same factors by under 0.1% of its norm, and so the
-#: layer's output change ``‖x·(Δ − s·P)ᵀ‖ ≤ ν·‖s·P‖_F·‖x‖`` by under 0.1% of what the adapter adds.
-#: Two LoRA runs that differ only in the seed differ in their updates by far more than that (order
-#: one relative), so a short fine-tuning run cannot tell such an ``f`` from the identity.
-INERT_THRESHOLD = 1e-3
+from loran_search.record import INERT_THRESHOLD  # ν below which a layer is inert
+
 #: Layers with at most this many elements get float64 norms and power iteration.
 FLOAT64_MAX_ELEMENTS = 2**22
 #: Block power iteration: block width, relative tolerance on ``σ₁`` and iteration cap.

@@ -132,9 +132,9 @@ def visited_interval(
         log: Receives the notes of :func:`open_for_reading`.
 
     Returns:
-        ``((a, b), why)``: ``± max`` over the candidate runs of the recorded 99.9th percentile of
-        ``|P|`` (:func:`loran_search.analysis.mechanism.visited_interval`), or ``(-1, 1)`` with
-        a sentence saying the study records no mechanism.
+        ``((a, b), why)``: ``±`` the largest ``|P|`` of the completed search trials (the rule
+        the search screens forms on, :func:`loran_search.record.visited_bound`), or ``(-1, 1)``
+        with a sentence saying the study records no mechanism.
 
     Raises:
         ReportError: No such study or storage.

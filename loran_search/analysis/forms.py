@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from loran_search import record as R
+from loran_search.record import FORM_FAMILY
 
 if TYPE_CHECKING:
     import optuna
@@ -51,8 +52,6 @@ TOP_DRAWN = 4
 GRID = 4001
 FIGURE = "form_shapes.png"
 CAPTION = "f(x) − x and f′(x) of the top forms on the visited range of P = B·A."
-FORM_FAMILY = "form"
-FORM_PREFIX = "form"  # the trial parameters of a form: form.G, form.<param>
 
 
 @dataclass
@@ -215,12 +214,10 @@ def register_recorded(study: optuna.Study) -> list[str]:
     Returns:
         Notes on the forms that could not be registered.
     """
-    from loran_search.activations import ActivationError, registry
+    from loran_search.activations import ActivationError, find_spec
     from loran_search.activations.formula import FormulaError, register_formula
 
-    setup = study.user_attrs.get(R.STUDY_SETUP)
-    space = setup.get("space") if isinstance(setup, Mapping) else None
-    declared = ((space or {}).get("forms") or {}).get("params") or {}
+    declared = R.form_param_declarations(study.user_attrs)
     seen: dict[str, tuple[str, dict[str, list[float]]]] = {}
     for t in study.get_trials(deepcopy=False):
         spec = t.user_attrs.get(R.ACTIVATION_SPEC)
@@ -235,17 +232,12 @@ def register_recorded(study: optuna.Study) -> list[str]:
                 values.setdefault(str(p), []).append(float(v))
     notes = []
     for name, (expr, values) in seen.items():
-        if name in registry._REGISTRY.specs:
+        if find_spec(name) is not None:
             continue
         decl = {}
         for p, vs in values.items():
-            lo, hi = min(vs), max(vs)
-            d = declared.get(f"form.{p}") or {}
-            if "low" in d and "high" in d:
-                lo, hi = min(lo, float(d["low"])), max(hi, float(d["high"]))
-            elif "choices" in d:
-                lo, hi = min([lo, *map(float, d["choices"])]), max([hi, *map(float, d["choices"])])
-            decl[p] = {"default": vs[0], "low": lo, "high": hi, "log": bool(d.get("log", False))}
+            lo, hi, log = R.form_param_range(declared.get(p), vs)
+            decl[p] = {"default": vs[0], "low": lo, "high": hi, "log": log}
         try:
             register_formula(name, expr, decl, family=FORM_FAMILY)
         except (FormulaError, ActivationError, ValueError) as err:
@@ -277,7 +269,7 @@ def attach(study: optuna.Study, analysis: Any) -> None:
         return
     names = set(forms.table["form"]) if len(forms.table) else set()
     acts = analysis.records.trials.get("activation", [])
-    names |= {str(n) for n in acts if str(n).startswith("form_")}
+    names |= {str(n) for n in acts if str(n).startswith(R.FORM_NAME_PREFIX)}
     verdict = _collapse(
         list(analysis.verdict),
         "no divergence at any amplitude tested",
@@ -560,9 +552,7 @@ def best_forms(study: optuna.Study, top: int, *, prefix: str | None = None) -> l
     from loran_search.analysis.records import load_records
 
     direction = load_records(study).direction
-    setup = study.user_attrs.get(R.STUDY_SETUP)
-    space = setup.get("space") if isinstance(setup, Mapping) else None
-    declared = ((space or {}).get("forms") or {}).get("params") or {}
+    declared = R.form_param_declarations(study.user_attrs)
     best: dict[str, R.TrialRecord] = {}
     confirmed: dict[str, list[float]] = {}
     for t in study.get_trials(deepcopy=False):
@@ -592,16 +582,9 @@ def best_forms(study: optuna.Study, top: int, *, prefix: str | None = None) -> l
         spec = r.activation_spec or {}
         params = {}
         for p, v in (spec.get("params") or {}).items():
-            d = declared.get(f"{FORM_PREFIX}.{p}") or {}
             value = float(v)
-            if "low" in d and "high" in d:
-                lo, hi, log = float(d["low"]), float(d["high"]), bool(d.get("log", False))
-            elif "choices" in d:
-                lo, hi, log = min(map(float, d["choices"])), max(map(float, d["choices"])), False
-            else:
-                lo = hi = value
-                log = False
-            params[str(p)] = {"default": value, "low": min(lo, value), "high": max(hi, value)}
+            lo, hi, log = R.form_param_range(declared.get(str(p)), [value])
+            params[str(p)] = {"default": value, "low": lo, "high": hi}
             if log:
                 params[str(p)]["log"] = True
         conf = confirmed.get(str(r.activation))

@@ -61,7 +61,7 @@ import pandas as pd
 
 from loran_search import record as R
 from loran_search.analysis.configurations import EVIDENCE_CONFIRMATION, param_column
-from loran_search.analysis.mechanism import INERT_THRESHOLD
+from loran_search.record import INERT_THRESHOLD
 
 if TYPE_CHECKING:
     import optuna

@@ -12,14 +12,13 @@ stable_rank_lora_median, inert, ...}}``):
 A run is *inert* when every one of its layers has ``ν`` below :data:`INERT_THRESHOLD` (the
 recorded ``inert`` flag; without it, the median layer's ``ν`` below the threshold), and a
 configuration is "LoRA in all but name" when every run of it that records the mechanism is inert:
-whatever its gain, it is not a result about ``f``. The threshold is the
-telemetry's (``loran_search.adapters.telemetry.INERT_THRESHOLD``), copied here because the
-analysis reads records and never imports the adapters; a test checks the two agree.
+whatever its gain, it is not a result about ``f``. The threshold is the one the telemetry and the
+search use (:data:`loran_search.record.INERT_THRESHOLD`).
 
-The *visited range* of a study is ``± max`` over its candidate runs of ``p_abs_p999_max`` (the
-largest layer's 99.9th percentile of ``|P|``): the interval on which ``f`` was actually applied,
-which the shapes plot and ``loran-search activations audit/plot --study FILE`` use instead of
-``[-1, 1]``.
+The *visited range* of a study is ``[−m, m]`` with ``m`` the largest ``|P|`` of its completed
+search trials (:func:`loran_search.record.visited_bound`: the rule the search screens forms on),
+which the shapes plot, the form table and ``loran-search activations audit/plot --study FILE``
+use instead of ``[-1, 1]``.
 """
 
 from __future__ import annotations
@@ -32,13 +31,10 @@ import pandas as pd
 
 from loran_search import record as R
 from loran_search.analysis.records import Records
-
-INERT_THRESHOLD = 1e-3
-"""Below this effective non-linearity ``ν`` a configuration is LoRA in all but name."""
+from loran_search.record import INERT_THRESHOLD
 
 #: Configuration-table column ← the runs column holding the recorded per-seed median.
 MECHANISM_COLUMNS = ("nonlinearity", "p_rms", "stable_rank", "stable_rank_lora")
-DEFAULT_INTERVAL = (-1.0, 1.0)
 
 
 def _median(values: pd.Series) -> float:
@@ -93,36 +89,20 @@ def has_mechanism(rec: Records) -> bool:
     )
 
 
-def visited_scale(rec: Records) -> float | None:
-    """``max`` over the candidate runs of ``p_abs_p999_max`` (all runs if no candidate has it).
-
-    Returns:
-        The largest recorded 99.9th percentile of ``|P|``, or ``None`` when no run records it.
-    """
-    frames = [df for df in (rec.runs, rec.confirm_runs) if len(df) and "p_abs_p999_max" in df]
-    if not frames:
-        return None
-    runs = pd.concat(frames, ignore_index=True)
-    for subset in (runs[runs["role"].isin((R.ROLE_CANDIDATE, R.ROLE_CONFIRM))], runs):
-        v = pd.to_numeric(subset["p_abs_p999_max"], errors="coerce").to_numpy(dtype=float)
-        v = v[np.isfinite(v) & (v > 0)]
-        if v.size:
-            return float(v.max())
-    return None
-
-
 def visited_interval(rec: Records) -> tuple[tuple[float, float], str]:
     """The interval of ``P`` to show ``f`` on, and a sentence saying where it comes from.
 
     Returns:
-        ``((−m, m), why)`` with ``m`` = :func:`visited_scale`, or ``((-1, 1), why)`` when the
-        study records no mechanism (older records).
+        ``((−m, m), why)`` with ``m`` = :attr:`Records.visited_bound` (the search's rule,
+        :func:`loran_search.record.visited_bound`, over every rank), or ``((-1, 1), why)`` when
+        the study records no mechanism (older records).
     """
-    m = visited_scale(rec)
+    m = rec.visited_bound
     if m is None:
-        return DEFAULT_INTERVAL, (
+        return R.UNIT_RANGE, (
             "no run records the visited scale of P (older records): shown on [-1, 1]"
         )
     return (-m, m), (
-        f"the visited range of P, ±{m:.3g} (the largest 99.9th percentile of |P| over the runs)"
+        f"the visited range of P, ±{m:.3g} (the largest |P| of the completed search trials, the "
+        "range the search screens forms on)"
     )

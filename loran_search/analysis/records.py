@@ -123,6 +123,8 @@ class Records:
             ``report.target_gain``; default :data:`DEFAULT_TARGET_GAIN`, one accuracy point).
         companion: The companion metric the runs record (``gold_logprob_mean`` or
             ``summary_loss``; :data:`COMPANIONS`), ``None`` when none does.
+        visited_bound: The largest ``|P|`` of the completed search trials, every rank
+            (:func:`loran_search.record.visited_bound`), ``None`` when none records it.
     """
 
     study_name: str
@@ -142,6 +144,7 @@ class Records:
     examples: dict[int, dict[str, dict[str, list[Any]]]] = field(default_factory=dict)
     target_gain: float = 0.01
     companion: str | None = None
+    visited_bound: float | None = None
 
     @property
     def sign(self) -> float:
@@ -554,6 +557,7 @@ def load_records(study: optuna.Study) -> Records:
         examples=examples,
         target_gain=target,
         companion=companion,
+        visited_bound=R.visited_bound(records),
     )
 
 

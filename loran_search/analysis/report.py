@@ -49,7 +49,7 @@ from loran_search.analysis.configurations import (
     build_tables,
 )
 from loran_search.analysis.importance import param_importances
-from loran_search.analysis.mechanism import INERT_THRESHOLD, visited_interval
+from loran_search.analysis.mechanism import visited_interval
 from loran_search.analysis.pareto import pareto_mask, pareto_table
 from loran_search.analysis.records import Records, load_records
 from loran_search.analysis.stability import amplitude_thresholds, family_stability
@@ -62,6 +62,7 @@ from loran_search.analysis.verdict import (
     summary_lines,
     truthy,
 )
+from loran_search.record import INERT_THRESHOLD
 
 if TYPE_CHECKING:
     import optuna

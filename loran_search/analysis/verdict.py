@@ -25,10 +25,10 @@ from loran_search.analysis.configurations import (
     POWER,
 )
 from loran_search.analysis.decision import FEW_SEEDS, MAX_DESIGN_SEEDS
-from loran_search.analysis.mechanism import INERT_THRESHOLD
 from loran_search.analysis.records import Records, format_value
 from loran_search.analysis.stability import run_stability
 from loran_search.analysis.stats import ALPHA, CONFIDENCE
+from loran_search.record import INERT_THRESHOLD
 from loran_search.words import count, plural
 
 if TYPE_CHECKING:

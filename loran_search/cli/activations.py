@@ -6,8 +6,9 @@
 :class:`loran_search.errors.UsageError`.
 
 ``audit`` and ``plot`` take ``--study FILE`` (a study YAML): without ``--interval`` they then use
-the range of ``P = B·A`` that study's runs visited (``± max`` over its candidate runs of the
-recorded 99.9th percentile of ``|P|``), read through :func:`loran_search.analysis.visited_interval`;
+the range of ``P = B·A`` that study's runs visited (``±`` the largest ``|P|`` of its completed
+search trials, :func:`loran_search.record.visited_bound`: the range the search screens forms on),
+read through :func:`loran_search.analysis.visited_interval`;
 ``--interval`` still overrides it, and a study without mechanism records keeps ``[-1, 1]`` with a
 note on stderr.
 
@@ -414,7 +415,7 @@ def _nothing_to_export(study: Any, name: str, file: str) -> str:
     from collections.abc import Mapping
 
     from loran_search import record as R
-    from loran_search.search.forms import FORM_CHOICE
+    from loran_search.record import FORM_CHOICE
 
     setup = study.user_attrs.get(R.STUDY_SETUP)
     space = setup.get("space") if isinstance(setup, Mapping) else None

@@ -57,7 +57,8 @@ of *its own* parameters, and queues them like the other grid points.
 **Screening** (before any training, at zero cost; :func:`screen`). A candidate form is refused
 when a rule of ``require`` fails on the visited range of ``P = B·A`` — ``[−m, m]`` with ``m``
 the largest ``|P|`` entry recorded (``mechanism.p_quantiles``) by the COMPLETE search trials of
-the same rank, ``[−1, 1]`` before any has run:
+the same rank, ``[−1, 1]`` before any has run (:func:`loran_search.record.visited_range`, the
+rule the report shows the forms on too):
 
 * ``starts_at_zero``: ``f(0) = 0`` (else ``ΔW = s·f(B·A)`` does not start at zero when
   ``B = 0``);
@@ -103,11 +104,12 @@ import itertools
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from loran_search import record as R
+from loran_search.record import FORM_CHOICE, FORM_FAMILY, FORM_PREFIX
 
 if TYPE_CHECKING:
     import sympy as sp
@@ -115,16 +117,10 @@ if TYPE_CHECKING:
 
     from loran_search.search.space import Dim
 
-#: The ``activation`` choice that stands for "a form of the grammar".
-FORM_CHOICE = "form"
-#: Prefix of every trial parameter of a form (``form.G``, ``form.amplitude``).
-FORM_PREFIX = "form"
 #: The root node's trial parameter; children append ``.l`` / ``.r``.
 ROOT = "form.G"
 #: The placeholder of the template.
 PLACEHOLDER = "G"
-#: Family of every registered form.
-FORM_FAMILY = "form"
 #: Deepest tree accepted (depth 4 with 4 leaves and 2 operators has millions of trees).
 MAX_DEPTH = 3
 #: Most ordered trees the grid sampler enumerates (each one is canonicalised with sympy).
@@ -285,7 +281,7 @@ def undefined(expr: sp.Expr) -> bool:
 
 def form_name(text: str) -> str:
     """``form_<sha256(text)[:10]>``: the stable registry name of a canonical formula."""
-    return "form_" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+    return R.FORM_NAME_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
 
 
 @dataclass(frozen=True)
@@ -609,10 +605,10 @@ class FormSpace:
         if not form.defined:
             self._forms[form.name] = form
             return
-        from loran_search.activations import ActivationError, registry
+        from loran_search.activations import ActivationError, find_spec
         from loran_search.activations.formula import register_formula
 
-        existing = registry._REGISTRY.specs.get(form.name)
+        existing = find_spec(form.name)
         if existing is not None and (existing.expr != form.expr or existing.family != FORM_FAMILY):
             raise ActivationError(
                 f"The name {form.name} of the form {form.expr!r} is registered for "
@@ -786,30 +782,6 @@ class FormSpace:
             [int(rank), self.form(name).expr, vals, dict(sorted(training.items()))],
             default=str,
         )
-
-
-def visited_interval(trials: Iterable[FrozenTrial], rank: int) -> tuple[float, float]:
-    """``[−m, m]``: ``m`` the largest ``|P|`` of the COMPLETE search trials at ``rank``.
-
-    ``m`` is read from ``mechanism[seed].p_quantiles`` (its first and last quantile, the
-    smallest and largest entry of ``P = B·A``); ``[−1, 1]`` when no such trial recorded any.
-    """
-    from optuna.trial import TrialState
-
-    m = 0.0
-    for t in trials:
-        if t.state != TrialState.COMPLETE or t.user_attrs.get(R.ROLE) not in R.SEARCH_ROLES:
-            continue
-        rec = R.TrialRecord.from_frozen(t)
-        if rec.rank != rank:
-            continue
-        for mech in rec.mechanism.values():
-            qs = mech.get("p_quantiles") if isinstance(mech, Mapping) else None
-            if isinstance(qs, list) and qs:
-                ends = [q for q in (qs[0], qs[-1]) if isinstance(q, (int, float))]
-                finite = [abs(float(q)) for q in ends if math.isfinite(float(q))]
-                m = max([m, *finite])
-    return (-m, m) if m > 0 else (-1.0, 1.0)
 
 
 def screen(
@@ -997,7 +969,7 @@ def before_training(
         trial.set_user_attr(R.FORM, attr)
         return None
     snapshot = study.get_trials(deepcopy=False)
-    interval = visited_interval(snapshot, rank)
+    interval = R.visited_range(snapshot, rank)
     attr["interval"] = list(interval)
     trial.set_user_attr(R.FORM, attr)  # the key is written before the twins are read
     refusal = screen(form, {k: float(v) for k, v in values.items()}, forms.require, interval)

@@ -434,9 +434,7 @@ class InertCheck:
                 quantiles[rank] = qs
         if not quantiles:
             return cls({}, math.nan, skip)
-        from loran_search.adapters.telemetry import INERT_THRESHOLD
-
-        return cls(quantiles, float(INERT_THRESHOLD), skip)
+        return cls(quantiles, float(R.INERT_THRESHOLD), skip)
 
     def predict(self, activation: str, params: Mapping[str, Any], rank: int) -> float | None:
         """``ν̂`` (mean over the baseline's seeds), ``None`` without a baseline or a finite value."""
@@ -595,7 +593,8 @@ def _form_step(
     """
     import optuna
 
-    from loran_search.search.forms import FORM_FAMILY, before_training
+    from loran_search.record import FORM_FAMILY
+    from loran_search.search.forms import before_training
 
     spec = {
         "name": tc.activation,

@@ -42,8 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from loran_search.config import StudyConfig, TrainingSection, training_key_kind
 from loran_search.errors import LoranSearchError
-from loran_search.record import BASELINE_ACTIVATION, METHOD_LORAN, PARAM_METHOD
-from loran_search.search.forms import FORM_CHOICE
+from loran_search.record import BASELINE_ACTIVATION, FORM_CHOICE, METHOD_LORAN, PARAM_METHOD
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -720,7 +719,8 @@ def build_space(cfg: StudyConfig) -> SearchSpace:
     methods = list(dict.fromkeys(cfg.search.methods or [METHOD_LORAN]))
     forms = None
     if cfg.search.forms is not None:
-        from loran_search.search.forms import FORM_PREFIX, FormSpace
+        from loran_search.record import FORM_PREFIX
+        from loran_search.search.forms import FormSpace
 
         raw_params = cfg.search.forms.get("params") or {}
         forms = FormSpace(

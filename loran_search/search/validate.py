@@ -175,10 +175,10 @@ def _register_inline(entry: dict[str, Any], path: tuple[Any, ...], ctx: Context)
     if not isinstance(params, dict) or not isinstance(family, str):
         ctx.err(path, f"Inline activation '{name}': `params` must be a mapping, `family` a string.")
         return None
-    from loran_search.activations import ActivationError, registry
+    from loran_search.activations import ActivationError, find_spec
 
     signature = (expr, repr(sorted(params.items(), key=str)), family)
-    existing = registry._REGISTRY.specs.get(name)
+    existing = find_spec(name)
     if existing is not None and _INLINE_REGISTERED.get(name) == signature:
         return name
     if existing is not None and name not in _INLINE_REGISTERED:
@@ -402,7 +402,8 @@ def check_forms_section(raw: dict[str, Any], ctx: Context, *, grid: bool = False
     list of choices or a range with ``low`` and ``high`` (:func:`parse_dim`), finite for the
     grid, whose number of trees is bounded too.
     """
-    from loran_search.search.forms import FORM_PREFIX, check_grammar, grid_tree_problem
+    from loran_search.record import FORM_PREFIX
+    from loran_search.search.forms import check_grammar, grid_tree_problem
 
     base = ("search", "forms")
     problems = check_grammar(raw)

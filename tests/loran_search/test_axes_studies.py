@@ -145,7 +145,7 @@ def test_shipped_study_runs_end_to_end_with_a_fake_trainer(
     from loran_search.analysis.report import analyse
     from loran_search.cli import main
 
-    monkeypatch.setenv("LORAN_SEARCH_TRAIN_FN", "tests.loran_search.search.fake_train:run")
+    monkeypatch.setenv("LORAN_SEARCH_TRAIN_FN", "loran_search.testing:run")
     monkeypatch.chdir(tmp_path)
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     sets = ["--set", f"study.storage={url}", "--set", "task.eval_size=40"]

@@ -332,13 +332,6 @@ def test_mechanism_columns_are_medians_over_runs_and_inert_is_said() -> None:
     assert interval == pytest.approx((-0.3, 0.3)) and "visited range" in why
 
 
-def test_inert_threshold_is_the_telemetry_constant() -> None:
-    from loran_search.adapters.telemetry import INERT_THRESHOLD as TELEMETRY
-    from loran_search.analysis.mechanism import INERT_THRESHOLD
-
-    assert INERT_THRESHOLD == TELEMETRY
-
-
 def test_visited_interval_without_mechanism_is_the_unit_interval(canonical) -> None:
     from loran_search.analysis.mechanism import visited_interval
 

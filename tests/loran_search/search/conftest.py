@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-FAKE = Path(__file__).with_name("fake_train.py")
-FAKE_SPEC = f"{FAKE}:run"
+FAKE_SPEC = "loran_search.testing:run"  # the packaged fake training function
 PG_URL = os.environ.get("LORAN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 # The server and account of the MySQL/MariaDB tests; each test gets a fresh database on it.
 MYSQL_URL = os.environ.get("LORAN_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")

@@ -22,8 +22,8 @@ from loran_search.search.study import open_study
 from loran_search.search.summary import summarize
 from loran_search.search.validate import load_config
 from loran_search.search.workers import run_confirmation, run_worker
+from loran_search.testing import run as fake_run
 from tests.loran_search.search.conftest import FAKE_SPEC
-from tests.loran_search.search.fake_train import run as fake_run
 
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
 

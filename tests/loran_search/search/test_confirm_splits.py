@@ -16,8 +16,8 @@ from optuna.trial import TrialState
 
 from loran_search.cli import main
 from loran_search.tasks.data import TaskError
+from loran_search.testing import run as fake_run
 from tests.loran_search.search.conftest import FAKE_SPEC
-from tests.loran_search.search.fake_train import run as fake_run
 
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
 

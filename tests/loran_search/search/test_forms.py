@@ -149,7 +149,7 @@ def test_the_grid_is_every_distinct_form_times_its_own_parameters() -> None:
     # others 2 × 3
     points = fs.grid_points()
     assert len(points) == 2 * 2 + 3 * 6
-    assert all(p["activation"] == F.FORM_CHOICE for p in points)
+    assert all(p["activation"] == R.FORM_CHOICE for p in points)
     assert len({json.dumps(p, sort_keys=True) for p in points}) == len(points)
 
 
@@ -183,7 +183,7 @@ def test_a_form_is_registered_under_a_stable_name_with_its_canonical_formula() -
     fs.register(form)
     spec = get_spec(form.name)
     assert spec.expr == form.expr == "a*x*sin(w*x) + x"
-    assert spec.family == F.FORM_FAMILY
+    assert spec.family == R.FORM_FAMILY
     assert spec.params["a"].low == 0.01 and spec.params["a"].high == 1.0 and spec.params["a"].log
     assert spec.params["w"].default == 3.0
     # the text is in the safe parser's language, and parsing it gives the form back
@@ -337,8 +337,8 @@ def test_screening_uses_the_visited_range_of_the_baselines() -> None:
                 user_attrs={"role": "baseline", "mechanism": {"0": {"p_quantiles": qs}}},
             )
         )
-    assert F.visited_interval(study.get_trials(), 4) == (-2e-3, 2e-3)
-    assert F.visited_interval(study.get_trials(), 16) == (-1.0, 1.0)
+    assert R.visited_range(study.get_trials(), 4) == (-2e-3, 2e-3)
+    assert R.visited_range(study.get_trials(), 16) == (-1.0, 1.0)
 
 
 # ------------------------------------------------------------------------------ dedup
@@ -511,13 +511,13 @@ def test_the_grid_refuses_a_continuous_form_parameter_and_too_many_trees() -> No
 def test_a_form_search_alone_or_beside_activations() -> None:
     cfg = load_config_text(study_text(), environment=False)
     space = build_space(cfg)
-    assert space.activation_choices == [F.FORM_CHOICE]
+    assert space.activation_choices == [R.FORM_CHOICE]
     assert "forms" in space.describe()
     first = space.first_configuration()
     assert get_spec(first.activation).expr == "a*x + x" and first.activation_params == {"a": 0.1}
     both = study_text(baseline="true").replace("search:\n", "search:\n  activations: [sinter]\n")
     space = build_space(load_config_text(both, environment=False))
-    assert space.activation_choices == ["identity", "sinter", F.FORM_CHOICE]
+    assert space.activation_choices == ["identity", "sinter", R.FORM_CHOICE]
     assert space.excluded_for_candidates == {"identity"}
 
 
@@ -543,9 +543,9 @@ def test_every_sampler_samples_forms(tmp_path: Path, sampler: str) -> None:
     ]
     assert len(cands) == n  # the grid's other points stay queued
     for t in cands:
-        assert t.params["activation"] == F.FORM_CHOICE and F.ROOT in t.params
+        assert t.params["activation"] == R.FORM_CHOICE and F.ROOT in t.params
         spec = t.user_attrs["activation_spec"]
-        assert spec["family"] == F.FORM_FAMILY and spec["expr"] == t.user_attrs["form"]["expr"]
+        assert spec["family"] == R.FORM_FAMILY and spec["expr"] == t.user_attrs["form"]["expr"]
         assert spec["name"] == F.form_name(spec["expr"])
     assert rec.calls
 
@@ -611,7 +611,7 @@ def test_export_prints_register_formula_calls_for_the_best_forms(tmp_path: Path,
     assert spec is not None and spec.loader is not None
     spec.loader.exec_module(importlib.util.module_from_spec(spec))  # the printed module runs
     first = get_spec("found_1")
-    assert first.expr == planted and first.family == F.FORM_FAMILY
+    assert first.expr == planted and first.family == R.FORM_FAMILY
     # the best trial's value is the default, the searched choices the range
     assert first.params["a"].low == 0.1 and first.params["a"].high == 0.3
     assert get_activation("found_1").params["a"] in (0.1, 0.3)

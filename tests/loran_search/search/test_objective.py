@@ -17,8 +17,8 @@ from loran_search.search.objective import (
 from loran_search.search.study import open_study
 from loran_search.search.validate import load_config
 from loran_search.search.workers import run_worker
-from tests.loran_search.search.fake_train import FakeResult
-from tests.loran_search.search.fake_train import run as fake_run
+from loran_search.testing import FakeResult
+from loran_search.testing import run as fake_run
 
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
 
@@ -103,7 +103,7 @@ def test_a_bad_train_fn_variable_says_how_to_write_it(monkeypatch) -> None:
     monkeypatch.setenv(TRAIN_FN_ENV, "no.such.module:run")
     with pytest.raises(TrainFnError, match="module:function"):
         get_train_fn()
-    monkeypatch.setenv(TRAIN_FN_ENV, "tests.loran_search.search.fake_train:FAKE_NOT_THERE")
+    monkeypatch.setenv(TRAIN_FN_ENV, "loran_search.testing:FAKE_NOT_THERE")
     with pytest.raises(TrainFnError, match="cannot be loaded"):
         get_train_fn()
     monkeypatch.setenv(TRAIN_FN_ENV, "os:sep")

@@ -79,7 +79,7 @@ def assert_sound(trials) -> None:
 
 def flaky(kind: type[BaseException], when, state: dict | None = None):
     """A train_fn that raises ``kind`` whenever ``when(kwargs)`` holds."""
-    from tests.loran_search.search.fake_train import run as fake
+    from loran_search.testing import run as fake
 
     def train(cfg, **kwargs):
         if when(kwargs):
@@ -145,7 +145,7 @@ def test_a_requeued_baseline_runs_before_the_queued_candidates(
     # issue 18 finding 7: the baseline failed with `error:`, the worker stopped, and the next
     # `run` trained the queued grid points before the re-queued baseline (a higher number), so
     # the inert prediction and skip_inert could not apply to them
-    from tests.loran_search.search.fake_train import run as fake
+    from loran_search.testing import run as fake
 
     url = (
         f"sqlite:///{tmp_path / 'study.db'}"
@@ -207,7 +207,7 @@ def test_systematic_errors_stop_with_a_message_and_nothing_is_lost(study_file) -
 def test_an_error_in_a_sampled_study_is_replaced_not_lost(study_file) -> None:
     path = study_file(sampler="{name: random, seed: 0}", n_trials=3, seeds="[0]", params=RANGE)
     calls = {"n": 0}
-    from tests.loran_search.search.fake_train import run as fake
+    from loran_search.testing import run as fake
 
     def once(cfg, **kwargs):
         calls["n"] += 1
@@ -258,7 +258,7 @@ def test_a_trial_finished_by_another_process_is_left_to_it(
     # took one queued trial) gave UpdateFinishedTrialError from check_surplus when the other
     # process had recorded the trial first
     from loran_search.search import workers as W
-    from tests.loran_search.search.fake_train import run as fake
+    from loran_search.testing import run as fake
 
     path = study_file(params=GRID3, n_trials=3)
     handle = open_study(load_config(path), log=lambda m: None)

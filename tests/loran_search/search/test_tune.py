@@ -25,9 +25,9 @@ from loran_search.search.study import open_study
 from loran_search.search.tune import TuneMismatch, TuneSetup, tune_setup
 from loran_search.search.validate import load_config, validate_file
 from loran_search.search.workers import run_tuning, run_worker
+from loran_search.testing import examples_of
+from loran_search.testing import run as fake_run
 from tests.loran_search.search.conftest import FAKE_SPEC
-from tests.loran_search.search.fake_train import examples_of
-from tests.loran_search.search.fake_train import run as fake_run
 
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
 

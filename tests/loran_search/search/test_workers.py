@@ -1,7 +1,8 @@
 """Real processes: two workers on journal, PostgreSQL and MySQL, kill -9 then resume, Ctrl-C.
 
-The trainer is the fake of ``fake_train.py`` (selected by ``LORAN_SEARCH_TRAIN_FN``), slowed by
-``FAKE_TRAIN_SLEEP`` so that processes overlap; everything else is the real CLI and storage.
+The trainer is the fake of :mod:`loran_search.testing` (selected by ``LORAN_SEARCH_TRAIN_FN``),
+slowed by ``FAKE_TRAIN_SLEEP`` so that processes overlap; everything else is the real CLI and
+storage.
 """
 
 from __future__ import annotations
