@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from loran_search import record as R
-from loran_search.analysis.records import Records
+from loran_search.analysis.model import Records
 
 INERT_THRESHOLD = 1e-3
 """Below this effective non-linearity ``ν`` a configuration is LoRA in all but name."""

@@ -20,7 +20,7 @@ from loran_search.words import count, plural
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from loran_search.analysis.records import Records
+    from loran_search.analysis.model import Records
 
 DPI = 110
 
