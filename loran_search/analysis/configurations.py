@@ -116,6 +116,13 @@ AUDIT_BUDGET_S = 60.0
 Auditor = Callable[[str, dict[str, float]], float]
 
 
+def measured_rows(c: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of the table with a metric (a completed run), and those of them with a gain."""
+    done = c[np.isfinite(c["metric_mean"].to_numpy(dtype=float))] if len(c) else c
+    with_gain = done[np.isfinite(done["gain"].to_numpy(dtype=float))] if len(done) else done
+    return done, with_gain
+
+
 def param_column(name: str) -> str:
     """The table column of parameter ``name`` (prefixed only if it collides with a column)."""
     return f"param_{name}" if name in _RESERVED else name

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -206,6 +207,11 @@ def _missing(v: Any) -> bool:
         return bool(pd.isna(v))
     except (TypeError, ValueError):
         return False
+
+
+def json_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """``df`` as JSON-ready rows (pandas' own conversion: ``NaN`` as ``None``)."""
+    return json.loads(df.to_json(orient="records")) if len(df) else []
 
 
 def data_uri(path: Path) -> str:

@@ -42,12 +42,14 @@ from loran_search.analysis.fmt import (
     data_uri,
     formatted,
     inline,
+    json_rows,
     markdown_table,
     number,
     params_text,
     signed_fixed,
 )
 from loran_search.analysis.model import FormsAnalysis, Records
+from loran_search.analysis.plots import DPI, pyplot
 from loran_search.analysis.records import load_records
 
 if TYPE_CHECKING:
@@ -272,6 +274,15 @@ def display(forms: FormsAnalysis, metric: str = "metric") -> pd.DataFrame:
     )
 
 
+def _counts(forms: FormsAnalysis) -> str:
+    c = forms.counts
+    return (
+        f"Proposed {c['proposed']} ({c['distinct']} distinct canonical forms) · screened "
+        f"{c['screened']} · deduplicated {c['deduplicated']} · skipped as inert {c['inert']} · "
+        f"trained {c['trained']}."
+    )
+
+
 def _caption(forms: FormsAnalysis) -> str:
     a, b = forms.interval
     return (
@@ -295,11 +306,7 @@ def draw(forms: FormsAnalysis, plot_dir: Path, notes: list[str]) -> Path | None:
     )
     if t.empty:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     xs = None
     for _, row in t.iterrows():
@@ -324,27 +331,22 @@ def draw(forms: FormsAnalysis, plot_dir: Path, notes: list[str]) -> Path | None:
     axes[1].legend(fontsize=7, loc="best")
     fig.tight_layout()
     plot_dir.mkdir(parents=True, exist_ok=True)
-    path = plot_dir / FIGURE
-    fig.savefig(path, dpi=110)
+    forms.figure = plot_dir / FIGURE
+    fig.savefig(forms.figure, dpi=DPI)
     plt.close(fig)
-    forms.figure = path
-    return path
+    return forms.figure
 
 
 def _latex_png(latex: str) -> str | None:
     """The LaTeX as a base64 PNG (matplotlib mathtext), ``None`` when mathtext refuses it."""
     if not latex:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig = plt.figure(figsize=(0.01, 0.01))
     try:
         fig.text(0, 0, f"${latex}$", fontsize=12)
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", pad_inches=0.03)
+        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.03)
     except Exception:  # mathtext knows a subset of LaTeX: the text stays
         return None
     finally:
@@ -355,13 +357,10 @@ def _latex_png(latex: str) -> str | None:
 def markdown(forms: FormsAnalysis, metric: str, plot_prefix: str = "plots/") -> str:
     """The section as Markdown (formulas as plain text)."""
     shown = display(forms, metric)
-    c = forms.counts
     lines = [
         "## Forms",
         "",
-        f"Proposed {c['proposed']} ({c['distinct']} distinct canonical forms) · screened "
-        f"{c['screened']} · deduplicated {c['deduplicated']} · skipped as inert {c['inert']} · "
-        f"trained {c['trained']}.",
+        _counts(forms),
         "",
         _caption(forms),
         "",
@@ -378,12 +377,9 @@ def markdown(forms: FormsAnalysis, metric: str, plot_prefix: str = "plots/") -> 
 def html_section(forms: FormsAnalysis, metric: str) -> str:
     """The section as HTML: the formulas as LaTeX images (text when mathtext cannot draw one)."""
     shown = display(forms, metric)
-    c = forms.counts
     parts = [
         "<h2 id='forms'>Forms</h2>",
-        f"<p>Proposed {c['proposed']} ({c['distinct']} distinct canonical forms) · screened "
-        f"{c['screened']} · deduplicated {c['deduplicated']} · skipped as inert {c['inert']} · "
-        f"trained {c['trained']}.</p>",
+        f"<p>{_counts(forms)}</p>",
         f"<p class='caption'>{inline(_caption(forms))}</p>",
     ]
     if shown.empty:
@@ -430,13 +426,8 @@ def write(forms: FormsAnalysis, out_dir: Path, formats: Collection[str]) -> list
         written.append(path)
     if "json" in formats:
         path = out_dir / "forms.json"
-        rows = json.loads(forms.table.to_json(orient="records")) if len(forms.table) else []
-        path.write_text(
-            json.dumps(
-                {"counts": forms.counts, "interval": list(forms.interval), "forms": rows}, indent=1
-            )
-            + "\n"
-        )
+        doc = {"counts": forms.counts, "interval": list(forms.interval)}
+        path.write_text(json.dumps({**doc, "forms": json_rows(forms.table)}, indent=1) + "\n")
         written.append(path)
     return written
 

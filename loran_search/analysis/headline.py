@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from loran_search import record as R
-from loran_search.analysis.configurations import EVIDENCE_CONFIRMATION
+from loran_search.analysis.configurations import EVIDENCE_CONFIRMATION, measured_rows
 from loran_search.analysis.fmt import is_fraction, metric_gain, metric_value
 from loran_search.analysis.model import Analysis
 from loran_search.words import count, plural
@@ -78,10 +78,9 @@ def headline(a: Analysis) -> str:
     rec, c = a.records, a.configurations
     if len(rec.trials) == 0 and len(rec.confirm_trials) == 0:
         return "No answer yet: the study has no trials (run it: `loran-search run FILE`)."
-    done = c[np.isfinite(c["metric_mean"].to_numpy(dtype=float))] if len(c) else c
+    done, with_gain = measured_rows(c)
     if len(done) == 0:
         return "No answer yet: no candidate configuration has completed a run."
-    with_gain = done[np.isfinite(done["gain"].to_numpy(dtype=float))]
     if len(with_gain) == 0:
         return (
             "No answer: no candidate can be compared with QLoRA — the study has no completed "

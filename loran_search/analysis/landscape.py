@@ -60,7 +60,7 @@ import pandas as pd
 
 from loran_search import record as R
 from loran_search.analysis.configurations import EVIDENCE_CONFIRMATION, param_column
-from loran_search.analysis.fmt import data_uri, fmt, html_table, inline, markdown_table
+from loran_search.analysis.fmt import data_uri, fmt, html_table, inline, json_rows, markdown_table
 from loran_search.analysis.mechanism import INERT_THRESHOLD
 from loran_search.analysis.model import (
     CELL_COLUMNS,
@@ -71,6 +71,7 @@ from loran_search.analysis.model import (
     RidgeReading,
     has_map,
 )
+from loran_search.analysis.plots import DPI, pyplot
 
 if TYPE_CHECKING:
     import optuna
@@ -547,10 +548,6 @@ def draw(land: Landscape | None, plot_dir: Path, notes: list[str]) -> Path | Non
     """Draw the two heat maps into ``plot_dir`` (``None``, drawing nothing, without a map)."""
     if land is None or not land.has_map:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
     from matplotlib.patches import Rectangle
 
@@ -564,6 +561,7 @@ def draw(land: Landscape | None, plot_dir: Path, notes: list[str]) -> Path | Non
         for col in ("metric", "nonlinearity")
     }
     xe, ye = _edges(amps), _edges(freqs)
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
     nu = grid["nonlinearity"]
     panels = (
@@ -626,13 +624,12 @@ def draw(land: Landscape | None, plot_dir: Path, notes: list[str]) -> Path | Non
         ax.set_xlabel("amplitude A")
         ax.set_ylabel("frequency ω")
         ax.set_title(f"{land.activation} r={land.rank}: {label}")
-    plot_dir.mkdir(parents=True, exist_ok=True)
-    path = plot_dir / FIGURE
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    land.figure = plot_dir / FIGURE
+    fig.savefig(land.figure, dpi=DPI)
     plt.close(fig)
-    land.figure = path
-    return path
+    return land.figure
 
 
 # ------------------------------------------------------------------------------ output
@@ -737,10 +734,6 @@ def _reading_json(r: RidgeReading) -> dict[str, Any]:
     }
 
 
-def _jsonable(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return json.loads(df.to_json(orient="records")) if len(df) else []
-
-
 def write(land: Landscape | None, out_dir: Path, formats: Collection[str]) -> list[Path]:
     """``landscape.csv``/``rank_sweep.csv`` (``csv``) and ``landscape.json`` (``json``)."""
     if land is None:
@@ -763,10 +756,10 @@ def write(land: Landscape | None, out_dir: Path, formats: Collection[str]) -> li
             "metric": land.metric,
             "split": land.split,
             "baseline": land.baseline if math.isfinite(land.baseline) else None,
-            "cells": _jsonable(land.cells) if land.has_map else [],
+            "cells": json_rows(land.cells) if land.has_map else [],
             "readings": [_reading_json(r) for r in land.readings],
             "scaling": land.scaling,
-            "rank_sweep": _jsonable(land.ranks),
+            "rank_sweep": json_rows(land.ranks),
             "rank_sentence": land.rank_sentence,
             "notes": land.notes,
         }

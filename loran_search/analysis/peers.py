@@ -43,9 +43,6 @@ from loran_search.analysis.model import Analysis, Records
 from loran_search.analysis.stats import ALPHA
 from loran_search.words import count
 
-__all__ = ["PEER_COLUMNS", "PEER_FAMILIES", "has_peers", "head_to_head", "peers_answer",
-           "peers_table"]  # fmt: skip
-
 PEER_COLUMNS = [
     "arm", "kind", "rank", "adapter_rank", "evidence", "metric_mean", "gain", "gain_ci_low",
     "gain_ci_high", "p_adjusted", "significant", "trainable_params", "params_vs_loran",

@@ -20,10 +20,7 @@ import numpy as np
 import pandas as pd
 
 from loran_search import record as R
-from loran_search.analysis.configurations import (
-    EVIDENCE_CONFIRMATION,
-    POWER,
-)
+from loran_search.analysis.configurations import EVIDENCE_CONFIRMATION, POWER, measured_rows
 from loran_search.analysis.decision import FEW_SEEDS, MAX_DESIGN_SEEDS
 from loran_search.analysis.fmt import fmt, format_value, pct, signed, truthy
 from loran_search.analysis.mechanism import INERT_THRESHOLD
@@ -100,12 +97,6 @@ def _header(a: Analysis) -> str:
             f"{count(n_cb, 'confirm_baseline trial')}"
         )
     return line + "."
-
-
-def _with_gain(c: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    done = c[np.isfinite(c["metric_mean"].to_numpy(dtype=float))] if len(c) else c
-    with_gain = done[np.isfinite(done["gain"].to_numpy(dtype=float))] if len(done) else done
-    return done, with_gain
 
 
 def _interval_name(method: str) -> str:
@@ -199,7 +190,7 @@ def verdict_lines(a: Analysis) -> list[str]:
 def _gain_answer(a: Analysis) -> str:
     rec, c = a.records, a.configurations
     base = rec.trials[rec.trials["role"] == "baseline"]
-    done, with_gain = _with_gain(c)
+    done, with_gain = measured_rows(c)
     if len(done) == 0:
         return "**No candidate configuration has a completed run**, so nothing can be compared yet."
     if len(base) == 0 or a.baselines.empty or len(with_gain) == 0:
@@ -390,7 +381,7 @@ def _target_words(rec: Records) -> str:
 def _power_answer(a: Analysis) -> str | None:
     """Was the design powered to see the gain? The MDE and the design for the target gain."""
     rec, c = a.records, a.configurations
-    _, with_gain = _with_gain(c)
+    _, with_gain = measured_rows(c)
     if len(with_gain) == 0:
         return None
     best = with_gain.iloc[0]
@@ -650,7 +641,7 @@ def _mechanism_answer(a: Analysis) -> str:
             f"({names}): f′(0) = 0, and with B = 0 at the start no gradient reaches A or B — "
             "the run measures the unadapted model, not f."
         )
-    _, with_gain = _with_gain(c)
+    _, with_gain = measured_rows(c)
     best = with_gain.iloc[0] if len(with_gain) else None
     if best is not None and truthy(best["inert"]) and best.name not in dead.index:
         line += (
@@ -666,7 +657,7 @@ def _details(a: Analysis) -> list[str]:
     """After the verdict: the study line, the spread of gains, the count of significant ones."""
     rec, c = a.records, a.configurations
     out = [_header(a)]
-    _, with_gain = _with_gain(c)
+    _, with_gain = measured_rows(c)
     if len(with_gain):
         out.extend(_spread_line(rec, with_gain))
         corr = CORRECTION_NAMES[a.correction]
