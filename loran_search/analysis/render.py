@@ -32,8 +32,7 @@ from loran_search.analysis.fmt import (
 )
 from loran_search.analysis.model import Analysis
 from loran_search.analysis.peers import has_peers, peers_table
-from loran_search.analysis.stats import CONFIDENCE, CORRECTIONS
-from loran_search.analysis.verdict import CORRECTION_NAMES
+from loran_search.analysis.stats import CONFIDENCE, CORRECTION_NAMES, CORRECTIONS
 
 FIRST_FIGURE = "gain_intervals"
 

@@ -52,7 +52,7 @@ from loran_search.analysis.render import FIRST_FIGURE, render_html, render_markd
 from loran_search.analysis.stability import amplitude_thresholds, family_stability
 from loran_search.analysis.stats import ALPHA, CONFIDENCE, CORRECTIONS
 from loran_search.analysis.tuning import add_tuned_columns, normalize_notes, response_frame
-from loran_search.analysis.verdict import summary_lines
+from loran_search.analysis.verdict import summary_lines, verdict_lines
 
 if TYPE_CHECKING:
     import optuna
@@ -112,6 +112,7 @@ def analyse(study: optuna.Study, *, correction: str = "holm") -> Analysis:
     for section in (a.landscape, a.forms):
         if section is not None:
             a.notes.extend(section.notes)
+    a.verdict = verdict_lines(a)  # from the tables and the sections, once all are in
     a.summary = summary_lines(a)  # the verdict, the details, the sections' lines
     a.headline = H.headline(a)
     return a

@@ -29,10 +29,8 @@ from loran_search.analysis.peers import peers_answer
 from loran_search.analysis.records import seed_order
 from loran_search.analysis.running import running_note
 from loran_search.analysis.stability import run_stability
-from loran_search.analysis.stats import ALPHA, CONFIDENCE
+from loran_search.analysis.stats import ALPHA, CONFIDENCE, CORRECTION_NAMES
 from loran_search.words import count, plural
-
-CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini–Hochberg"}
 
 
 def _join(items: list[str]) -> str:
@@ -49,13 +47,12 @@ def _state_line(trials: pd.DataFrame) -> str:
 
 
 def summary_lines(a: Analysis) -> list[str]:
-    """The first screen: the verdict (:func:`verdict_lines`), then the study's details.
+    """The first screen: ``a.verdict`` (:func:`verdict_lines`), then the study's details.
 
     The details end with the sections' own lines: the landscape's readings and rank sweep
     (:meth:`~loran_search.analysis.model.Landscape.summary_lines`), then the forms' counts
     (:meth:`~loran_search.analysis.model.FormsAnalysis.summary_line`).
     """
-    a.verdict = verdict_lines(a)
     sections = a.landscape.summary_lines() if a.landscape is not None else []
     if a.forms is not None:
         sections.append(a.forms.summary_line())
