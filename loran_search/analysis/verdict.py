@@ -8,7 +8,7 @@ see it (the MDE against the gain, and the seeds × examples that would detect
 (4) whether the non-linearity was active (how many configurations were LoRA in all but name).
 :func:`summary_lines` adds the details (spread, evaluation noise, failed confirmations). Every
 degraded input (older records, one seed, no baseline, no or a failed confirmation) gives a
-statement instead. :mod:`loran_search.analysis.report` renders them with the tables and figures.
+statement instead. :mod:`loran_search.analysis.render` renders them with the tables and figures.
 """
 
 from __future__ import annotations
