@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from optuna.storages import BaseStorage
 
-    from loran_search.analysis.report import Analysis
+    from loran_search.analysis.model import Analysis
 
 
 class ReportError(LoranSearchError, ValueError):
@@ -153,11 +153,11 @@ def _default_artifact_dir(storage: str | BaseStorage, out: Path) -> Path:
     same directory lets ``loran-search dashboard`` show the report's figures.
     """
     if isinstance(storage, str):
-        try:
-            from loran_search.storage import default_artifact_dir
+        from loran_search.storage import default_artifact_dir
 
+        try:
             return Path(default_artifact_dir(storage))
-        except Exception:  # the search package is absent or refuses the URL
+        except Exception:  # a URL the storage module cannot place artifacts next to
             pass
     return out / "artifacts"
 
@@ -187,7 +187,7 @@ def write_report(
             for a server URL), or ``<out_dir>/artifacts`` for a storage object.
         correction: Multiple-comparison correction, ``holm`` (default) or ``bh``.
         messages: If given, receives one line per written file and dashboard action.
-        analysis_out: If given, receives the :class:`~loran_search.analysis.report.Analysis`.
+        analysis_out: If given, receives the :class:`~loran_search.analysis.model.Analysis`.
 
     Returns:
         ``out_dir`` as a :class:`~pathlib.Path`.

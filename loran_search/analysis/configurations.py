@@ -56,7 +56,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -65,13 +64,10 @@ import pandas as pd
 from loran_search import record as R
 from loran_search.analysis import decision as D
 from loran_search.analysis import paired as PE
+from loran_search.analysis.fmt import trial_list, trial_numbers
 from loran_search.analysis.mechanism import configuration_mechanism
-from loran_search.analysis.records import (
-    COMPANIONS,
-    EXAMPLE_COLUMN,
-    Records,
-    examples_frame,
-)
+from loran_search.analysis.model import Comparison, Records
+from loran_search.analysis.records import COMPANIONS, EXAMPLE_COLUMN, examples_frame, seed_order
 from loran_search.analysis.stability import run_stability
 from loran_search.analysis.stats import ALPHA, adjust
 from loran_search.words import plural
@@ -120,9 +116,25 @@ AUDIT_BUDGET_S = 60.0
 Auditor = Callable[[str, dict[str, float]], float]
 
 
+def measured_rows(c: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of the table with a metric (a completed run), and those of them with a gain."""
+    done = c[np.isfinite(c["metric_mean"].to_numpy(dtype=float))] if len(c) else c
+    with_gain = done[np.isfinite(done["gain"].to_numpy(dtype=float))] if len(done) else done
+    return done, with_gain
+
+
 def param_column(name: str) -> str:
     """The table column of parameter ``name`` (prefixed only if it collides with a column)."""
     return f"param_{name}" if name in _RESERVED else name
+
+
+def directed_gain(candidate: Any, baseline: Any, sign: float) -> Any:
+    """The gain over the baseline, direction-aware: ``Δ = sign·(candidate − baseline)``.
+
+    ``sign`` is ``+1`` when the metric is maximised, ``−1`` when minimised, so ``Δ > 0`` is
+    always an improvement. Works on numbers and arrays alike.
+    """
+    return sign * (candidate - baseline)
 
 
 def _seed_means(runs: pd.DataFrame, column: str = "metric") -> tuple[dict[str, float], list[float]]:
@@ -204,68 +216,6 @@ def make_auditor(notes: list[str], budget_s: float = AUDIT_BUDGET_S) -> Auditor:
 # one comparison
 
 
-@dataclass
-class Comparison:
-    """A candidate against its baseline in one phase (search or confirmation).
-
-    Attributes:
-        n_seeds: Paired seeds.
-        n_examples: Paired examples per seed (the smallest count), 0 when over seeds only.
-        metric_mean: The candidate's metric over the paired seeds.
-        baseline_mean: The baseline's over the same seeds.
-        gain: Mean over paired seeds of (candidate − baseline).
-        ci_low: Lower end of the 95% interval (``nan`` when none).
-        ci_high: Upper end.
-        p_value: Two-sided p-value (``nan`` when untestable).
-        ci_method: How the interval was computed (``""`` when there is none).
-        test_method: The test that decided ``p_value``, in one phrase (``""`` when none).
-        decision: That test (:class:`~loran_search.analysis.decision.Decision`), whose
-            interval at any level inverts it.
-        boot_low: Lower end of the 95% paired bootstrap interval (a description, never the
-            decision; ``nan`` over seeds only).
-        boot_high: Upper end.
-        mcnemar_p: Exact McNemar p-value (accuracy on one seed), else ``nan``.
-        companion_metric: The companion's seed-metric name, ``None`` without one.
-        companion_gain: The companion's gain, direction-aware (higher is better).
-        companion_ci_low: Lower end of its interval.
-        companion_ci_high: Upper end.
-        note: What is missing or flagged, ``""`` when nothing is.
-        diffs: Per-seed arrays of the per-example differences (per-example mode).
-        seed_diffs: The paired per-seed differences.
-        seeds: The paired seeds.
-        split: The evaluation split both sides recorded (``None`` when not recorded).
-    """
-
-    n_seeds: int = 0
-    n_examples: int = 0
-    metric_mean: float = math.nan
-    baseline_mean: float = math.nan
-    gain: float = math.nan
-    ci_low: float = math.nan
-    ci_high: float = math.nan
-    p_value: float = math.nan
-    ci_method: str = ""
-    test_method: str = ""
-    decision: D.Decision | None = None
-    boot_low: float = math.nan
-    boot_high: float = math.nan
-    mcnemar_p: float = math.nan
-    companion_metric: str | None = None
-    companion_gain: float = math.nan
-    companion_ci_low: float = math.nan
-    companion_ci_high: float = math.nan
-    note: str = ""
-    diffs: list[np.ndarray] | None = None
-    seed_diffs: list[float] = field(default_factory=list)
-    seeds: list[str] = field(default_factory=list)
-    split: str | None = None
-
-    @property
-    def measured(self) -> bool:
-        """Whether a gain was measured (at least one paired seed)."""
-        return self.n_seeds > 0 and math.isfinite(self.gain)
-
-
 class _ExampleCache:
     """Per-trial example tables, built once."""
 
@@ -334,7 +284,7 @@ def compare(
     out = Comparison()
     per_c, _ = _seed_means(cand_runs)
     per_b, _ = _seed_means(base_runs)
-    paired = sorted(set(per_c) & set(per_b), key=_seed_order)
+    paired = sorted(set(per_c) & set(per_b), key=seed_order)
     out.split = _split(cand_trials, base_trials)
     if out.split == "":
         out.note = "the candidate and the baseline were evaluated on different splits: not paired"
@@ -370,7 +320,7 @@ def compare(
         out.companion_metric = name
         try:
             cp = PE.pair_examples(ex_c, ex_b, col)
-            diffs = [sign * d for d in PE.differences(cp)]
+            diffs = [sign * d for d in PE.differences(cp)]  # direction-aware
             cdec = D.decide(diffs, binary=False)
             out.companion_gain = cdec.gain
             out.companion_ci_low, out.companion_ci_high = cdec.interval(ALPHA)
@@ -459,7 +409,7 @@ def _over_seeds(
     both = [s for s in paired if s in cc and s in cb]
     if not both:
         return
-    cdec = D.decide_seed_means([sign * (cc[s] - cb[s]) for s in both])
+    cdec = D.decide_seed_means([directed_gain(cc[s], cb[s], sign) for s in both])
     out.companion_metric = name
     out.companion_gain = cdec.gain
     out.companion_ci_low, out.companion_ci_high = cdec.interval(ALPHA)
@@ -544,7 +494,7 @@ def build_tables(
                 "activation": R.BASELINE_ACTIVATION,
                 "rank": rank_key,
                 "n_seeds": len(vals),
-                "seeds": ",".join(sorted(per_seed, key=_seed_order)),
+                "seeds": ",".join(sorted(per_seed, key=seed_order)),
                 "metric_mean": float(np.mean(vals)) if vals else math.nan,
                 "metric_std": float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan,
                 **{k: v for k, v in run_stability(br).items() if k != "n_stability_runs"},
@@ -639,7 +589,7 @@ def build_tables(
                 else math.nan
             ),
             n_trials=len(ct),
-            trials=",".join(str(n) for n in sorted(ct["trial"])),
+            trials=trial_list(ct["trial"]),
             config=ct["config"].iloc[0],
             note=note,
             evidence=evidence,
@@ -656,7 +606,7 @@ def build_tables(
             n_tests=0,
             confirm_metric_mean=confirm.metric_mean if confirm is not None else math.nan,
             confirm_baseline_mean=confirm.baseline_mean if confirm is not None else math.nan,
-            confirm_trials=",".join(str(n) for n in sorted(conf_t["trial"])),
+            confirm_trials=trial_list(conf_t["trial"]),
             test_method=use.test_method,
             ci_level=1.0 - ALPHA if math.isfinite(use.ci_low) else math.nan,
             boot_ci_low=use.boot_low,
@@ -811,7 +761,7 @@ def head_to_head(
 def _arm_frames(rec: Records, row: pd.Series, phase: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The trials and runs of one configuration row in a phase."""
     text = row["confirm_trials"] if phase == EVIDENCE_CONFIRMATION else row["trials"]
-    numbers = [int(n) for n in str(text or "").split(",") if n.strip()]
+    numbers = trial_numbers(text)
     if phase == EVIDENCE_CONFIRMATION:
         trials, runs = rec.confirm_trials, rec.confirm_runs
     else:
@@ -893,7 +843,7 @@ def _study_notes(
     search_seeds = {str(s) for s in rec.runs["seed"] if s is not None}
     confirm_seeds = {str(s) for s in rec.confirm_runs["seed"] if s is not None}
     if search_seeds & confirm_seeds:
-        reused = ", ".join(sorted(search_seeds & confirm_seeds, key=_seed_order))
+        reused = ", ".join(sorted(search_seeds & confirm_seeds, key=seed_order))
         notes.append(
             f"The confirmation reuses search "
             f"{plural(len(search_seeds & confirm_seeds), 'seed')} {reused}: its seeds are meant "
@@ -924,10 +874,3 @@ def _nanmean(s: pd.Series) -> float:
     v = s.to_numpy(dtype=float)
     v = v[np.isfinite(v)]
     return float(v.mean()) if v.size else math.nan
-
-
-def _seed_order(seed: str) -> tuple[int, Any]:
-    try:
-        return (0, int(seed))
-    except ValueError:
-        return (1, seed)

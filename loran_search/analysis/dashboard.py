@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loran_search import record as R
+from loran_search.analysis.fmt import markdown_table
+from loran_search.analysis.model import Analysis
+from loran_search.analysis.render import display_configurations, summary_markdown
 from loran_search.words import count
 
 if TYPE_CHECKING:
     import optuna
-
-    from loran_search.analysis.report import Analysis
 
 PREFIX = "report-"
 NOTE_TOP = 10
@@ -34,15 +35,9 @@ NOTE_TOP = 10
 
 def note_markdown(a: Analysis, *, report_dir: Path, artifact_dir: Path | None) -> str:
     """The study note: summary, top configurations, data notes and where the rest lives."""
-    from loran_search.analysis.report import (
-        _display_configurations,
-        markdown_table,
-        summary_markdown,
-    )
-
     parts = [summary_markdown(a)]
     if len(a.configurations):
-        table = _display_configurations(a).head(NOTE_TOP)
+        table = display_configurations(a).head(NOTE_TOP)
         keep = [c for c in table.columns if c not in ("family", "Lipschitz", "C/P/F/R", "note")]
         parts += [
             f"## Top configurations (of {len(a.configurations)})",
@@ -62,8 +57,8 @@ def note_markdown(a: Analysis, *, report_dir: Path, artifact_dir: Path | None) -
 
 def _existing_artifacts(study: optuna.Study) -> dict[str, str]:
     """``{filename: artifact_id}`` of the report files published in the study before."""
-    known = study.user_attrs.get(R.STUDY_REPORT_ARTIFACTS)
-    if isinstance(known, dict):
+    known = R.StudyAttrs.of(study.user_attrs).report_artifacts
+    if known is not None:
         return {str(k): str(v) for k, v in known.items() if isinstance(v, str)}
     from optuna.artifacts import get_all_artifact_meta
 

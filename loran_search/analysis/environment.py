@@ -31,8 +31,7 @@ def environments(trials: Iterable[Any]) -> list[dict[str, Any]]:
     """Group trials by environment, the most trials first.
 
     Args:
-        trials: ``optuna.trial.FrozenTrial`` objects (anything with ``number`` and
-            ``user_attrs``).
+        trials: ``optuna.trial.FrozenTrial`` objects.
 
     Returns:
         ``[{"fingerprint": {...} | None, "trials": [numbers], "roles": [roles]}, …]``; the
@@ -44,16 +43,15 @@ def environments(trials: Iterable[Any]) -> list[dict[str, Any]]:
         state = getattr(getattr(t, "state", None), "name", "")
         if state == "WAITING":
             continue
-        ua = t.user_attrs
-        fp = ua.get(R.ENVIRONMENT)
-        fp = dict(fp) if isinstance(fp, Mapping) else None
+        record = R.TrialRecord.from_frozen(t)
+        fp = record.environment
         key = tuple(_hashable(fp.get(k)) for k in GROUP_KEYS) if fp is not None else None
         group = groups.setdefault(
             key,
             {"fingerprint": {k: fp.get(k) for k in fp} if fp else None, "trials": [], "roles": []},
         )
         group["trials"].append(int(t.number))
-        role = ua.get(R.ROLE) or R.ROLE_CANDIDATE
+        role = record.role_or(R.ROLE_CANDIDATE)
         if role not in group["roles"]:
             group["roles"].append(role)
     out = sorted(groups.values(), key=lambda g: (g["fingerprint"] is None, -len(g["trials"])))

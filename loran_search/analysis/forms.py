@@ -29,9 +29,8 @@ import html
 import io
 import json
 import math
-import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +38,19 @@ import numpy as np
 import pandas as pd
 
 from loran_search import record as R
+from loran_search.analysis.fmt import (
+    data_uri,
+    formatted,
+    inline,
+    json_rows,
+    markdown_table,
+    number,
+    params_text,
+    signed_fixed,
+)
+from loran_search.analysis.model import FormsAnalysis, Records
+from loran_search.analysis.plots import DPI, pyplot
+from loran_search.analysis.records import load_records
 from loran_search.record import FORM_FAMILY
 
 if TYPE_CHECKING:
@@ -52,61 +64,6 @@ TOP_DRAWN = 4
 GRID = 4001
 FIGURE = "form_shapes.png"
 CAPTION = "f(x) − x and f′(x) of the top forms on the visited range of P = B·A."
-
-
-@dataclass
-class FormsAnalysis:
-    """The form section of a report.
-
-    Attributes:
-        counts: :func:`loran_search.record.form_counts`.
-        table: One row per form configuration, best first (all of them; the report shows
-            :data:`TOP`).
-        interval: The range of ``P`` the shapes are measured and drawn on.
-        figure: The written shapes figure, once drawn.
-        latex: ``{formula: LaTeX}`` of the formulas in the table.
-        notes: What could not be shown.
-    """
-
-    counts: dict[str, int]
-    table: pd.DataFrame
-    interval: tuple[float, float]
-    figure: Path | None = None
-    latex: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def summary_line(self) -> str:
-        """The first-screen sentence: the counts and the best form."""
-        c = self.counts
-        text = (
-            f"**Forms**: {c['proposed']} proposed ({c['distinct']} distinct canonical forms): "
-            f"{c['screened']} screened out by the audit before training, {c['deduplicated']} "
-            f"answered from an earlier trial of the same form, {c['inert']} skipped as inert, "
-            f"{c['trained']} trained."
-        )
-        measured = self.table[self.table["metric"].notna()] if len(self.table) else self.table
-        if len(measured):
-            best = measured.iloc[0]
-            text += f" Best form: `{best['formula']}` ({best['params']}, {best['evidence']} gain "
-            text += f"{_fmt(best['gain'])})."
-        return text
-
-
-def _fmt(v: Any, digits: int = 4) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "—"
-    if not math.isfinite(f):
-        return "—"
-    return f"{f:+.{digits}f}" if abs(f) < 10 else f"{f:+.3g}"
-
-
-def _num(v: Any) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _compiled(expr: str, params: Mapping[str, float]) -> tuple[Any, Any, str]:
@@ -140,8 +97,19 @@ def _shape(expr: str, params: Mapping[str, float], interval: tuple[float, float]
     }
 
 
-def analyse_forms(study: optuna.Study, analysis: Any) -> FormsAnalysis | None:
-    """The form section of ``analysis`` (:class:`loran_search.analysis.report.Analysis`).
+def analyse_forms(
+    study: optuna.Study,
+    rec: Records,
+    configurations: pd.DataFrame,
+    interval: tuple[float, float],
+) -> FormsAnalysis | None:
+    """The form section: the counts, the form configurations with their shapes on ``interval``.
+
+    Args:
+        study: The study (its trial records).
+        rec: Its records (the families of its trials).
+        configurations: The configuration table (best first).
+        interval: The visited range of ``P`` the shapes are measured on.
 
     Returns:
         ``None`` when the study has no form trial.
@@ -156,8 +124,8 @@ def analyse_forms(study: optuna.Study, analysis: Any) -> FormsAnalysis | None:
         if r.form and r.activation:
             exprs.setdefault(r.activation, str(r.form.get("expr")))
             trees.setdefault(r.activation, str(r.form.get("tree")))
-    interval = tuple(analysis.interval)
-    c = analysis.configurations
+    interval = (float(interval[0]), float(interval[1]))
+    c = configurations
     forms = c[c["family"] == FORM_FAMILY] if len(c) else c
     rows, latex, notes = [], {}, []
     for _, row in forms.iterrows():
@@ -178,27 +146,31 @@ def analyse_forms(study: optuna.Study, analysis: Any) -> FormsAnalysis | None:
                 "form": name,
                 "formula": expr,
                 "tree": trees.get(name, ""),
-                "params": ", ".join(f"{k}={v:.3g}" for k, v in params.items()),
+                "params": params_text(params),
                 "values": params,
                 "rank": row["rank"],
-                "metric": _num(row.get("metric_mean")),
-                "search_gain": _num(row.get("search_gain")),
+                "metric": number(row.get("metric_mean")),
+                "search_gain": number(row.get("search_gain")),
                 "evidence": evidence,
-                "gain": _num(row.get("gain")),
-                "gain_ci_low": _num(row.get("gain_ci_low")),
-                "gain_ci_high": _num(row.get("gain_ci_high")),
-                "confirm": _num(row.get("confirm_metric_mean")),
-                "confirm_baseline": _num(row.get("confirm_baseline_mean")),
-                "nonlinearity": _num(row.get("nonlinearity")),
-                "stable_rank": _num(row.get("stable_rank")),
-                "stable_rank_lora": _num(row.get("stable_rank_lora")),
+                "gain": number(row.get("gain")),
+                "gain_ci_low": number(row.get("gain_ci_low")),
+                "gain_ci_high": number(row.get("gain_ci_high")),
+                "confirm": number(row.get("confirm_metric_mean")),
+                "confirm_baseline": number(row.get("confirm_baseline_mean")),
+                "nonlinearity": number(row.get("nonlinearity")),
+                "stable_rank": number(row.get("stable_rank")),
+                "stable_rank_lora": number(row.get("stable_rank_lora")),
                 "departure": shape["departure"],
                 "slope_max": shape["slope_max"],
                 "trials": row.get("trials", ""),
             }
         )
     table = pd.DataFrame(rows)
-    return FormsAnalysis(counts, table, interval, latex=latex, notes=notes)  # type: ignore[arg-type]
+    # every form is its own activation: the trained ones, and those screened or skipped as inert
+    names = set(table["form"]) if len(table) else set()
+    t = rec.trials
+    names |= {str(n) for n, f in zip(t["activation"], t["family"], strict=True) if f == FORM_FAMILY}
+    return FormsAnalysis(counts, table, interval, latex=latex, notes=notes, names=frozenset(names))
 
 
 def register_recorded(study: optuna.Study) -> list[str]:
@@ -220,8 +192,8 @@ def register_recorded(study: optuna.Study) -> list[str]:
     declared = R.form_param_declarations(study.user_attrs)
     seen: dict[str, tuple[str, dict[str, list[float]]]] = {}
     for t in study.get_trials(deepcopy=False):
-        spec = t.user_attrs.get(R.ACTIVATION_SPEC)
-        if not isinstance(spec, Mapping) or spec.get("family") != FORM_FAMILY:
+        spec = R.TrialRecord.from_frozen(t).activation_spec
+        if spec is None or spec.get("family") != FORM_FAMILY:
             continue
         name, expr = spec.get("name"), spec.get("expr")
         if not isinstance(name, str) or not isinstance(expr, str):
@@ -245,51 +217,6 @@ def register_recorded(study: optuna.Study) -> list[str]:
     return notes
 
 
-def _collapse(lines: list[str], pattern: str, names: Collection[str], summary: str) -> list[str]:
-    """Replace the lines that say ``pattern`` of one form each by one ``summary`` line."""
-    hits = [line for line in lines if pattern in line and any(f"{n}" in line for n in names)]
-    if len(hits) < 2:
-        return lines
-    out = [line for line in lines if line not in hits]
-    first = lines.index(hits[0])
-    out.insert(min(first, len(out)), summary.format(n=len(hits)))
-    return out
-
-
-def attach(study: optuna.Study, analysis: Any) -> None:
-    """Add the form section to ``analysis`` (``analysis.forms``) and its line to the summary.
-
-    Lines the per-activation parts of the report write once per form (each form is its own
-    activation) are collapsed into one: "no divergence at any amplitude tested" in the verdict
-    and "no searched parameter varies" in the notes.
-    """
-    forms = analyse_forms(study, analysis)
-    analysis.forms = forms
-    if forms is None:
-        return
-    names = set(forms.table["form"]) if len(forms.table) else set()
-    acts = analysis.records.trials.get("activation", [])
-    names |= {str(n) for n in acts if str(n).startswith(R.FORM_NAME_PREFIX)}
-    verdict = _collapse(
-        list(analysis.verdict),
-        "no divergence at any amplitude tested",
-        names,
-        "**Forms: no divergence at any amplitude tested** ({n} forms, each at the amplitudes "
-        "it was trained with; the form table below lists them).",
-    )
-    details = analysis.summary[len(analysis.verdict) :]
-    analysis.verdict = verdict
-    analysis.summary = [*verdict, *details, forms.summary_line()]
-    analysis.notes[:] = _collapse(
-        list(analysis.notes),
-        "no searched parameter varies",
-        names,
-        "Parameter importance: no searched parameter varies within any of {n} forms (each form "
-        "is its own activation; the form itself is the searched choice).",
-    )
-    analysis.notes.extend(forms.notes)
-
-
 # ------------------------------------------------------------------------------ output
 
 
@@ -303,31 +230,37 @@ def display(forms: FormsAnalysis, metric: str = "metric") -> pd.DataFrame:
     if t.empty:
         return pd.DataFrame()
 
-    def num(v: float, spec: str = ".4f") -> str:
-        return format(v, spec) if math.isfinite(v) else "—"
-
     return pd.DataFrame(
         {
             "#": range(1, len(t) + 1),
             "formula": t["formula"],
             "params": t["params"],
             "rank": t["rank"],
-            metric: [num(v) for v in t["metric"]],
-            "search gain": [_fmt(v) for v in t["search_gain"]],
-            "confirm": [num(v) for v in t["confirm"]],
-            "confirm baseline": [num(v) for v in t["confirm_baseline"]],
+            metric: [formatted(v) for v in t["metric"]],
+            "search gain": [signed_fixed(v) for v in t["search_gain"]],
+            "confirm": [formatted(v) for v in t["confirm"]],
+            "confirm baseline": [formatted(v) for v in t["confirm_baseline"]],
             "gain (evidence)": [
-                f"{_fmt(g)} ({e})" for g, e in zip(t["gain"], t["evidence"], strict=True)
+                f"{signed_fixed(g)} ({e})" for g, e in zip(t["gain"], t["evidence"], strict=True)
             ],
-            "ν": [num(v, ".3g") for v in t["nonlinearity"]],
+            "ν": [formatted(v, ".3g") for v in t["nonlinearity"]],
             "stable rank (LoRA)": [
-                f"{num(a, '.3g')} ({num(b, '.3g')})"
+                f"{formatted(a, '.3g')} ({formatted(b, '.3g')})"
                 for a, b in zip(t["stable_rank"], t["stable_rank_lora"], strict=True)
             ],
-            "max|f−x|/m": [num(v, ".3g") for v in t["departure"]],
-            "sup|f′|": [num(v, ".3g") for v in t["slope_max"]],
+            "max|f−x|/m": [formatted(v, ".3g") for v in t["departure"]],
+            "sup|f′|": [formatted(v, ".3g") for v in t["slope_max"]],
             "form": t["form"],
         }
+    )
+
+
+def _counts(forms: FormsAnalysis) -> str:
+    c = forms.counts
+    return (
+        f"Proposed {c['proposed']} ({c['distinct']} distinct canonical forms) · screened "
+        f"{c['screened']} · deduplicated {c['deduplicated']} · skipped as inert {c['inert']} · "
+        f"trained {c['trained']}."
     )
 
 
@@ -354,11 +287,7 @@ def draw(forms: FormsAnalysis, plot_dir: Path, notes: list[str]) -> Path | None:
     )
     if t.empty:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     xs = None
     for _, row in t.iterrows():
@@ -383,27 +312,22 @@ def draw(forms: FormsAnalysis, plot_dir: Path, notes: list[str]) -> Path | None:
     axes[1].legend(fontsize=7, loc="best")
     fig.tight_layout()
     plot_dir.mkdir(parents=True, exist_ok=True)
-    path = plot_dir / FIGURE
-    fig.savefig(path, dpi=110)
+    forms.figure = plot_dir / FIGURE
+    fig.savefig(forms.figure, dpi=DPI)
     plt.close(fig)
-    forms.figure = path
-    return path
+    return forms.figure
 
 
 def _latex_png(latex: str) -> str | None:
     """The LaTeX as a base64 PNG (matplotlib mathtext), ``None`` when mathtext refuses it."""
     if not latex:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig = plt.figure(figsize=(0.01, 0.01))
     try:
         fig.text(0, 0, f"${latex}$", fontsize=12)
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", pad_inches=0.03)
+        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.03)
     except Exception:  # mathtext knows a subset of LaTeX: the text stays
         return None
     finally:
@@ -414,13 +338,10 @@ def _latex_png(latex: str) -> str | None:
 def markdown(forms: FormsAnalysis, metric: str, plot_prefix: str = "plots/") -> str:
     """The section as Markdown (formulas as plain text)."""
     shown = display(forms, metric)
-    c = forms.counts
     lines = [
         "## Forms",
         "",
-        f"Proposed {c['proposed']} ({c['distinct']} distinct canonical forms) · screened "
-        f"{c['screened']} · deduplicated {c['deduplicated']} · skipped as inert {c['inert']} · "
-        f"trained {c['trained']}.",
+        _counts(forms),
         "",
         _caption(forms),
         "",
@@ -428,12 +349,7 @@ def markdown(forms: FormsAnalysis, metric: str, plot_prefix: str = "plots/") -> 
     if shown.empty:
         lines.append("(no form completed)")
     else:
-        head = "| " + " | ".join(map(str, shown.columns)) + " |"
-        lines += [head, "|" + "---|" * len(shown.columns)]
-        for row in shown.itertuples(index=False):
-            cells = [str(v).replace("|", "\\|") for v in row]
-            cells[1] = f"`{cells[1]}`"
-            lines.append("| " + " | ".join(cells) + " |")
+        lines.append(markdown_table(shown.assign(formula=[f"`{f}`" for f in shown["formula"]])))
     if forms.figure is not None:
         lines += ["", f"![{CAPTION}]({plot_prefix}{forms.figure.name})"]
     return "\n".join(lines) + "\n"
@@ -442,15 +358,10 @@ def markdown(forms: FormsAnalysis, metric: str, plot_prefix: str = "plots/") -> 
 def html_section(forms: FormsAnalysis, metric: str) -> str:
     """The section as HTML: the formulas as LaTeX images (text when mathtext cannot draw one)."""
     shown = display(forms, metric)
-    c = forms.counts
     parts = [
         "<h2 id='forms'>Forms</h2>",
-        f"<p>Proposed {c['proposed']} ({c['distinct']} distinct canonical forms) · screened "
-        f"{c['screened']} · deduplicated {c['deduplicated']} · skipped as inert {c['inert']} · "
-        f"trained {c['trained']}.</p>",
-        "<p class='caption'>"
-        + re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(_caption(forms), quote=False))
-        + "</p>",
+        f"<p>{_counts(forms)}</p>",
+        f"<p class='caption'>{inline(_caption(forms))}</p>",
     ]
     if shown.empty:
         parts.append("<p><em>(no form completed)</em></p>")
@@ -479,10 +390,9 @@ def html_section(forms: FormsAnalysis, metric: str) -> str:
             f"<tbody>{''.join(body)}</tbody></table></div>"
         )
     if forms.figure is not None and forms.figure.exists():
-        data = base64.b64encode(forms.figure.read_bytes()).decode("ascii")
         parts.append(
             f"<figure id='fig-form-shapes'><img alt='{html.escape(CAPTION)}' "
-            f"src='data:image/png;base64,{data}'><figcaption>{html.escape(CAPTION)}"
+            f"src='{data_uri(forms.figure)}'><figcaption>{html.escape(CAPTION)}"
             "</figcaption></figure>"
         )
     return "".join(parts)
@@ -497,13 +407,8 @@ def write(forms: FormsAnalysis, out_dir: Path, formats: Collection[str]) -> list
         written.append(path)
     if "json" in formats:
         path = out_dir / "forms.json"
-        rows = json.loads(forms.table.to_json(orient="records")) if len(forms.table) else []
-        path.write_text(
-            json.dumps(
-                {"counts": forms.counts, "interval": list(forms.interval), "forms": rows}, indent=1
-            )
-            + "\n"
-        )
+        doc = {"counts": forms.counts, "interval": list(forms.interval)}
+        path.write_text(json.dumps({**doc, "forms": json_rows(forms.table)}, indent=1) + "\n")
         written.append(path)
     return written
 
@@ -549,8 +454,6 @@ def best_forms(study: optuna.Study, top: int, *, prefix: str | None = None) -> l
         top: How many forms.
         prefix: Name the forms ``<prefix>1``, ``<prefix>2``, … instead of ``form_<hash>``.
     """
-    from loran_search.analysis.records import load_records
-
     direction = load_records(study).direction
     declared = R.form_param_declarations(study.user_attrs)
     best: dict[str, R.TrialRecord] = {}

@@ -16,9 +16,10 @@ and the number of examples. The answer word is derived, never chosen:
 * otherwise the reason there is no answer (no trials, no completed run, no baseline, no
   interval).
 
-Accuracy-like metrics (``accuracy``, ``macro_f1``, … :func:`is_fraction`) are shown in percent
-and their gains in points (``0.022`` → ``2.2 points``); every other metric in its own units with
-three significant digits.
+Accuracy-like metrics (``accuracy``, ``macro_f1``, …
+:func:`~loran_search.analysis.fmt.is_fraction`) are shown in percent and their gains in points
+(``0.022`` → ``2.2 points``); every other metric in its own units with three significant digits
+(:func:`~loran_search.analysis.fmt.metric_value`, :func:`~loran_search.analysis.fmt.metric_gain`).
 
 :func:`study_info` reads what the setup line needs from the study (the ``loran.setup``
 record of the model, task and training, the confirmation setup, the learning rates the trials
@@ -36,13 +37,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from loran_search import record as R
-from loran_search.analysis.configurations import EVIDENCE_CONFIRMATION
+from loran_search.analysis.configurations import EVIDENCE_CONFIRMATION, measured_rows
+from loran_search.analysis.fmt import is_fraction, metric_gain, metric_value
+from loran_search.analysis.model import Analysis
 from loran_search.words import count, plural
 
 if TYPE_CHECKING:
     import optuna
-
-    from loran_search.analysis.report import Analysis
 
 #: Embedded datasets, and what one of their examples is called.
 DATASET_ITEMS = {
@@ -53,27 +54,11 @@ DATASET_ITEMS = {
 }
 
 
-def is_fraction(metric: str) -> bool:
-    """Whether ``metric`` is a fraction read in percent and points (accuracy, F1)."""
-    m = metric.lower()
-    return "acc" in m or "f1" in m
-
-
-def _value(metric: str, x: float) -> str:
-    return f"{100 * x:.1f} %" if is_fraction(metric) else f"{x:.3g}"
-
-
-def _signed(metric: str, x: float) -> str:
-    """A gain: ``−2.2`` (points) or ``+0.0143``; the minus sign is U+2212."""
-    text = f"{100 * x:+.1f}" if is_fraction(metric) else f"{x:+.3g}"
-    return text.replace("-", "−")
-
-
 def _gain_words(metric: str, gain: float, low: float, high: float, level: float) -> str:
     unit = f" {plural(abs(round(100 * gain, 1)), 'point')}" if is_fraction(metric) else ""
-    text = f"{_signed(metric, gain)}{unit}"
+    text = f"{metric_gain(metric, gain)}{unit}"
     if math.isfinite(low) and math.isfinite(high):
-        text += f" [{_signed(metric, low)}, {_signed(metric, high)}]"
+        text += f" [{metric_gain(metric, low)}, {metric_gain(metric, high)}]"
         if math.isfinite(level) and not math.isclose(level, 0.95):
             text += f" ({100 * level:.4g} % interval)"
     return text
@@ -93,10 +78,9 @@ def headline(a: Analysis) -> str:
     rec, c = a.records, a.configurations
     if len(rec.trials) == 0 and len(rec.confirm_trials) == 0:
         return "No answer yet: the study has no trials (run it: `loran-search run FILE`)."
-    done = c[np.isfinite(c["metric_mean"].to_numpy(dtype=float))] if len(c) else c
+    done, with_gain = measured_rows(c)
     if len(done) == 0:
         return "No answer yet: no candidate configuration has completed a run."
-    with_gain = done[np.isfinite(done["gain"].to_numpy(dtype=float))]
     if len(with_gain) == 0:
         return (
             "No answer: no candidate can be compared with QLoRA — the study has no completed "
@@ -118,7 +102,8 @@ def headline(a: Analysis) -> str:
     if not held_out and not where:
         where = "on the validation split, "
     scored = (
-        f"{best['config']} scored {_value(metric, cand)} vs QLoRA {_value(metric, base)}"
+        f"{best['config']} scored {metric_value(metric, cand)} vs QLoRA "
+        f"{metric_value(metric, base)}"
         f"{'' if is_fraction(metric) else f' in {metric}'} {where}{count(n_seeds, 'seed')}: "
         f"{_gain_words(metric, gain, low, high, level)}"
     )
@@ -158,12 +143,9 @@ def study_info(study: optuna.Study, environments: list[dict[str, Any]]) -> dict[
     the trials recorded) and ``git`` (the commit of the code writing the report, when it is a
     git checkout). A key is ``None`` when the study does not record it.
     """
-    setup = study.user_attrs.get(R.STUDY_SETUP)
-    setup = setup if isinstance(setup, dict) else {}
-    model = setup.get("model") if isinstance(setup.get("model"), dict) else {}
-    task = setup.get("task") if isinstance(setup.get("task"), dict) else {}
-    training = setup.get("training") if isinstance(setup.get("training"), dict) else {}
-    confirm = study.user_attrs.get(R.STUDY_CONFIRM)
+    attrs = R.StudyAttrs.of(study.user_attrs)
+    model, task, training = (attrs.section(k) for k in ("model", "task", "training"))
+    confirm = attrs.confirm
     trials = [t for t in study.get_trials(deepcopy=False) if t.state.name != "WAITING"]
     lrs = sorted(
         {float(v) for t in trials for k, v in t.params.items() if k.endswith("learning_rate")}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -25,7 +26,7 @@ from loran_search.words import count
 if TYPE_CHECKING:
     import optuna
 
-    from loran_search.analysis.records import Records
+    from loran_search.analysis.model import Records
 
 MIN_TRIALS = 4
 EVALUATOR = "PED-ANOVA"
@@ -59,12 +60,16 @@ def _importance(
     return dict(optuna.importance.get_param_importances(tmp, evaluator=evaluator, params=params))
 
 
-def param_importances(study: optuna.Study, rec: Records) -> tuple[pd.DataFrame, list[str]]:
+def param_importances(
+    study: optuna.Study, rec: Records, *, forms: Collection[str] = ()
+) -> tuple[pd.DataFrame, list[str]]:
     """Importance of each searched parameter.
 
     Args:
         study: The study (its frozen trials carry the parameter distributions).
         rec: Its records (for roles, direction and activation names).
+        forms: The activations of a form search (each form is its own activation): when two
+            or more of them have no varying parameter, one note says so for all of them.
 
     Returns:
         ``(table, notes)``: ``table`` has columns ``scope, param, importance, n_trials`` (scope
@@ -96,7 +101,16 @@ def param_importances(study: optuna.Study, rec: Records) -> tuple[pd.DataFrame, 
     notes: list[str] = []
     if not done:
         notes.append("Parameter importance: no completed candidate trial.")
+    flat_forms = [scope for scope, _, params in scopes if scope in forms and not params]
     for scope, ts, params in scopes:
+        if len(flat_forms) > 1 and scope in flat_forms:
+            if scope == flat_forms[0]:
+                notes.append(
+                    "Parameter importance: no searched parameter varies within any of "
+                    f"{len(flat_forms)} forms (each form is its own activation; the form itself "
+                    "is the searched choice)."
+                )
+            continue
         if not params:
             notes.append(f"Parameter importance ({scope}): no searched parameter varies.")
             continue

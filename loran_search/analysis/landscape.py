@@ -51,8 +51,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +60,17 @@ import pandas as pd
 
 from loran_search import record as R
 from loran_search.analysis.configurations import EVIDENCE_CONFIRMATION, param_column
+from loran_search.analysis.fmt import data_uri, fmt, html_table, inline, json_rows, markdown_table
+from loran_search.analysis.model import (
+    CELL_COLUMNS,
+    RANK_COLUMNS,
+    SCALING_PLAIN,
+    Analysis,
+    Landscape,
+    RidgeReading,
+    has_map,
+)
+from loran_search.analysis.plots import DPI, pyplot
 from loran_search.record import INERT_THRESHOLD
 
 if TYPE_CHECKING:
@@ -69,8 +79,6 @@ if TYPE_CHECKING:
 #: Fewer distinct values than this on an axis: one cell per value; more: :data:`BINS` log bins.
 MAX_AXIS_VALUES = 10
 BINS = 8
-#: The map needs this many distinct values on each axis.
-MAP_MIN_AXIS = 2
 #: The ridge reading needs this many distinct values on each axis, and this many cells.
 RIDGE_MIN_AXIS = 3
 RIDGE_MIN_CELLS = 8
@@ -86,115 +94,9 @@ CAPTION = (
     "ν = ‖f(P) − P‖/‖P‖ (log colour scale; 'inert' below 1e-3). Outlined ★ cells were "
     "confirmed on held-out data; dotted lines are A·ω = const (the ridge the mechanism predicts)."
 )
-CELL_COLUMNS = [
-    "amplitude", "frequency", "amp_freq", "metric", "search_gain", "nonlinearity", "inert",
-    "confirmed", "confirm_gain", "n_configurations", "configs",
-]  # fmt: skip
-RANK_COLUMNS = [
-    "scaling", "rank", "configuration", "qlora", "metric", "search_gain", "gain", "gain_ci_low",
-    "gain_ci_high", "p_adjusted", "evidence", "nonlinearity", "inert", "note",
-]  # fmt: skip
 #: Up to this many ranks the trend's p-value is exact (every one of the n! pairings).
 EXACT_MAX_RANKS = 8
-SCALING_PLAIN = "alpha/r"
 SCALING_RSLORA = "alpha/√r (rsLoRA)"
-
-
-@dataclass
-class RidgeReading:
-    """Whether a landscape's values follow ``log(A·ω)`` (module docstring, 'The ridge reading').
-
-    Attributes:
-        what: The value read (``accuracy on val``, ``log10 ν``).
-        n_cells: Cells with a finite value.
-        r2_product: Leave-one-out ``R²`` along ``log10(A·ω)``.
-        r2_amplitude: Leave-one-out ``R²`` along ``log10 A`` alone.
-        r2_frequency: Leave-one-out ``R²`` along ``log10 ω`` alone.
-        ridge: The rule's answer; ``None`` when the cells cannot answer it.
-        sentence: The reading in words.
-    """
-
-    what: str
-    n_cells: int
-    r2_product: float = math.nan
-    r2_amplitude: float = math.nan
-    r2_frequency: float = math.nan
-    ridge: bool | None = None
-    sentence: str = ""
-
-    @property
-    def best(self) -> str | None:
-        """The coordinate with the largest ``R²`` (``A·ω``, ``A`` or ``ω``), if read."""
-        r2 = {"A·ω": self.r2_product, "A": self.r2_amplitude, "ω": self.r2_frequency}
-        r2 = {k: v for k, v in r2.items() if math.isfinite(v)}
-        return max(r2, key=lambda k: r2[k]) if r2 else None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (non-finite as ``None``)."""
-        out = {
-            "what": self.what,
-            "n_cells": self.n_cells,
-            "r2_product": self.r2_product,
-            "r2_amplitude": self.r2_amplitude,
-            "r2_frequency": self.r2_frequency,
-            "best": self.best,
-            "ridge": self.ridge,
-            "rule": (
-                f"leave-one-out R²(log A·ω) ≥ {RIDGE_MIN_R2} and ≥ max(R²(log A), R²(log ω)) + "
-                f"{RIDGE_MARGIN}"
-            ),
-            "sentence": self.sentence,
-        }
-        return {
-            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in out.items()
-        }
-
-
-@dataclass
-class Landscape:
-    """The landscape and rank-sweep section of a report (either part may be absent).
-
-    Attributes:
-        activation: The activation the map is of.
-        rank: The rank the map is at.
-        metric: The study metric; ``split`` the split the search evaluated on.
-        cells: One row per cell (:data:`CELL_COLUMNS`); empty without a 2-D landscape.
-        baseline: QLoRA's search metric at ``rank`` (``nan`` without one).
-        readings: The ridge readings (the metric, then ``log10 ν``).
-        ranks: The rank-sweep table (:data:`RANK_COLUMNS`); empty without two ranks.
-        rank_sentence: The rank sweep in words.
-        scaling: The study's adapter scaling (``alpha/r`` or ``alpha/√r (rsLoRA)``).
-        figure: The drawn heat map, once :func:`draw` ran.
-        notes: What could not be drawn or read, and why.
-    """
-
-    activation: str = ""
-    rank: int | None = None
-    metric: str = "metric"
-    split: str = "val"
-    cells: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CELL_COLUMNS))
-    baseline: float = math.nan
-    readings: list[RidgeReading] = field(default_factory=list)
-    ranks: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RANK_COLUMNS))
-    rank_sentence: str = ""
-    scaling: str = SCALING_PLAIN
-    figure: Path | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def has_map(self) -> bool:
-        """Both axes have at least :data:`MAP_MIN_AXIS` values."""
-        return has_map(self.cells)
-
-    def summary_lines(self) -> list[str]:
-        """The report's first-screen lines of this section."""
-        out = []
-        if self.has_map:
-            out += [r.sentence for r in self.readings if r.sentence]
-        if self.rank_sentence:
-            out.append(self.rank_sentence)
-        return out
 
 
 # ------------------------------------------------------------------------------ the landscape
@@ -289,16 +191,6 @@ def landscape_cells(configs: pd.DataFrame) -> tuple[pd.DataFrame, str, int | Non
             f"{MAX_AXIS_VALUES} values is binned into {BINS} log bins; a cell shows their mean)."
         )
     return pd.DataFrame(rows, columns=CELL_COLUMNS), activation, rank, notes
-
-
-def has_map(cells: pd.DataFrame) -> bool:
-    """Whether both axes have at least :data:`MAP_MIN_AXIS` distinct values."""
-    if cells.empty:
-        return False
-    return bool(
-        cells["amplitude"].nunique() >= MAP_MIN_AXIS
-        and cells["frequency"].nunique() >= MAP_MIN_AXIS
-    )
 
 
 def loo_r2(x: np.ndarray, z: np.ndarray, h: float) -> float:
@@ -407,9 +299,7 @@ def ridge_reading(
 
 def scaling_of(study: optuna.Study) -> str:
     """The adapter scaling the study recorded (``loran.setup`` → ``adapter.use_rslora``)."""
-    setup = study.user_attrs.get(R.STUDY_SETUP)
-    adapter = setup.get("adapter") if isinstance(setup, dict) else None
-    rs = adapter.get("use_rslora") if isinstance(adapter, dict) else None
+    rs = R.StudyAttrs.of(study.user_attrs).section("adapter").get("use_rslora")
     return SCALING_RSLORA if rs is True else SCALING_PLAIN
 
 
@@ -578,8 +468,8 @@ def rank_comparison(studies: Sequence[optuna.Study]) -> pd.DataFrame:
 # ------------------------------------------------------------------------------ assembly
 
 
-def analyse_landscape(study: optuna.Study, analysis: Any) -> Landscape | None:
-    """The section of ``analysis`` (a report ``Analysis``); ``None`` when neither part applies."""
+def analyse_landscape(study: optuna.Study, analysis: Analysis) -> Landscape | None:
+    """The section of ``analysis``; ``None`` when neither part applies."""
     configs, rec = analysis.configurations, analysis.records
     cells, activation, rank, notes = landscape_cells(configs)
     ranks = rank_table(configs, analysis.baselines, scaling_of(study))
@@ -625,16 +515,6 @@ def analyse_landscape(study: optuna.Study, analysis: Any) -> Landscape | None:
     return land
 
 
-def attach(study: optuna.Study, analysis: Any) -> None:
-    """Set ``analysis.landscape`` and add its lines to the summary (after the verdict)."""
-    land = analyse_landscape(study, analysis)
-    analysis.landscape = land
-    if land is None:
-        return
-    analysis.summary = [*analysis.summary, *land.summary_lines()]
-    analysis.notes.extend(land.notes)
-
-
 # ------------------------------------------------------------------------------ the figure
 
 
@@ -668,10 +548,6 @@ def draw(land: Landscape | None, plot_dir: Path, notes: list[str]) -> Path | Non
     """Draw the two heat maps into ``plot_dir`` (``None``, drawing nothing, without a map)."""
     if land is None or not land.has_map:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
     from matplotlib.patches import Rectangle
 
@@ -685,6 +561,7 @@ def draw(land: Landscape | None, plot_dir: Path, notes: list[str]) -> Path | Non
         for col in ("metric", "nonlinearity")
     }
     xe, ye = _edges(amps), _edges(freqs)
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
     nu = grid["nonlinearity"]
     panels = (
@@ -747,32 +624,21 @@ def draw(land: Landscape | None, plot_dir: Path, notes: list[str]) -> Path | Non
         ax.set_xlabel("amplitude A")
         ax.set_ylabel("frequency ω")
         ax.set_title(f"{land.activation} r={land.rank}: {label}")
-    plot_dir.mkdir(parents=True, exist_ok=True)
-    path = plot_dir / FIGURE
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    land.figure = plot_dir / FIGURE
+    fig.savefig(land.figure, dpi=DPI)
     plt.close(fig)
-    land.figure = path
-    return path
+    return land.figure
 
 
 # ------------------------------------------------------------------------------ output
 
 
-def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "—"
-    if isinstance(v, (bool, np.bool_)):
-        return "yes" if v else "no"
-    if isinstance(v, (float, np.floating)):
-        return f"{float(v):.4g}"
-    return str(v)
-
-
 def rank_display(land: Landscape) -> pd.DataFrame:
     """The rank-sweep table as shown (formatted cells)."""
     t = land.ranks.drop(columns=["note"])
-    return t.apply(lambda col: col.map(_fmt))
+    return t.apply(lambda col: col.map(fmt))
 
 
 def _reading_table(land: Landscape) -> pd.DataFrame:
@@ -780,24 +646,14 @@ def _reading_table(land: Landscape) -> pd.DataFrame:
         {
             "value": r.what,
             "cells": r.n_cells,
-            "R² along log(A·ω)": _fmt(r.r2_product),
-            "R² along log A": _fmt(r.r2_amplitude),
-            "R² along log ω": _fmt(r.r2_frequency),
+            "R² along log(A·ω)": fmt(r.r2_product),
+            "R² along log A": fmt(r.r2_amplitude),
+            "R² along log ω": fmt(r.r2_frequency),
             "ridge": "—" if r.ridge is None else ("yes" if r.ridge else "no"),
         }
         for r in land.readings
     ]
     return pd.DataFrame(rows)
-
-
-def _md_table(df: pd.DataFrame) -> list[str]:
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    lines = [head, "|" + "---|" * len(df.columns)]
-    lines += [
-        "| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
-        for row in df.itertuples(index=False)
-    ]
-    return lines
 
 
 RANK_CAPTION = (
@@ -817,7 +673,7 @@ def markdown(land: Landscape | None, plot_prefix: str = "plots/") -> str:
     if land.has_map:
         lines += ["## Landscape (amplitude × frequency)", ""]
         lines += [f"- {r.sentence}" for r in land.readings] + [""]
-        lines += [*_md_table(_reading_table(land)), ""]
+        lines += [markdown_table(_reading_table(land)), ""]
         if land.figure is not None:
             lines += [f"![{CAPTION}]({plot_prefix}{land.figure.name})", ""]
     if not land.ranks.empty:
@@ -829,43 +685,53 @@ def markdown(land: Landscape | None, plot_prefix: str = "plots/") -> str:
             RANK_CAPTION,
             "",
         ]
-        lines += [*_md_table(rank_display(land)), ""]
+        lines += [markdown_table(rank_display(land)), ""]
     return "\n".join(lines)
 
 
-def html_section(
-    land: Landscape | None,
-    inline: Callable[[str], str],
-    table: Callable[[pd.DataFrame], str],
-) -> str:
-    """The section as HTML (empty without one); ``inline``/``table`` are the report's helpers."""
+def html_section(land: Landscape | None) -> str:
+    """The section as HTML (empty without one)."""
     if land is None:
         return ""
-    import base64
-
     parts: list[str] = []
     if land.has_map:
         parts.append("<h2 id='landscape'>Landscape (amplitude × frequency)</h2><ul>")
         parts += [f"<li>{inline(r.sentence)}</li>" for r in land.readings]
         parts.append("</ul>")
-        parts.append(table(_reading_table(land)))
+        parts.append(html_table(_reading_table(land)))
         if land.figure is not None and land.figure.exists():
-            data = base64.b64encode(land.figure.read_bytes()).decode("ascii")
             cap = html.escape(CAPTION)
             parts.append(
-                f'<figure id="fig-landscape"><img alt="{cap}" src="data:image/png;base64,{data}">'
+                f'<figure id="fig-landscape"><img alt="{cap}" src="{data_uri(land.figure)}">'
                 f"<figcaption>{cap}</figcaption></figure>"
             )
     if not land.ranks.empty:
         parts.append(f"<h2 id='rank-sweep'>Rank sweep (s = {html.escape(land.scaling)})</h2>")
         parts.append(f"<p>{inline(land.rank_sentence)}</p>")
         parts.append(f"<p class='caption'>{html.escape(RANK_CAPTION)}</p>")
-        parts.append(table(rank_display(land)))
+        parts.append(html_table(rank_display(land)))
     return "".join(parts)
 
 
-def _jsonable(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return json.loads(df.to_json(orient="records")) if len(df) else []
+def _reading_json(r: RidgeReading) -> dict[str, Any]:
+    """A ridge reading, JSON-ready (non-finite as ``None``)."""
+    out = {
+        "what": r.what,
+        "n_cells": r.n_cells,
+        "r2_product": r.r2_product,
+        "r2_amplitude": r.r2_amplitude,
+        "r2_frequency": r.r2_frequency,
+        "best": r.best,
+        "ridge": r.ridge,
+        "rule": (
+            f"leave-one-out R²(log A·ω) ≥ {RIDGE_MIN_R2} and ≥ max(R²(log A), R²(log ω)) + "
+            f"{RIDGE_MARGIN}"
+        ),
+        "sentence": r.sentence,
+    }
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()
+    }
 
 
 def write(land: Landscape | None, out_dir: Path, formats: Collection[str]) -> list[Path]:
@@ -890,10 +756,10 @@ def write(land: Landscape | None, out_dir: Path, formats: Collection[str]) -> li
             "metric": land.metric,
             "split": land.split,
             "baseline": land.baseline if math.isfinite(land.baseline) else None,
-            "cells": _jsonable(land.cells) if land.has_map else [],
-            "readings": [r.to_dict() for r in land.readings],
+            "cells": json_rows(land.cells) if land.has_map else [],
+            "readings": [_reading_json(r) for r in land.readings],
             "scaling": land.scaling,
-            "rank_sweep": _jsonable(land.ranks),
+            "rank_sweep": json_rows(land.ranks),
             "rank_sentence": land.rank_sentence,
             "notes": land.notes,
         }

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from loran_search import record as R
-from loran_search.analysis.records import Records
+from loran_search.analysis.model import Records
 from loran_search.record import INERT_THRESHOLD
 
 #: Configuration-table column ← the runs column holding the recorded per-seed median.

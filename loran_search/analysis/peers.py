@@ -38,11 +38,10 @@ import pandas as pd
 from loran_search import record as R
 from loran_search.analysis import configurations as C
 from loran_search.analysis.configurations import EVIDENCE_CONFIRMATION, PEER_FAMILIES
+from loran_search.analysis.fmt import fmt, signed, trial_numbers
+from loran_search.analysis.model import Analysis, Records
 from loran_search.analysis.stats import ALPHA
 from loran_search.words import count
-
-__all__ = ["PEER_COLUMNS", "PEER_FAMILIES", "has_peers", "head_to_head", "peers_answer",
-           "peers_table"]  # fmt: skip
 
 PEER_COLUMNS = [
     "arm", "kind", "rank", "adapter_rank", "evidence", "metric_mean", "gain", "gain_ci_low",
@@ -51,29 +50,12 @@ PEER_COLUMNS = [
 ]  # fmt: skip
 
 
-def _fmt(x: Any, digits: int = 3) -> str:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    return "—" if math.isnan(v) else f"{v:.{digits}g}"
-
-
-def _signed(x: Any) -> str:
-    v = float(x)
-    return "—" if math.isnan(v) else f"{v:+.3g}"
-
-
 def has_peers(configurations: pd.DataFrame) -> bool:
     """Whether the study has at least one peer arm."""
     return bool(len(configurations)) and bool(configurations["family"].isin(PEER_FAMILIES).any())
 
 
-def _numbers(text: Any) -> list[int]:
-    return [int(n) for n in str(text or "").split(",") if n.strip()]
-
-
-def _cost(rec: Any, numbers: list[int]) -> dict[str, float]:
+def _cost(rec: Records, numbers: list[int]) -> dict[str, float]:
     """Trainable params, adapter rank, seconds per step and peak memory of some trials."""
     frames = [rec.trials, rec.confirm_trials]
     t = pd.concat([f[f["trial"].isin(numbers)] for f in frames if len(f)], ignore_index=True)
@@ -98,11 +80,11 @@ def _cost(rec: Any, numbers: list[int]) -> dict[str, float]:
     }
 
 
-def peers_table(a: Any) -> pd.DataFrame:
+def peers_table(a: Analysis) -> pd.DataFrame:
     """The peers table (module docstring); empty when the study has no peer arm.
 
     Args:
-        a: The :class:`~loran_search.analysis.report.Analysis`.
+        a: The :class:`~loran_search.analysis.model.Analysis`.
     """
     c, rec = a.configurations, a.records
     if not has_peers(c):
@@ -144,7 +126,7 @@ def peers_table(a: Any) -> pd.DataFrame:
             }
         )
     for _, r in c.iterrows():
-        numbers = _numbers(r["trials"]) + _numbers(r["confirm_trials"])
+        numbers = trial_numbers(r["trials"]) + trial_numbers(r["confirm_trials"])
         cost = _cost(rec, numbers)
         loran_n = base_params.get(r["rank"], math.nan)
         confirmed = r["evidence"] == EVIDENCE_CONFIRMATION
@@ -172,7 +154,7 @@ def peers_table(a: Any) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PEER_COLUMNS)
 
 
-def with_method_columns(a: Any) -> pd.DataFrame:
+def with_method_columns(a: Analysis) -> pd.DataFrame:
     """The configuration table with ``method`` and ``trainable_params`` appended (the exports).
 
     ``method``: the adapter method that trained the configuration, ``loran`` for every
@@ -183,7 +165,7 @@ def with_method_columns(a: Any) -> pd.DataFrame:
     come first, unchanged.
 
     Args:
-        a: The :class:`~loran_search.analysis.report.Analysis`.
+        a: The :class:`~loran_search.analysis.model.Analysis`.
     """
     c = a.configurations.copy()
     if not len(c):
@@ -193,13 +175,15 @@ def with_method_columns(a: Any) -> pd.DataFrame:
         for act, fam in zip(c["activation"], c["family"], strict=True)
     ]
     c["trainable_params"] = [
-        _cost(a.records, _numbers(r["trials"]) + _numbers(r["confirm_trials"]))["trainable_params"]
+        _cost(a.records, trial_numbers(r["trials"]) + trial_numbers(r["confirm_trials"]))[
+            "trainable_params"
+        ]
         for _, r in c.iterrows()
     ]
     return c
 
 
-def head_to_head(a: Any) -> dict[str, Any] | None:
+def head_to_head(a: Analysis) -> dict[str, Any] | None:
     """LoRAN's best against the best peer, pre-specified and paired directly (module docstring).
 
     Returns:
@@ -215,7 +199,7 @@ def head_to_head(a: Any) -> dict[str, Any] | None:
     return h2h
 
 
-def peers_answer(a: Any) -> str | None:
+def peers_answer(a: Analysis) -> str | None:
     """The first screen's peers sentence: the best arm, and LoRAN's best against the best peer.
 
     ``None`` when the study has no peer arm (every LoRAN-only report is unchanged).
@@ -230,19 +214,19 @@ def peers_answer(a: Any) -> str | None:
     top = arms.iloc[0]
     if rec.sign * float(top["gain"]) > 0:
         best = (
-            f"**Best arm: {top['arm']}** ({top['kind']}) — gain {_signed(top['gain'])} over QLoRA "
-            f"[{_signed(top['gain_ci_low'])}, {_signed(top['gain_ci_high'])}] "
+            f"**Best arm: {top['arm']}** ({top['kind']}) — gain {signed(top['gain'])} over QLoRA "
+            f"[{signed(top['gain_ci_low'])}, {signed(top['gain_ci_high'])}] "
             f"({top['evidence']} evidence"
             f"{', significant' if top['significant'] else ', not significant'})"
         )
     else:
         best = (
             f"**Best arm: QLoRA itself** — no arm beats it; the closest is {top['arm']} "
-            f"({top['kind']}, gain {_signed(top['gain'])}, {top['evidence']} evidence)"
+            f"({top['kind']}, gain {signed(top['gain'])}, {top['evidence']} evidence)"
         )
     out = f"**Peers** (every arm on the same data, seeds and QLoRA reference). {best}."
     budget = [
-        f"{r['arm']} {_fmt(r['params_vs_loran'], 3)}×"
+        f"{r['arm']} {fmt(r['params_vs_loran'], 3)}×"
         + (f" (trained at r = {r['adapter_rank']})" if r["adapter_rank"] != r["rank"] else "")
         for _, r in table[table["kind"] == "peer"].iterrows()
     ]
@@ -264,7 +248,7 @@ def peers_answer(a: Any) -> str | None:
     return f"{out} {_head_to_head_sentence(rec, h2h, table)}"
 
 
-def _head_to_head_sentence(rec: Any, h2h: dict[str, Any], table: pd.DataFrame) -> str:
+def _head_to_head_sentence(rec: Records, h2h: dict[str, Any], table: pd.DataFrame) -> str:
     """The head-to-head in words: which test, at which level, and what follows from it."""
     lo, pe, cmp = h2h["loran"], h2h["peer"], h2h["comparison"]
     dec = cmp.decision
@@ -277,7 +261,7 @@ def _head_to_head_sentence(rec: Any, h2h: dict[str, Any], table: pd.DataFrame) -
     if prespecified:
         how = (
             f"pre-specified (each kind's best by its search gain), held-out confirmation, "
-            f"{cmp.split or 'its'} split; Holm-adjusted p = {_fmt(p_adj)} over "
+            f"{cmp.split or 'its'} split; Holm-adjusted p = {fmt(p_adj, 3)} over "
             f"{count(int(h2h['n_tests']), 'confirmation test')}, this one included"
         )
     else:
@@ -301,10 +285,10 @@ def _head_to_head_sentence(rec: Any, h2h: dict[str, Any], table: pd.DataFrame) -
     test = f"{dec.method}, " if dec is not None and dec.kind != "none" else ""
     return (
         f"**LoRAN's best, {lo['config']}, against the best peer, {pe['config']}, paired "
-        f"directly** ({how}; {size}): {rec.metric} {_fmt(cmp.metric_mean, 4)} vs "
-        f"{_fmt(cmp.baseline_mean, 4)}, difference {_signed(cmp.gain)} ({level} interval "
-        f"[{_signed(low)}, {_signed(high)}]; {test}p = {_fmt(cmp.p_value)}) → {verdict}. "
-        f"Trainable parameters {_fmt(lp['trainable_params'], 4)} vs "
-        f"{_fmt(pp['trainable_params'], 4)}; seconds per step {_fmt(lp['seconds_per_step'])} vs "
-        f"{_fmt(pp['seconds_per_step'])}."
+        f"directly** ({how}; {size}): {rec.metric} {fmt(cmp.metric_mean, 4)} vs "
+        f"{fmt(cmp.baseline_mean, 4)}, difference {signed(cmp.gain)} ({level} interval "
+        f"[{signed(low)}, {signed(high)}]; {test}p = {fmt(cmp.p_value, 3)}) → {verdict}. "
+        f"Trainable parameters {fmt(lp['trainable_params'], 4)} vs "
+        f"{fmt(pp['trainable_params'], 4)}; seconds per step {fmt(lp['seconds_per_step'], 3)} vs "
+        f"{fmt(pp['seconds_per_step'], 3)}."
     )

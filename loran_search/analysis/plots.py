@@ -20,7 +20,7 @@ from loran_search.words import count, plural
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from loran_search.analysis.records import Records
+    from loran_search.analysis.model import Records
 
 DPI = 110
 
@@ -48,13 +48,21 @@ def _phases(d: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return confirmed, val
 
 
-def _plt() -> Any:
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only ``Agg`` backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plt() -> Any:
+    """:func:`pyplot` with the report's seaborn theme."""
     import seaborn as sns
 
+    plt = pyplot()
     sns.set_theme(style="whitegrid", context="notebook")
     return plt
 
@@ -63,9 +71,7 @@ def _save(fig: Figure, out_dir: Path, name: str) -> Path:
     path = out_dir / name
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    pyplot().close(fig)
     return path
 
 

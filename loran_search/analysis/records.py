@@ -46,12 +46,13 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from loran_search import record as R
+from loran_search.analysis.fmt import format_value, number
+from loran_search.analysis.model import MECHANISM_FIELDS, RUN_COLUMNS, TRIAL_COLUMNS, Records
 from loran_search.words import count, plural
 
 if TYPE_CHECKING:
@@ -63,14 +64,6 @@ _DIVERGENCE_WORDS = ("diverg", "nan", "inf", "overflow", "exploded")
 DEFAULT_TARGET_GAIN = 0.01
 #: Roles of the confirmation trials (kept out of every search table).
 CONFIRM_ROLES = R.CONFIRM_ROLES
-#: ``runs`` column ← the recorded per-seed mechanism figure it holds.
-MECHANISM_FIELDS = {
-    "nonlinearity": "nonlinearity_median",
-    "p_rms": "p_rms_median",
-    "stable_rank": "stable_rank_median",
-    "stable_rank_lora": "stable_rank_lora_median",
-    "p_abs_p999_max": "p_abs_p999_max",
-}
 #: The continuous companion of a task's metric, as ``seed_metrics`` and ``examples`` name it:
 #: ``(seed-metric name, example column, +1 if higher is better else -1)``.
 COMPANIONS = (("gold_logprob_mean", "gold_logprob", 1.0), ("summary_loss", "loss", -1.0))
@@ -86,81 +79,6 @@ EXAMPLE_COLUMN = {
     "mean_return": "return",  # a control task: per-episode returns, paired by episode seed
 }
 
-TRIAL_COLUMNS = [
-    "trial", "state", "role", "activation", "family", "rank", "key", "config", "params",
-    "value", "failure", "failure_kind", "record_version", "train_seconds", "peak_memory_mb",
-    "trainable_params", "eval_split", "confirm_of", "adapter_rank",
-]  # fmt: skip
-RUN_COLUMNS = [
-    "trial", "state", "role", "activation", "family", "rank", "key", "config", "seed",
-    "metric", "companion", "has_stability", "diverged", "grad_norm_max", "loss_spikes",
-    "final_train_loss", *MECHANISM_FIELDS, "inert",
-]  # fmt: skip
-
-
-@dataclass
-class Records:
-    """Everything the analysis reads from one study.
-
-    Attributes:
-        study_name: Name of the study.
-        metric: Name of the task metric analysed (``accuracy``, ``rouge_l``, ...).
-        direction: ``maximize`` or ``minimize`` for that metric.
-        trials: One row per trial (see the module docstring).
-        runs: One row per (trial, seed).
-        histories: ``{trial_number: {seed: [history rows]}}`` from ``user_attrs["history"]``.
-        param_names: ``{activation: [parameter names]}`` seen in the study.
-        notes: Plain-language statements about missing or inferred data.
-        eval_size: Evaluation examples per run, when the study records it (``loran.setup``).
-        left_out: ``{why: number of trials}`` of the trials left out of the tables (``queued``,
-            ``running``, or a failure kind such as ``error``).
-        confirm_trials: The confirmation trials (roles ``confirm``/``confirm_baseline``), same
-            columns as ``trials``.
-        confirm_runs: Their runs, same columns as ``runs``.
-        examples: ``{trial: {seed: {column: list}}}`` of the trials that record per-example
-            outcomes (search and confirmation alike).
-        target_gain: The gain the power statement is about (study attr or setup
-            ``report.target_gain``; default :data:`DEFAULT_TARGET_GAIN`, one accuracy point).
-        companion: The companion metric the runs record (``gold_logprob_mean`` or
-            ``summary_loss``; :data:`COMPANIONS`), ``None`` when none does.
-        visited_bound: The largest ``|P|`` of the completed search trials, every rank
-            (:func:`loran_search.record.visited_bound`), ``None`` when none records it.
-    """
-
-    study_name: str
-    metric: str
-    direction: str
-    trials: pd.DataFrame
-    runs: pd.DataFrame
-    histories: dict[int, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
-    eval_size: int | None = None
-    param_names: dict[str, list[str]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    left_out: dict[str, int] = field(default_factory=dict)
-    confirm_trials: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(columns=TRIAL_COLUMNS)
-    )
-    confirm_runs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RUN_COLUMNS))
-    examples: dict[int, dict[str, dict[str, list[Any]]]] = field(default_factory=dict)
-    target_gain: float = 0.01
-    companion: str | None = None
-    visited_bound: float | None = None
-
-    @property
-    def sign(self) -> float:
-        """``+1`` when larger metric values are better, ``-1`` when smaller ones are."""
-        return 1.0 if self.direction == "maximize" else -1.0
-
-
-def _float(value: Any) -> float:
-    """``value`` as a float; ``nan`` for ``None``, strings and other non-numbers."""
-    if isinstance(value, bool):
-        return float(value)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
 
 def _round_key(value: float) -> float:
     """Round to 10 significant digits so that values that went through JSON still group."""
@@ -171,22 +89,19 @@ def _round_key(value: float) -> float:
     return float(f"{value:.10g}")
 
 
-def format_value(value: float) -> str:
-    """A short human form of a parameter value (``1e-05``, ``0.003``, ``10000``)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if math.isfinite(value) and value == int(value) and abs(value) < 1e6:
-        return str(int(value))
-    return f"{value:.3g}"
-
-
 def config_label(activation: str, rank: Any, params: dict[str, float]) -> str:
     """The display name of a configuration: ``sinter(amplitude=0.001, frequency=10000) r=8``."""
     inner = ", ".join(f"{k}={format_value(v)}" for k, v in sorted(params.items()))
     rank_s = "?" if rank is None or (isinstance(rank, float) and math.isnan(rank)) else rank
     return f"{activation}({inner}) r={rank_s}"
+
+
+def seed_order(seed: str) -> tuple[int, Any]:
+    """Sort key of a seed as the tables hold it (a string): numbers in order, then the rest."""
+    try:
+        return (0, int(seed))
+    except ValueError:
+        return (1, seed)
 
 
 def _registry_family_and_params(
@@ -206,9 +121,9 @@ def _registry_family_and_params(
     return spec.family, resolved
 
 
-def _study_metric(study: optuna.Study, seed_metric_keys: Counter[str]) -> tuple[str, list[str]]:
+def _study_metric(attrs: R.StudyAttrs, seed_metric_keys: Counter[str]) -> tuple[str, list[str]]:
     notes: list[str] = []
-    metric = study.user_attrs.get(R.STUDY_METRIC) or _setup(study).get("metric")
+    metric = attrs.metric or attrs.setup.get("metric")
     if isinstance(metric, str) and metric:
         if seed_metric_keys and metric not in seed_metric_keys:
             notes.append(
@@ -232,14 +147,8 @@ def _study_metric(study: optuna.Study, seed_metric_keys: Counter[str]) -> tuple[
     return metric, notes
 
 
-def _setup(study: optuna.Study) -> dict[str, Any]:
-    """The search's record of the study set-up (user attr ``R.STUDY_SETUP``), if any."""
-    setup = study.user_attrs.get(R.STUDY_SETUP)
-    return setup if isinstance(setup, dict) else {}
-
-
-def _study_direction(study: optuna.Study) -> str:
-    direction = study.user_attrs.get(R.STUDY_DIRECTION) or _setup(study).get("directions")
+def _study_direction(study: optuna.Study, attrs: R.StudyAttrs) -> str:
+    direction = attrs.direction or attrs.setup.get("directions")
     if isinstance(direction, list) and direction:
         direction = direction[0]
     if direction in ("maximize", "minimize"):
@@ -266,8 +175,9 @@ def load_records(study: optuna.Study) -> Records:
     for name, _, _ in COMPANIONS:  # a companion is never the metric unless the study says so
         if keys and set(keys) != {name}:
             keys.pop(name, None)
-    metric, notes = _study_metric(study, keys)
-    direction = _study_direction(study)
+    attrs = R.StudyAttrs.of(study.user_attrs)
+    metric, notes = _study_metric(attrs, keys)
+    direction = _study_direction(study, attrs)
 
     phases: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
         "search": ([], []),
@@ -302,7 +212,7 @@ def load_records(study: optuna.Study) -> Records:
             counts["no_activation"] += 1
             activation = "unknown"
         raw = {
-            k.split(".", 1)[1]: _float(v)
+            k.split(".", 1)[1]: number(v)
             for k, v in r.params.items()
             if isinstance(k, str) and k.startswith(f"{activation}.")
         }
@@ -310,7 +220,7 @@ def load_records(study: optuna.Study) -> Records:
         params: dict[str, float]
         if isinstance(spec.get("params"), dict):
             params = {
-                str(k): v if isinstance(v, str) else _float(v) for k, v in spec["params"].items()
+                str(k): v if isinstance(v, str) else number(v) for k, v in spec["params"].items()
             }
         else:
             counts["no_spec"] += 1
@@ -344,14 +254,14 @@ def load_records(study: optuna.Study) -> Records:
             "key": key,
             "config": config_label(activation, rank, dict(params_key)),
             "params": dict(params_key),
-            "value": _float(r.value) if r.value is not None else math.nan,
+            "value": number(r.value) if r.value is not None else math.nan,
             "failure": failure,
             "failure_kind": r.failure_kind,
             "record_version": version,
-            "train_seconds": _float(cost.get("train_seconds")),
-            "peak_memory_mb": _float(cost.get("peak_memory_mb")),
-            "trainable_params": _float(cost.get("trainable_params")),
-            "adapter_rank": _float(cost.get("adapter_rank")),  # a peer arm's trained rank
+            "train_seconds": number(cost.get("train_seconds")),
+            "peak_memory_mb": number(cost.get("peak_memory_mb")),
+            "trainable_params": number(cost.get("trainable_params")),
+            "adapter_rank": number(cost.get("adapter_rank")),  # a peer arm's trained rank
             "eval_split": r.eval_split,
             "confirm_of": tuple(r.confirm_of),
         }
@@ -387,11 +297,11 @@ def load_records(study: optuna.Study) -> Records:
             if seed_metrics is not None:
                 per_metrics = seed_metrics.get(seed)
                 value = (
-                    _float(per_metrics.get(metric)) if isinstance(per_metrics, dict) else math.nan
+                    number(per_metrics.get(metric)) if isinstance(per_metrics, dict) else math.nan
                 )
                 if isinstance(per_metrics, dict):
                     comp_value = next(
-                        (_float(per_metrics[n]) for n, _, _ in COMPANIONS if n in per_metrics),
+                        (number(per_metrics[n]) for n, _, _ in COMPANIONS if n in per_metrics),
                         math.nan,
                     )
             else:
@@ -413,10 +323,10 @@ def load_records(study: optuna.Study) -> Records:
                     "companion": comp_value,
                     "has_stability": has_stab,
                     "diverged": bool(diverged) if diverged is not None else None,
-                    "grad_norm_max": _float(stab.get("grad_norm_max")),
-                    "loss_spikes": _float(stab.get("loss_spikes")),
-                    "final_train_loss": _float(stab.get("final_train_loss")),
-                    **{col: _float(mech.get(name)) for col, name in MECHANISM_FIELDS.items()},
+                    "grad_norm_max": number(stab.get("grad_norm_max")),
+                    "loss_spikes": number(stab.get("loss_spikes")),
+                    "final_train_loss": number(stab.get("final_train_loss")),
+                    **{col: number(mech.get(name)) for col, name in MECHANISM_FIELDS.items()},
                     "inert": bool(inert) if isinstance(inert, (bool, int)) else None,
                 }
             )
@@ -536,9 +446,8 @@ def load_records(study: optuna.Study) -> Records:
 
     trials, runs = _frames(*phases["search"])
     confirm_trials, confirm_runs = _frames(*phases["confirm"])
-    task = _setup(study).get("task")
-    eval_size = task.get("eval_size") if isinstance(task, dict) else None
-    target, target_note = _target_gain(study)
+    eval_size = attrs.section("task").get("eval_size")
+    target, target_note = _target_gain(attrs)
     if target_note:
         notes.append(target_note)
     return Records(
@@ -581,22 +490,14 @@ def _frames(
     return trials, runs
 
 
-def _target_gain(study: optuna.Study) -> tuple[float, str | None]:
+def _target_gain(attrs: R.StudyAttrs) -> tuple[float, str | None]:
     """``report.target_gain`` from the study attrs or the setup, else the default."""
-    setup_report = _setup(study).get("report")
-    candidates = [
-        study.user_attrs.get("report.target_gain"),
-        (study.user_attrs.get("report") or {}).get("target_gain")
-        if isinstance(study.user_attrs.get("report"), dict)
-        else None,
-        setup_report.get("target_gain") if isinstance(setup_report, dict) else None,
-    ]
-    for value in candidates:
+    for value in attrs.target_gains:
         if value is None:
             continue
-        number = _float(value)
-        if math.isfinite(number) and number != 0.0:
-            return abs(number), None
+        gain = number(value)
+        if math.isfinite(gain) and gain != 0.0:
+            return abs(gain), None
         return DEFAULT_TARGET_GAIN, (
             f"report.target_gain = {value!r} is not a non-zero number; the power statement uses "
             f"{DEFAULT_TARGET_GAIN}."

@@ -17,7 +17,7 @@ from loran_search.words import count, plural
 if TYPE_CHECKING:
     import pandas as pd
 
-    from loran_search.analysis.records import Records
+    from loran_search.analysis.model import Records
 
 
 def running_note(rec: Records) -> str | None:

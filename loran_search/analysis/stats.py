@@ -37,6 +37,8 @@ CORRECTIONS = {
     "holm": "Holm–Bonferroni step-down (family-wise error rate)",
     "bh": "Benjamini–Hochberg (false discovery rate)",
 }
+#: The corrections' short names, as a sentence or a column header says them.
+CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini–Hochberg"}
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from loran_search import record as R
+from loran_search.analysis.fmt import trial_numbers
 
 if TYPE_CHECKING:
     import optuna
@@ -33,19 +34,18 @@ def add_tuned_columns(configs: pd.DataFrame, study: optuna.Study) -> pd.DataFram
     by_number = {t.number: t for t in trials}
     baseline: dict[int, Any] = {}
     for t in sorted(trials, key=lambda t: (t.state != TrialState.COMPLETE, t.number)):
-        if t.user_attrs.get(R.ROLE) != R.ROLE_CONFIRM_BASELINE:
+        if R.TrialRecord.from_frozen(t).role != R.ROLE_CONFIRM_BASELINE:
             continue
         rank = t.params.get(R.PARAM_RANK)
         if rank is not None:
-            baseline.setdefault(int(rank), t.user_attrs.get(R.TUNED))
+            baseline.setdefault(int(rank), R.TuneAttrs.of(t.user_attrs).tuned)
     tuned, base = [], []
     numbers = configs["confirm_trials"] if "confirm_trials" in configs else [""] * len(configs)
     ranks = configs["rank"] if "rank" in configs else [None] * len(configs)
     for text, rank in zip(numbers, ranks, strict=True):
-        conf = [int(n) for n in str(text or "").split(",") if n.strip().isdigit()]
-        done = [by_number[n] for n in conf if n in by_number]
+        done = [by_number[n] for n in trial_numbers(text) if n in by_number]
         done.sort(key=lambda t: (t.state != TrialState.COMPLETE, t.number))
-        tuned.append(_dump(done[0].user_attrs.get(R.TUNED)) if done else "{}")
+        tuned.append(_dump(R.TuneAttrs.of(done[0].user_attrs).tuned) if done else "{}")
         ok = done and rank is not None and rank == rank  # NaN-safe
         base.append(_dump(baseline.get(int(rank))) if ok else "{}")
     return configs.assign(tuned=tuned, baseline_tuned=base)
@@ -69,12 +69,7 @@ def _arm_label(arm: str) -> str:
         for k, v in params.items()
         if isinstance(k, str) and k.startswith(f"{name}.")
     }
-    shown = (
-        " "
-        + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in own.items())
-        if own
-        else ""
-    )
+    shown = f" {params_text(own)}" if own else ""
     return f"{name}{shown} r{rank}"
 
 
@@ -91,16 +86,19 @@ def response_frame(study: optuna.Study) -> pd.DataFrame:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
+    roles = {t.number: R.TrialRecord.from_frozen(t).role for t in trials}
     chosen: dict[str, str] = {}
     for t in trials:
-        if t.user_attrs.get(R.ROLE) in R.CONFIRM_ROLES and t.user_attrs.get(R.TUNED):
-            chosen[str(t.user_attrs.get(R.CONFIRM_KEY))] = _dump(t.user_attrs[R.TUNED])
+        attrs = R.TuneAttrs.of(t.user_attrs)
+        if roles[t.number] in R.CONFIRM_ROLES and attrs.tuned:
+            chosen[str(attrs.confirm_key)] = _dump(attrs.tuned)
     rows = []
     for t in trials:
-        if t.user_attrs.get(R.ROLE) != R.ROLE_TUNE or t.state != TrialState.COMPLETE:
+        if roles[t.number] != R.ROLE_TUNE or t.state != TrialState.COMPLETE:
             continue
-        point, arm = t.user_attrs.get(R.TUNED), t.user_attrs.get(R.TUNE_ARM)
-        if not isinstance(point, dict) or not isinstance(arm, str) or not t.values:
+        attrs = R.TuneAttrs.of(t.user_attrs)
+        point, arm = attrs.tuned, attrs.tune_arm
+        if point is None or arm is None or not t.values:
             continue
         value = float(t.values[0])
         if not math.isfinite(value):
@@ -121,14 +119,13 @@ def response_frame(study: optuna.Study) -> pd.DataFrame:
 
 def normalize_notes(study: optuna.Study) -> list[str]:
     """A report note when the study ran with ``adapter.normalize: slope``, with each ``f′(0)``."""
-    setup = study.user_attrs.get(R.STUDY_SETUP) or {}
-    adapter = setup.get("adapter") if isinstance(setup, dict) else None
-    if not isinstance(adapter, dict) or adapter.get("normalize") != "slope":
+    adapter = R.StudyAttrs.of(study.user_attrs).section("adapter")
+    if adapter.get("normalize") != "slope":
         return []
     slopes: dict[str, float] = {}
     for t in study.get_trials(deepcopy=False):
-        rec = t.user_attrs.get(R.NORMALIZE)
-        name = (t.user_attrs.get(R.ACTIVATION_SPEC) or {}).get("name")
+        rec = R.TuneAttrs.of(t.user_attrs).normalize
+        name = (R.TrialRecord.from_frozen(t).activation_spec or {}).get("name")
         if isinstance(rec, dict) and isinstance(name, str) and "slope_at_zero" in rec:
             slopes.setdefault(name, float(rec["slope_at_zero"]))
     shown = ", ".join(f"{n} {v:g}" for n, v in sorted(slopes.items())) or "none recorded"

@@ -8,62 +8,29 @@ see it (the MDE against the gain, and the seeds × examples that would detect
 (4) whether the non-linearity was active (how many configurations were LoRA in all but name).
 :func:`summary_lines` adds the details (spread, evaluation noise, failed confirmations). Every
 degraded input (older records, one seed, no baseline, no or a failed confirmation) gives a
-statement instead. :mod:`loran_search.analysis.report` renders them with the tables and figures.
+statement instead. :mod:`loran_search.analysis.render` renders them with the tables and figures.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from loran_search import record as R
-from loran_search.analysis.configurations import (
-    EVIDENCE_CONFIRMATION,
-    POWER,
-)
+from loran_search.analysis.configurations import EVIDENCE_CONFIRMATION, POWER, measured_rows
 from loran_search.analysis.decision import FEW_SEEDS, MAX_DESIGN_SEEDS
-from loran_search.analysis.records import Records, format_value
+from loran_search.analysis.fmt import fmt, format_value, pct, signed, truthy
+from loran_search.analysis.model import Analysis, Records
+from loran_search.analysis.peers import peers_answer
+from loran_search.analysis.records import seed_order
+from loran_search.analysis.running import running_note
 from loran_search.analysis.stability import run_stability
-from loran_search.analysis.stats import ALPHA, CONFIDENCE
+from loran_search.analysis.stats import ALPHA, CONFIDENCE, CORRECTION_NAMES
 from loran_search.record import INERT_THRESHOLD
 from loran_search.words import count, plural
-
-if TYPE_CHECKING:
-    from loran_search.analysis.report import Analysis
-
-CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini–Hochberg"}
-
-# --------------------------------------------------------------------------------------------
-# numbers and words
-
-
-def fmt(x: Any, digits: int = 4) -> str:
-    """A number for a table: ``—`` when missing, ``digits`` significant digits otherwise."""
-    if x is None:
-        return "—"
-    if isinstance(x, (bool, np.bool_)):
-        return "yes" if x else "no"
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if math.isnan(v):
-        return "—"
-    return f"{v:.{digits}g}"
-
-
-def _signed(x: float) -> str:
-    return f"{x:+.3g}"
-
-
-def pct(x: float) -> str:
-    """``0.25`` → ``25%``; ``—`` for a missing value."""
-    return "—" if x is None or not math.isfinite(x) else f"{100 * x:.0f}%"
 
 
 def _join(items: list[str]) -> str:
@@ -80,9 +47,16 @@ def _state_line(trials: pd.DataFrame) -> str:
 
 
 def summary_lines(a: Analysis) -> list[str]:
-    """The first screen: the verdict (:func:`verdict_lines`), then the study's details."""
-    a.verdict = verdict_lines(a)
-    return [*a.verdict, *_details(a)]
+    """The first screen: ``a.verdict`` (:func:`verdict_lines`), then the study's details.
+
+    The details end with the sections' own lines: the landscape's readings and rank sweep
+    (:meth:`~loran_search.analysis.model.Landscape.summary_lines`), then the forms' counts
+    (:meth:`~loran_search.analysis.model.FormsAnalysis.summary_line`).
+    """
+    sections = a.landscape.summary_lines() if a.landscape is not None else []
+    if a.forms is not None:
+        sections.append(a.forms.summary_line())
+    return [*a.verdict, *_details(a), *sections]
 
 
 def _header(a: Analysis) -> str:
@@ -93,7 +67,9 @@ def _header(a: Analysis) -> str:
     direction_word = "higher is better" if rec.direction == "maximize" else "lower is better"
     base_ranks = _join([str(r) for r in a.baselines["rank"]]) if not a.baselines.empty else ""
     base_seeds = (
-        _join(sorted({s for ss in a.baselines["seeds"] for s in ss.split(",") if s}, key=_int_key))
+        _join(
+            sorted({s for ss in a.baselines["seeds"] for s in ss.split(",") if s}, key=seed_order)
+        )
         if not a.baselines.empty
         else ""
     )
@@ -118,12 +94,6 @@ def _header(a: Analysis) -> str:
             f"{count(n_cb, 'confirm_baseline trial')}"
         )
     return line + "."
-
-
-def _with_gain(c: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    done = c[np.isfinite(c["metric_mean"].to_numpy(dtype=float))] if len(c) else c
-    with_gain = done[np.isfinite(done["gain"].to_numpy(dtype=float))] if len(done) else done
-    return done, with_gain
 
 
 def _interval_name(method: str) -> str:
@@ -158,11 +128,9 @@ def companion_sentence(name: str, gain: float, low: float, high: float) -> str:
     else:
         moved = f"the candidate's {what} is {size} {'higher' if raw > 0 else 'lower'} than QLoRA's"
     has_ci = math.isfinite(low) and math.isfinite(high)
-    ci = (
-        f" (direction-aware gain {_signed(gain)}, 95% t interval [{_signed(low)}, {_signed(high)}])"
-    )
+    ci = f" (direction-aware gain {signed(gain)}, 95% t interval [{signed(low)}, {signed(high)}])"
     if not has_ci:
-        return f"Companion {name}: {moved} (direction-aware gain {_signed(gain)}, no interval)."
+        return f"Companion {name}: {moved} (direction-aware gain {signed(gain)}, no interval)."
     if low > 0 or high < 0:
         judged = "better" if gain > 0 else "worse"
         return f"Companion {name}: {moved} — **{judged}**{ci}."
@@ -174,7 +142,7 @@ def winners_curse_sentence(sign: float, search_gain: float, gain: float, split: 
 
     ``sign`` is +1 when higher is better, −1 otherwise; gains are in the metric's units.
     """
-    head = f" Its search-phase gain was {_signed(search_gain)} on the {split} split"
+    head = f" Its search-phase gain was {signed(search_gain)} on the {split} split"
     if sign * gain < sign * search_gain:
         return (
             f"{head}; the confirmation shrank it by {abs(search_gain - gain):.3g} — the winner's "
@@ -182,7 +150,7 @@ def winners_curse_sentence(sign: float, search_gain: float, gain: float, split: 
         )
     if sign * gain > sign * search_gain:
         return (
-            f"{head}; the confirmation gain is larger ({_signed(gain)}, by "
+            f"{head}; the confirmation gain is larger ({signed(gain)}, by "
             f"{abs(gain - search_gain):.3g}): no sign of the winner's curse here."
         )
     return f"{head}, the same as the confirmation's."
@@ -202,14 +170,10 @@ def verdict_lines(a: Analysis) -> list[str]:
     if len(t) == 0 and len(rec.confirm_trials) == 0:
         return ["The study has no trials yet: run it first (`loran-search run FILE`)."]
     out = [_gain_answer(a)]
-    from loran_search.analysis.running import running_note  # issue 18: a report mid-run
-
-    note = running_note(rec)
+    note = running_note(rec)  # issue 18: a report made mid-run
     if note:
         out.insert(0, note)
-    from loran_search.analysis.peers import peers_answer  # issue 13: studies with peer arms
-
-    peers = peers_answer(a)
+    peers = peers_answer(a)  # issue 13: studies with peer arms
     if peers:
         out.append(peers)
     power = _power_answer(a)
@@ -223,7 +187,7 @@ def verdict_lines(a: Analysis) -> list[str]:
 def _gain_answer(a: Analysis) -> str:
     rec, c = a.records, a.configurations
     base = rec.trials[rec.trials["role"] == "baseline"]
-    done, with_gain = _with_gain(c)
+    done, with_gain = measured_rows(c)
     if len(done) == 0:
         return "**No candidate configuration has a completed run**, so nothing can be compared yet."
     if len(base) == 0 or a.baselines.empty or len(with_gain) == 0:
@@ -300,13 +264,13 @@ def _best_line(a: Analysis, best: pd.Series, *, phase: str) -> str:
     head = (
         f"**Best configuration: {best['config']}** — {rec.metric} "
         f"{fmt(best['metric_mean'])} vs QLoRA {fmt(best['baseline_mean'])} on the same "
-        f"{design}: gain **{_signed(float(best['gain']))}**"
+        f"{design}: gain **{signed(float(best['gain']))}**"
     )
     if phase == "confirmation":
         head = (
             f"**Best confirmed configuration: {best['config']}** — {rec.metric} "
             f"{fmt(best['confirm_metric_mean'])} vs QLoRA {fmt(best['confirm_baseline_mean'])} "
-            f"on the same {design}: gain **{_signed(float(best['gain']))}**"
+            f"on the same {design}: gain **{signed(float(best['gain']))}**"
         )
     where = " on held-out data" if phase == "confirmation" else ""
     tested = int(best["n_tests"])
@@ -321,7 +285,7 @@ def _best_line(a: Analysis, best: pd.Series, *, phase: str) -> str:
             level = f"{100 * ci_level:.4g}%"
         ci = (
             f"{level} {_interval_name(str(best['ci_method']))} "
-            f"[{_signed(float(best['gain_ci_low']))}, {_signed(float(best['gain_ci_high']))}]"
+            f"[{signed(float(best['gain_ci_low']))}, {signed(float(best['gain_ci_high']))}]"
         )
         if tested > 1:
             ci += f", at the level of its {corr} step so that it agrees with the adjusted p"
@@ -414,7 +378,7 @@ def _target_words(rec: Records) -> str:
 def _power_answer(a: Analysis) -> str | None:
     """Was the design powered to see the gain? The MDE and the design for the target gain."""
     rec, c = a.records, a.configurations
-    _, with_gain = _with_gain(c)
+    _, with_gain = measured_rows(c)
     if len(with_gain) == 0:
         return None
     best = with_gain.iloc[0]
@@ -441,7 +405,7 @@ def _power_answer(a: Analysis) -> str | None:
         else f"{count(n, 'seed')} (over seeds only)"
     )
     gain = abs(float(best["gain"]))
-    observed = f"the observed gain ({_signed(float(best['gain']))})"
+    observed = f"the observed gain ({signed(float(best['gain']))})"
     verdict = (
         f"{observed} is above it"
         if gain >= mde
@@ -550,7 +514,14 @@ def _stability_answers(a: Analysis) -> list[str]:
         else:
             out.append("Stability: no run records stability telemetry.")
 
+    # the forms of a form search (each its own activation) that never diverged: one line for all
+    forms = a.forms.names if a.forms is not None else frozenset()
+    calm = [th for th in a.thresholds if th["activation"] in forms and th["first_unstable"] is None]
     for th in a.thresholds:
+        if len(calm) > 1 and th in calm:
+            if th is calm[0]:
+                out.append(_calm_forms_line(calm))
+            continue
         act = th["activation"]
         sym = "A" if th["axis"] == "amplitude" else "A·ω"
         word = "amplitude" if th["axis"] == "amplitude" else "amplitude × frequency"
@@ -590,6 +561,18 @@ def _stability_answers(a: Analysis) -> list[str]:
     return out
 
 
+def _calm_forms_line(calm: list[dict[str, Any]]) -> str:
+    """The forms that never diverged, in one statement (each form is its own activation)."""
+    if all(th["axis"] == "amplitude" for th in calm):
+        word, values = "amplitude", "amplitudes"
+    else:  # a swept frequency: the axis is A·ω
+        word, values = "amplitude × frequency", "amplitudes and frequencies"
+    return (
+        f"**Forms: no divergence at any {word} tested** ({len(calm)} forms, each at the "
+        f"{values} it was trained with; the form table below lists them)."
+    )
+
+
 def _failed_confirmations(a: Analysis) -> str | None:
     ct = a.records.confirm_trials
     bad = ct[(ct["state"] == "FAIL") & ct["failure_kind"].isin(["diverged", "nonfinite"])]
@@ -601,11 +584,6 @@ def _failed_confirmations(a: Analysis) -> str | None:
         f"({names}): "
         "the configuration is unstable beyond the seeds the search saw."
     )
-
-
-def truthy(v: Any) -> bool:
-    """Whether ``v`` is a true boolean (``None`` and ``nan`` are not)."""
-    return isinstance(v, (bool, np.bool_)) and bool(v)
 
 
 def _mechanism_answer(a: Analysis) -> str:
@@ -660,7 +638,7 @@ def _mechanism_answer(a: Analysis) -> str:
             f"({names}): f′(0) = 0, and with B = 0 at the start no gradient reaches A or B — "
             "the run measures the unadapted model, not f."
         )
-    _, with_gain = _with_gain(c)
+    _, with_gain = measured_rows(c)
     best = with_gain.iloc[0] if len(with_gain) else None
     if best is not None and truthy(best["inert"]) and best.name not in dead.index:
         line += (
@@ -676,7 +654,7 @@ def _details(a: Analysis) -> list[str]:
     """After the verdict: the study line, the spread of gains, the count of significant ones."""
     rec, c = a.records, a.configurations
     out = [_header(a)]
-    _, with_gain = _with_gain(c)
+    _, with_gain = measured_rows(c)
     if len(with_gain):
         out.extend(_spread_line(rec, with_gain))
         corr = CORRECTION_NAMES[a.correction]
@@ -741,7 +719,7 @@ def _spread_line(rec: Records, with_gain: pd.DataFrame) -> list[str]:
     noise = _eval_noise(rec, float(worst["baseline_mean"]))
     line = (
         f"Worst configuration: **{worst['config']}** — {rec.metric} {fmt(worst['metric_mean'])} "
-        f"vs QLoRA {fmt(worst['baseline_mean'])}: gain **{_signed(float(worst['gain']))}**"
+        f"vs QLoRA {fmt(worst['baseline_mean'])}: gain **{signed(float(worst['gain']))}**"
     )
     if noise is not None and int(worst["n_paired"]) == 1:
         verdict = "beyond" if abs(w_imp) >= noise else "within"
@@ -771,10 +749,3 @@ def _eval_noise(rec: Records, p: float) -> float | None:
     if rec.eval_size is None or "acc" not in rec.metric.lower() or not 0.0 <= p <= 1.0:
         return None
     return 2.0 * math.sqrt(max(p * (1.0 - p), 0.0) / rec.eval_size)
-
-
-def _int_key(s: str) -> tuple[int, Any]:
-    try:
-        return (0, int(s))
-    except ValueError:
-        return (1, s)

@@ -79,7 +79,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
     except ReportError as err:
         raise UsageError(str(err)) from None
-    from loran_search.analysis.report import summary_markdown
+    from loran_search.analysis.render import summary_markdown
 
     print(summary_markdown(analysis[0]))
     for line in messages:

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from loran_search.analysis.api import load_study
-from loran_search.analysis.report import analyse, summary_markdown
+from loran_search.analysis.render import summary_markdown
+from loran_search.analysis.report import analyse
 from loran_search.cli import main
 from loran_search.search.validate import load_config, validate_file
 from tests.conftest import tiny_falcon, tiny_t5
