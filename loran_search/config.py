@@ -33,14 +33,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from loran_search.errors import LoranSearchError
+
+# The "X as X" names are read as ``loran_search.config.X`` by the README, tests and modules.
 from loran_search.yamlio import MAX_STUDY_FILE_BYTES as MAX_STUDY_FILE_BYTES
-from loran_search.yamlio import MAX_YAML_DEPTH, YamlReadError, dotted, parse_yaml_value, read_yaml
+from loran_search.yamlio import MAX_YAML_DEPTH as MAX_YAML_DEPTH
 from loran_search.yamlio import MAX_YAML_NODES as MAX_YAML_NODES
+from loran_search.yamlio import Context, YamlReadError, read_yaml, set_values
 from loran_search.yamlio import YamlLimitError as YamlLimitError
 from loran_search.yamlio import check_yaml_limits as check_yaml_limits
+from loran_search.yamlio import dotted as dotted
+from loran_search.yamlio import parse_yaml_value as parse_yaml_value
 
 
 @dataclass
@@ -433,39 +436,6 @@ def unknown_key_problems(
     ]
 
 
-class Context:
-    """Collects errors with their location: ``FILE:LINE dotted.path`` or ``--set KEY``."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.lines: dict[tuple[Any, ...], int] = {}
-        self.overridden: dict[tuple[Any, ...], str] = {}
-        self.errors: list[tuple[str, str]] = []
-        #: What one section's check learnt for a later section's check, in this parse only
-        #: (e.g. the model's layers, read once for the adapter and the rank).
-        self.shared: dict[str, Any] = {}
-
-    def loc(self, path: Sequence[Any]) -> str:
-        """Where ``path`` is: ``--set KEY (path)``, ``FILE:LINE path`` or ``FILE path``."""
-        path = tuple(path)
-        for i in range(len(path), 0, -1):
-            if path[:i] in self.overridden:
-                return f"--set {self.overridden[path[:i]]} ({dotted(path)})"
-        for i in range(len(path), -1, -1):
-            if path[:i] in self.lines:
-                return f"{self.file}:{self.lines[path[:i]]} {dotted(path)}"
-        return f"{self.file} {dotted(path)}"
-
-    def err(self, path: Sequence[Any], message: str) -> None:
-        """Record one error at ``path``."""
-        self.errors.append((self.loc(path), message))
-
-    def err_each(self, problems: Sequence[tuple[Sequence[Any], str]]) -> None:
-        """Record every ``(path, message)`` problem, e.g. of :func:`unknown_key_problems`."""
-        for path, message in problems:
-            self.err(path, message)
-
-
 def _override_path(key: str) -> tuple[str, ...]:
     """Where ``--set key=…`` writes (see :func:`apply_overrides`)."""
     parts = key.split(".")
@@ -483,57 +453,14 @@ def _override_path(key: str) -> tuple[str, ...]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str], ctx: Context) -> None:
-    """Apply ``--set key.path=value`` overrides in place.
+    """Apply ``--set key.path=value`` overrides in place (:func:`loran_search.yamlio.set_values`).
 
-    ``value`` is parsed as YAML (``1e-3``, ``[8, 16]``, ``{low: 1e-5, high: 1e-3}``, ``null``).
     ``key.path`` is a dotted path from the top (``training.max_steps``,
     ``study.sampler.name``). Shorthand: a path whose first part is not a section name is an
     activation parameter, ``sinter.amplitude=1e-3`` meaning ``search.params.sinter.amplitude``
     (a third part addresses a range key: ``sinter.amplitude.high=1e-2``).
     """
-    for text in overrides:
-        key, sep, raw = text.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            ctx.errors.append(
-                (f"--set {text}", "Expected KEY=VALUE, e.g. --set training.max_steps=20.")
-            )
-            continue
-        try:
-            path = _override_path(key)
-            if len(path) > MAX_YAML_DEPTH:
-                raise ValueError(
-                    f"The key path has {len(path)} parts; at most {MAX_YAML_DEPTH} are allowed "
-                    "(a study nests about 5 levels). Give the key of a real setting, e.g. "
-                    "training.max_steps."
-                )
-            value = parse_yaml_value(raw)
-        except ValueError as err:
-            ctx.errors.append((f"--set {text}", str(err)))
-            continue
-        except yaml.YAMLError as err:
-            ctx.errors.append((f"--set {text}", f"The value is not valid YAML: {err}"))
-            continue
-        node: Any = data
-        ok = True
-        for i, part in enumerate(path[:-1]):
-            child = node.get(part) if isinstance(node, dict) else None
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                ctx.errors.append(
-                    (
-                        f"--set {text}",
-                        f"Cannot set '{key}': {dotted(path[: i + 1])} is "
-                        f"{type(child).__name__} {child!r}, not a mapping.",
-                    )
-                )
-                ok = False
-                break
-            node = child
-        if ok:
-            node[path[-1]] = value
-            ctx.overridden[tuple(path)] = key
+    set_values(data, overrides, ctx, _override_path)
 
 
 def _describe_type(tp: Any) -> str:

@@ -1,21 +1,22 @@
-"""Reading a YAML study text safely, and the line of every key in it.
+"""Reading a YAML study text safely, and where every key of it came from.
 
 A study file is read in one pass that refuses, before anything is built, what no study needs
 and what would exhaust memory or recursion: a file over :data:`MAX_STUDY_FILE_BYTES`, text
 that is not UTF-8, aliases that expand beyond :data:`MAX_YAML_NODES` values ("billion
 laughs"), nesting deeper than :data:`MAX_YAML_DEPTH`. The document is composed once: the node
-graph gives the 1-based line of every key and item (so a later check can say ``FILE:LINE
-path``), the same graph gives the data. ``1e-3`` reads as a float (YAML 1.1 would read a
-string).
+graph gives the 1-based line of every key and item, the same graph gives the data. ``1e-3``
+reads as a float (YAML 1.1 would read a string). :func:`set_values` applies ``--set KEY=VALUE``
+overrides under the same limits, and :class:`Context` collects every later error with its
+place, ``FILE:LINE path`` or ``--set KEY (path)``.
 
-Every refusal names the file and line, the limit and the fix. This module knows YAML, not the
-study schema (:mod:`loran_search.config`); it imports only the standard library and PyYAML.
+Every refusal names the place, the limit and the fix. This module knows YAML, not the study
+schema (:mod:`loran_search.config`); it imports only the standard library and PyYAML.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,98 @@ def dotted(path: Sequence[Any]) -> str:
     for p in path:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out or "(top level)"
+
+
+class Context:
+    """Collects errors with their location: ``FILE:LINE dotted.path`` or ``--set KEY``."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: dict[KeyPath, int] = {}
+        self.overridden: dict[KeyPath, str] = {}
+        self.errors: list[Problem] = []
+        #: What one section's check learnt for a later section's check, in this parse only
+        #: (e.g. the model's layers, read once for the adapter and the rank).
+        self.shared: dict[str, Any] = {}
+
+    def loc(self, path: Sequence[Any]) -> str:
+        """Where ``path`` is: ``--set KEY (path)``, ``FILE:LINE path`` or ``FILE path``."""
+        path = tuple(path)
+        for i in range(len(path), 0, -1):
+            if path[:i] in self.overridden:
+                return f"--set {self.overridden[path[:i]]} ({dotted(path)})"
+        for i in range(len(path), -1, -1):
+            if path[:i] in self.lines:
+                return f"{self.file}:{self.lines[path[:i]]} {dotted(path)}"
+        return f"{self.file} {dotted(path)}"
+
+    def err(self, path: Sequence[Any], message: str) -> None:
+        """Record one error at ``path``."""
+        self.errors.append((self.loc(path), message))
+
+    def err_each(self, problems: Sequence[tuple[Sequence[Any], str]]) -> None:
+        """Record every ``(path, message)`` problem (e.g. of ``config.unknown_key_problems``)."""
+        for path, message in problems:
+            self.err(path, message)
+
+
+def set_values(
+    data: dict[str, Any],
+    overrides: Sequence[str],
+    ctx: Context,
+    path_of: Callable[[str], KeyPath],
+) -> None:
+    """Apply ``KEY=VALUE`` overrides (``--set``) to ``data`` in place; problems go to ``ctx``.
+
+    ``VALUE`` is parsed as YAML (``1e-3``, ``[8, 16]``, ``{low: 1e-5, high: 1e-3}``, ``null``)
+    within the limits of :func:`check_yaml_limits`; ``path_of(KEY)`` says where it is written
+    (it raises ``ValueError`` with the fix for a key it cannot place). Missing mappings on the
+    way are created; ``ctx`` remembers each written path, so a later error there reads
+    ``--set KEY (path)`` instead of a file line.
+    """
+    for text in overrides:
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            ctx.errors.append(
+                (f"--set {text}", "Expected KEY=VALUE, e.g. --set training.max_steps=20.")
+            )
+            continue
+        try:
+            path = path_of(key)
+            if len(path) > MAX_YAML_DEPTH:
+                raise ValueError(
+                    f"The key path has {len(path)} parts; at most {MAX_YAML_DEPTH} are allowed "
+                    "(a study nests about 5 levels). Give the key of a real setting, e.g. "
+                    "training.max_steps."
+                )
+            value = parse_yaml_value(raw)
+        except ValueError as err:
+            ctx.errors.append((f"--set {text}", str(err)))
+            continue
+        except yaml.YAMLError as err:
+            ctx.errors.append((f"--set {text}", f"The value is not valid YAML: {err}"))
+            continue
+        node: Any = data
+        ok = True
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part) if isinstance(node, dict) else None
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                ctx.errors.append(
+                    (
+                        f"--set {text}",
+                        f"Cannot set '{key}': {dotted(path[: i + 1])} is "
+                        f"{type(child).__name__} {child!r}, not a mapping.",
+                    )
+                )
+                ok = False
+                break
+            node = child
+        if ok:
+            node[path[-1]] = value
+            ctx.overridden[tuple(path)] = key
 
 
 class YamlReadError(ValueError):
