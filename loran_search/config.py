@@ -819,23 +819,20 @@ def parse_study(
     """
     checks = dict(checks or {})
     checks.setdefault("study", check_study_section)
-    file = str(path) if path is not None else "<config>"
+    ctx = Context(str(path) if path is not None else "<config>")
     try:
-        data, lines, duplicates = read_yaml(file, text)
+        data = read_yaml(ctx, text)
     except YamlReadError as err:
         return None, [(err.location, str(err))]
     if data is None or data == {}:
         what = "file" if path is not None else "text"
         return None, [
             (
-                file,
+                ctx.file,
                 f"The study {what} is empty (nothing but comments or blank lines), which would "
                 "run a default study; start from studies/smoke.yaml (copy it and edit).",
             )
         ]
-    ctx = Context(file)
-    ctx.lines.update(lines)
-    ctx.errors.extend(duplicates)
     if isinstance(data, dict):
         apply_overrides(data, overrides, ctx)
     cfg = _validate(data, ctx, None if path is None else str(path), checks)

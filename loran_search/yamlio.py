@@ -266,23 +266,16 @@ def set_values(
             ctx.errors.append((f"--set {text}", f"The value is not valid YAML: {err}"))
             continue
         node: Any = data
-        ok = True
         for i, part in enumerate(path[:-1]):
             child = node.get(part) if isinstance(node, dict) else None
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                ctx.errors.append(
-                    (
-                        f"--set {text}",
-                        f"Cannot set '{key}': {dotted(path[: i + 1])} is "
-                        f"{type(child).__name__} {child!r}, not a mapping.",
-                    )
-                )
-                ok = False
+                what = f"{dotted(path[: i + 1])} is {type(child).__name__} {child!r}"
+                ctx.errors.append((f"--set {text}", f"Cannot set '{key}': {what}, not a mapping."))
                 break
             node = child
-        if ok:
+        else:
             node[path[-1]] = value
             ctx.overridden[tuple(path)] = key
 
@@ -299,18 +292,20 @@ class YamlReadError(ValueError):
         self.location = location
 
 
-def read_yaml(file: str, text: str | None = None) -> tuple[Any, dict[KeyPath, int], list[Problem]]:
-    """Read the YAML file ``file`` (or ``text``, with ``file`` naming it in messages).
+def read_yaml(ctx: Context, text: str | None = None) -> Any:
+    """Read the YAML file ``ctx.file`` (or ``text``, with ``ctx.file`` naming it in messages).
+
+    The line of every key and item goes to ``ctx.lines``; a duplicate key (YAML keeps the last
+    one) is an error in ``ctx``.
 
     Returns:
-        ``(data, lines, duplicates)``: the document (``None`` when it holds nothing), the
-        1-based line of every key path, and one problem per duplicate key (YAML keeps the last
-        one; the caller decides whether that is an error).
+        The document (``None`` when it holds nothing).
 
     Raises:
         YamlReadError: The text is too large, not UTF-8, beyond a limit or not valid YAML;
             the location and a fix are in the error.
     """
+    file = ctx.file
     kind = "study file" if text is None else "study text"
     too_big = (
         f"The {kind} is larger than {MAX_STUDY_FILE_BYTES:,} bytes (1 MiB, "
@@ -347,11 +342,9 @@ def read_yaml(file: str, text: str | None = None) -> tuple[Any, dict[KeyPath, in
         ) from err
     except yaml.YAMLError as err:
         raise YamlReadError(file, f"YAML error: {err}") from err
-    lines: dict[KeyPath, int] = {}
-    duplicates: list[Problem] = []
     if node is not None:
-        _map_lines(node, (), file, lines, duplicates)
-    return data, lines, duplicates
+        _map_lines(node, (), ctx)
+    return data
 
 
 def _read_text(file: str, too_big: str) -> str:
@@ -378,26 +371,24 @@ def _read_text(file: str, too_big: str) -> str:
         ) from err
 
 
-def _map_lines(
-    node: yaml.Node, path: KeyPath, file: str, lines: dict[KeyPath, int], duplicates: list[Problem]
-) -> None:
+def _map_lines(node: yaml.Node, path: KeyPath, ctx: Context) -> None:
     """Record the 1-based line of every key and item; report duplicate keys."""
-    lines.setdefault(path, node.start_mark.line + 1)
+    ctx.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
         for knode, vnode in node.value:
             key = knode.value
             line = knode.start_mark.line + 1
             if key in seen:
-                duplicates.append(
+                ctx.errors.append(
                     (
-                        f"{file}:{line} {dotted((*path, key))}",
+                        f"{ctx.file}:{line} {dotted((*path, key))}",
                         f"Duplicate key '{key}': YAML keeps only the last one. Remove one.",
                     )
                 )
             seen.add(key)
-            lines[(*path, key)] = line
-            _map_lines(vnode, (*path, key), file, lines, duplicates)
+            ctx.lines[(*path, key)] = line
+            _map_lines(vnode, (*path, key), ctx)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _map_lines(item, (*path, i), file, lines, duplicates)
+            _map_lines(item, (*path, i), ctx)
