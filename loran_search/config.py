@@ -10,9 +10,12 @@ The file format is the public contract of DESIGN.md ("Study YAML")::
     training: {max_steps, learning_rate, batch_size, eval_every, ...}
     search:   {activations, rank, params, training}
 
-Every section is a dataclass whose fields are the allowed keys, with defaults; :func:`load_config`
-reads a file, applies ``--set key.path=value`` overrides and validates the whole document,
-collecting *every* error (with its YAML path and line) into one :class:`ConfigError`.
+Every section is a dataclass whose fields are the allowed keys, with defaults; :func:`parse_study`
+reads a file (:mod:`loran_search.yamlio`: the limits and the line of every key), applies ``--set
+key.path=value`` overrides and checks the whole document, collecting *every* error as
+``FILE:LINE path: message + fix`` (:class:`Context`; one wording of an unknown key,
+:func:`unknown_key_problems`). The study-file loader that adds the search's checks is
+:func:`loran_search.search.validate.load_config`.
 
 This module imports only the standard library and PyYAML (plus the registry, which imports no
 torch), so ``loran-search validate`` stays fast.
@@ -23,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -31,9 +33,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from loran_search.errors import LoranSearchError
+
+# The "X as X" names are read as ``loran_search.config.X`` by the README, tests and modules.
+from loran_search.yamlio import MAX_STUDY_FILE_BYTES as MAX_STUDY_FILE_BYTES
+from loran_search.yamlio import MAX_YAML_DEPTH as MAX_YAML_DEPTH
+from loran_search.yamlio import MAX_YAML_NODES as MAX_YAML_NODES
+from loran_search.yamlio import Context, YamlReadError, read_yaml, set_values
+from loran_search.yamlio import YamlLimitError as YamlLimitError
+from loran_search.yamlio import check_yaml_limits as check_yaml_limits
+from loran_search.yamlio import dotted as dotted
+from loran_search.yamlio import parse_yaml_value as parse_yaml_value
 
 
 @dataclass
@@ -238,6 +248,10 @@ class InlineActivation:
     family: str = "custom"
 
 
+#: The keys of an inline activation: the fields of :class:`InlineActivation`.
+INLINE_KEYS = tuple(f.name for f in dataclasses.fields(InlineActivation))
+
+
 @dataclass
 class SearchSection:
     """``search:`` — the search space.
@@ -369,163 +383,6 @@ _MINIMUM: dict[tuple[str, str], tuple[float, bool]] = {
 }
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader that also reads ``1e-3`` as a float.
-
-    YAML 1.1 (PyYAML) reads ``1e-3`` as the *string* "1e-3" because its float pattern needs a
-    dot; study files and ``--set sinter.amplitude=1e-3`` would otherwise fail in surprising ways.
-    """
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-#: The largest study file read, in bytes (1 MiB): a study is a page of settings, and a larger
-#: file (e.g. 50 MB of comments) would only spend the parser's time and memory.
-MAX_STUDY_FILE_BYTES = 1 << 20
-#: The most YAML nodes a study file or a ``--set`` value may hold once every alias (``*name``)
-#: is counted as a copy of its anchor (``&name``): a "billion laughs" file of 1.7 kB expands
-#: to 10⁹ nodes, a real study to a few hundred.
-MAX_YAML_NODES = 100_000
-#: The deepest nesting of mappings and lists in a study file, a ``--set`` value or a
-#: ``--set`` key path (a study nests 5 levels deep; the limit keeps every recursive walk safe).
-MAX_YAML_DEPTH = 64
-
-
-class YamlLimitError(ValueError):
-    """A YAML text beyond :data:`MAX_YAML_NODES` or :data:`MAX_YAML_DEPTH`.
-
-    Attributes:
-        line: The 1-based line where the limit was passed (``None`` when unknown).
-    """
-
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(message)
-        self.line = line
-
-
-def check_yaml_limits(text: str) -> None:
-    """Refuse a YAML text whose aliases expand too far or whose nesting is too deep.
-
-    One pass over the parser's events, iterative and without building anything: each node
-    counts 1, an alias counts the expanded size of its anchor (recorded when the anchored node
-    ends), so the expanded size N = (number of nodes) + Σ_aliases |anchor| is known without
-    expanding it; the scan stops as soon as
-    N > :data:`MAX_YAML_NODES` or the depth passes :data:`MAX_YAML_DEPTH`. An alias to
-    an anchor that is still open (a recursive structure) is refused too. Syntax errors are left
-    to the loader, which reports them with their line.
-
-    Raises:
-        YamlLimitError: With the line, the limit and the fix.
-    """
-    depth = _flow_depth(text)
-    if depth > MAX_YAML_DEPTH:
-        raise YamlLimitError(_depth_message(f"{depth} brackets ([ or {{) deep"))
-    sizes: dict[str, int] = {}
-    stack: list[list[Any]] = []  # [expanded size so far, anchor] of each open collection
-    total = 0
-    events = yaml.parse(text, Loader=_Loader)
-    try:
-        for event in events:
-            line = event.start_mark.line + 1 if event.start_mark is not None else None
-            if isinstance(event, yaml.CollectionStartEvent):
-                stack.append([1, event.anchor])
-                total += 1
-                if len(stack) > MAX_YAML_DEPTH:
-                    raise YamlLimitError(
-                        _depth_message(f"more than {MAX_YAML_DEPTH} levels deep"), line
-                    )
-                continue
-            if isinstance(event, yaml.CollectionEndEvent):
-                size, anchor = stack.pop()
-                if anchor is not None:
-                    sizes[anchor] = size
-                if stack:
-                    stack[-1][0] += size
-                continue
-            if isinstance(event, yaml.AliasEvent):
-                if any(anchor == event.anchor for _, anchor in stack):
-                    raise YamlLimitError(
-                        f"The alias *{event.anchor} refers to the node it is in, "
-                        "a recursive structure no setting means. Write the value out.",
-                        line,
-                    )
-                size = sizes.get(event.anchor, 1)  # an unknown anchor: the loader says so
-            elif isinstance(event, yaml.ScalarEvent):
-                size = 1
-                if event.anchor is not None:
-                    sizes[event.anchor] = 1
-            else:
-                continue
-            total += size
-            if stack:
-                stack[-1][0] += size
-            if total > MAX_YAML_NODES:
-                raise YamlLimitError(
-                    f"The YAML expands to more than {MAX_YAML_NODES:,} values once its aliases "
-                    "(*name) are replaced by their anchors (&name); a "
-                    "study holds a few hundred, and expanding this one would exhaust memory "
-                    "(a 'billion laughs' document). Write the values out or use fewer aliases "
-                    "(the limit is loran_search.config.MAX_YAML_NODES).",
-                    line,
-                )
-    except yaml.YAMLError:
-        return  # the loader reports the syntax error with its line
-    finally:
-        events.close()
-
-
-def _depth_message(how: str) -> str:
-    return (
-        f"The YAML nests mappings and lists {how}; a study nests about 5 and at most "
-        f"{MAX_YAML_DEPTH} levels are read (loran_search.config.MAX_YAML_DEPTH). Flatten it."
-    )
-
-
-def _flow_depth(text: str) -> int:
-    """The deepest nesting of ``[``/``{`` outside quotes and comments (a cheap upper bound).
-
-    PyYAML's scanner takes time quadratic in the depth of flow collections (``[[[…]]]``)
-    before it yields the first event, so this bound is checked first, in one linear pass.
-    """
-    depth = deepest = 0
-    quote = ""
-    comment = False
-    previous = "\n"
-    for c in text:
-        if comment:
-            comment = c != "\n"
-        elif quote:
-            if c == quote:
-                quote = ""
-        elif c in "'\"" and previous in " \t\n[{,:":
-            quote = c
-        elif c == "#" and previous in " \t\n":
-            comment = True
-        elif c in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif c in "]}":
-            depth = max(depth - 1, 0)
-        previous = c
-    return deepest
-
-
-def parse_yaml_value(text: str) -> Any:
-    """Parse an override value as YAML (``1e-3`` → float, ``[8, 16]`` → list, ``x`` → str).
-
-    Raises:
-        YamlLimitError: The value nests too deep or its aliases expand too far
-            (:func:`check_yaml_limits`).
-    """
-    check_yaml_limits(text)
-    return yaml.load(text, Loader=_Loader)
-
-
 def training_key_kind(key: str) -> type | None:
     """``int`` or ``float`` for a numeric ``training:`` key (searchable), else ``None``."""
     hints = typing.get_type_hints(TrainingSection)
@@ -540,68 +397,43 @@ def training_key_kind(key: str) -> type | None:
     return None
 
 
-def dotted(path: Sequence[Any]) -> str:
-    """``("search", "activations", 0)`` → ``search.activations[0]``."""
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "(top level)"
-
-
 def did_you_mean(word: Any, options: Sequence[str]) -> str:
     """`` Did you mean 'x'?`` for the closest option, or an empty string."""
     close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
-class Context:
-    """Collects errors with their location: ``FILE:LINE dotted.path`` or ``--set KEY``."""
+def unknown_key_problems(
+    mapping: Mapping[Any, Any],
+    allowed: Sequence[str],
+    where: str,
+    path: Sequence[Any] = (),
+    *,
+    hint: str = "",
+) -> list[tuple[tuple[Any, ...], str]]:
+    """The one wording of an unknown key: a problem for every key of ``mapping`` not allowed.
 
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.lines: dict[tuple[Any, ...], int] = {}
-        self.overridden: dict[tuple[Any, ...], str] = {}
-        self.errors: list[tuple[str, str]] = []
-        #: What one section's check learnt for a later section's check, in this parse only
-        #: (e.g. the model's layers, read once for the adapter and the rank).
-        self.shared: dict[str, Any] = {}
+    Each message reads ``Unknown key 'KEY' WHERE. Did you mean 'X'? Valid keys: A, B. HINT``
+    (the did-you-mean only when a valid key is close). Every unknown key is reported, in the
+    mapping's order.
 
-    def loc(self, path: Sequence[Any]) -> str:
-        """Where ``path`` is: ``--set KEY (path)``, ``FILE:LINE path`` or ``FILE path``."""
-        path = tuple(path)
-        for i in range(len(path), 0, -1):
-            if path[:i] in self.overridden:
-                return f"--set {self.overridden[path[:i]]} ({dotted(path)})"
-        for i in range(len(path), -1, -1):
-            if path[:i] in self.lines:
-                return f"{self.file}:{self.lines[path[:i]]} {dotted(path)}"
-        return f"{self.file} {dotted(path)}"
+    Args:
+        mapping: The mapping as written in the study file.
+        allowed: Its valid keys, in the order they are listed.
+        where: Where the mapping is, e.g. ``in `study.confirm:``` or ``at the top level``.
+        path: The mapping's key path; each problem's path is ``(*path, key)``, ready for
+            :meth:`Context.err` (or for a caller that prefixes its own path).
+        hint: A sentence added at the end, e.g. ``Or write `confirm: false`.``
 
-    def err(self, path: Sequence[Any], message: str) -> None:
-        """Record one error at ``path``."""
-        self.errors.append((self.loc(path), message))
-
-
-def _map_lines(node: yaml.Node, path: tuple[Any, ...], ctx: Context) -> None:
-    """Record the 1-based line of every key and item; report duplicate keys."""
-    ctx.lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
-        for knode, vnode in node.value:
-            key = knode.value
-            if key in seen:
-                ctx.errors.append(
-                    (
-                        f"{ctx.file}:{knode.start_mark.line + 1} {dotted((*path, key))}",
-                        f"Duplicate key '{key}': YAML keeps only the last one. Remove one.",
-                    )
-                )
-            seen.add(key)
-            ctx.lines[(*path, key)] = knode.start_mark.line + 1
-            _map_lines(vnode, (*path, key), ctx)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _map_lines(item, (*path, i), ctx)
+    Returns:
+        ``(key path, message)`` pairs; empty when every key is allowed.
+    """
+    valid = f"Valid keys: {', '.join(allowed)}." + (f" {hint}" if hint else "")
+    return [
+        ((*path, key), f"Unknown key '{key}' {where}.{did_you_mean(key, allowed)} {valid}")
+        for key in mapping
+        if key not in allowed
+    ]
 
 
 def _override_path(key: str) -> tuple[str, ...]:
@@ -621,57 +453,14 @@ def _override_path(key: str) -> tuple[str, ...]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str], ctx: Context) -> None:
-    """Apply ``--set key.path=value`` overrides in place.
+    """Apply ``--set key.path=value`` overrides in place (:func:`loran_search.yamlio.set_values`).
 
-    ``value`` is parsed as YAML (``1e-3``, ``[8, 16]``, ``{low: 1e-5, high: 1e-3}``, ``null``).
     ``key.path`` is a dotted path from the top (``training.max_steps``,
     ``study.sampler.name``). Shorthand: a path whose first part is not a section name is an
     activation parameter, ``sinter.amplitude=1e-3`` meaning ``search.params.sinter.amplitude``
     (a third part addresses a range key: ``sinter.amplitude.high=1e-2``).
     """
-    for text in overrides:
-        key, sep, raw = text.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            ctx.errors.append(
-                (f"--set {text}", "Expected KEY=VALUE, e.g. --set training.max_steps=20.")
-            )
-            continue
-        try:
-            path = _override_path(key)
-            if len(path) > MAX_YAML_DEPTH:
-                raise ValueError(
-                    f"The key path has {len(path)} parts; at most {MAX_YAML_DEPTH} are allowed "
-                    "(a study nests about 5 levels). Give the key of a real setting, e.g. "
-                    "training.max_steps."
-                )
-            value = parse_yaml_value(raw)
-        except ValueError as err:
-            ctx.errors.append((f"--set {text}", str(err)))
-            continue
-        except yaml.YAMLError as err:
-            ctx.errors.append((f"--set {text}", f"The value is not valid YAML: {err}"))
-            continue
-        node: Any = data
-        ok = True
-        for i, part in enumerate(path[:-1]):
-            child = node.get(part) if isinstance(node, dict) else None
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                ctx.errors.append(
-                    (
-                        f"--set {text}",
-                        f"Cannot set '{key}': {dotted(path[: i + 1])} is "
-                        f"{type(child).__name__} {child!r}, not a mapping.",
-                    )
-                )
-                ok = False
-                break
-            node = child
-        if ok:
-            node[path[-1]] = value
-            ctx.overridden[tuple(path)] = key
+    set_values(data, overrides, ctx, _override_path)
 
 
 def _describe_type(tp: Any) -> str:
@@ -836,15 +625,11 @@ def check_fields(
     """Unknown keys (with did-you-mean) and types of one section; returns converted values."""
     cls = SECTIONS[section]
     hints = typing.get_type_hints(cls)
+    ctx.err_each(unknown_key_problems(raw, list(hints), f"in `{section}:`", (section,)))
     values: dict[str, Any] = {}
     for key, value in raw.items():
         path = (section, key)
         if key not in hints:
-            ctx.err(
-                path,
-                f"Unknown key '{key}' in `{section}:`.{did_you_mean(key, list(hints))} "
-                f"Valid keys: {', '.join(hints)}.",
-            )
             continue
         bad_numbers = non_finite(value, path)
         for where, number in bad_numbers:
@@ -955,13 +740,7 @@ def _validate(
             f"but this one is a {type(data).__name__}.",
         )
         return None
-    for key in data:
-        if key not in TOP_LEVEL_KEYS:
-            ctx.err(
-                (key,),
-                f"Unknown top-level key '{key}'.{did_you_mean(key, TOP_LEVEL_KEYS)} Valid keys: "
-                f"{', '.join(TOP_LEVEL_KEYS)}.",
-            )
+    ctx.err_each(unknown_key_problems(data, TOP_LEVEL_KEYS, "at the top level"))
     imports = data.get("imports") or []
     if not isinstance(imports, list) or not all(isinstance(m, str) for m in imports):
         ctx.err(("imports",), f"`imports` must be a list of module names, got {imports!r}.")
@@ -1040,78 +819,20 @@ def parse_study(
     """
     checks = dict(checks or {})
     checks.setdefault("study", check_study_section)
-    file = str(path) if path is not None else "<config>"
-    ctx = Context(file)
-    too_big = (
-        f"The study file is larger than {MAX_STUDY_FILE_BYTES:,} bytes (1 MiB, "
-        "loran_search.config.MAX_STUDY_FILE_BYTES), which no study needs (a study is a page of "
-        "settings); it is not read. Check that FILE is the study YAML, and move long notes or "
-        "data out of it."
-    )
-    if text is None:
-        try:
-            with open(file, "rb") as fh:  # read one byte past the limit: never the whole file
-                raw = fh.read(MAX_STUDY_FILE_BYTES + 1)
-        except FileNotFoundError:
-            return None, [(file, f"No such file. Check the path (cwd: {Path.cwd()}).")]
-        except OSError as err:
-            return None, [(file, f"Cannot read the file: {err}")]
-        if len(raw) > MAX_STUDY_FILE_BYTES:
-            return None, [(file, too_big)]
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            line = raw[: err.start].count(b"\n") + 1
-            column = err.start - raw.rfind(b"\n", 0, err.start)
-            return None, [
-                (
-                    f"{file}:{line}:{column}",
-                    f"The file is not UTF-8 text: byte 0x{raw[err.start]:02x} at offset "
-                    f"{err.start} (line {line}, column {column}) cannot be decoded. Save the "
-                    "file as UTF-8 "
-                    "(e.g. `iconv -f latin1 -t utf-8 FILE > NEW` for a Latin-1 file).",
-                )
-            ]
-    elif len(text) > MAX_STUDY_FILE_BYTES or len(text.encode("utf-8")) > MAX_STUDY_FILE_BYTES:
-        return None, [(file, too_big.replace("study file", "study text"))]
+    ctx = Context(str(path) if path is not None else "<config>")
     try:
-        check_yaml_limits(text)
-    except YamlLimitError as err:
-        return None, [(file if err.line is None else f"{file}:{err.line}", str(err))]
-    try:
-        loader = _Loader(text)
-        try:  # one composition: the node graph for the lines, the same graph for the data
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
-        what = " ".join(x for x in (err.context, err.problem) if x)
-        cm = err.context_mark
-        if cm is not None and mark is not None and cm.line != mark.line:
-            what += f" (the construct started at line {cm.line + 1}, column {cm.column + 1})"
-        return None, [
-            (
-                where,
-                f"YAML syntax error: {what}. Check the indentation (spaces, not tabs) and quote "
-                "strings that contain ':' or '#'.",
-            )
-        ]
-    except yaml.YAMLError as err:
-        return None, [(file, f"YAML error: {err}")]
+        data = read_yaml(ctx, text)
+    except YamlReadError as err:
+        return None, [(err.location, str(err))]
     if data is None or data == {}:
         what = "file" if path is not None else "text"
         return None, [
             (
-                file,
+                ctx.file,
                 f"The study {what} is empty (nothing but comments or blank lines), which would "
                 "run a default study; start from studies/smoke.yaml (copy it and edit).",
             )
         ]
-    if node is not None:
-        _map_lines(node, (), ctx)
     if isinstance(data, dict):
         apply_overrides(data, overrides, ctx)
     cfg = _validate(data, ctx, None if path is None else str(path), checks)

@@ -133,18 +133,10 @@ def confirm_problems(
     The key path is below ``study.confirm`` (``("seeds", 1)``); ``eval_split=None`` skips the
     check against ``task.eval_split`` and ``task.train_split`` (:func:`split_problem`).
     """
-    from loran_search.config import SEED_MAX, did_you_mean
+    from loran_search.config import SEED_MAX, unknown_key_problems
 
-    out: list[tuple[tuple[Any, ...], str]] = []
-    for key in data:
-        if key not in CONFIRM_KEYS:
-            out.append(
-                (
-                    (key,),
-                    f"Unknown key '{key}' in `study.confirm:`.{did_you_mean(key, CONFIRM_KEYS)} "
-                    f"Valid keys: {', '.join(CONFIRM_KEYS)} (or write `confirm: false`).",
-                )
-            )
+    hint = "Or write `confirm: false`."
+    out = unknown_key_problems(data, CONFIRM_KEYS, "in `study.confirm:`", hint=hint)
     top_k = data.get("top_k")
     if isinstance(top_k, bool) or not isinstance(top_k, int):
         out.append((("top_k",), f"`top_k` must be an integer ≥ 1, but got {top_k!r}."))

@@ -364,7 +364,7 @@ def check_grammar(raw: Any) -> list[tuple[tuple[Any, ...], str]]:
     Returns:
         ``(sub-path under search.forms, message)`` pairs; empty when the grammar is valid.
     """
-    from loran_search.config import did_you_mean
+    from loran_search.config import unknown_key_problems
 
     if not isinstance(raw, Mapping):
         return [
@@ -374,16 +374,7 @@ def check_grammar(raw: Any) -> list[tuple[tuple[Any, ...], str]]:
                 f"require}}, got {raw!r}.",
             )
         ]
-    problems: list[tuple[tuple[Any, ...], str]] = []
-    for key in raw:
-        if key not in KEYS:
-            problems.append(
-                (
-                    (key,),
-                    f"Unknown key '{key}' in `search.forms`.{did_you_mean(str(key), list(KEYS))} "
-                    f"Valid keys: {', '.join(KEYS)}.",
-                )
-            )
+    problems = unknown_key_problems(raw, list(KEYS), "in `search.forms:`")
     params = raw.get("params") or {}
     if not isinstance(params, Mapping):
         problems.append(

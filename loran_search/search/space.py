@@ -40,7 +40,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from loran_search.config import StudyConfig, TrainingSection, training_key_kind
+from loran_search.config import (
+    StudyConfig,
+    TrainingSection,
+    training_key_kind,
+    unknown_key_problems,
+)
 from loran_search.errors import LoranSearchError
 from loran_search.record import BASELINE_ACTIVATION, FORM_CHOICE, METHOD_LORAN, PARAM_METHOD
 
@@ -271,12 +276,9 @@ def parse_dim(name: str, raw: Any, declared: Param | None, *, integer: bool = Fa
             return Dim(name, "fixed", value=vals[0], integer=integer)
         return Dim(name, "choices", choices=tuple(vals), integer=integer)
     if isinstance(raw, Mapping):
-        unknown = sorted(set(raw) - set(RANGE_KEYS))
+        unknown = unknown_key_problems(raw, RANGE_KEYS, f"in the range of '{name}'")
         if unknown:
-            raise SpaceError(
-                f"Unknown key(s) {', '.join(map(repr, unknown))} in the range of '{name}'; a "
-                f"range takes {', '.join(RANGE_KEYS)}."
-            )
+            raise SpaceError(" ".join(message for _, message in unknown))
         if declared is None and ("low" not in raw or "high" not in raw):
             raise SpaceError(
                 f"The range of '{name}' needs both `low` and `high` (it has no declared range), "

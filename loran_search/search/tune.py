@@ -154,7 +154,7 @@ def check_tune(search: dict[str, Any], sections: dict[str, dict[str, Any]], ctx:
     Called by :func:`loran_search.search.validate.check_search_section` once ``search:`` is
     checked (``sections`` holds ``study``, ``adapter`` …).
     """
-    from loran_search.config import did_you_mean
+    from loran_search.config import did_you_mean, unknown_key_problems
     from loran_search.search.space import SpaceError
 
     study = sections.get("study", {})
@@ -167,15 +167,13 @@ def check_tune(search: dict[str, Any], sections: dict[str, dict[str, Any]], ctx:
         )
         raw = None
     keys = tunable_keys()
+    hint = "It tunes training.<key> (a numeric training: key) and adapter.alpha."
+    ctx.err_each(
+        unknown_key_problems(raw or {}, keys, "in `study.tune:`", ("study", "tune"), hint=hint)
+    )
     for key, value in (raw or {}).items():
         path = ("study", "tune", key)
         if key not in keys:
-            ctx.err(
-                path,
-                f"Unknown key '{key}' in `study.tune:`.{did_you_mean(key, keys)} It tunes "
-                f"training.<key> (a numeric training: key) and adapter.alpha: "
-                f"{', '.join(keys)}.",
-            )
             continue
         try:
             parse_tune_dim(key, value)

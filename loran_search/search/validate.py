@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from loran_search.config import (
+    INLINE_KEYS,
     ConfigError,
     Context,
     InlineActivation,
@@ -62,6 +63,7 @@ from loran_search.config import (
     non_finite,
     parse_study,
     training_key_kind,
+    unknown_key_problems,
 )
 from loran_search.search.samplers import PRUNERS, SAMPLERS, Component
 from loran_search.search.space import (
@@ -154,15 +156,10 @@ _INLINE_REGISTERED: dict[str, tuple[str, str, str]] = {}
 
 def _register_inline(entry: dict[str, Any], path: tuple[Any, ...], ctx: Context) -> str | None:
     """Register an inline ``{name, expr, params, family}`` activation; return its name."""
-    allowed = ("name", "expr", "params", "family")
-    for key in entry:
-        if key not in allowed:
-            ctx.err(
-                (*path, key),
-                f"Unknown key '{key}' in an inline activation.{did_you_mean(key, allowed)} An "
-                "inline activation takes name, expr, params, family.",
-            )
-            return None
+    unknown = unknown_key_problems(entry, INLINE_KEYS, "in an inline activation", path)
+    if unknown:
+        ctx.err_each(unknown)
+        return None
     name, expr = entry.get("name"), entry.get("expr")
     params = entry.get("params") or {}
     family = entry.get("family", "custom")

@@ -433,3 +433,72 @@ def test_a_confirmation_on_the_search_split_is_refused_naming_both_keys(write) -
     assert "study.confirm: false" in msg  # the fix
     assert errors_of(write(), ["task.eval_split=test", "study.confirm=false"]) == []
     assert errors_of(write(), ["task.eval_split=test", "study.confirm.split=val"]) == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "overrides", "path", "where", "valid"),
+    [
+        (
+            "",
+            ["model.quantisation=none"],
+            "model.quantisation",
+            "in `model:`",
+            "name, quantization",
+        ),
+        ("studdy: {name: x}\n", [], "studdy", "at the top level", "imports, study"),
+        (
+            "",
+            ["study.tune={training.learnin_rate: [1.0e-3]}", "study.baseline=false"],
+            "study.tune.training.learnin_rate",
+            "in `study.tune:`",
+            "training.max_steps",
+        ),
+        (
+            "",
+            ["study.confirm={spilt: test}"],
+            "study.confirm.spilt",
+            "in `study.confirm:`",
+            "top_k",
+        ),
+        (
+            "",
+            ["search.activations=[{name: mine, expr: 'x', famly: custom}]"],
+            "search.activations[0].famly",
+            "in an inline activation",
+            "name, expr, params, family",
+        ),
+        (
+            "",
+            ["sinter.amplitude={low: 1.0e-4, hihg: 1.0e-2}"],
+            "search.params.sinter.amplitude",
+            "in the range of 'sinter.amplitude'",
+            "low, high, log, step, num",
+        ),
+        (
+            "",
+            ['search.forms={template: "x + amplitude*G", depht: 2}'],
+            "search.forms.depht",
+            "in `search.forms:`",
+            "template, leaves",
+        ),
+    ],
+)
+def test_an_unknown_key_reads_the_same_everywhere(write, extra, overrides, path, where, valid):
+    """Issue 20: one wording, `Unknown key 'K' WHERE. Did you mean 'X'? Valid keys: …`."""
+    all_errors = errors_of(write(BASE.format(db=write.db) + extra), overrides)
+    errs = [(loc, msg) for loc, msg in all_errors if "Unknown key" in msg]
+    assert len(errs) == 1, all_errors
+    loc, msg = errs[0]
+    assert loc.endswith(f"({path})") or loc.endswith(f" {path}"), loc
+    assert msg.startswith("Unknown key '"), msg
+    assert f"' {where}. Did you mean '" in msg and f"Valid keys: {valid}" in msg, msg
+
+
+def test_every_unknown_key_of_a_mapping_is_reported() -> None:
+    from loran_search.config import unknown_key_problems
+
+    problems = unknown_key_problems({"lo": 1, "high": 2, "setp": 3}, ("low", "high", "step"), "x")
+    assert [path for path, _ in problems] == [("lo",), ("setp",)]
+    assert (
+        problems[1][1] == "Unknown key 'setp' x. Did you mean 'step'? Valid keys: low, high, step."
+    )
