@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from loran_search.errors import LoranSearchError
+from loran_search.words import count
 
 # The "X as X" names are read as ``loran_search.config.X`` by the README, tests and modules.
 from loran_search.yamlio import MAX_STUDY_FILE_BYTES as MAX_STUDY_FILE_BYTES
@@ -321,7 +322,7 @@ class ConfigError(LoranSearchError, ValueError):
 
     def __init__(self, errors: list[tuple[str, str]]) -> None:
         self.errors = errors
-        lines = [f"{len(errors)} error(s) in the study configuration:"]
+        lines = [f"{count(len(errors), 'error')} in the study configuration:"]
         lines += [f"  {loc}: {msg}" for loc, msg in errors]
         super().__init__("\n".join(lines))
 

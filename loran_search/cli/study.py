@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from loran_search.cli._args import add_command, add_import, add_set
 from loran_search.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, RuntimeFailure, UsageError
+from loran_search.words import count
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -197,7 +198,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             _err(notice)
         if errors:
             bad += 1
-            _err(f"{file}: {len(errors)} error(s)")
+            _err(f"{file}: {count(len(errors), 'error')}")
             for loc, msg in errors:
                 _err(f"  {loc}: {msg}")
         else:

@@ -31,6 +31,7 @@ from loran_search.tasks.base import (
 )
 from loran_search.tasks.data import TaskError, require_columns, row_id, task_rows
 from loran_search.tasks.metrics import TASK_METRICS, label_metrics
+from loran_search.words import count, plural
 
 DEFAULT_PROMPT = "{text}\nTopic:"
 
@@ -60,7 +61,7 @@ class ClassificationTask:
         self.labels = sorted({str(r[label_col]) for r in train_rows + eval_rows})
         if len(self.labels) < 2:
             raise TaskError(
-                f"{where}: column {label_col!r} has {len(self.labels)} distinct label(s); "
+                f"{where}: column {label_col!r} has {count(len(self.labels), 'distinct label')}; "
                 "classification needs at least 2 (is task.type right?)."
             )
         n_rows = len(train_rows) + len(eval_rows)
@@ -74,13 +75,15 @@ class ClassificationTask:
         unknown = sorted(set(words) - set(self.labels))
         if unknown:
             raise TaskError(
-                f"task.label_words names label(s) {unknown} that are not in {where}; its labels: "
+                f"task.label_words names {plural(len(unknown), 'label')} {unknown} that are not in "
+                f"{where}; its labels: "
                 f"{self.labels}."
             )
         missing = [lab for lab in self.labels if lab not in words]
         if words and missing:
             raise TaskError(
-                f"task.label_words has no word for label(s) {missing}; give every label a word "
+                f"task.label_words has no word for {plural(len(missing), 'label')} {missing}; give "
+                "every label a word "
                 f"(labels: {self.labels})."
             )
         self.label_words = {lab: words.get(lab, lab) for lab in self.labels}

@@ -430,7 +430,7 @@ def test_save_adapter_and_seed_are_checked_before_training(
     bad.write_text(STUDY.format(path=bad).replace("seeds: [0]", "seeds: [-1]"))
     assert main(["train", str(bad), "--save-adapter", str(existing)]) == 2
     err = capsys.readouterr().err
-    assert "2 error(s)" in err and "study.seeds[0]" in err and "--save-adapter" in err
+    assert "2 errors" in err and "study.seeds[0]" in err and "--save-adapter" in err
     with pytest.raises(TrainingError, match="seed -1 is outside"):
         run_training(make_cfg(), activation="identity", activation_params={}, rank=4, seed=-1)
 
