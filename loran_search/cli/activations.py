@@ -414,7 +414,7 @@ def _nothing_to_export(study: Any, name: str, file: str) -> str:
     from collections.abc import Mapping
 
     from loran_search import record as R
-    from loran_search.search.forms import FORM_CHOICE
+    from loran_search.search.grammar import FORM_CHOICE
 
     setup = study.user_attrs.get(R.STUDY_SETUP)
     space = setup.get("space") if isinstance(setup, Mapping) else None

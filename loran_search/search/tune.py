@@ -22,8 +22,8 @@ confirmation key in :data:`~loran_search.record.TUNE_ARM` and a queue key
 
 **Exactly once** as the confirmation: a key is queued only if no trial carries it yet; a taken
 tune trial whose key a lower-numbered queued or running trial, or a complete one, stands for is
-recorded FAIL ``surplus`` (:func:`duplicate_tune`); retries keep the three attrs; the samplers
-never see tune trials (:func:`is_hidden`).
+recorded FAIL ``surplus`` (the twin rule of :mod:`loran_search.search.keys`); retries keep the
+three attrs; the samplers never see tune trials (:func:`is_hidden`).
 
 **The choice.** An arm's best point is the COMPLETE tune trial of that arm with the best value
 (direction-aware; a tie goes to the earlier grid point); diverged points are results, never
@@ -52,13 +52,15 @@ from typing import TYPE_CHECKING, Any
 
 from loran_search import record as R
 from loran_search.errors import LoranSearchError
+from loran_search.search.keys import carried, enqueue_new, point_key, tune_key, tune_key_of
 from loran_search.words import count
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from loran_search.config import Context, StudyConfig
-    from loran_search.search.space import Dim, SearchSpace, TrialConfig
+    from loran_search.search.space import SearchSpace
+    from loran_search.search.types import Dim, TrialConfig
 
 ADAPTER_KEYS = ("alpha",)
 """``adapter.<key>`` that ``study.tune`` may tune."""
@@ -86,7 +88,8 @@ def tunable_keys() -> list[str]:
 def parse_tune_dim(key: str, raw: Any) -> Dim:
     """One ``study.tune`` entry as a grid dimension (``SpaceError`` when it is unusable)."""
     from loran_search.config import training_key_kind
-    from loran_search.search.space import SpaceError, grid_needs_finite_message, parse_dim
+    from loran_search.search.space import parse_dim
+    from loran_search.search.types import SpaceError, grid_needs_finite_message
 
     section, _, name = key.partition(".")
     integer = section == "training" and training_key_kind(name) is int
@@ -155,7 +158,7 @@ def check_tune(search: dict[str, Any], sections: dict[str, dict[str, Any]], ctx:
     checked (``sections`` holds ``study``, ``adapter`` …).
     """
     from loran_search.config import did_you_mean
-    from loran_search.search.space import SpaceError
+    from loran_search.search.types import SpaceError
 
     study = sections.get("study", {})
     raw = study.get("tune")
@@ -235,15 +238,6 @@ def _check_slopes(search: dict[str, Any], ctx: Context) -> None:
 # ------------------------------------------------------------------------------ the plan
 
 
-def _json(data: Mapping[str, Any]) -> str:
-    return json.dumps(dict(data), sort_keys=True, default=str)
-
-
-def tune_key(arm: str, point: Mapping[str, Any]) -> str:
-    """The queue key of one tune trial: ``tune|<arm's confirmation key>|<point as JSON>``."""
-    return f"{R.ROLE_TUNE}|{arm}|{_json(point)}"
-
-
 def is_hidden(t: Any) -> bool:
     """A trial the samplers must not see: a confirmation or a tune trial."""
     return t.user_attrs.get(R.ROLE) in (*R.CONFIRM_ROLES, R.ROLE_TUNE)
@@ -286,24 +280,6 @@ def plan_tuning(
     return arms, out
 
 
-def tune_key_of(t: FrozenTrial) -> str | None:
-    """A tune trial's queue key (``None`` for any other trial)."""
-    if t.user_attrs.get(R.ROLE) != R.ROLE_TUNE:
-        return None
-    key = t.user_attrs.get(R.TUNE_KEY)
-    return key if isinstance(key, str) and key else None
-
-
-def duplicate_tune(trials: Sequence[FrozenTrial], frozen: FrozenTrial) -> int | None:
-    """The trial that makes ``frozen`` (a tune trial just taken) a duplicate, if any.
-
-    The confirmation's rule (:func:`loran_search.search.confirm.twin_by_key`) on the tune key.
-    """
-    from loran_search.search.confirm import twin_by_key
-
-    return twin_by_key(trials, frozen, tune_key_of)
-
-
 def best_points(
     trials: Sequence[FrozenTrial], cfg: StudyConfig, tune: TuneSetup
 ) -> dict[str, dict[str, Any]]:
@@ -313,7 +289,7 @@ def best_points(
     from loran_search.search.progress import study_directions
 
     maximize = study_directions(cfg)[0] == "maximize"
-    order = {_json(p): i for i, p in enumerate(tune.points())}
+    order = {point_key(p): i for i, p in enumerate(tune.points())}
     best: dict[str, tuple[float, int, dict[str, Any]]] = {}
     for t in trials:
         if tune_key_of(t) is None or t.state != TrialState.COMPLETE or not t.values:
@@ -323,7 +299,7 @@ def best_points(
         arm = t.user_attrs.get(R.TUNE_ARM)
         if not math.isfinite(value) or not isinstance(point, dict) or not isinstance(arm, str):
             continue
-        rank = order.get(_json(point))
+        rank = order.get(point_key(point))
         if rank is None:  # a point of another grid (refused before it gets here)
             continue
         score = -value if maximize else value
@@ -402,7 +378,7 @@ def check_stored_tune(
         return
     old = stored.get("grid")
     new = setup.to_dict() if setup is not None else None
-    if _json({"g": old}) == _json({"g": new}):
+    if point_key({"g": old}) == point_key({"g": new}):
         return
     n = sum(1 for t in trials if t.user_attrs.get(R.ROLE) in (R.ROLE_TUNE, *R.CONFIRM_ROLES))
     if n == 0:
@@ -535,21 +511,12 @@ def queue_tuning(worker: Any, tune: TuneSetup, trials: Sequence[FrozenTrial]) ->
     if not arms:
         worker.log("Nothing to tune: no candidate trial completed with a finite value.")
         return 0
-    have = {k for t in trials if (k := tune_key_of(t)) is not None}
-    queued = 0
-    for item in plan:
-        if item.key in have:
-            continue
-        worker.study.enqueue_trial(
-            item.params,
-            user_attrs={
-                **R.to_user_attrs(role=R.ROLE_TUNE, eval_split=cfg.task.eval_split),
-                R.TUNED: item.point,
-                R.TUNE_ARM: item.arm,
-                R.TUNE_KEY: item.key,
-            },
-        )
-        queued += 1
+    attrs = R.to_user_attrs(role=R.ROLE_TUNE, eval_split=cfg.task.eval_split)
+    planned = (
+        (i.key, i.params, {**attrs, R.TUNED: i.point, R.TUNE_ARM: i.arm, R.TUNE_KEY: i.key})
+        for i in plan
+    )
+    queued = enqueue_new(worker.study, planned, carried(trials, tune_key_of))
     worker.log(
         f"Tuning: each of {count(len(arms), 'arm')} tuned over {tune.describe()}: "
         f"{count(len(plan), 'run')} (× {count(len(cfg.study.seeds), 'seed')}, evaluated on "
