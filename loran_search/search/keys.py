@@ -28,15 +28,14 @@ of its key *answers for it*, its twin:
 What "settled", "live" and "came first" mean is the one thing a key decides (its
 :class:`TwinRule`), and each follows from what the key's trials are:
 
-=========  ========================================  =======================  ===============
-key        settled (its result is known)             live                     came first
-=========  ========================================  =======================  ===============
-retry      never: any copy repeats the parent        any state                lower number
-confirm,   COMPLETE                                  WAITING or RUNNING       lower number
-tune
-form       COMPLETE, PRUNED, or a counted FAIL       RUNNING                  started first
-           that is not ``screened``
-=========  ========================================  =======================  ===============
+============  =====================================  ==================  ==============
+key           settled (its result is known)          live                came first
+============  =====================================  ==================  ==============
+retry         never: any copy repeats the parent     any state           lower number
+confirm/tune  COMPLETE                               WAITING or RUNNING  lower number
+form          COMPLETE, PRUNED, or a counted FAIL    RUNNING             started first
+              that is not ``screened``
+============  =====================================  ==================  ==============
 
 Why they differ. A *retry*'s failed copy still stands for its parent (that copy gets its own
 retry when a worker starts), so the second copy of a retry is surplus whatever became of the
@@ -48,11 +47,13 @@ number says when it was created, not when it started, so the one that started fi
 PRUNED and failed proposals because a form is answered with how its twin ended. The form key
 counts only candidate trials that are not themselves answers (``duplicate_of``).
 
-Merging the four rules into this one changed no decision. The confirm/tune rule used to
-return the lowest-numbered of the settled and earlier live trials together; for a settled
-trial to exist beside a lower-numbered live one, the settled one must have run while the live
-one was already queued, which this very rule records as surplus, so the two readings name
-the same trial in every state a study can reach.
+The issue's four "is this a repeat?" rules are these: the point key's is the queue-time check
+above; the retry, confirm/tune and form rules became this one rule without changing a decision
+(the form and retry rules answer with the same trial as before). The confirm/tune rule used
+to answer with the lowest-numbered of the settled and the earlier live trials together; a
+settled trial beside a lower-numbered live one would have had to run while that one was
+already queued, which this very rule records as surplus, so both readings name the same trial
+in every state a study can reach.
 """
 
 from __future__ import annotations

@@ -411,51 +411,18 @@ def tune_phase(worker: Any, tune: TuneSetup, *, wait: bool) -> tuple[str, bool]:
         ``(why the phase ended, whether every tune trial is COMPLETE or a configuration
         failure)``: the confirmation may use the tuning only in the second case.
     """
-    from optuna.trial import TrialState
-
-    from loran_search.search.progress import role_of
-    from loran_search.search.recovery import recover_stale
-
-    while wait:
-        p = worker.survey()
-        if worker.done(p) is None:
-            worker.result.reason = worker.search_loop()
-            continue
-        if p.running_search == 0:
-            break
-        time.sleep(worker.poll)
+    if wait:
+        worker.wait_for_search()
     trials = worker.study.get_trials(deepcopy=False)
     with worker.signals.held():
         worker.result.tune_queued = queue_tuning(worker, tune, trials)
     said = False
-    while True:
-        worker.taken = None
-        snapshot = worker.study.get_trials(deepcopy=False)
-        with worker.signals.held():
-            if recover_stale(worker.handle, worker.log, snapshot):
-                snapshot = worker.study.get_trials(deepcopy=False)
-        mine = [t for t in snapshot if role_of(t) == R.ROLE_TUNE]
-        waiting = [t for t in mine if t.state == TrialState.WAITING]
-        if not waiting:
-            running = sum(1 for t in mine if t.state == TrialState.RUNNING)
-            if running:  # the confirmation needs their values: wait (a dead one is recovered)
-                if not said:
-                    worker.log(
-                        f"Tuning: waiting for {count(running, 'tune trial')} on other workers."
-                    )
-                    said = True
-                time.sleep(worker.poll)
-                continue
-            break
-        worker.taken = worker.take_confirmation(waiting)
-        if worker.taken is None:
-            continue
-        if worker.check_surplus(worker.taken) == "skip":
-            continue
-        worker.result.ran += 1
-        worker.result.tune_ran += 1
-        outcome = worker.execute_with_heartbeat(worker.taken, None)
-        worker.record(worker.taken, outcome)
+    while running := worker.run_queued((R.ROLE_TUNE,), "tune_ran"):
+        # the confirmation needs their values: wait (a dead one is recovered)
+        if not said:
+            worker.log(f"Tuning: waiting for {count(running, 'tune trial')} on other workers.")
+            said = True
+        time.sleep(worker.poll)
     return tuning_state(worker.study.get_trials(deepcopy=False))
 
 

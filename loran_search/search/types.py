@@ -236,6 +236,9 @@ class WorkerResult:
         confirm_reason: Why its confirmation phase ended (empty when it had none).
         confirm_planned: Confirmation trials the study's completed candidates call for (0:
             nothing to confirm, no candidate completed with a finite value).
+        tune_queued: Tune trials this worker queued (``study.tune``).
+        tune_ran: Tune trials this worker ran (included in ``ran``).
+        tune_reason: Why its tuning phase ended (empty when it had none).
     """
 
     ran: int = 0

@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -291,21 +291,13 @@ class _Worker:
 
         setup = self.confirm_setup
         assert setup is not None
-        said = False
-        while wait:
-            p = self.survey()
-            if self.done(p) is None:  # a search trial was queued again (a dead worker's)
-                self.result.reason = self.search_loop()
-                continue
-            if p.running_search == 0:
-                break
-            if not said:
-                self.log(
-                    f"Search done here; waiting for {p.running_search} search trial(s) running "
-                    "on other workers before choosing what to confirm."
+        if wait:
+            self.wait_for_search(
+                lambda n: (
+                    f"Search done here; waiting for {n} search trial(s) running on other "
+                    "workers before choosing what to confirm."
                 )
-                said = True
-            time.sleep(self.poll)
+            )
         trials = self.study.get_trials(deepcopy=False)
         if not wait:
             live = [
@@ -326,36 +318,58 @@ class _Worker:
             role_of(t) in R.CONFIRM_ROLES for t in trials
         ):
             return "nothing to confirm: no candidate trial completed with a finite value"
+        running = self.run_queued(R.CONFIRM_ROLES, "confirm_ran")
+        if running:
+            return f"no confirmation trial left to take; {running} running elsewhere"
+        return "every confirmation trial is done"
+
+    def wait_for_search(self, say: Callable[[int], str] | None = None) -> None:
+        """Until no search trial runs on another worker; run any that is queued again meanwhile.
+
+        Args:
+            say: The line to log once while waiting, from the number of search trials running.
+        """
+        said = False
+        while True:
+            p = self.survey()
+            if self.done(p) is None:  # a search trial was queued again (a dead worker's)
+                self.result.reason = self.search_loop()
+                continue
+            if p.running_search == 0:
+                return
+            if say is not None and not said:
+                self.log(say(p.running_search))
+                said = True
+            time.sleep(self.poll)
+
+    def run_queued(self, roles: Collection[str], counter: str) -> int:
+        """Take the queued trials of ``roles`` one by one by id and run them, until none is queued.
+
+        Args:
+            roles: The roles of the phase (the confirmation's, or ``tune``).
+            counter: The :class:`WorkerResult` field counting the phase's trials.
+
+        Returns:
+            How many trials of ``roles`` are then running on other workers.
+        """
+        from optuna.trial import TrialState
+
         while True:
             self.taken = None
             snapshot = self.study.get_trials(deepcopy=False)
             with self.signals.held():
                 if recover_stale(self.handle, self.log, snapshot):
                     snapshot = self.study.get_trials(deepcopy=False)
-            waiting = [
-                t
-                for t in snapshot
-                if t.state == TrialState.WAITING and role_of(t) in R.CONFIRM_ROLES
-            ]
+            mine = [t for t in snapshot if role_of(t) in roles]
+            waiting = [t for t in mine if t.state == TrialState.WAITING]
             if not waiting:
-                running = sum(
-                    1
-                    for t in snapshot
-                    if t.state == TrialState.RUNNING and role_of(t) in R.CONFIRM_ROLES
-                )
-                if running:
-                    return f"no confirmation trial left to take; {running} running elsewhere"
-                return "every confirmation trial is done"
-            self.taken = self.take_confirmation(waiting)
-            if self.taken is None:
-                continue
-            reason = self.check_surplus(self.taken)
-            if reason == _SKIP:
+                return sum(1 for t in mine if t.state == TrialState.RUNNING)
+            self.taken = self.take_queued(waiting)
+            if self.taken is None or self.check_surplus(self.taken) == _SKIP:
                 continue
             self.result.ran += 1
-            self.result.confirm_ran += 1
-            outcome = self.execute_with_heartbeat(self.taken, None)
-            self.record(self.taken, outcome)
+            setattr(self.result, counter, getattr(self.result, counter) + 1)
+            self.record(self.taken, self.execute_with_heartbeat(self.taken, None))
 
     def queue_confirmation(self, setup: ConfirmSetup, trials: list[FrozenTrial]) -> int:
         """Queue the confirmation (:func:`loran_search.search.confirm.queue_confirmation`)."""
@@ -366,8 +380,8 @@ class _Worker:
             self, setup, trials, lambda plan: confirmation_points(self, plan, trials)
         )
 
-    def take_confirmation(self, waiting: list[FrozenTrial]) -> _Taken | None:
-        """Take the oldest queued confirmation trial another worker has not taken first."""
+    def take_queued(self, waiting: list[FrozenTrial]) -> _Taken | None:
+        """Take the oldest of these queued trials that another worker has not taken first."""
         from loran_search.search._optuna import take_waiting
 
         with self.signals.held():  # a taken trial is RUNNING: it must carry its worker
