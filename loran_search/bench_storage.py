@@ -1,6 +1,6 @@
 """``loran-search bench storage``: the storage overhead of the search loop, 1 vs 2 workers.
 
-Each storage runs the real worker loop (:func:`loran_search.search.study.run_worker`: stale
+Each storage runs the real worker loop (:func:`loran_search.search.workers.run_worker`: stale
 recovery, counting, ask, worker/heartbeat attributes, the trial record, a metrics artifact,
 tell) around a no-op trainer, first with one worker process, then with two on a fresh study,
 and reports
@@ -60,8 +60,9 @@ def noop_train(cfg: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 def _worker(text: str, queue: Any) -> None:
-    from loran_search.search.study import open_study, run_worker
+    from loran_search.search.study import open_study
     from loran_search.search.validate import load_config_text
+    from loran_search.search.workers import run_worker
 
     cfg = load_config_text(text)
     handle = open_study(cfg, log=lambda m: None)

@@ -1,16 +1,21 @@
-"""The layer rules of docs/architecture.md, checked on the code's own imports.
+"""The layer rules and the in-package orders of docs/architecture.md, checked on the code's imports.
 
 Every ``import``/``from … import`` statement of ``activations`` and ``loran_search`` counts,
-including those inside functions (a deferred import is still a dependency); only imports under
-``if TYPE_CHECKING:`` are left out (they never run). Relative imports are resolved. The rules:
+including those inside functions (a deferred import is still a dependency). Relative imports are
+resolved. The rules between rooms leave out imports under ``if TYPE_CHECKING:`` (they never
+run); the rules inside an ordered package count them (a type two modules need from each other is
+a circle all the same: it lives in the wrong module). The rules:
 
-1. no import circle between modules, nor between rooms (a room is a top-level module of a
-   package, or a sub-package as a whole);
+1. no import circle between modules (type-only imports included), nor between rooms (a room is
+   a top-level module of a package, or a sub-package as a whole);
 2. nothing outside ``loran_search.cli`` imports the command layer;
 3. the registry (``activations``) imports nothing of ``loran_search``;
 4. every arrow points down the layer list of docs/architecture.md (or stays in its room);
 5. the analysis never trains: it imports no trainer, model, task, adapter or quantization code;
-6. layers below the search know no study: they import neither ``search`` nor ``analysis``.
+6. layers below the search know no study: they import neither ``search`` nor ``analysis``;
+7. inside a package with an ``<!-- order PKG -->`` block (section "Order inside packages"), a
+   module imports only modules of earlier items, and every module is listed
+   (:func:`order_problems`; the blocks are read by :func:`parse_orders`).
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("activations", "loran_search")
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def _module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -39,30 +44,41 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def _imports(path: Path, module: str, known: set[str]) -> set[str]:
-    """The project modules ``module`` imports (TYPE_CHECKING blocks left out)."""
+def import_sites(
+    path: Path, module: str, known: set[str], *, type_only: bool = False
+) -> list[tuple[str, int]]:
+    """``(project module, line)`` of every import of ``module``, in the order written.
+
+    Args:
+        path: The module's file.
+        module: Its dotted name.
+        known: Every module of the project (an import names the longest one it is, or lies in).
+        type_only: Count the imports under ``if TYPE_CHECKING:`` too (they never run, but a
+            type that two modules need from each other is a circle all the same).
+    """
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     skip: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            for child in node.body:
-                skip.update(id(n) for n in ast.walk(child))
-    found: set[str] = set()
+    if not type_only:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and _is_type_checking(node.test):
+                for child in node.body:
+                    skip.update(id(n) for n in ast.walk(child))
+    found: list[tuple[str, int]] = []
 
-    def add(name: str) -> None:
+    def add(name: str, line: int) -> None:
         # the longest known module that `name` is (or lies in)
         while name and name not in known:
             name = name.rpartition(".")[0]
         if name and name != module:
-            found.add(name)
+            found.append((name, line))
 
     for node in ast.walk(tree):
         if id(node) in skip:
             continue
         if isinstance(node, ast.Import):
             for alias in node.names:
-                add(alias.name)
+                add(alias.name, node.lineno)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
@@ -72,15 +88,26 @@ def _imports(path: Path, module: str, known: set[str]) -> set[str]:
                 target = node.module or ""
             for alias in node.names:  # `from pkg import submodule` imports the submodule
                 full = f"{target}.{alias.name}"
-                add(full if full in known else target)
-    return found
+                add(full if full in known else target, node.lineno)
+    return sorted(set(found), key=lambda site: (site[1], site[0]))
 
 
-def build_graph() -> dict[str, set[str]]:
-    """``{module: project modules it imports}`` for every module of the two packages."""
-    files = {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+def _files(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES) -> dict[str, Path]:
+    return {_module_name(p, root): p for pkg in packages for p in (root / pkg).rglob("*.py")}
+
+
+def build_graph(
+    root: Path = ROOT, packages: tuple[str, ...] = PACKAGES, *, type_only: bool = False
+) -> dict[str, set[str]]:
+    """``{module: project modules it imports}`` for every module of ``packages``.
+
+    ``type_only`` counts the imports under ``if TYPE_CHECKING:`` too (:func:`import_sites`).
+    """
+    files = _files(root, packages)
     known = set(files)
-    return {m: _imports(p, m, known) for m, p in files.items()}
+    return {
+        m: {d for d, _ in import_sites(p, m, known, type_only=type_only)} for m, p in files.items()
+    }
 
 
 def room(module: str) -> str:
@@ -103,8 +130,89 @@ def _layers() -> list[list[str]]:
 
 
 GRAPH = build_graph()
+TYPED_GRAPH = build_graph(type_only=True)  # with the imports under TYPE_CHECKING
 LAYERS = _layers()
 LEVEL = {r: i for i, rooms in enumerate(LAYERS) for r in rooms}
+
+
+# ------------------------------------------------------------------------------ order in packages
+
+_ORDER = re.compile(r"<!-- order ([\w.]+) -->\n(.*?)<!-- /order -->", re.S)
+
+
+def parse_orders(text: str) -> dict[str, list[list[str]]]:
+    """Every ``<!-- order PKG -->`` block: ``{PKG: [[modules of item 1], [of item 2], …]}``.
+
+    An item is a line ``N. `a`, `b` — what they hold``; the modules are the backquoted names
+    before the dash (names after it belong to the description).
+    """
+    orders: dict[str, list[list[str]]] = {}
+    for package, block in _ORDER.findall(text):
+        items = []
+        for line in block.splitlines():
+            if re.match(r"^\d+\.\s", line.strip()):
+                head = line.split(" — ", 1)[0]
+                items.append(re.findall(r"`([\w.]+)`", head))
+        orders[package] = items
+    return orders
+
+
+def package_modules(root: Path, package: str) -> set[str]:
+    """The modules of ``package``: its files (``__init__`` aside) and its sub-packages."""
+    folder = root.joinpath(*package.split("."))
+    files = {p.stem for p in folder.glob("*.py") if p.name != "__init__.py"}
+    return files | {p.parent.name for p in folder.glob("*/__init__.py")}
+
+
+def order_problems(root: Path, package: str, items: list[list[str]]) -> list[str]:
+    """Where ``package``'s modules break their order (docs/architecture.md), one line each.
+
+    A module (a file of the package, or a sub-package as a whole) may import, type-only
+    imports included, only modules of an earlier item; ``__init__`` may import anything of
+    its package. Every module must be listed, once, and every listed name must exist.
+    """
+    level: dict[str, int] = {}
+    problems = []
+    for i, names in enumerate(items, 1):
+        for name in names:
+            if name in level:
+                problems.append(f"`{name}` is listed twice (items {level[name]} and {i})")
+            level.setdefault(name, i)
+    have = package_modules(root, package)
+    problems += [f"{package}.{m} is in no item of its order" for m in sorted(have - set(level))]
+    problems += [
+        f"`{m}` is listed but {package} has no such module" for m in sorted(set(level) - have)
+    ]
+    files = _files(root, (package.split(".")[0],))
+    known = set(files)
+    prefix = f"{package}."
+    for module, path in sorted(files.items()):
+        if not module.startswith(prefix):
+            continue  # the package's __init__, or outside it
+        own = module[len(prefix) :].split(".")[0]
+        for dep, line in import_sites(path, module, known, type_only=True):
+            where = f"{path.relative_to(root)}:{line}"
+            if dep == package:
+                problems.append(
+                    f"{where}: {module} imports its package's __init__; import the name from "
+                    "the module that defines it"
+                )
+                continue
+            if not dep.startswith(prefix):
+                continue
+            other = dep[len(prefix) :].split(".")[0]
+            if other == own or own not in level or other not in level:
+                continue
+            if level[other] >= level[own]:
+                how = "the same item" if level[other] == level[own] else "a later item"
+                problems.append(
+                    f"{where}: {module} (item {level[own]}) imports {dep} (item {level[other]}, "
+                    f"{how}); move what it needs into an earlier module"
+                )
+    return problems
+
+
+ORDERS = parse_orders((ROOT / "docs" / "architecture.md").read_text(encoding="utf-8"))
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -171,7 +279,9 @@ def test_the_graph_is_read() -> None:
 
 
 def test_no_import_circle_between_modules() -> None:
-    assert _cycles(GRAPH) == []
+    """No circle, counting imports under ``TYPE_CHECKING`` too: a type-only circle is a type
+    living in the wrong module (issue 20)."""
+    assert _cycles(TYPED_GRAPH) == []
 
 
 def test_no_import_circle_between_rooms() -> None:
@@ -299,3 +409,72 @@ def test_names_record_owns_are_defined_once() -> None:
                     if n in owned
                 ]
     assert second == []
+
+
+def test_the_orders_are_read() -> None:
+    """docs/architecture.md holds the search's order; every block has items and names."""
+    assert "loran_search.search" in ORDERS
+    assert all(items and all(items) for items in ORDERS.values())
+
+
+@pytest.mark.parametrize("package", sorted(ORDERS))
+def test_modules_follow_their_package_order(package: str) -> None:
+    """Every import inside an ordered package, type-only ones included, points to an earlier
+    item of its ``<!-- order -->`` block (docs/architecture.md, "Order inside packages")."""
+    problems = order_problems(ROOT, package, ORDERS[package])
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("package", sorted(ORDERS))
+def test_no_circle_in_an_ordered_package_counting_type_only_imports(package: str) -> None:
+    inside = {
+        m: {d for d in deps if d.startswith(f"{package}.")}
+        for m, deps in TYPED_GRAPH.items()
+        if m.startswith(f"{package}.")
+    }
+    assert _cycles(inside) == []
+
+
+def test_the_order_check_catches_what_it_must(tmp_path: Path) -> None:
+    """The mechanism on a tiny package: so the checks above cannot pass by seeing nothing."""
+    pkg = tmp_path / "toy"
+    (pkg / "sub").mkdir(parents=True)
+    files = {
+        "__init__.py": "from toy.top import go\n",
+        "base.py": "X = 1\n",
+        "mid.py": (
+            "from typing import TYPE_CHECKING\n\nfrom toy.base import X\n\n"
+            "if TYPE_CHECKING:\n    from toy.top import go\n"
+        ),
+        "peer.py": "def f():\n    from . import mid\n",
+        "top.py": (
+            "from toy import sub\nfrom toy.sub.deep import Y\nfrom toy.mid import X\n\n\n"
+            "def go():\n    pass\n"
+        ),
+        "stray.py": "from toy import base\n",
+        "sub/__init__.py": "",
+        "sub/deep.py": "from toy.sub import __name__ as _\nfrom toy.base import X as Y\n",
+    }
+    for name, text in files.items():
+        (pkg / name).write_text(text, encoding="utf-8")
+    doc = (
+        "<!-- order toy -->\n1. `base` — the ground (`mid` here is description)\n"
+        "2. `mid`, `peer` — peers\n3. `sub`, `top`, `ghost` — the top\n<!-- /order -->\n"
+    )
+    orders = parse_orders(doc)
+    assert orders == {"toy": [["base"], ["mid", "peer"], ["sub", "top", "ghost"]]}
+    problems = order_problems(tmp_path, "toy", orders["toy"])
+    text = "\n".join(problems)
+    assert "toy/mid.py:6: toy.mid (item 2) imports toy.top (item 3, a later item)" in text
+    assert "toy/peer.py:2: toy.peer (item 2) imports toy.mid (item 2, the same item)" in text
+    assert "toy/top.py:1: toy.top (item 3) imports toy.sub (item 3, the same item)" in text
+    assert "toy.stray is in no item of its order" in text
+    assert "`ghost` is listed but toy has no such module" in text
+    assert len(problems) == 6, text  # + top → sub.deep; the sub-package's own imports pass
+    graph = build_graph(tmp_path, ("toy",), type_only=True)
+    assert ["toy.mid", "toy.top"] in _cycles(graph)
+    runtime = build_graph(tmp_path, ("toy",))
+    assert "toy.top" not in runtime["toy.mid"]  # the type-only edge counts only when asked
+    fixed = [["base"], ["mid", "stray"], ["peer", "sub"], ["top"]]
+    (pkg / "mid.py").write_text("from toy.base import X\n", encoding="utf-8")
+    assert order_problems(tmp_path, "toy", fixed) == []

@@ -272,15 +272,11 @@ class _Bar:
 def _run(args: argparse.Namespace, *, report: bool) -> int:
     from loran_search.record import ROLE_CANDIDATE, TrialRecord
     from loran_search.search.confirm import confirm_setup
-    from loran_search.search.progress import phase_counts
-    from loran_search.search.study import (
-        StudyInterrupted,
-        StudyMismatch,
-        open_study,
-        progress_of,
-        run_worker,
-    )
+    from loran_search.search.progress import phase_counts, progress_of
+    from loran_search.search.recovery import StudyInterrupted
+    from loran_search.search.study import StudyMismatch, open_study
     from loran_search.search.summary import summarize
+    from loran_search.search.workers import run_worker
 
     cfg = _load(args)
     confirm = None if getattr(args, "no_confirm", False) else confirm_setup(cfg)
@@ -511,11 +507,9 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     """
     from loran_search.record import TrialRecord
     from loran_search.search.confirm import confirm_problems, confirm_setup
-    from loran_search.search.study import (
-        StudyInterrupted,
-        run_confirmation,
-    )
+    from loran_search.search.recovery import StudyInterrupted
     from loran_search.search.summary import summarize
+    from loran_search.search.workers import run_confirmation
 
     cfg = _load(args)
     setup = confirm_setup(cfg, top_k=args.top_k, seeds=args.seeds, force=True)
@@ -614,7 +608,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     refused.
     """
     from loran_search.record import TrialRecord
-    from loran_search.search.study import StudyInterrupted
+    from loran_search.search.recovery import StudyInterrupted
     from loran_search.search.tune import tune_setup
     from loran_search.search.workers import run_tuning
 

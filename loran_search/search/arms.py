@@ -19,7 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from loran_search.config import Context, did_you_mean
-from loran_search.search.space import SpaceError, expand_param_keys, parse_setting_dim
+from loran_search.search.space import expand_param_keys, parse_setting_dim
+from loran_search.search.types import SpaceError
 
 
 def method_key(key: Any) -> str | None:
@@ -122,7 +123,7 @@ def check_methods(
             ctx.err(("search", "params", key), str(err))
             continue
         if grid and not dim.finite:
-            from loran_search.search.space import grid_needs_finite_message
+            from loran_search.search.types import grid_needs_finite_message
 
             ctx.err(("search", "params", key), grid_needs_finite_message(full))
 

@@ -13,12 +13,13 @@ study metric). Trials with the same params are one configuration, ranked by its 
 confirmed when ``study.baseline`` is on (its params are those of the search baseline).
 
 **Exactly once.** Every confirmation trial carries a key, ``<role>|<params as sorted JSON>``
-(:func:`confirm_key`, user attr :data:`loran_search.record.CONFIRM_KEY`, kept by retries). A
-key is queued only if no trial of the study carries it yet (:func:`plan_confirmation` reads
-them), so a re-run queues nothing twice; two workers that queue at the same instant may both
-queue a key, and then the worker that takes a trial records it FAIL ``surplus`` when a
-lower-numbered trial of the same key is queued, running or complete, or any of that key is
-complete (:func:`duplicate_confirmation`): of each key exactly one trial completes.
+(:func:`~loran_search.search.keys.confirm_key`, user attr
+:data:`loran_search.record.CONFIRM_KEY`, kept by retries). A key is queued only if no trial of
+the study carries it yet (:func:`queue_confirmation`), so a re-run queues nothing twice; two
+workers that queue at the same instant may both queue a key, and then the worker that takes a
+trial records it FAIL ``surplus`` when a lower-numbered trial of the same key is queued or
+running, or one of that key is complete (the twin rule of :mod:`loran_search.search.keys`): of
+each key exactly one trial completes.
 
 **The setup** ``{top_k, seeds, split}`` is stored in the study attr
 :data:`loran_search.record.STUDY_CONFIRM` when the confirmation is first queued; it is not part
@@ -29,7 +30,6 @@ a larger ``top_k`` queues the further configurations.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +37,15 @@ from typing import TYPE_CHECKING, Any
 
 from loran_search import record as R
 from loran_search.errors import LoranSearchError
-from loran_search.search._optuna import queued_params
+from loran_search.search.keys import (
+    carried,
+    confirm_key,
+    confirm_key_of,
+    enqueue_new,
+    point_key,
+)
+from loran_search.search.progress import role_of, study_directions
+from loran_search.search.types import ConfirmSetup
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -50,24 +58,6 @@ CONFIRM_KEYS = ("top_k", "seeds", "split")
 
 class ConfirmMismatch(LoranSearchError):
     """The study's confirmation trials were run with other seeds or another split (exit 2)."""
-
-
-@dataclass(frozen=True)
-class ConfirmSetup:
-    """``study.confirm`` resolved: how many configurations, on which seeds and split."""
-
-    top_k: int
-    seeds: tuple[int, ...]
-    split: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form stored in :data:`loran_search.record.STUDY_CONFIRM`."""
-        return {"top_k": self.top_k, "seeds": list(self.seeds), "split": self.split}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ConfirmSetup:
-        """Read the stored form (or a resolved ``study.confirm`` mapping)."""
-        return cls(int(data["top_k"]), tuple(int(s) for s in data["seeds"]), str(data["split"]))
 
 
 def default_confirm() -> dict[str, Any]:
@@ -215,26 +205,6 @@ def split_problem(split: Any, eval_split: Any, train_split: Any = None) -> str |
 # ------------------------------------------------------------------------------ the plan
 
 
-def _params_key(params: Mapping[str, Any]) -> str:
-    return json.dumps(dict(params), sort_keys=True, default=str)
-
-
-def confirm_key(role: str, params: Mapping[str, Any]) -> str:
-    """The queue key of one confirmation trial: ``<role>|<params as sorted JSON>``."""
-    return f"{role}|{_params_key(params)}"
-
-
-def key_of(t: FrozenTrial) -> str | None:
-    """A trial's confirmation key (recorded, else rebuilt from its role and params)."""
-    role = t.user_attrs.get(R.ROLE)
-    if role not in R.CONFIRM_ROLES:
-        return None
-    key = t.user_attrs.get(R.CONFIRM_KEY)
-    if isinstance(key, str) and key:
-        return key
-    return confirm_key(str(role), queued_params(t) or t.params)
-
-
 @dataclass(frozen=True)
 class Planned:
     """One confirmation trial to queue.
@@ -270,8 +240,6 @@ def plan_confirmation(
     """
     from optuna.trial import TrialState
 
-    from loran_search.search.progress import role_of, study_directions
-
     maximize = study_directions(cfg)[0] == "maximize"
     groups: dict[str, list[FrozenTrial]] = {}
     for t in trials:
@@ -281,7 +249,7 @@ def plan_confirmation(
             continue
         if R.DUPLICATE_OF in t.user_attrs:  # a repeat form proposal: its twin stands for it
             continue
-        groups.setdefault(_params_key(t.params), []).append(t)
+        groups.setdefault(point_key(t.params), []).append(t)
 
     def best(ts: list[FrozenTrial]) -> float:
         values = [float(t.values[0]) for t in ts]
@@ -305,7 +273,7 @@ def plan_confirmation(
                 for t in trials
                 if role_of(t) == R.ROLE_BASELINE
                 and t.state == TrialState.COMPLETE
-                and _params_key(t.params) == _params_key(params)
+                and point_key(t.params) == point_key(params)
             )
             key = confirm_key(R.ROLE_CONFIRM_BASELINE, params)
             out.append(Planned(R.ROLE_CONFIRM_BASELINE, params, search, key))
@@ -315,46 +283,6 @@ def plan_confirmation(
         key = confirm_key(R.ROLE_CONFIRM, params)
         out.append(Planned(R.ROLE_CONFIRM, params, numbers, key, best(ts)))
     return out
-
-
-def existing_keys(trials: Sequence[FrozenTrial]) -> set[str]:
-    """The confirmation keys some trial of the study already carries (any state)."""
-    return {k for t in trials if (k := key_of(t)) is not None}
-
-
-def duplicate_confirmation(trials: Sequence[FrozenTrial], frozen: FrozenTrial) -> int | None:
-    """The trial that makes ``frozen`` (a confirmation trial just taken) a duplicate, if any.
-
-    :func:`twin_by_key` on the confirmation key.
-    """
-    return twin_by_key(trials, frozen, key_of)
-
-
-def twin_by_key(
-    trials: Sequence[FrozenTrial],
-    frozen: FrozenTrial,
-    key_of: Callable[[FrozenTrial], str | None],
-) -> int | None:
-    """The trial that stands for ``frozen``'s queue key, when that is not ``frozen`` itself.
-
-    One rule for every keyed queue (confirmation and tuning trials): a trial of the same key
-    that is COMPLETE, or that has a lower number and is WAITING or RUNNING, stands for the key;
-    a FAIL one does not (``frozen`` may be its retry). ``None``: ``frozen`` has no key, or it
-    is the one that stands for it.
-    """
-    from optuna.trial import TrialState
-
-    key = key_of(frozen)
-    if key is None:
-        return None
-    for t in trials:
-        if t.number == frozen.number or key_of(t) != key:
-            continue
-        if t.state == TrialState.COMPLETE:
-            return t.number
-        if t.number < frozen.number and t.state in (TrialState.WAITING, TrialState.RUNNING):
-            return t.number
-    return None
 
 
 def check_stored_setup(
@@ -381,7 +309,7 @@ def check_stored_setup(
         return
     if (old.seeds, old.split) == (setup.seeds, setup.split):
         return
-    n = sum(1 for t in trials if key_of(t) is not None)
+    n = sum(1 for t in trials if confirm_key_of(t) is not None)
     if n == 0:
         return
     changes = []
@@ -396,3 +324,67 @@ def check_stored_setup(
         fix=f"Restore study.confirm to {old.to_dict()} (or drop --seeds), or confirm in a new "
         "study (change study.name).",
     )
+
+
+# ------------------------------------------------------------------------------ the queue
+
+
+def queue_confirmation(
+    worker: Any,
+    setup: ConfirmSetup,
+    trials: Sequence[FrozenTrial],
+    points_of: Callable[[list[Planned]], Mapping[str, Any]],
+) -> int:
+    """Store the setup and queue every planned confirmation trial no trial has the key of.
+
+    Args:
+        worker: The :class:`loran_search.search.workers._Worker` running the study.
+        setup: The confirmation setup.
+        trials: The study's trials.
+        points_of: ``{key: the tuned point it trains with}`` of the plan
+            (:func:`loran_search.search.tune.confirmation_points`).
+
+    Returns:
+        How many trials were queued.
+
+    Raises:
+        ConfirmMismatch: Confirmation trials exist with other seeds or another split.
+    """
+    study = worker.study
+    check_stored_setup(
+        study.user_attrs.get(R.STUDY_CONFIRM),
+        setup,
+        trials,
+        study=worker.cfg.study.name,
+        where=worker.confirm_source,
+    )
+    if study.user_attrs.get(R.STUDY_CONFIRM) != setup.to_dict():
+        study.set_user_attr(R.STUDY_CONFIRM, setup.to_dict())
+    plan = plan_confirmation(trials, worker.cfg, worker.handle.space, setup)
+    worker.result.confirm_planned = len(plan)
+    points = points_of(plan)
+    attrs = {
+        item.key: {
+            **R.to_user_attrs(
+                role=item.role,
+                confirm_key=item.key,
+                confirm_of=list(item.confirm_of),
+                eval_split=setup.split,
+            ),
+            R.TUNED: points.get(item.key, {}),
+        }
+        for item in plan
+    }
+    planned = ((item.key, item.params, attrs[item.key]) for item in plan)
+    queued = enqueue_new(study, planned, carried(trials, confirm_key_of))
+    if not plan:
+        worker.log("Nothing to confirm: no candidate trial completed with a finite value.")
+    elif queued:
+        n = sum(1 for i in plan if i.role == R.ROLE_CONFIRM)
+        fewer = f" (of top_k = {setup.top_k}: only {n} completed)" if n < setup.top_k else ""
+        worker.log(
+            f"Confirmation: queued {queued} trial(s) — the top {n} configuration(s){fewer} "
+            f"and the baseline at their rank(s), on seeds {list(setup.seeds)}, evaluated on "
+            f"'{setup.split}' (held out; the search used '{worker.cfg.task.eval_split}')."
+        )
+    return queued

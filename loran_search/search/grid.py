@@ -1,7 +1,7 @@
 """The grid sampler's queue: the grid's points are queued as the study needs them.
 
 ``sampler: grid`` enumerates the conditional grid (:meth:`~loran_search.search.space.\
-SearchSpace.grid`, at most :data:`~loran_search.search.space.MAX_GRID_POINTS` points) in a fixed
+SearchSpace.grid`, at most :data:`~loran_search.search.types.MAX_GRID_POINTS` points) in a fixed
 order (shuffled by ``seed`` with ``shuffle: true``) and queues only what ``n_trials`` still
 needs: at the study's creation (:mod:`loran_search.search.study`) and whenever a worker finds
 the queue dry before ``n_trials`` (:mod:`loran_search.search.workers`). A point that a candidate
@@ -10,23 +10,18 @@ trial already has, in any state, is never queued again.
 
 from __future__ import annotations
 
-import json
 import random
 from typing import TYPE_CHECKING, Any
 
 from loran_search import record as R
 from loran_search.search._optuna import queued_params
+from loran_search.search.keys import point_key
 from loran_search.search.progress import is_counted, role_of
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
-    from loran_search.search.study import StudyHandle
-
-
-def point_key(params: dict[str, Any]) -> str:
-    """A trial's parameters as one comparable string (sorted JSON)."""
-    return json.dumps(params, sort_keys=True, default=str)
+    from loran_search.search.handle import StudyHandle
 
 
 def grid_points(handle: StudyHandle) -> list[dict[str, Any]]:

@@ -44,7 +44,7 @@ reads it once, at the seam, and names the function and the key when something is
 way on the confirmation seeds and split, never report intermediate values (no pruning; nothing
 for the pruner to compare with search trials) and keep no adapter.
 
-**Forms** (``search.forms``, :mod:`loran_search.search.forms`). A form trial is screened and
+**Forms** (``search.forms``, :mod:`loran_search.search.screening`). A form trial is screened and
 looked up before anything is built (:func:`_form_step`): a refused form is PRUNED ``screened:``
 untrained, a repeat proposal is answered from its twin; the others train like any activation.
 
@@ -487,7 +487,7 @@ def execute_trial(
         best_value: Best value of the study so far (``save_adapters: best`` keeps this trial's
             adapter only if it beats it).
         progress: Show the per-run progress bar.
-        confirm: The study's :class:`~loran_search.search.confirm.ConfirmSetup`; a trial with a
+        confirm: The study's :class:`~loran_search.search.types.ConfirmSetup`; a trial with a
             confirmation role runs on its seeds and split (required for one).
         inert: Predict a candidate's non-linearity before training it (module doc).
         log: Receives the notes of an inert prediction.
@@ -581,7 +581,7 @@ def _form_step(
     role: str,
     split: str,
 ) -> float | list[float] | None:
-    """A form trial before training (:func:`loran_search.search.forms.before_training`).
+    """A form trial before training (:func:`loran_search.search.screening.before_training`).
 
     Records the role and the form's spec (``expr`` included), then screens it and looks for a
     twin: a screened form fails ``screened:`` here, untrained; a repeat proposal is answered
@@ -594,7 +594,7 @@ def _form_step(
     import optuna
 
     from loran_search.record import FORM_FAMILY
-    from loran_search.search.forms import before_training
+    from loran_search.search.screening import before_training
 
     spec = {
         "name": tc.activation,

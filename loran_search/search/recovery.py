@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
-    from loran_search.search.study import StudyHandle
+    from loran_search.search.handle import StudyHandle
 
 HOST = socket.gethostname()
 MAX_CONSECUTIVE_ERRORS = 3
@@ -356,20 +356,6 @@ def requeue_failed(
         log(f"Trial {t.number} ({role}) had failed ({why}); queued again.")
         done.append(t.number)
     return done
-
-
-def duplicate_of(trials: list[FrozenTrial], frozen: FrozenTrial) -> int | None:
-    """The lower-numbered trial that repeats the same failed trial as ``frozen``, if any."""
-    history = frozen.system_attrs.get(R.RETRY_HISTORY) or []
-    if not history:
-        return None
-    parent = history[-1]
-    for t in trials:
-        if t.number >= frozen.number:
-            break
-        if (t.system_attrs.get(R.RETRY_HISTORY) or [None])[-1] == parent:
-            return t.number
-    return None
 
 
 # ------------------------------------------------------------------------------ signals

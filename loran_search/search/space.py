@@ -46,170 +46,25 @@ from loran_search.config import (
     training_key_kind,
     unknown_key_problems,
 )
-from loran_search.errors import LoranSearchError
 from loran_search.record import BASELINE_ACTIVATION, FORM_CHOICE, METHOD_LORAN, PARAM_METHOD
+from loran_search.search.types import (
+    MAX_GRID_POINTS,
+    Dim,
+    SpaceError,
+    TrialConfig,
+)
 
 if TYPE_CHECKING:
-    from optuna.distributions import BaseDistribution
     from optuna.trial import Trial
 
     from loran_search.activations.registry import Param
     from loran_search.search.forms import FormSpace
 
 RANGE_KEYS = ("low", "high", "log", "step", "num")
-#: Most points the grid sampler enumerates, and the most values one range's ``step``/``num``
-#: may make: the same bound as the form grid's trees
-#: (:data:`loran_search.search.forms.MAX_GRID_TREES`), one rule for every enumeration.
-MAX_GRID_POINTS = 20_000
-
-
-class SpaceError(LoranSearchError, ValueError):
-    """A malformed search-space entry; the message says what is wrong and how to fix it."""
 
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-@dataclass(frozen=True)
-class Dim:
-    """One parameter of the space.
-
-    Attributes:
-        name: Trial parameter name (``sinter.amplitude``, ``training.learning_rate``).
-        kind: ``fixed`` | ``choices`` | ``range``.
-        value: The value of a fixed parameter.
-        choices: The values of a categorical parameter.
-        low: Lower bound of a range (inclusive).
-        high: Upper bound of a range (inclusive).
-        log: Sample the range on a log scale.
-        step: Discretisation of a range (``None`` = continuous).
-        num: Grid resolution of a range (grid sampler only).
-        integer: Integer-valued (an integer registry parameter or an integer training key).
-    """
-
-    name: str
-    kind: str
-    value: float | int | None = None
-    choices: tuple[Any, ...] = ()
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-    num: int | None = None
-    integer: bool = False
-
-    @property
-    def searched(self) -> bool:
-        """Whether the trial suggests this parameter (it is not fixed)."""
-        return self.kind != "fixed"
-
-    @property
-    def finite(self) -> bool:
-        """Whether a grid can enumerate it (fixed, choices, or a range with step/num)."""
-        return self.kind != "range" or self.step is not None or self.num is not None
-
-    def distribution(self) -> BaseDistribution:
-        """The Optuna distribution of a searched parameter."""
-        from optuna.distributions import (
-            CategoricalDistribution,
-            FloatDistribution,
-            IntDistribution,
-        )
-
-        if self.kind == "choices":
-            return CategoricalDistribution(list(self.choices))
-        if self.kind != "range":
-            raise SpaceError(f"'{self.name}' is fixed; it has no distribution.")
-        assert self.low is not None and self.high is not None
-        if self.integer:
-            return IntDistribution(
-                int(self.low), int(self.high), log=self.log, step=int(self.step or 1)
-            )
-        return FloatDistribution(self.low, self.high, log=self.log, step=self.step)
-
-    def suggest(self, trial: Trial) -> Any:
-        """Ask ``trial`` for this parameter (fixed parameters are returned, not suggested)."""
-        if self.kind == "fixed":
-            return self.value
-        if self.kind == "choices":
-            return trial.suggest_categorical(self.name, list(self.choices))
-        assert self.low is not None and self.high is not None
-        if self.integer:
-            return trial.suggest_int(
-                self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log
-            )
-        return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
-
-    def grid_count(self) -> int:
-        """How many values :meth:`grid_values` gives, counted without making them.
-
-        ``step``: ``⌊(high − low)/step⌋ + 1``; ``num``: ``n`` (for an integer parameter, whose
-        rounded points may repeat, the distinct values are counted when ``n`` is at most
-        :data:`MAX_GRID_POINTS`; above it ``n`` is an upper bound).
-
-        Raises:
-            SpaceError: A continuous range with neither ``step`` nor ``num``.
-        """
-        if self.kind == "fixed":
-            return 1
-        if self.kind == "choices":
-            return len(self.choices)
-        assert self.low is not None and self.high is not None
-        if self.step is not None:
-            return math.floor((self.high - self.low) / self.step + 1e-9) + 1
-        if self.num is not None:
-            if self.integer and self.num <= MAX_GRID_POINTS:
-                return len(self.grid_values())
-            return self.num  # an integer grid of more points: an upper bound
-        raise SpaceError(grid_needs_finite_message(self.name))
-
-    def grid_values(self) -> list[Any]:
-        r"""The values a grid enumerates.
-
-        ``step``: ``low + k·step`` for ``k = 0 … ⌊(high − low)/step⌋``. ``num`` (``n`` points):
-        ``low + k·(high − low)/(n − 1)``, or with ``log`` ``low·(high/low)^{k/(n−1)}``,
-        ``k = 0 … n − 1``.
-
-        Raises:
-            SpaceError: A continuous range with neither ``step`` nor ``num``.
-        """
-        if self.kind == "fixed":
-            return [self.value]
-        if self.kind == "choices":
-            return list(self.choices)
-        assert self.low is not None and self.high is not None
-        if self.step is not None:
-            n = math.floor((self.high - self.low) / self.step + 1e-9) + 1
-            vals = [self.low + k * self.step for k in range(n)]
-        elif self.num is not None:
-            n = self.num
-            if self.log:
-                ratio = self.high / self.low
-                vals = [self.low * ratio ** (k / (n - 1)) for k in range(n)]
-            else:
-                vals = [self.low + k * (self.high - self.low) / (n - 1) for k in range(n)]
-            vals[-1] = self.high  # exact end point despite rounding
-        else:
-            raise SpaceError(grid_needs_finite_message(self.name))
-        if self.integer:
-            return sorted({round(v) for v in vals})
-        return [float(f"{v:.12g}") for v in vals]
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON form (used in the study fingerprint)."""
-        if self.kind == "fixed":
-            return {"fixed": self.value}
-        if self.kind == "choices":
-            return {"choices": list(self.choices)}
-        out: dict[str, Any] = {"low": self.low, "high": self.high, "log": self.log}
-        if self.step is not None:
-            out["step"] = self.step
-        if self.num is not None:
-            out["num"] = self.num
-        if self.integer:
-            out["integer"] = True
-        return out
 
 
 def grid_size_problem(n: int) -> str | None:
@@ -221,16 +76,6 @@ def grid_size_problem(n: int) -> str | None:
         f"search.training); the grid sampler enumerates at most {MAX_GRID_POINTS:,}. Give fewer "
         "values (shorter lists, a larger `step`, a smaller `num`, fewer ranks), or use another "
         "sampler (tpe, random, ...), which samples the space without enumerating it."
-    )
-
-
-def grid_needs_finite_message(name: str) -> str:
-    """The grid sampler's refusal of a continuous range."""
-    return (
-        f"The grid sampler cannot enumerate the continuous range of '{name}'. Give it a finite "
-        "set: `step:` (linear, e.g. {low: 0.1, high: 0.5, step: 0.1}), `num:` (grid points, "
-        "log-spaced with log: true, e.g. {low: 1.0e-5, high: 1.0e-2, log: true, num: 4}), or a "
-        "list of values ([1.0e-4, 1.0e-3]); or use another sampler (tpe, random, ...)."
     )
 
 
@@ -338,18 +183,6 @@ def parse_dim(name: str, raw: Any, declared: Param | None, *, integer: bool = Fa
         f"'{name}' must be a number (fixed), a list of values (choices) or a range "
         f"{{low, high, log, step}}, but got {raw!r}."
     )
-
-
-@dataclass(frozen=True)
-class TrialConfig:
-    """What one trial trains: the sampled (or enqueued) point of the space."""
-
-    activation: str
-    rank: int
-    activation_params: dict[str, float]
-    training_overrides: dict[str, Any]
-    method: str = METHOD_LORAN  # a peer arm (issue 13): ``activation`` is then the method's name
-    method_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -540,7 +373,7 @@ FormSpace`), whose trials take ``activation`` = ``"form"`` and the ``form.*`` pa
 
         ``Σ_rank [Σ_activation Π_own |values| + Σ_peer Π_own |values|] · Π_training |values|``
         (the forms' points are bounded by their own tree cap,
-        :data:`~loran_search.search.forms.MAX_GRID_TREES`).
+        :data:`~loran_search.search.grammar.MAX_GRID_TREES`).
 
         Raises:
             SpaceError: A searched range without ``step`` or ``num``.

@@ -19,7 +19,7 @@ win), so no point runs twice, even with workers racing.
 
 Running the study is :mod:`loran_search.search.workers` (the loop), which stands on
 :mod:`loran_search.search.recovery` (heartbeats, retries, dead workers, signals); counting is
-:mod:`loran_search.search.progress`. Their public names are importable from here too.
+:mod:`loran_search.search.progress`.
 """
 
 from __future__ import annotations
@@ -30,76 +30,24 @@ import json
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loran_search import record as R
 from loran_search.errors import LoranSearchError
 from loran_search.search._optuna import hide_trials, queued_params
-from loran_search.search.grid import point_key, queue_grid
-from loran_search.search.progress import (
-    Progress,
-    is_counted,
-    progress_of,
-    role_of,
-    study_directions,
-)
-from loran_search.search.recovery import (
-    HOST,
-    MAX_CONSECUTIVE_ERRORS,
-    StudyInterrupted,
-    TrialErrors,
-    _proc_start,
-    fail_and_retry,
-    heartbeat,
-    recover_stale,
-    requeue_failed,
-    retry_trial,
-    worker_identity,
-)
+from loran_search.search.grid import queue_grid
+from loran_search.search.handle import StudyHandle
+from loran_search.search.keys import point_key
+from loran_search.search.progress import role_of, study_directions
+from loran_search.search.recovery import retry_trial
 from loran_search.search.samplers import build_pruner, build_sampler
-from loran_search.search.workers import WorkerResult, run_confirmation, run_worker
 
 if TYPE_CHECKING:
     import optuna
-    from optuna.storages import BaseStorage
 
     from loran_search.config import StudyConfig
     from loran_search.search.space import SearchSpace
-
-__all__ = [
-    "HOST",
-    "MAX_CONSECUTIVE_ERRORS",
-    "Progress",
-    "StudyHandle",
-    "StudyInterrupted",
-    "StudyMismatch",
-    "TrialErrors",
-    "WorkerResult",
-    "_proc_start",
-    "describe_changes",
-    "fail_and_retry",
-    "fingerprint",
-    "heartbeat",
-    "is_confirmation",
-    "is_counted",
-    "make_pruner",
-    "make_sampler",
-    "metric_names",
-    "open_study",
-    "progress_of",
-    "queue_grid",
-    "recover_stale",
-    "requeue_failed",
-    "retry_trial",
-    "role_of",
-    "run_confirmation",
-    "run_worker",
-    "study_directions",
-    "study_exists",
-    "worker_identity",
-]
 
 
 class StudyMismatch(LoranSearchError):
@@ -172,11 +120,6 @@ def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 # ------------------------------------------------------------------------------ samplers
 
 
-def is_confirmation(t: Any) -> bool:
-    """A confirmation trial (roles ``confirm`` / ``confirm_baseline``)."""
-    return t.user_attrs.get(R.ROLE) in R.CONFIRM_ROLES
-
-
 def make_sampler(cfg: StudyConfig, space: SearchSpace) -> Any:
     """The Optuna sampler of ``study.sampler`` (:mod:`loran_search.search.samplers`).
 
@@ -193,42 +136,7 @@ def make_sampler(cfg: StudyConfig, space: SearchSpace) -> Any:
     return hide_trials(base, is_hidden)  # tune trials too: another learning rate (issue 21)
 
 
-def make_pruner(cfg: StudyConfig) -> Any:
-    """The Optuna pruner of ``study.pruner`` (:mod:`loran_search.search.samplers`)."""
-    return build_pruner(cfg.study.pruner)
-
-
 # ------------------------------------------------------------------------------ the study
-
-
-@dataclass
-class StudyHandle:
-    """An opened study and what a worker needs to run it.
-
-    Attributes:
-        study: The Optuna study.
-        cfg: The study config.
-        space: Its search space.
-        storage_url: The storage URL it was opened from.
-        created: This call created the study (else it resumed it).
-        grace: Seconds without a heartbeat before a running trial is stale.
-        artifact_dir: The artifact store's directory.
-        storage: The storage object the study was opened on (pass it to ``write_report``
-            and other readers: it already names the installed database driver).
-        study_id: The study's id in ``storage``.
-        notes: Lines to show the user (e.g. a grid smaller than ``n_trials``).
-    """
-
-    study: optuna.Study
-    cfg: StudyConfig
-    space: SearchSpace
-    storage_url: str
-    created: bool
-    grace: float
-    artifact_dir: Path
-    storage: BaseStorage
-    study_id: int
-    notes: list[str] = field(default_factory=list)
 
 
 def open_study(
@@ -272,7 +180,7 @@ def open_study(
     digest = _digest(fp)
     directions = study_directions(cfg)
     sampler = make_sampler(cfg, space)
-    pruner = make_pruner(cfg)
+    pruner = build_pruner(cfg.study.pruner)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.create_study(
@@ -361,21 +269,17 @@ def _mismatch_message(cfg: StudyConfig, url: str, changes: list[str]) -> str:
     )
 
 
-def _point_key(params: dict[str, Any]) -> str:
-    return point_key(params)
-
-
 def _enqueue_setup(handle: StudyHandle) -> None:
     """Queue the baselines and (grid) every grid point that is not queued or done yet."""
     study, cfg, space = handle.study, handle.cfg, handle.space
     existing = set()
     for t in study.get_trials(deepcopy=False):
         params = queued_params(t) or t.params
-        existing.add((role_of(t), _point_key(dict(params))))
+        existing.add((role_of(t), point_key(dict(params))))
     if cfg.study.baseline:
         for rank in space.ranks:
             params = space.baseline_params(rank)
-            if (R.ROLE_BASELINE, _point_key(params)) not in existing:
+            if (R.ROLE_BASELINE, point_key(params)) not in existing:
                 study.enqueue_trial(params, user_attrs={R.ROLE: R.ROLE_BASELINE})
     if cfg.study.sampler.get("name") == "grid":
         n_points, _ = queue_grid(handle, cfg.study.n_trials)

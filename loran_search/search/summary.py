@@ -51,8 +51,7 @@ def summarize(study: optuna.Study, cfg: StudyConfig) -> str:
     """
     from optuna.trial import TrialState
 
-    from loran_search.search.progress import missing_baselines, role_of
-    from loran_search.search.study import study_directions
+    from loran_search.search.progress import missing_baselines, role_of, study_directions
 
     maximize = study_directions(cfg)[0] == "maximize"
     trials = study.get_trials(deepcopy=False)
@@ -165,8 +164,7 @@ def confirmation_lines(study: optuna.Study, cfg: StudyConfig, trials: list[Any])
     """
     from optuna.trial import TrialState
 
-    from loran_search.search.progress import role_of
-    from loran_search.search.study import study_directions
+    from loran_search.search.progress import role_of, study_directions
 
     confirms = [t for t in trials if role_of(t) in R.CONFIRM_ROLES]
     if not confirms:

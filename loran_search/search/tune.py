@@ -22,8 +22,8 @@ confirmation key in :data:`~loran_search.record.TUNE_ARM` and a queue key
 
 **Exactly once** as the confirmation: a key is queued only if no trial carries it yet; a taken
 tune trial whose key a lower-numbered queued or running trial, or a complete one, stands for is
-recorded FAIL ``surplus`` (:func:`duplicate_tune`); retries keep the three attrs; the samplers
-never see tune trials (:func:`is_hidden`).
+recorded FAIL ``surplus`` (the twin rule of :mod:`loran_search.search.keys`); retries keep the
+three attrs; the samplers never see tune trials (:func:`is_hidden`).
 
 **The choice.** An arm's best point is the COMPLETE tune trial of that arm with the best value
 (direction-aware; a tie goes to the earlier grid point); diverged points are results, never
@@ -52,13 +52,15 @@ from typing import TYPE_CHECKING, Any
 
 from loran_search import record as R
 from loran_search.errors import LoranSearchError
+from loran_search.search.keys import carried, enqueue_new, point_key, tune_key, tune_key_of
 from loran_search.words import count
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from loran_search.config import Context, StudyConfig
-    from loran_search.search.space import Dim, SearchSpace, TrialConfig
+    from loran_search.search.space import SearchSpace
+    from loran_search.search.types import Dim, TrialConfig
 
 ADAPTER_KEYS = ("alpha",)
 """``adapter.<key>`` that ``study.tune`` may tune."""
@@ -86,7 +88,8 @@ def tunable_keys() -> list[str]:
 def parse_tune_dim(key: str, raw: Any) -> Dim:
     """One ``study.tune`` entry as a grid dimension (``SpaceError`` when it is unusable)."""
     from loran_search.config import training_key_kind
-    from loran_search.search.space import SpaceError, grid_needs_finite_message, parse_dim
+    from loran_search.search.space import parse_dim
+    from loran_search.search.types import SpaceError, grid_needs_finite_message
 
     section, _, name = key.partition(".")
     integer = section == "training" and training_key_kind(name) is int
@@ -155,7 +158,7 @@ def check_tune(search: dict[str, Any], sections: dict[str, dict[str, Any]], ctx:
     checked (``sections`` holds ``study``, ``adapter`` …).
     """
     from loran_search.config import did_you_mean, unknown_key_problems
-    from loran_search.search.space import SpaceError
+    from loran_search.search.types import SpaceError
 
     study = sections.get("study", {})
     raw = study.get("tune")
@@ -233,15 +236,6 @@ def _check_slopes(search: dict[str, Any], ctx: Context) -> None:
 # ------------------------------------------------------------------------------ the plan
 
 
-def _json(data: Mapping[str, Any]) -> str:
-    return json.dumps(dict(data), sort_keys=True, default=str)
-
-
-def tune_key(arm: str, point: Mapping[str, Any]) -> str:
-    """The queue key of one tune trial: ``tune|<arm's confirmation key>|<point as JSON>``."""
-    return f"{R.ROLE_TUNE}|{arm}|{_json(point)}"
-
-
 def is_hidden(t: Any) -> bool:
     """A trial the samplers must not see: a confirmation or a tune trial."""
     return t.user_attrs.get(R.ROLE) in (*R.CONFIRM_ROLES, R.ROLE_TUNE)
@@ -284,24 +278,6 @@ def plan_tuning(
     return arms, out
 
 
-def tune_key_of(t: FrozenTrial) -> str | None:
-    """A tune trial's queue key (``None`` for any other trial)."""
-    if t.user_attrs.get(R.ROLE) != R.ROLE_TUNE:
-        return None
-    key = t.user_attrs.get(R.TUNE_KEY)
-    return key if isinstance(key, str) and key else None
-
-
-def duplicate_tune(trials: Sequence[FrozenTrial], frozen: FrozenTrial) -> int | None:
-    """The trial that makes ``frozen`` (a tune trial just taken) a duplicate, if any.
-
-    The confirmation's rule (:func:`loran_search.search.confirm.twin_by_key`) on the tune key.
-    """
-    from loran_search.search.confirm import twin_by_key
-
-    return twin_by_key(trials, frozen, tune_key_of)
-
-
 def best_points(
     trials: Sequence[FrozenTrial], cfg: StudyConfig, tune: TuneSetup
 ) -> dict[str, dict[str, Any]]:
@@ -311,7 +287,7 @@ def best_points(
     from loran_search.search.progress import study_directions
 
     maximize = study_directions(cfg)[0] == "maximize"
-    order = {_json(p): i for i, p in enumerate(tune.points())}
+    order = {point_key(p): i for i, p in enumerate(tune.points())}
     best: dict[str, tuple[float, int, dict[str, Any]]] = {}
     for t in trials:
         if tune_key_of(t) is None or t.state != TrialState.COMPLETE or not t.values:
@@ -321,7 +297,7 @@ def best_points(
         arm = t.user_attrs.get(R.TUNE_ARM)
         if not math.isfinite(value) or not isinstance(point, dict) or not isinstance(arm, str):
             continue
-        rank = order.get(_json(point))
+        rank = order.get(point_key(point))
         if rank is None:  # a point of another grid (refused before it gets here)
             continue
         score = -value if maximize else value
@@ -400,7 +376,7 @@ def check_stored_tune(
         return
     old = stored.get("grid")
     new = setup.to_dict() if setup is not None else None
-    if _json({"g": old}) == _json({"g": new}):
+    if point_key({"g": old}) == point_key({"g": new}):
         return
     n = sum(1 for t in trials if t.user_attrs.get(R.ROLE) in (R.ROLE_TUNE, *R.CONFIRM_ROLES))
     if n == 0:
@@ -433,51 +409,18 @@ def tune_phase(worker: Any, tune: TuneSetup, *, wait: bool) -> tuple[str, bool]:
         ``(why the phase ended, whether every tune trial is COMPLETE or a configuration
         failure)``: the confirmation may use the tuning only in the second case.
     """
-    from optuna.trial import TrialState
-
-    from loran_search.search.progress import role_of
-    from loran_search.search.recovery import recover_stale
-
-    while wait:
-        p = worker.survey()
-        if worker.done(p) is None:
-            worker.result.reason = worker.search_loop()
-            continue
-        if p.running_search == 0:
-            break
-        time.sleep(worker.poll)
+    if wait:
+        worker.wait_for_search()
     trials = worker.study.get_trials(deepcopy=False)
     with worker.signals.held():
         worker.result.tune_queued = queue_tuning(worker, tune, trials)
     said = False
-    while True:
-        worker.taken = None
-        snapshot = worker.study.get_trials(deepcopy=False)
-        with worker.signals.held():
-            if recover_stale(worker.handle, worker.log, snapshot):
-                snapshot = worker.study.get_trials(deepcopy=False)
-        mine = [t for t in snapshot if role_of(t) == R.ROLE_TUNE]
-        waiting = [t for t in mine if t.state == TrialState.WAITING]
-        if not waiting:
-            running = sum(1 for t in mine if t.state == TrialState.RUNNING)
-            if running:  # the confirmation needs their values: wait (a dead one is recovered)
-                if not said:
-                    worker.log(
-                        f"Tuning: waiting for {count(running, 'tune trial')} on other workers."
-                    )
-                    said = True
-                time.sleep(worker.poll)
-                continue
-            break
-        worker.taken = worker.take_confirmation(waiting)
-        if worker.taken is None:
-            continue
-        if worker.check_surplus(worker.taken) == "skip":
-            continue
-        worker.result.ran += 1
-        worker.result.tune_ran += 1
-        outcome = worker.execute_with_heartbeat(worker.taken, None)
-        worker.record(worker.taken, outcome)
+    while running := worker.run_queued((R.ROLE_TUNE,), "tune_ran"):
+        # the confirmation needs their values: wait (a dead one is recovered)
+        if not said:
+            worker.log(f"Tuning: waiting for {count(running, 'tune trial')} on other workers.")
+            said = True
+        time.sleep(worker.poll)
     return tuning_state(worker.study.get_trials(deepcopy=False))
 
 
@@ -533,21 +476,12 @@ def queue_tuning(worker: Any, tune: TuneSetup, trials: Sequence[FrozenTrial]) ->
     if not arms:
         worker.log("Nothing to tune: no candidate trial completed with a finite value.")
         return 0
-    have = {k for t in trials if (k := tune_key_of(t)) is not None}
-    queued = 0
-    for item in plan:
-        if item.key in have:
-            continue
-        worker.study.enqueue_trial(
-            item.params,
-            user_attrs={
-                **R.to_user_attrs(role=R.ROLE_TUNE, eval_split=cfg.task.eval_split),
-                R.TUNED: item.point,
-                R.TUNE_ARM: item.arm,
-                R.TUNE_KEY: item.key,
-            },
-        )
-        queued += 1
+    attrs = R.to_user_attrs(role=R.ROLE_TUNE, eval_split=cfg.task.eval_split)
+    planned = (
+        (i.key, i.params, {**attrs, R.TUNED: i.point, R.TUNE_ARM: i.arm, R.TUNE_KEY: i.key})
+        for i in plan
+    )
+    queued = enqueue_new(worker.study, planned, carried(trials, tune_key_of))
     worker.log(
         f"Tuning: each of {count(len(arms), 'arm')} tuned over {tune.describe()}: "
         f"{count(len(plan), 'run')} (× {count(len(cfg.study.seeds), 'seed')}, evaluated on "

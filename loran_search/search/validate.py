@@ -10,7 +10,7 @@ of every key, ``--set`` overrides); the *meaning* of the search space lives here
 * ``search.rank``, ``search.params`` (exact and glob keys, against each activation's declared
   parameters and ranges; a grid needs finite dimensions), ``search.training`` (numeric keys of
   ``training:`` only);
-* ``search.forms``: the grammar (:func:`loran_search.search.forms.check_grammar`: the template
+* ``search.forms``: the grammar (:func:`loran_search.search.grammar.check_grammar`: the template
   and leaves through the safe parser, operators, depth, require) and its ``params`` as
   ``form.<param>`` dimensions (:func:`check_forms_section`);
 * ``study.confirm``: ``{top_k ≥ 1, seeds disjoint from study.seeds, split ≠ task.eval_split}``
@@ -66,12 +66,8 @@ from loran_search.config import (
     unknown_key_problems,
 )
 from loran_search.search.samplers import PRUNERS, SAMPLERS, Component
-from loran_search.search.space import (
-    SpaceError,
-    expand_param_keys,
-    grid_needs_finite_message,
-    parse_dim,
-)
+from loran_search.search.space import expand_param_keys, parse_dim
+from loran_search.search.types import SpaceError, grid_needs_finite_message
 
 
 def _check_component(
@@ -395,12 +391,12 @@ def check_search_section(
 def check_forms_section(raw: dict[str, Any], ctx: Context, *, grid: bool = False) -> None:
     """``search.forms``: the grammar and each ``params`` entry as a ``form.<param>`` dimension.
 
-    The grammar is :func:`loran_search.search.forms.check_grammar`'s; a parameter is fixed, a
+    The grammar is :func:`loran_search.search.grammar.check_grammar`'s; a parameter is fixed, a
     list of choices or a range with ``low`` and ``high`` (:func:`parse_dim`), finite for the
     grid, whose number of trees is bounded too.
     """
     from loran_search.record import FORM_PREFIX
-    from loran_search.search.forms import check_grammar, grid_tree_problem
+    from loran_search.search.grammar import check_grammar, grid_tree_problem
 
     base = ("search", "forms")
     problems = check_grammar(raw)
@@ -692,7 +688,7 @@ def check_whole_study(cfg: StudyConfig, ctx: Context) -> None:
     ``sampler: grid`` enumerates ``search.rank × each activation's own searched values ×
     search.training`` (:meth:`~loran_search.search.space.SearchSpace.plain_grid_size`, counted
     without making the points); more than
-    :data:`~loran_search.search.space.MAX_GRID_POINTS` is refused here, before ``run`` would
+    :data:`~loran_search.search.types.MAX_GRID_POINTS` is refused here, before ``run`` would
     allocate them.
     """
     if cfg.study.sampler.get("name") != "grid":

@@ -38,7 +38,7 @@ machines). A live worker's trial is never touched, so several workers may restar
 A re-queued trial is a new WAITING trial with the same params and role, and the numbers of the
 trials it repeats in ``retry_history`` (Optuna's ``RetryHeartbeatStaleTrialCallback`` form).
 
-**Confirmation** (``confirm=`` a :class:`~loran_search.search.confirm.ConfirmSetup`;
+**Confirmation** (``confirm=`` a :class:`~loran_search.search.types.ConfirmSetup`;
 :mod:`loran_search.search.confirm`). When the search loop is done, the worker waits until no
 search trial is running on another worker (running a search trial that a dead worker left
 behind itself), then queues the confirmation trials that no trial carries the key of yet
@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,6 +69,7 @@ from typing import TYPE_CHECKING, Any
 from loran_search import record as R
 from loran_search.errors import UsageError
 from loran_search.search._optuna import queued_params
+from loran_search.search.keys import CONFIRM, TUNE, duplicate_of, twin
 from loran_search.search.progress import (
     Progress,
     is_counted,
@@ -81,7 +82,6 @@ from loran_search.search.recovery import (
     Signals,
     StudyInterrupted,
     TrialErrors,
-    duplicate_of,
     heartbeat,
     interrupted_error,
     recover_stale,
@@ -93,14 +93,14 @@ from loran_search.search.recovery import (
     trial_id_of,
     worker_identity,
 )
+from loran_search.search.types import ConfirmSetup, WorkerResult
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial, TrialState
 
-    from loran_search.search.confirm import ConfirmSetup
+    from loran_search.search.handle import StudyHandle
     from loran_search.search.objective import InertCheck
-    from loran_search.search.study import StudyHandle
     from loran_search.search.tune import TuneSetup
 
 
@@ -124,41 +124,6 @@ def adapters_dir_of(artifact_dir: Path, study_name: str) -> Path:
             "name (letters, digits, '-', '_', '.'), e.g. sinter-amplitude-2."
         )
     return path
-
-
-@dataclass
-class WorkerResult:
-    """What one worker did.
-
-    Attributes:
-        ran: Trials this worker ran.
-        completed: Of those, COMPLETE.
-        pruned: PRUNED.
-        failed: FAIL.
-        reason: Why it stopped.
-        requeued: Failed trials it queued again when it started.
-        notes: What the user should know about the study (failed baselines, errors to retry).
-        confirm_queued: Confirmation trials this worker queued.
-        confirm_ran: Confirmation trials this worker ran (included in ``ran``).
-        confirm_reason: Why its confirmation phase ended (empty when it had none).
-        confirm_planned: Confirmation trials the study's completed candidates call for (0:
-            nothing to confirm, no candidate completed with a finite value).
-    """
-
-    ran: int = 0
-    completed: int = 0
-    pruned: int = 0
-    failed: int = 0
-    reason: str = ""
-    requeued: list[int] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    confirm_queued: int = 0
-    confirm_ran: int = 0
-    confirm_reason: str = ""
-    confirm_planned: int = 0
-    tune_queued: int = 0
-    tune_ran: int = 0
-    tune_reason: str = ""
 
 
 @dataclass
@@ -199,17 +164,22 @@ _SKIP = "skip"  # check_surplus: this trial was a duplicate retry; take the next
 
 
 class _Worker:
-    """One worker's run of the loop (see the module doc); :func:`run_worker` drives it."""
+    """One worker's run of the loop (see the module doc).
+
+    :func:`run_worker`, :func:`run_confirmation` and :func:`run_tuning` build it with their
+    phases; ``target`` defaults to ``study.n_trials`` and ``train_fn`` to
+    :func:`~loran_search.search.objective.get_train_fn`.
+    """
 
     def __init__(
         self,
         handle: StudyHandle,
         *,
-        target: int,
-        train_fn: Callable[..., Any],
-        progress: bool,
-        log: Callable[[str], None],
-        on_trial: Callable[[FrozenTrial, Progress], None] | None,
+        target: int | None = None,
+        train_fn: Callable[..., Any] | None = None,
+        progress: bool = False,
+        log: Callable[[str], None] = print,
+        on_trial: Callable[[FrozenTrial, Progress], None] | None = None,
         confirm: ConfirmSetup | None = None,
         confirm_source: str = "study.confirm",
         poll: float = 1.0,
@@ -217,6 +187,8 @@ class _Worker:
         tune_source: str = "study.tune",
     ) -> None:
         from optuna.artifacts import FileSystemArtifactStore
+
+        from loran_search.search.objective import get_train_fn
 
         self.tune_setup = tune  # study.tune (issue 21; loran_search.search.tune)
         self.tune_source = tune_source
@@ -231,8 +203,8 @@ class _Worker:
         self.study = handle.study
         self.storage = handle.storage
         self.cfg = handle.cfg
-        self.target = target
-        self.train_fn = train_fn
+        self.target = handle.cfg.study.n_trials if target is None else target
+        self.train_fn = train_fn or get_train_fn()
         self.progress = progress
         self.log = log
         self.on_trial = on_trial
@@ -319,21 +291,13 @@ class _Worker:
 
         setup = self.confirm_setup
         assert setup is not None
-        said = False
-        while wait:
-            p = self.survey()
-            if self.done(p) is None:  # a search trial was queued again (a dead worker's)
-                self.result.reason = self.search_loop()
-                continue
-            if p.running_search == 0:
-                break
-            if not said:
-                self.log(
-                    f"Search done here; waiting for {p.running_search} search trial(s) running "
-                    "on other workers before choosing what to confirm."
+        if wait:
+            self.wait_for_search(
+                lambda n: (
+                    f"Search done here; waiting for {n} search trial(s) running on other "
+                    "workers before choosing what to confirm."
                 )
-                said = True
-            time.sleep(self.poll)
+            )
         trials = self.study.get_trials(deepcopy=False)
         if not wait:
             live = [
@@ -354,95 +318,70 @@ class _Worker:
             role_of(t) in R.CONFIRM_ROLES for t in trials
         ):
             return "nothing to confirm: no candidate trial completed with a finite value"
+        running = self.run_queued(R.CONFIRM_ROLES, "confirm_ran")
+        if running:
+            return f"no confirmation trial left to take; {running} running elsewhere"
+        return "every confirmation trial is done"
+
+    def wait_for_search(self, say: Callable[[int], str] | None = None) -> None:
+        """Until no search trial runs on another worker; run any that is queued again meanwhile.
+
+        Args:
+            say: The line to log once while waiting, from the number of search trials running.
+        """
+        said = False
+        while True:
+            p = self.survey()
+            if self.done(p) is None:  # a search trial was queued again (a dead worker's)
+                self.result.reason = self.search_loop()
+                continue
+            if p.running_search == 0:
+                return
+            if say is not None and not said:
+                self.log(say(p.running_search))
+                said = True
+            time.sleep(self.poll)
+
+    def run_queued(self, roles: Collection[str], counter: str) -> int:
+        """Take the queued trials of ``roles`` one by one by id and run them, until none is queued.
+
+        Args:
+            roles: The roles of the phase (the confirmation's, or ``tune``).
+            counter: The :class:`WorkerResult` field counting the phase's trials.
+
+        Returns:
+            How many trials of ``roles`` are then running on other workers.
+        """
+        from optuna.trial import TrialState
+
         while True:
             self.taken = None
             snapshot = self.study.get_trials(deepcopy=False)
             with self.signals.held():
                 if recover_stale(self.handle, self.log, snapshot):
                     snapshot = self.study.get_trials(deepcopy=False)
-            waiting = [
-                t
-                for t in snapshot
-                if t.state == TrialState.WAITING and role_of(t) in R.CONFIRM_ROLES
-            ]
+            mine = [t for t in snapshot if role_of(t) in roles]
+            waiting = [t for t in mine if t.state == TrialState.WAITING]
             if not waiting:
-                running = sum(
-                    1
-                    for t in snapshot
-                    if t.state == TrialState.RUNNING and role_of(t) in R.CONFIRM_ROLES
-                )
-                if running:
-                    return f"no confirmation trial left to take; {running} running elsewhere"
-                return "every confirmation trial is done"
-            self.taken = self.take_confirmation(waiting)
-            if self.taken is None:
-                continue
-            reason = self.check_surplus(self.taken)
-            if reason == _SKIP:
+                return sum(1 for t in mine if t.state == TrialState.RUNNING)
+            self.taken = self.take_queued(waiting)
+            if self.taken is None or self.check_surplus(self.taken) == _SKIP:
                 continue
             self.result.ran += 1
-            self.result.confirm_ran += 1
-            outcome = self.execute_with_heartbeat(self.taken, None)
-            self.record(self.taken, outcome)
+            setattr(self.result, counter, getattr(self.result, counter) + 1)
+            self.record(self.taken, self.execute_with_heartbeat(self.taken, None))
 
     def queue_confirmation(self, setup: ConfirmSetup, trials: list[FrozenTrial]) -> int:
-        """Store the setup and queue every planned confirmation trial no trial has the key of.
-
-        Raises:
-            ConfirmMismatch: Confirmation trials exist with other seeds or another split.
-        """
-        from loran_search.search.confirm import (
-            check_stored_setup,
-            existing_keys,
-            plan_confirmation,
-        )
-
-        check_stored_setup(
-            self.study.user_attrs.get(R.STUDY_CONFIRM),
-            setup,
-            trials,
-            study=self.cfg.study.name,
-            where=self.confirm_source,
-        )
-        if self.study.user_attrs.get(R.STUDY_CONFIRM) != setup.to_dict():
-            self.study.set_user_attr(R.STUDY_CONFIRM, setup.to_dict())
-        plan = plan_confirmation(trials, self.cfg, self.handle.space, setup)
-        self.result.confirm_planned = len(plan)
+        """Queue the confirmation (:func:`loran_search.search.confirm.queue_confirmation`)."""
+        from loran_search.search.confirm import queue_confirmation
         from loran_search.search.tune import confirmation_points
 
-        points = confirmation_points(self, plan, trials)
-        have = existing_keys(trials)
-        queued = 0
-        for item in plan:
-            if item.key in have:
-                continue
-            self.study.enqueue_trial(
-                item.params,
-                user_attrs={
-                    **R.to_user_attrs(
-                        role=item.role,
-                        confirm_key=item.key,
-                        confirm_of=list(item.confirm_of),
-                        eval_split=setup.split,
-                    ),
-                    R.TUNED: points.get(item.key, {}),
-                },
-            )
-            queued += 1
-        if not plan:
-            self.log("Nothing to confirm: no candidate trial completed with a finite value.")
-        elif queued:
-            n = sum(1 for i in plan if i.role == R.ROLE_CONFIRM)
-            fewer = f" (of top_k = {setup.top_k}: only {n} completed)" if n < setup.top_k else ""
-            self.log(
-                f"Confirmation: queued {queued} trial(s) — the top {n} configuration(s){fewer} "
-                f"and the baseline at their rank(s), on seeds {list(setup.seeds)}, evaluated on "
-                f"'{setup.split}' (held out; the search used '{self.cfg.task.eval_split}')."
-            )
-        return queued
+        return queue_confirmation(
+            self, setup, trials, lambda plan: confirmation_points(self, plan, trials)
+        )
 
-    def take_confirmation(self, waiting: list[FrozenTrial]) -> _Taken | None:
-        """Take the oldest queued confirmation trial another worker has not taken first."""
+    def take_queued(self, waiting: list[FrozenTrial]) -> _Taken | None:
+        """Take the oldest of these queued trials that another worker has not taken first."""
         from loran_search.search._optuna import take_waiting
 
         with self.signals.held():  # a taken trial is RUNNING: it must carry its worker
@@ -457,8 +396,6 @@ class _Worker:
 
     def stored_confirm(self) -> ConfirmSetup | None:
         """The study's confirmation setup (the stored one wins), for a confirmation trial."""
-        from loran_search.search.confirm import ConfirmSetup
-
         stored = self.study.user_attrs.get(R.STUDY_CONFIRM)
         if isinstance(stored, dict):
             try:
@@ -590,25 +527,19 @@ class _Worker:
         frozen = self.storage.get_trial(taken.trial_id)
         if frozen.state.is_finished():
             return self._finished_elsewhere(taken)
-        twin = duplicate_of(trials, frozen)
-        if twin is not None:
-            self._surplus(taken, f"a duplicate retry (trial {twin} repeats the same trial)", False)
+        repeat = duplicate_of(trials, frozen)
+        if repeat is not None:
+            why = f"a duplicate retry (trial {repeat} repeats the same trial)"
+            self._surplus(taken, why, False)
             return _SKIP
-        if taken.role in R.CONFIRM_ROLES:
-            from loran_search.search.confirm import duplicate_confirmation
-
-            twin = duplicate_confirmation(trials, frozen)
-            if twin is not None:
-                why = f"a duplicate confirmation (trial {twin} stands for the same configuration)"
-                self._surplus(taken, why, False)
-                return _SKIP
-            return None
-        if taken.role == R.ROLE_TUNE:
-            from loran_search.search.tune import duplicate_tune
-
-            twin = duplicate_tune(trials, frozen)
-            if twin is not None:
-                why = f"a duplicate tune trial (trial {twin} stands for the same arm and point)"
+        if taken.role in (*R.CONFIRM_ROLES, R.ROLE_TUNE):  # a keyed queue: one per key
+            confirming = taken.role in R.CONFIRM_ROLES
+            rule = CONFIRM if confirming else TUNE
+            found = twin(trials, frozen, rule.key_of(frozen), rule)
+            if found is not None:
+                what = "confirmation" if confirming else "tune trial"
+                same = "configuration" if confirming else "arm and point"
+                why = f"a duplicate {what} (trial {found.number} stands for the same {same})"
                 self._surplus(taken, why, False)
                 return _SKIP
             return None
@@ -864,13 +795,10 @@ get_train_fn`).
         TrainFnError: The training function cannot be loaded or returned something unusable.
         TrialErrors: :data:`MAX_CONSECUTIVE_ERRORS` trials in a row raised an error.
     """
-    from loran_search.search.objective import get_train_fn
-
-    target = handle.cfg.study.n_trials if n_trials is None else n_trials
     worker = _Worker(
         handle,
-        target=target,
-        train_fn=train_fn or get_train_fn(),
+        target=n_trials,
+        train_fn=train_fn,
         progress=progress,
         log=log,
         on_trial=on_trial,
@@ -911,12 +839,9 @@ def run_confirmation(
         ConfirmMismatch: Confirmation trials exist with other seeds or another split.
         StudyInterrupted: Ctrl-C or SIGTERM (the running trial is queued again).
     """
-    from loran_search.search.objective import get_train_fn
-
     worker = _Worker(
         handle,
-        target=handle.cfg.study.n_trials,
-        train_fn=train_fn or get_train_fn(),
+        train_fn=train_fn,
         progress=progress,
         log=log,
         on_trial=on_trial,
@@ -945,15 +870,7 @@ def run_tuning(
         TuneMismatch: The study's tune/confirmation trials ran with another grid.
         StudyInterrupted: Ctrl-C or SIGTERM (the running trial is queued again).
     """
-    from loran_search.search.objective import get_train_fn
-
     worker = _Worker(
-        handle,
-        target=handle.cfg.study.n_trials,
-        train_fn=train_fn or get_train_fn(),
-        progress=progress,
-        log=log,
-        on_trial=on_trial,
-        tune=tune,
+        handle, train_fn=train_fn, progress=progress, log=log, on_trial=on_trial, tune=tune
     )
     return worker.run(search=False)

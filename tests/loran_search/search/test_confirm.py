@@ -15,7 +15,8 @@ import pytest
 from optuna.trial import TrialState
 
 from loran_search import record as R
-from loran_search.search.confirm import ConfirmMismatch, confirm_key, confirm_setup
+from loran_search.search.confirm import ConfirmMismatch, confirm_setup
+from loran_search.search.keys import confirm_key
 from loran_search.search.objective import TrainFnError
 from loran_search.search.progress import progress_of
 from loran_search.search.study import open_study

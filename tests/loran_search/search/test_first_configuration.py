@@ -6,7 +6,8 @@ import pytest
 
 from activations import resolve_names
 from loran_search.config import SearchSection, StudyConfig, StudySection
-from loran_search.search.space import SpaceError, build_space
+from loran_search.search.space import build_space
+from loran_search.search.types import SpaceError
 
 
 def _cfg(**search: object) -> StudyConfig:

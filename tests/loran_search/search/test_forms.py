@@ -18,6 +18,9 @@ from activations.formula import parse_formula
 from loran_search import record as R
 from loran_search.config import ConfigError
 from loran_search.search import forms as F
+from loran_search.search import grammar as G
+from loran_search.search import keys as K
+from loran_search.search import screening as S
 from loran_search.search.samplers import SAMPLER_NAMES
 from loran_search.search.space import build_space, parse_dim
 from loran_search.search.study import open_study
@@ -78,7 +81,7 @@ def study_text(**kw: Any) -> str:
 def space_of(template: str, leaves: list[str], operators: list[str], depth: int, **params: Any):
     raw = {"template": template, "leaves": leaves, "operators": operators, "depth": depth}
     dims = {p: parse_dim(f"form.{p}", v, None) for p, v in params.items()}
-    assert F.check_grammar({**raw, "params": params}) == []
+    assert G.check_grammar({**raw, "params": params}) == []
     return F.FormSpace(raw, dims)
 
 
@@ -132,10 +135,10 @@ def test_enumeration_counts_match_a_hand_count(
     canonical: int,
 ) -> None:
     n = len(leaves)
-    assert len(F.trees(n, operators, depth, commutative=False)) == ordered
-    assert F.count_trees(n, operators, depth, commutative=False) == ordered
-    assert len(F.trees(n, operators, depth)) == commutative
-    assert F.count_trees(n, operators, depth) == commutative
+    assert len(G.trees(n, operators, depth, commutative=False)) == ordered
+    assert G.count_trees(n, operators, depth, commutative=False) == ordered
+    assert len(G.trees(n, operators, depth)) == commutative
+    assert G.count_trees(n, operators, depth) == commutative
     params = {p: 1.0 for p in ("w", "s") if any(re.search(rf"\b{p}\b", v) for v in leaves)}
     fs = space_of("G", leaves, operators, depth, **params)
     assert len(fs.distinct_forms()) == canonical
@@ -178,7 +181,7 @@ def test_a_form_is_registered_under_a_stable_name_with_its_canonical_formula() -
         "x + a*G", ["x", "sin(w*x)"], ["*"], 2, a={"low": 0.01, "high": 1.0, "log": True}, w=3.0
     )
     form = fs.form_of_tree(("*", 1, 0))
-    assert form.name == F.form_name(form.expr) and len(form.name) == len("form_") + 10
+    assert form.name == G.form_name(form.expr) and len(form.name) == len("form_") + 10
     assert form.name == "form_" + __import__("hashlib").sha256(form.expr.encode()).hexdigest()[:10]
     fs.register(form)
     spec = get_spec(form.name)
@@ -187,7 +190,7 @@ def test_a_form_is_registered_under_a_stable_name_with_its_canonical_formula() -
     assert spec.params["a"].low == 0.01 and spec.params["a"].high == 1.0 and spec.params["a"].log
     assert spec.params["w"].default == 3.0
     # the text is in the safe parser's language, and parsing it gives the form back
-    assert F.canonical_expr(parse_formula(spec.expr, ["a", "w"])) == F.canonical_expr(
+    assert G.canonical_expr(parse_formula(spec.expr, ["a", "w"])) == G.canonical_expr(
         fs._expr_of(("*", 1, 0))
     )
     fs.register(form)  # idempotent
@@ -255,7 +258,7 @@ def test_each_rule_refuses_with_its_value(leaf: str, require: list[Any], rule: s
     raw = {"template": "x + a*G", "leaves": [leaf], "depth": 1, "require": require}
     fs = F.FormSpace(raw, {"a": parse_dim("form.a", 0.1, None)})
     form = fs.form_of_tree(0)
-    refusal = F.screen(form, {"a": 0.1}, fs.require, (-1.0, 1.0))
+    refusal = S.screen(form, {"a": 0.1}, fs.require, (-1.0, 1.0))
     assert refusal is not None and refusal.startswith(rule), refusal
 
 
@@ -273,7 +276,7 @@ def test_each_rule_refuses_with_its_value(leaf: str, require: list[Any], rule: s
 def test_a_pole_inside_the_interval_is_screened(leaf: str, where: str) -> None:
     raw = {"template": "x + a*G", "leaves": [leaf], "depth": 1}  # default require
     fs = F.FormSpace(raw, {"a": parse_dim("form.a", 0.1, None)})
-    refusal = F.screen(fs.form_of_tree(0), {"a": 0.1}, fs.require, (-1.0, 1.0))
+    refusal = S.screen(fs.form_of_tree(0), {"a": 0.1}, fs.require, (-1.0, 1.0))
     assert refusal is not None and refusal.startswith("finite: Singular at " + where), refusal
     assert "inf or NaN" in refusal
 
@@ -293,7 +296,7 @@ def test_a_pole_inside_the_interval_is_screened(leaf: str, where: str) -> None:
 def test_benign_forms_still_pass_the_finite_screen(leaf: str) -> None:
     raw = {"template": "x + a*G", "leaves": [leaf], "depth": 1, "require": ["finite"]}
     fs = F.FormSpace(raw, {"a": parse_dim("form.a", 0.1, None)})
-    assert F.screen(fs.form_of_tree(0), {"a": 0.1}, fs.require, (-0.3, 0.3)) is None
+    assert S.screen(fs.form_of_tree(0), {"a": 0.1}, fs.require, (-0.3, 0.3)) is None
 
 
 def test_the_slope_bound_refuses_a_pole_no_search_placed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -302,27 +305,27 @@ def test_the_slope_bound_refuses_a_pole_no_search_placed(monkeypatch: pytest.Mon
     monkeypatch.setattr(audit_module, "singularities", lambda f, interval: [])
     raw = {"template": "x + a*G", "leaves": ["x/(x - 0.31234567)"], "depth": 1}
     fs = F.FormSpace(raw, {"a": parse_dim("form.a", 0.1, None)})
-    refusal = F.screen(fs.form_of_tree(0), {"a": 0.1}, fs.require, (-1.0, 1.0))
+    refusal = S.screen(fs.form_of_tree(0), {"a": 0.1}, fs.require, (-1.0, 1.0))
     assert refusal is not None and refusal.startswith("finite: |f'| reaches "), refusal
     assert "above 1e+08" in refusal
 
 
 def test_a_linear_form_is_screened_as_lora_with_a_rescaled_step() -> None:
     fs = space_of("x + a*G", ["x", "sin(x)"], ["+", "*"], 2, a=0.5)
-    refusal = F.screen(fs.form_of_tree(("+", 0, 0)), {"a": 0.5}, fs.require, (-1, 1))
+    refusal = S.screen(fs.form_of_tree(("+", 0, 0)), {"a": 0.5}, fs.require, (-1, 1))
     assert refusal is not None and refusal.startswith("linear: the form reduces to f(x) = 2.0*x")
     assert "plain LoRA with its step rescaled by f' = 2" in refusal
-    assert F.screen(fs.form_of_tree(("*", 0, 1)), {"a": 0.5}, fs.require, (-1, 1)) is None
+    assert S.screen(fs.form_of_tree(("*", 0, 1)), {"a": 0.5}, fs.require, (-1, 1)) is None
 
 
 def test_the_identity_and_undefined_forms_are_screened() -> None:
     fs = space_of("G", ["x", "sin(x)"], ["-", "/"], 2)
     fs3 = space_of("x + G", ["x", "sin(x)"], ["-", "/"], 3)
     gone = fs3.form_of_tree(("-", 1, 1))  # x + (sin − sin) = x
-    assert F.screen(gone, {}, fs3.require, (-1, 1)).startswith("identity:")
+    assert S.screen(gone, {}, fs3.require, (-1, 1)).startswith("identity:")
     undefined = fs3.form_of_tree(("/", 0, ("-", 1, 1)))  # x / 0
     assert not undefined.defined
-    assert F.screen(undefined, {}, fs3.require, (-1, 1)).startswith("finite: the form")
+    assert S.screen(undefined, {}, fs3.require, (-1, 1)).startswith("finite: the form")
     assert fs.form_of_tree(0).defined
 
 
@@ -436,15 +439,15 @@ def test_a_proposal_defers_to_a_finished_twin_or_to_one_that_started_first() -> 
     _add(study, TrialState.RUNNING, form=form)  # 0
     _add(study, TrialState.RUNNING, form=form)  # 1, started after 0
     trials = study.get_trials()
-    assert F.find_twin(trials, 1, "k").number == 0  # wait for the earlier one
-    assert F.find_twin(trials, 0, "k") is None  # the earlier one trains; 1 defers to it
-    assert F.find_twin(trials, 1, "other") is None
+    assert K.find_twin(trials, 1, "k").number == 0  # wait for the earlier one
+    assert K.find_twin(trials, 0, "k") is None  # the earlier one trains; 1 defers to it
+    assert K.find_twin(trials, 1, "other") is None
     _add(study, TrialState.FAIL, form=form, failure_kind=R.FAIL_ERROR)  # 2: retried, no answer
     _add(study, TrialState.COMPLETE, form=form, duplicate_of=7)  # 3: itself an answer
-    assert F.find_twin(study.get_trials(), 0, "k") is None
+    assert K.find_twin(study.get_trials(), 0, "k") is None
     _add(study, TrialState.COMPLETE, form=form)  # 4: a finished twin answers everyone
-    assert F.find_twin(study.get_trials(), 0, "k").number == 4
-    assert F.find_twin(study.get_trials(), 1, "k").number == 4
+    assert K.find_twin(study.get_trials(), 0, "k").number == 4
+    assert K.find_twin(study.get_trials(), 1, "k").number == 4
 
 
 def test_a_proposal_waits_for_earlier_ones_that_have_not_said_their_form() -> None:
@@ -454,8 +457,8 @@ def test_a_proposal_waits_for_earlier_ones_that_have_not_said_their_form() -> No
     _add(study, TrialState.RUNNING, form={"key": "k"})  # 2: said it
     _add(study, TrialState.RUNNING)  # 3: started after 2
     trials = study.get_trials()
-    assert [t.number for t in F.undeclared(trials, 2)] == [0]
-    assert [t.number for t in F.undeclared(trials, 0)] == []
+    assert [t.number for t in S.undeclared(trials, 2)] == [0]
+    assert [t.number for t in S.undeclared(trials, 0)] == []
 
 
 # ------------------------------------------------------------------------------ validation
@@ -543,10 +546,10 @@ def test_every_sampler_samples_forms(tmp_path: Path, sampler: str) -> None:
     ]
     assert len(cands) == n  # the grid's other points stay queued
     for t in cands:
-        assert t.params["activation"] == R.FORM_CHOICE and F.ROOT in t.params
+        assert t.params["activation"] == R.FORM_CHOICE and G.ROOT in t.params
         spec = t.user_attrs["activation_spec"]
         assert spec["family"] == R.FORM_FAMILY and spec["expr"] == t.user_attrs["form"]["expr"]
-        assert spec["name"] == F.form_name(spec["expr"])
+        assert spec["name"] == G.form_name(spec["expr"])
     assert rec.calls
 
 
@@ -625,7 +628,7 @@ def test_a_long_form_grid_enumeration_says_how_far_it_is(monkeypatch: pytest.Mon
     fs = space_of("x + a*G", ["x", "sin(x)", "tanh(x)"], ["+", "*"], 2, a=0.1)
     lines: list[str] = []
     forms = fs.distinct_forms(say=lines.append)
-    n_trees = F.count_trees(3, ["+", "*"], 2)
+    n_trees = G.count_trees(3, ["+", "*"], 2)
     assert lines and lines[0].startswith(f"Enumerating the form grid: 2 of {n_trees:,} trees")
     assert "distinct forms so far (about" in lines[0]
     assert lines[-1].startswith(f"Form grid: {len(forms):,} distinct forms from {n_trees:,} trees")

@@ -17,8 +17,9 @@ from optuna.trial import TrialState
 
 from loran_search.cli import main
 from loran_search.config import ConfigError
-from loran_search.search.space import MAX_GRID_POINTS, SpaceError, build_space
+from loran_search.search.space import build_space
 from loran_search.search.study import open_study
+from loran_search.search.types import MAX_GRID_POINTS, SpaceError
 from loran_search.search.validate import load_config
 from loran_search.search.workers import run_worker
 from tests.loran_search.search.conftest import FAKE_SPEC

@@ -13,8 +13,9 @@ import pytest
 from optuna.artifacts import get_all_artifact_meta
 from optuna.trial import TrialState
 
-from loran_search.search.study import open_study, run_worker
+from loran_search.search.study import open_study
 from loran_search.search.validate import load_config
+from loran_search.search.workers import run_worker
 
 ROOT = Path(__file__).resolve().parents[3]
 
