@@ -50,7 +50,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from loran_search import record as R
-from loran_search.search.grammar import FORM_CHOICE, Form, canonical_expr
+from loran_search.record import FORM_CHOICE
+from loran_search.search.grammar import Form, canonical_expr
 from loran_search.search.keys import find_twin, started
 from loran_search.search.recovery import worker_gone
 

@@ -20,6 +20,7 @@ from loran_search.analysis.api import visited_interval as study_interval
 from loran_search.analysis.mechanism import visited_interval as shown_interval
 from loran_search.analysis.records import load_records
 from loran_search.search import forms as F
+from loran_search.search import screening as S
 from loran_search.search.space import parse_dim
 from tests.loran_search.analysis.conftest import mechanism_figures, new_study
 
@@ -49,7 +50,7 @@ def _screened(study: optuna.Study, rank: int) -> tuple[float, float]:
     forms = F.FormSpace(raw, {"a": parse_dim("form.a", 0.1, None)})
     name, values = forms.first()
     trial = study.ask()
-    F.before_training(trial, forms, name, values, rank, {}, role=R.ROLE_CANDIDATE)
+    S.before_training(trial, forms, name, values, rank, {}, role=R.ROLE_CANDIDATE)
     interval = study.get_trials(deepcopy=False)[trial.number].user_attrs[R.FORM]["interval"]
     study.tell(trial, state=TrialState.FAIL)
     return tuple(interval)
