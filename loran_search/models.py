@@ -43,6 +43,7 @@ from typing import Any
 
 from loran_search.config import ModelSection
 from loran_search.errors import LoranSearchError
+from loran_search.words import plural
 
 QUANTIZATIONS = ("nf4", "fp4", "int8", "none")
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
@@ -99,7 +100,8 @@ def device_problem(device: str) -> str | None:
     count = torch.cuda.device_count()
     if index is not None and int(index) >= count:
         return (
-            f"model.device is {device!r} but this machine has {count} CUDA device(s) "
+            f"model.device is {device!r} but this machine has {count} "
+            f"{plural(count, 'CUDA device')} "
             f"(cuda:0 … cuda:{count - 1}); use one of them or device: auto."
         )
     return None

@@ -84,6 +84,7 @@ from typing import Any
 from loran_search.config import SEED_MAX, AdapterSection, StudyConfig, TrainingSection, dotted
 from loran_search.errors import LoranSearchError
 from loran_search.record import is_spike
+from loran_search.words import plural
 
 SCHEDULES = ("cosine", "linear", "constant")
 
@@ -195,7 +196,8 @@ def resolve_training(
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise TrainingError(
-            f"unknown training setting(s) {unknown}; valid: {', '.join(sorted(names))}."
+            f"unknown training {plural(len(unknown), 'setting')} {unknown}; "
+            f"valid: {', '.join(sorted(names))}."
         )
     t = replace(base, **overrides)
     problems = []

@@ -37,6 +37,7 @@ from peft.config import PeftConfigMixin
 from loran_search.activations import ActivationError
 from loran_search.adapters.config import LORAN_FIELDS, LoranConfig
 from loran_search.quant.guard import guard_4bit
+from loran_search.words import plural
 
 if TYPE_CHECKING:
     from torch import nn
@@ -68,7 +69,8 @@ def _loran_from_peft_type(cls: type, **kwargs: Any) -> Any:
         expr = kwargs.get("activation_expr")
         recorded = f" It recorded f(x) = {expr}." if expr else ""
         raise ActivationError(
-            f"Cannot load this LoRAN adapter: its config has the LoRAN field(s) {present} but no "
+            "Cannot load this LoRAN adapter: its config has the LoRAN "
+            f"{plural(len(present), 'field')} {present} but no "
             f"`activation`, so its f in ΔW = s·f(B·A) is unknown.{recorded} Restore `activation` "
             "(and `activation_params`) in adapter_config.json. Loading it as plain LoRA would "
             "silently change the model."

@@ -39,6 +39,7 @@ from typing import Any
 from peft import LoraModel
 
 from loran_search.adapters.config import LoranConfig
+from loran_search.words import plural
 
 
 def nonlinear_loran_adapters(peft_config: dict[str, Any], adapters: Sequence[str]) -> list[str]:
@@ -62,7 +63,8 @@ def weighted_adapter_refusal(peft_config: dict[str, Any], names: Sequence[str]) 
         for name in names
     )
     return (
-        f"add_weighted_adapter cannot combine the LoRAN adapter(s) {described}: their update is "
+        "add_weighted_adapter cannot combine the LoRAN "
+        f"{plural(len(names), 'adapter')} {described}: their update is "
         "s·f(B·A) with a non-linear f, and a weighted sum Σ wᵢ·sᵢ·f(Bᵢ·Aᵢ) of such updates is "
         "in general not f of one low-rank product; peft would build f(Σ wᵢ·sᵢ·Bᵢ·Aᵢ) (the "
         "scales folded inside f; 'cat') or apply f twice ('linear', 'svd', 'ties', …) — a "

@@ -438,8 +438,9 @@ def load_records(study: optuna.Study) -> Records:
 
     if counts["divergence_flag_disagrees"]:
         notes.append(
-            f"{counts['divergence_flag_disagrees']} failed trial(s) report divergence in their "
-            "failure while their per-seed stability flags disagree (none diverged); the last "
+            f"{count(counts['divergence_flag_disagrees'], 'failed trial')} "
+            f"{plural(counts['divergence_flag_disagrees'], 'reports', 'report')} divergence in "
+            "their failure while their per-seed stability flags disagree (none diverged); the last "
             "seed run of each is counted as the diverged run, once (runs are counted once per "
             "trial and seed)."
         )

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from loran_search.cli._args import add_command, add_format, add_import, add_set
 from loran_search.errors import UsageError
+from loran_search.words import count
 
 if TYPE_CHECKING:
     from loran_search.activations.registry import ActivationSpec
@@ -490,9 +491,9 @@ def cmd_export(args: argparse.Namespace) -> int:
                 f"Cannot write --out {args.out}: {err.strerror or err}. Choose a path in a "
                 "folder you can write (the module goes to stdout without --out)."
             ) from None
-        print(f"wrote {len(forms)} form(s) to {args.out}", file=sys.stderr)
+        print(f"wrote {count(len(forms), 'form')} to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(code)
     if len(forms) < args.top:
-        print(f"(only {len(forms)} completed form(s) in study '{name}')", file=sys.stderr)
+        print(f"(only {count(len(forms), 'completed form')} in study '{name}')", file=sys.stderr)
     return 0

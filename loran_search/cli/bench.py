@@ -9,6 +9,7 @@ from typing import Any
 
 from loran_search.cli._args import add_command, add_format
 from loran_search.errors import UsageError
+from loran_search.words import count, plural
 
 _HERE = "loran_search.cli.bench"
 
@@ -120,7 +121,8 @@ def environment_line(env: dict[str, Any] | None) -> str:
 
     return (
         f"environment: {env.get('cpu_model')}, {env.get('usable_cpus')} of {env.get('cores')} "
-        f"CPUs usable, torch {env.get('torch')} on {env.get('threads')} thread(s), "
+        f"CPUs usable, torch {env.get('torch')} on {env.get('threads')} "
+        f"{plural(env.get('threads'), 'thread')}, "
         f"Python {env.get('python')}; load average (1/5/15 min) {fmt(load.get('start'))} at the "
         f"start, {fmt(load.get('end'))} at the end"
     )
@@ -132,8 +134,8 @@ def format_table(res: dict[str, Any]) -> str:
     lines = [
         f"LLaMA-shaped model: hidden {s['hidden']}, intermediate {s['intermediate']}, "
         f"{s['layers']} layers, {s['heads']} heads, vocab {s['vocab']}, seq {s['seq']} x batch "
-        f"{s['batch']}; q_proj+v_proj r={s['rank']}; float32; {res['threads']} thread(s); "
-        f"{res['rounds']} paired rounds after {res['warmup_rounds']} warm-up round(s).",
+        f"{s['batch']}; q_proj+v_proj r={s['rank']}; float32; {count(res['threads'], 'thread')}; "
+        f"{res['rounds']} paired rounds after {count(res['warmup_rounds'], 'warm-up round')}.",
         environment_line(res.get("environment")),
         "",
         f"{'base':<5} {'variant':<16} {'step s':>8} {'step peak MB':>13} {'process peak MB':>16}",

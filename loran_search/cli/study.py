@@ -295,7 +295,7 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
     _err(
         f"Study '{cfg.study.name}' {verb} in {mask_url(cfg.study.storage)}: {p.finished}/"
         f"{cfg.study.n_trials} candidates and {p.baselines_done}/{p.baselines_total} baselines "
-        f"done; {len(cfg.study.seeds)} seed(s) per trial. Artifacts: {handle.artifact_dir}"
+        f"done; {count(len(cfg.study.seeds), 'seed')} per trial. Artifacts: {handle.artifact_dir}"
     )
     for note in handle.notes:
         _err(note)
@@ -330,11 +330,13 @@ def _run(args: argparse.Namespace, *, report: bool) -> int:
         bar.close()  # a LoranSearchError (metric missing, errors in a row): the CLI prints it
         raise
     bar.close()
-    _err(f"Worker finished: {result.ran} trial(s) run here; {result.reason}.")
+    _err(f"Worker finished: {count(result.ran, 'trial')} run here; {result.reason}.")
     if result.tune_reason:
-        _err(f"Tuning: {result.tune_ran} trial(s) run here; {result.tune_reason}.")
+        _err(f"Tuning: {count(result.tune_ran, 'trial')} run here; {result.tune_reason}.")
     if result.confirm_reason:
-        _err(f"Confirmation: {result.confirm_ran} trial(s) run here; {result.confirm_reason}.")
+        _err(
+            f"Confirmation: {count(result.confirm_ran, 'trial')} run here; {result.confirm_reason}."
+        )
     print(summarize(study, cfg))
     if report and cfg.study.report and not getattr(args, "no_report", False):
         _write_report(cfg, handle.storage, handle.artifact_dir)
@@ -383,10 +385,10 @@ def _confirmation_exit(study: Any, cfg: StudyConfig) -> int:
         return 0
     reasons = sorted({r.failure or "no reason recorded" for r in failed})
     shown = "\n".join(f"  {why}" for why in reasons[:5])
-    more = f"\n  … and {len(reasons) - 5} more reason(s)" if len(reasons) > 5 else ""
+    more = f"\n  … and {count(len(reasons) - 5, 'more reason')}" if len(reasons) > 5 else ""
     _err(
         f"loran-search: error: every confirmation trial of study '{cfg.study.name}' failed "
-        f"({len(failed)} trial(s)); nothing was confirmed. The reasons:\n{shown}{more}\n"
+        f"({count(len(failed), 'trial')}); nothing was confirmed. The reasons:\n{shown}{more}\n"
         f"The search's trials are kept in {mask_url(cfg.study.storage)}. Fix the cause (e.g. "
         f"study.confirm.split in {cfg.path or 'FILE'}), then confirm again with\n"
         f"  loran-search confirm {cfg.path or 'FILE'}"
@@ -562,7 +564,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         _err(f"\nInterrupted. {detail}Resume with:\n  {_command_line()}")
         return err.exit_code if isinstance(err, StudyInterrupted) else EXIT_INTERRUPTED
     if result.tune_reason:
-        _err(f"Tuning: {result.tune_ran} trial(s) run here; {result.tune_reason}.")
+        _err(f"Tuning: {count(result.tune_ran, 'trial')} run here; {result.tune_reason}.")
     if result.confirm_planned == 0 and result.confirm_ran == 0:
         raise RuntimeFailure(
             _nothing_to_confirm(handle.study, cfg),
@@ -570,7 +572,7 @@ def cmd_confirm(args: argparse.Namespace) -> int:
             f"user_attrs['failure'] say what; `loran-search report {cfg.path or 'FILE'}`): "
             f"loran-search run {cfg.path or 'FILE'}",
         )
-    _err(f"Confirmation: {result.confirm_ran} trial(s) run here; {result.confirm_reason}.")
+    _err(f"Confirmation: {count(result.confirm_ran, 'trial')} run here; {result.confirm_reason}.")
     print(summarize(handle.study, cfg))
     return _confirmation_exit(handle.study, cfg)
 
@@ -634,7 +636,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         detail = f"{err} " if isinstance(err, StudyInterrupted) else ""
         _err(f"\nInterrupted. {detail}Resume with:\n  {_command_line()}")
         return err.exit_code if isinstance(err, StudyInterrupted) else EXIT_INTERRUPTED
-    _err(f"Tuning: {result.tune_ran} trial(s) run here; {result.tune_reason}.")
+    _err(f"Tuning: {count(result.tune_ran, 'trial')} run here; {result.tune_reason}.")
     return 0
 
 

@@ -46,6 +46,7 @@ from loran_search.search.keys import (
 )
 from loran_search.search.progress import role_of, study_directions
 from loran_search.search.types import ConfirmSetup
+from loran_search.words import count, plural
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -160,7 +161,8 @@ def confirm_problems(
             out.append(
                 (
                     ("seeds",),
-                    f"`study.confirm.seeds` shares seed(s) {shared} with `study.seeds`; the "
+                    f"`study.confirm.seeds` shares {plural(len(shared), 'seed')} {shared} with "
+                    "`study.seeds`; the "
                     "confirmation must retrain on seeds the search never saw. Choose disjoint "
                     "seeds, e.g. [100, 101, 102].",
                 )
@@ -318,7 +320,7 @@ def check_stored_setup(
     if old.split != setup.split:
         changes.append(f"split: {old.split!r} → {setup.split!r}")
     raise ConfirmMismatch(
-        f"Study '{study}' already has {n} confirmation trial(s) run with seeds "
+        f"Study '{study}' already has {count(n, 'confirmation trial')} run with seeds "
         f"{list(old.seeds)} on split {old.split!r}; {where} asks for {'; '.join(changes)}. "
         "New confirmation trials would not be comparable with those.",
         fix=f"Restore study.confirm to {old.to_dict()} (or drop --seeds), or confirm in a new "
@@ -381,10 +383,12 @@ def queue_confirmation(
         worker.log("Nothing to confirm: no candidate trial completed with a finite value.")
     elif queued:
         n = sum(1 for i in plan if i.role == R.ROLE_CONFIRM)
+        ranks = len({i.params.get(R.PARAM_RANK) for i in plan if i.role == R.ROLE_CONFIRM})
         fewer = f" (of top_k = {setup.top_k}: only {n} completed)" if n < setup.top_k else ""
         worker.log(
-            f"Confirmation: queued {queued} trial(s) — the top {n} configuration(s){fewer} "
-            f"and the baseline at their rank(s), on seeds {list(setup.seeds)}, evaluated on "
+            f"Confirmation: queued {count(queued, 'trial')} — the top {n} "
+            f"{plural(n, 'configuration')}{fewer} and the baseline at their "
+            f"{plural(ranks, 'rank')}, on seeds {list(setup.seeds)}, evaluated on "
             f"'{setup.split}' (held out; the search used '{worker.cfg.task.eval_split}')."
         )
     return queued

@@ -75,6 +75,7 @@ from typing import TYPE_CHECKING, Any
 from loran_search import record as R
 from loran_search.errors import LoranSearchError
 from loran_search.search.progress import phase_of
+from loran_search.words import plural
 
 if TYPE_CHECKING:
     import optuna
@@ -787,7 +788,11 @@ def _train_seeds(
         costs_out = {o: float(cost.get(o) or 0.0) for o in cfg.study.objectives}
         bad = {o: v for o, v in costs_out.items() if not math.isfinite(v)}
         if bad:
-            raise TrialFailed(R.FAIL_NONFINITE, f"cost objective(s) {bad} are not finite; {what}")
+            raise TrialFailed(
+                R.FAIL_NONFINITE,
+                f"cost {plural(len(bad), 'objective')} {bad} {plural(len(bad), 'is')} not "
+                f"finite; {what}",
+            )
         out = [value, *costs_out.values()]
 
     if artifact_store is not None:

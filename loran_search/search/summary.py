@@ -20,6 +20,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from loran_search import record as R
+from loran_search.words import count, plural
 
 if TYPE_CHECKING:
     import optuna
@@ -104,8 +105,9 @@ def summarize(study: optuna.Study, cfg: StudyConfig) -> str:
     odd = [t for t in done if not math.isfinite(t.values[0]) and role_of(t) == R.ROLE_CANDIDATE]
     if odd:
         lines.append(
-            f"{len(odd)} completed candidate trial(s) have a non-finite value (trials "
-            f"{', '.join(str(t.number) for t in odd[:10])}); they are not ranked."
+            f"{count(len(odd), 'completed candidate trial')} {plural(len(odd), 'has')} a "
+            f"non-finite value (trials {', '.join(str(t.number) for t in odd[:10])}); "
+            f"{plural(len(odd), 'it')} {plural(len(odd), 'is')} not ranked."
         )
     if not cands:
         lines.append("no completed candidate trial yet.")

@@ -94,6 +94,7 @@ from loran_search.search.recovery import (
     worker_identity,
 )
 from loran_search.search.types import ConfirmSetup, WorkerResult
+from loran_search.words import count, plural
 
 if TYPE_CHECKING:
     import optuna
@@ -294,7 +295,7 @@ class _Worker:
         if wait:
             self.wait_for_search(
                 lambda n: (
-                    f"Search done here; waiting for {n} search trial(s) running on other "
+                    f"Search done here; waiting for {count(n, 'search trial')} running on other "
                     "workers before choosing what to confirm."
                 )
             )
@@ -309,7 +310,8 @@ class _Worker:
             if live:
                 shown = ", ".join(str(n) for n in live[:10]) + (" …" if len(live) > 10 else "")
                 self.log(
-                    f"{len(live)} search trial(s) are queued or running (trials {shown}); the "
+                    f"{count(len(live), 'search trial')} {plural(len(live), 'is')} queued or "
+                    f"running (trials {shown}); the "
                     "configurations to confirm are chosen from the completed ones."
                 )
         with self.signals.held():
@@ -444,7 +446,8 @@ class _Worker:
         )
         self.log(
             f"Predicted non-linearity ν̂ at the trained baseline's P, before training: "
-            f"{len(inert)} of {len(rows)} queued candidate configuration(s) are inert "
+            f"{len(inert)} of {count(len(rows), 'queued candidate configuration')} "
+            f"{plural(len(inert), 'is')} inert "
             f"(ν̂ < {check.threshold:g}, LoRA in all but name) and will be {what}."
         )
         for number, act, own, rank, nu in rows:
@@ -737,7 +740,8 @@ class _Worker:
         if waiting:
             shown = ", ".join(str(n) for n in waiting[:10]) + (" …" if len(waiting) > 10 else "")
             out.append(
-                f"{len(waiting)} candidate trial(s) failed with an error and are not counted "
+                f"{count(len(waiting), 'candidate trial')} failed with an error and "
+                f"{plural(len(waiting), 'is')} not counted "
                 f"(trials {shown}); run the same command again (with a larger --n-trials if the "
                 "budget is full) to retry them."
             )
@@ -749,8 +753,8 @@ class _Worker:
         if confirm:
             shown = ", ".join(str(n) for n in confirm[:10]) + (" …" if len(confirm) > 10 else "")
             out.append(
-                f"{len(confirm)} confirmation trial(s) failed with an error (trials {shown}); "
-                "run the same command again to retry them."
+                f"{count(len(confirm), 'confirmation trial')} failed with an error "
+                f"(trials {shown}); run the same command again to retry them."
             )
         return out
 

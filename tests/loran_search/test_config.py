@@ -421,7 +421,7 @@ def test_confirm_errors_name_the_line_the_key_and_the_fix(write) -> None:
         in errs[f"{write.db.parent.parent / 's.yaml'}:{line} study.confirm.top_k"]
     )
     seeds = errs[f"{write.db.parent.parent / 's.yaml'}:{line} study.confirm.seeds"]
-    assert "shares seed(s) [1] with `study.seeds`" in seeds and "disjoint" in seeds
+    assert "shares seed [1] with `study.seeds`" in seeds and "disjoint" in seeds
     unknown = errs[f"{write.db.parent.parent / 's.yaml'}:{line} study.confirm.spilt"]
     assert "Did you mean 'split'?" in unknown
 

@@ -189,4 +189,4 @@ def test_device_problems(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert device_problem("cuda:1") is None
-    assert "has 2 CUDA device(s) (cuda:0 … cuda:1)" in (device_problem("cuda:2") or "")
+    assert "has 2 CUDA devices (cuda:0 … cuda:1)" in (device_problem("cuda:2") or "")

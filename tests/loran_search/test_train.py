@@ -300,7 +300,7 @@ def test_schedule_and_spike_definitions() -> None:
 
 def test_bad_training_settings() -> None:
     base = TrainingSection()
-    with pytest.raises(TrainingError, match=r"unknown training setting\(s\) \['lr'\]"):
+    with pytest.raises(TrainingError, match=r"unknown training setting \['lr'\]"):
         resolve_training(base, {"lr": 1e-3})
     with pytest.raises(TrainingError, match="schedule 'cosin' is not one of cosine"):
         resolve_training(base, {"schedule": "cosin"})

@@ -99,7 +99,7 @@ def test_the_top_k_and_their_baseline_are_confirmed_on_held_out_seeds_and_split(
     study = handle.study
     assert result.confirm_queued == 3 and result.confirm_ran == 3
     assert "every confirmation trial is done" in result.confirm_reason
-    assert any("Confirmation: queued 3 trial(s)" in m for m in logs)
+    assert any("Confirmation: queued 3 trials" in m for m in logs)
     search = {t.number: t for t in study.get_trials() if t.user_attrs["role"] in R.SEARCH_ROLES}
     conf = confirmations(study)
     roles = Counter(t.user_attrs["role"] for t in conf)
@@ -171,7 +171,7 @@ def test_other_seeds_or_split_for_a_confirmed_study_are_refused(study_file, monk
     with pytest.raises(ConfirmMismatch) as info:
         run(path, overrides=["study.confirm.seeds=[200, 201]"])
     msg = str(info.value)
-    assert "seeds: [100, 101] → [200, 201]" in msg and "3 confirmation trial(s)" in msg
+    assert "seeds: [100, 101] → [200, 201]" in msg and "3 confirmation trials" in msg
     assert "Restore study.confirm" in msg and "study.name" in msg
     with pytest.raises(ConfirmMismatch, match="split: 'test' → 'val2'"):
         run(path, overrides=["study.confirm.split=val2"])
@@ -206,7 +206,7 @@ def test_a_failed_confirmation_is_retried_by_the_same_command(study_file) -> Non
     handle, result = run(path, flaky, logs)
     failed = [t for t in confirmations(handle.study) if t.state == TrialState.FAIL]
     assert len(failed) == 2 and all(t.user_attrs["failure_kind"] == "error" for t in failed)
-    assert any("2 confirmation trial(s) failed with an error" in n for n in result.notes)
+    assert any("2 confirmation trials failed with an error" in n for n in result.notes)
     handle, result = run(path, Calls())  # the cause is fixed: the same command again
     assert sorted(result.requeued) == sorted(t.number for t in failed)
     assert result.confirm_ran == 2
@@ -357,7 +357,7 @@ def test_inert_candidates_are_predicted_and_said_before_training(study_file) -> 
     logs: list[str] = []
     handle, _ = run(study_file(params=GRID3), logs=logs, confirm=False)
     head = next(m for m in logs if m.startswith("Predicted non-linearity"))
-    assert "2 of 3 queued candidate configuration(s) are inert" in head
+    assert "2 of 3 queued candidate configurations are inert" in head
     assert "trained anyway (search.skip_inert: false)" in head
     lines = [m for m in logs if m.startswith("  trial ")]
     assert len(lines) == 3 and sum(m.endswith("inert") for m in lines) == 2

@@ -52,7 +52,7 @@ def test_run_confirms_after_the_search_and_the_summary_says_which_numbers_are_wh
     path = study_file(params=GRID3, confirm=CONFIRM)
     res = run_cli(["run", str(path)], fake_env, tmp_path)
     assert res.returncode == 0, res.stderr
-    assert "Confirmation: queued 3 trial(s)" in res.stderr
+    assert "Confirmation: queued 3 trials" in res.stderr
     assert "search (on 'val', seeds [0, 1]; optimistic" in res.stdout
     assert "confirmation (held out: on 'test', seeds [100, 101]" in res.stdout
     url = f"sqlite:///{tmp_path / 'study.db'}"
@@ -67,9 +67,7 @@ def test_run_confirms_after_the_search_and_the_summary_says_which_numbers_are_wh
     # another confirmation setup for the confirmed study: refused, exit 2, a clear message
     res = run_cli(["run", str(path), "--set", "study.confirm.seeds=[300]"], fake_env, tmp_path)
     assert res.returncode == 2
-    assert (
-        "already has 3 confirmation trial(s)" in res.stderr and "[100, 101] → [300]" in res.stderr
-    )
+    assert "already has 3 confirmation trials" in res.stderr and "[100, 101] → [300]" in res.stderr
 
 
 def test_no_confirm_then_confirm_on_the_existing_study(

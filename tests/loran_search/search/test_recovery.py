@@ -438,7 +438,7 @@ def test_an_infinite_value_is_never_the_best_in_the_summary(study_file, monkeypa
     text = summarize(handle.study, handle.cfg)
     best = next(line for line in text.splitlines() if line.startswith("best:"))
     assert "inf" not in best
-    assert "1 completed candidate trial(s) have a non-finite value" in text
+    assert "1 completed candidate trial has a non-finite value" in text
 
 
 # ------------------------------------------------------------------------------ 3. signals

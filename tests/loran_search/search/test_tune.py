@@ -438,7 +438,7 @@ def test_the_command_line_tunes_and_refuses_no_tune_on_a_tuned_study(
     res = run_cli(["run", str(path), "--no-report"], fake_env, tmp_path)
     assert res.returncode == 0, res.stderr
     assert "each of 2 arms tuned over 2 learning rates: 4 runs" in res.stderr, res.stderr
-    assert "Tuning: 4 trial(s) run here; every tune trial is done (4)." in res.stderr
+    assert "Tuning: 4 trials run here; every tune trial is done (4)." in res.stderr
     # the fake ignores the learning rate: a tie goes to the earlier grid point
     assert "tuned (each arm at its own best point" in res.stdout, res.stdout
     assert 'at {"training.learning_rate": 0.001}, its baseline at {"training.learning_rate": ' in (

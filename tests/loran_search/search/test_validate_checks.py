@@ -284,7 +284,7 @@ def test_cuda_without_cuda(capsys, study, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     path = study(("quantization: none}", "quantization: none, device: 'cuda:3'}"))
-    assert_error(capsys, path, "model.device", "this machine has 1 CUDA device(s)")
+    assert_error(capsys, path, "model.device", "this machine has 1 CUDA device (cuda:0")
     path = study(("quantization: none}", "quantization: none, device: gpu}"))
     assert_error(capsys, path, "model.device", "must be auto, cpu, cuda or cuda:N")
 
