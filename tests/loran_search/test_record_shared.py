@@ -1,4 +1,4 @@
-"""The meanings record.py owns for both sides: the visited range of P and the stored form layout.
+"""The meanings the record package owns for both sides: the visited range of P, the form layout.
 
 The search screens a form on the visited range of ``P = B·A`` and the report shows it there;
 both read it with :func:`loran_search.record.visited_range`, so the two intervals are the same
