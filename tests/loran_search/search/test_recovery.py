@@ -564,6 +564,24 @@ def test_sigterm_through_the_command_line(study_file, fake_env, tmp_path: Path) 
     assert proc.returncode == EXIT_TERMINATED
 
 
+@pytest.fixture
+def python_sigint():
+    """SIGINT with Python's default handler, as in a terminal, for the duration of a test.
+
+    A runner started in the background (``cmd &``, CI under nohup or setsid) inherits SIGINT
+    *ignored*, and :class:`Signals` rightly leaves an ignored SIGINT alone; these tests are
+    about the handler, so they give the process the disposition a terminal has.
+    """
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("python_sigint")
 def test_a_ctrl_c_swallowed_by_a_gc_callback_is_raised_again() -> None:
     """SIGINT delivered inside a weakref callback (as SQLAlchemy closes connections) is lost.
 
@@ -593,6 +611,7 @@ def test_a_ctrl_c_swallowed_by_a_gc_callback_is_raised_again() -> None:
         sig.reraise_swallowed()  # once only
 
 
+@pytest.mark.usefixtures("python_sigint")
 def test_an_acknowledged_ctrl_c_is_not_raised_twice() -> None:
     import signal
 
