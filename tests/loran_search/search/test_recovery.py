@@ -465,10 +465,20 @@ def _default_signals() -> None:
 
 
 def _wait_running(url: str, timeout: float = 60) -> optuna.trial.FrozenTrial:
+    """The first RUNNING trial with its params, polled while the child creates the study.
+
+    Opened through :func:`open_storage`: a plain ``load_study(storage=url)`` may race the child
+    creating Optuna's schema in the same SQLite file ("UNIQUE constraint failed:
+    alembic_version"), which ``open_storage`` waits out as the workers do.
+    """
+    from loran_search.storage import open_storage
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            study = optuna.load_study(study_name="t", storage=url)
+            study = optuna.load_study(
+                study_name="t", storage=open_storage(url, heartbeat_interval=None)
+            )
             running = [t for t in study.get_trials() if t.state == TrialState.RUNNING]
             if running and running[0].params:
                 return running[0]
