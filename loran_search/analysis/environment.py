@@ -35,8 +35,11 @@ def environments(trials: Iterable[Any]) -> list[dict[str, Any]]:
 
     Returns:
         ``[{"fingerprint": {...} | None, "trials": [numbers], "roles": [roles]}, …]``; the
-        fingerprint ``None`` gathers the trials that recorded none (queued trials are left
-        out: they have not run).
+        fingerprint ``None`` gathers the trials that trained but recorded none (records
+        written before the fingerprint existed). Trials that never trained are left out: the
+        queued ones, and those stopped before any training (an inert configuration skipped,
+        a surplus or duplicate trial) — they produced no number, so no machine stands behind
+        one.
     """
     groups: dict[tuple[Any, ...] | None, dict[str, Any]] = {}
     for t in trials:
@@ -45,6 +48,8 @@ def environments(trials: Iterable[Any]) -> list[dict[str, Any]]:
             continue
         record = R.TrialRecord.from_frozen(t)
         fp = record.environment
+        if fp is None and not _trained(record):
+            continue
         key = tuple(_hashable(fp.get(k)) for k in GROUP_KEYS) if fp is not None else None
         group = groups.setdefault(
             key,
@@ -58,6 +63,11 @@ def environments(trials: Iterable[Any]) -> list[dict[str, Any]]:
     for g in out:
         g["trials"].sort()
     return out
+
+
+def _trained(record: R.TrialRecord) -> bool:
+    """Whether the trial left any trace of training: a seed's metrics, stability or history."""
+    return bool(record.seed_metrics) or bool(record.stability) or bool(record.history)
 
 
 def _hashable(value: Any) -> Any:

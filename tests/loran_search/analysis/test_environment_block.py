@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from optuna.trial import TrialState
 
 from loran_search.analysis import write_report
 from loran_search.analysis.environment import trial_ranges
@@ -66,6 +67,24 @@ def test_two_machines_and_an_old_record_are_named(tmp_path: Path) -> None:
     assert "- Trials 2 (candidate): CPU Intel Xeon Platinum 8488C (avx2 avx512_bf16" in block
     assert "- Trials 3 (candidate): not recorded" in block
     assert "**The study ran in 2 environments.**" in block
+
+
+def test_a_trial_that_never_trained_is_not_called_an_old_record(tmp_path: Path) -> None:
+    """An inert configuration skipped before training has no environment because it never
+    ran, not because it was written before the fingerprint existed (the default study's
+    trials 1-3 were reported so)."""
+    study, b = new_study()
+    b.add("identity", 8, {0: 0.80, 1: 0.82}, attrs={"environment": FP})
+    b.add("sinter", 8, None, amplitude=1e-5, state=TrialState.FAIL, history=False,
+          failure="inert: predicted nu = 7e-06 < threshold 0.001")  # fmt: skip
+    b.add("sinter", 8, {0: 0.81, 1: 0.83}, amplitude=1e-2, attrs={"environment": FP})
+    md, _, report = _write(study, tmp_path / "r")
+    block = md.split("## Environment")[1].split("\n## ")[0]
+    assert "- Trials 0, 2 (baseline, candidate): CPU AMD EPYC" in block
+    assert "not recorded" not in block and "Trials 1 " not in block
+    assert report["environments"] == [
+        {"fingerprint": FP, "trials": [0, 2], "roles": ["baseline", "candidate"]}
+    ]
 
 
 def test_trial_ranges() -> None:
