@@ -66,8 +66,17 @@ def environments(trials: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def _trained(record: R.TrialRecord) -> bool:
-    """Whether the trial left any trace of training: a seed's metrics, stability or history."""
-    return bool(record.seed_metrics) or bool(record.stability) or bool(record.history)
+    """Whether the trial produced a number.
+
+    A value (COMPLETE; older records too) or a trace of training (a seed's metrics, stability
+    or history).
+    """
+    return (
+        record.values is not None
+        or bool(record.seed_metrics)
+        or bool(record.stability)
+        or bool(record.history)
+    )
 
 
 def _hashable(value: Any) -> Any:
