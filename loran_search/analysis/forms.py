@@ -49,7 +49,7 @@ from loran_search.analysis.fmt import (
     signed_fixed,
 )
 from loran_search.analysis.model import FormsAnalysis, Records
-from loran_search.analysis.plots import DPI, pyplot, save_figure
+from loran_search.analysis.plots import DPI, pyplot
 from loran_search.analysis.records import load_records
 from loran_search.record import FORM_FAMILY
 
@@ -310,7 +310,11 @@ def draw(forms: FormsAnalysis, plot_dir: Path, notes: list[str]) -> Path | None:
     for ax in axes:
         ax.set_xlabel("x (an entry of P = B·A)")
     axes[1].legend(fontsize=7, loc="best")
-    forms.figure = save_figure(fig, plot_dir, FIGURE)
+    fig.tight_layout()
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    forms.figure = plot_dir / FIGURE
+    fig.savefig(forms.figure, dpi=DPI)
+    plt.close(fig)
     return forms.figure
 
 

@@ -70,7 +70,7 @@ from loran_search.analysis.model import (
     RidgeReading,
     has_map,
 )
-from loran_search.analysis.plots import pyplot, save_figure
+from loran_search.analysis.plots import DPI, pyplot
 from loran_search.record import INERT_THRESHOLD
 
 if TYPE_CHECKING:
@@ -624,7 +624,11 @@ def draw(land: Landscape | None, plot_dir: Path, notes: list[str]) -> Path | Non
         ax.set_xlabel("amplitude A")
         ax.set_ylabel("frequency ω")
         ax.set_title(f"{land.activation} r={land.rank}: {label}")
-    land.figure = save_figure(fig, plot_dir, FIGURE)
+    fig.tight_layout()
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    land.figure = plot_dir / FIGURE
+    fig.savefig(land.figure, dpi=DPI)
+    plt.close(fig)
     return land.figure
 
 

@@ -67,9 +67,7 @@ def _plt() -> Any:
     return plt
 
 
-def save_figure(fig: Figure, out_dir: Path, name: str) -> Path:
-    """Lay out ``fig``, write it to ``out_dir/name`` at :data:`DPI` (folder made), close it."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _save(fig: Figure, out_dir: Path, name: str) -> Path:
     path = out_dir / name
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
@@ -148,7 +146,7 @@ def gain_vs_amplitude(configs: pd.DataFrame, out_dir: Path, notes: list[str]) ->
         fontsize="medium",
     )
     ax.legend(fontsize="small")
-    return save_figure(fig, out_dir, "gain_vs_amplitude.png")
+    return _save(fig, out_dir, "gain_vs_amplitude.png")
 
 
 def _axis_labels(values: np.ndarray, max_levels: int = 8) -> np.ndarray:
@@ -250,7 +248,7 @@ def amp_freq_heatmap(
         handles.append(Patch(facecolor="white", edgecolor="black", linewidth=2.5, label=label))
     ax.legend(handles=handles, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.18),
               ncol=1, frameon=False)  # fmt: skip
-    return save_figure(fig, out_dir, "amp_freq_heatmap.png")
+    return _save(fig, out_dir, "amp_freq_heatmap.png")
 
 
 def stability_by_family(
@@ -305,7 +303,7 @@ def stability_by_family(
         ax.tick_params(axis="x", rotation=30)
     if empty:
         fig.suptitle(f"No run had {' or '.join(empty)} (panel left out)", fontsize="medium")
-    return save_figure(fig, out_dir, "stability_by_family.png")
+    return _save(fig, out_dir, "stability_by_family.png")
 
 
 def calibration(configs: pd.DataFrame, out_dir: Path, notes: list[str]) -> Path | None:
@@ -364,7 +362,7 @@ def calibration(configs: pd.DataFrame, out_dir: Path, notes: list[str]) -> Path 
             handles, labels = handles + h2, labels + l2
         ax.legend(handles, labels, fontsize="small", loc="upper left")
     fig.suptitle("Calibration: where training becomes unstable")
-    return save_figure(fig, out_dir, "calibration.png")
+    return _save(fig, out_dir, "calibration.png")
 
 
 def _same_order(configs: pd.DataFrame, a: str, b: str) -> bool:
@@ -431,7 +429,7 @@ def pareto(pareto_all: pd.DataFrame, out_dir: Path, notes: list[str]) -> Path | 
         ax.set_ylabel("gain over QLoRA")
         ax.legend(fontsize="small")
     fig.suptitle("Pareto fronts (gain is direction-aware: up is better)")
-    return save_figure(fig, out_dir, "pareto.png")
+    return _save(fig, out_dir, "pareto.png")
 
 
 def importance(table: pd.DataFrame, out_dir: Path, notes: list[str]) -> Path | None:
@@ -444,7 +442,7 @@ def importance(table: pd.DataFrame, out_dir: Path, notes: list[str]) -> Path | N
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(table) + 1.8))
     sns.barplot(data=table, y="param", x="importance", hue="scope", ax=ax, orient="h")
     ax.set_title("Parameter importance (PED-ANOVA)")
-    return save_figure(fig, out_dir, "importance.png")
+    return _save(fig, out_dir, "importance.png")
 
 
 def loss_curves(
@@ -509,7 +507,7 @@ def loss_curves(
         fontsize="medium",
     )
     ax.legend(fontsize="small")
-    return save_figure(fig, out_dir, "loss_curves.png")
+    return _save(fig, out_dir, "loss_curves.png")
 
 
 def _spikes(df: pd.DataFrame, factor: float) -> pd.DataFrame:
@@ -592,7 +590,7 @@ def shapes(
         ax.legend(fontsize="x-small")
     title = f"Shapes of the top configurations on [{interval[0]:.3g}, {interval[1]:.3g}]"
     fig.suptitle(title + (f" — {interval_note}" if interval_note else ""))
-    return save_figure(fig, out_dir, "shapes.png")
+    return _save(fig, out_dir, "shapes.png")
 
 
 def _interval_bars(d: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -663,7 +661,7 @@ def gain_intervals(
         fig.savefig(path, dpi=DPI, bbox_inches="tight")
         plt.close(fig)
     else:
-        path = save_figure(fig, out_dir, "gain_intervals.png")
+        path = _save(fig, out_dir, "gain_intervals.png")
     if narrow:
         plt.rcParams.update({"font.size": plt.rcParamsDefault["font.size"]})
         _plt()  # back to the report's theme
@@ -744,7 +742,7 @@ def gain_vs_nonlinearity(
         fontsize="medium",
     )
     ax.legend(fontsize="small")
-    return save_figure(fig, out_dir, "gain_vs_nonlinearity.png")
+    return _save(fig, out_dir, "gain_vs_nonlinearity.png")
 
 
 def tune_response(
@@ -781,4 +779,4 @@ def tune_response(
         ax.set_ylabel(f"{metric} (search split)")
         ax.set_title(f"Tuning response: {key} (★ = confirmed at)")
         ax.legend(fontsize=8)
-    return save_figure(fig, out_dir, "tune_response.png")
+    return _save(fig, out_dir, "tune_response.png")
